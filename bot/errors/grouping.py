@@ -1,0 +1,205 @@
+"""Fingerprinting and grouping: one bug is one group.
+
+With a stack trace the exception types of the whole chain and the algorithm's own code locations
+(file and function, not line) decide; when no frame is the algorithm's own, the innermost library
+frames do. Without a trace the message decides after numbers, hex ids and UUIDs are masked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from bot.errors.records import ErrorRecord
+from bot.errors.traces import Frame, Origin, ParsedError, Runtime, parse_error
+
+_LIBRARY_FRAMES_DECIDING = 5
+_MAX_CYCLE = 4
+_COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"})
+"""Python 3.12 inlines comprehensions, so their frames come and go between versions."""
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_HEX = re.compile(r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_DIGITS = re.compile(r"\d+")
+
+
+def mask_variable_parts(message: str) -> str:
+    """Replace UUIDs, hex ids and numbers so that one message shape is one key."""
+    masked = _UUID.sub("<uuid>", message)
+    masked = _HEX.sub("<hex>", masked)
+    return _NUMBER.sub("<n>", masked).strip()
+
+
+def fingerprint(parsed: ParsedError, error_type: str) -> str:
+    """A short stable id of the bug behind one error (12 hex digits)."""
+    frames = parsed.frames
+    if frames:
+        types = [t for t in parsed.exception_types if not t.startswith("com.algorithmia.")]
+        own = _code_locations(f for f in frames if f.origin is Origin.OWN)
+        if own:
+            key = ["own", *types, "|", *own]
+        else:
+            key = ["lib", *types, "|", *_library_locations(parsed)]
+    else:
+        stage = parsed.stage or ""
+        key = ["msg", error_type, stage, mask_variable_parts(parsed.message)]
+    return hashlib.sha1("\x1f".join(key).encode()).hexdigest()[:12]
+
+
+def _code_locations(frames: Iterable[Frame]) -> list[str]:
+    locations = []
+    for frame in frames:
+        if frame.function in _COMPREHENSIONS:
+            continue
+        function = frame.function
+        if "." in function and not function.startswith("<"):
+            # Python and Node print `Class.method` or `Object.method` depending on the version
+            # and the receiver; Java keeps the class in the function name, which is the point.
+            function = function if frame.file.endswith(".java") else function.rsplit(".", 1)[-1]
+        file = frame.file.rsplit("/", 1)[-1]
+        locations.append(f"{file}:{_DIGITS.sub('#', function)}")
+    return _collapse_recursion(locations)
+
+
+def _library_locations(parsed: ParsedError) -> list[str]:
+    """The innermost library frames of each exception, outside the language's own internals."""
+    locations: list[str] = []
+    for exc in parsed.chain:
+        library = [f for f in exc.frames if f.origin is Origin.LIBRARY]
+        outside_core = [f for f in library if not f.file.startswith(("node:", "internal/"))]
+        locations.extend(_code_locations((outside_core or library)[:_LIBRARY_FRAMES_DECIDING]))
+    return locations
+
+
+def _collapse_recursion(locations: list[str]) -> list[str]:
+    """Fold a repeated run of one to four locations into one copy: depth is not a new bug."""
+    collapsed: list[str] = []
+    for location in locations:
+        collapsed.append(location)
+        for size in range(1, _MAX_CYCLE + 1):
+            if len(collapsed) >= 2 * size and collapsed[-size:] == collapsed[-2 * size : -size]:
+                del collapsed[-size:]
+                break
+    return collapsed
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One record with its parsed error string."""
+
+    record: ErrorRecord
+    parsed: ParsedError
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorGroup:
+    """All occurrences of one bug in a response, newest first."""
+
+    fingerprint: str
+    occurrences: tuple[Occurrence, ...]
+
+    @property
+    def latest(self) -> Occurrence:
+        return self.occurrences[0]
+
+    @property
+    def count(self) -> int:
+        return len(self.occurrences)
+
+    @property
+    def error_type(self) -> str:
+        return self.latest.record.error_type
+
+    @property
+    def headline(self) -> str:
+        return self.latest.parsed.headline
+
+    @property
+    def first_seen(self) -> int:
+        return self.occurrences[-1].record.created_at
+
+    @property
+    def last_seen(self) -> int:
+        return self.latest.record.created_at
+
+    @property
+    def request_ids(self) -> tuple[str, ...]:
+        return tuple(o.record.request_id for o in self.occurrences)
+
+    @property
+    def versions(self) -> tuple[str, ...]:
+        found = {o.record.algoversion for o in self.occurrences if o.record.algoversion}
+        return tuple(sorted(found, key=_version_key))
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.latest.parsed.runtime
+
+
+def _version_key(version: str) -> tuple[tuple[int, str], ...]:
+    return tuple((int(p), "") if p.isdigit() else (-1, p) for p in re.split(r"[.\-+]", version))
+
+
+def read_occurrences(records: Iterable[ErrorRecord]) -> list[Occurrence]:
+    """Parse and fingerprint records, once per distinct (error, type), dropping repeated ids."""
+    seen_ids: set[str] = set()
+    cache: dict[tuple[str, str], tuple[ParsedError, str]] = {}
+    occurrences = []
+    for record in records:
+        if record.request_id in seen_ids:
+            continue
+        seen_ids.add(record.request_id)
+        key = (record.error, record.error_type)
+        known = cache.get(key)
+        if known is None:
+            parsed = parse_error(record.error, record.error_type)
+            known = cache[key] = (parsed, fingerprint(parsed, record.error_type))
+        occurrences.append(Occurrence(record, known[0], known[1]))
+    return occurrences
+
+
+def group_occurrences(occurrences: Sequence[Occurrence]) -> list[ErrorGroup]:
+    """Group by fingerprint; groups ordered by last seen, newest first (ties: bigger first)."""
+    by_fingerprint: dict[str, list[Occurrence]] = {}
+    for occurrence in occurrences:
+        by_fingerprint.setdefault(occurrence.fingerprint, []).append(occurrence)
+    groups = [
+        ErrorGroup(fp, tuple(sorted(items, key=lambda o: o.record.created_at, reverse=True)))
+        for fp, items in by_fingerprint.items()
+    ]
+    groups.sort(key=lambda g: (g.last_seen, g.count), reverse=True)
+    return groups
+
+
+def group_records(records: Iterable[ErrorRecord]) -> list[ErrorGroup]:
+    return group_occurrences(read_occurrences(records))
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFilter:
+    """The query options of a command: every count covers only the matching records."""
+
+    since_ms: int | None = None
+    """Keep records created at or after this epoch-ms instant."""
+    version: str | None = None
+    error_type: str | None = None
+
+    def matches(self, occurrence: Occurrence) -> bool:
+        record = occurrence.record
+        if self.since_ms is not None and record.created_at < self.since_ms:
+            return False
+        if self.version is not None and record.algoversion != self.version:
+            return False
+        if self.error_type is not None:
+            wanted = self.error_type.lower()
+            names = {record.error_type.lower()}
+            for exc_type in occurrence.parsed.exception_types:
+                names.add(exc_type.lower())
+                names.add(re.split(r"\.|::", exc_type)[-1].lower())
+            if wanted not in names:
+                return False
+        return True
