@@ -1,0 +1,242 @@
+"""The composition root and the command line: `serve`, `errors`, `demo`.
+
+The only module that builds the process's collaborators (one `httpx.AsyncClient`, one
+`AsyncWebClient`, the Bolt app, the web server) and wires them. Nothing is created at import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.applications import Starlette
+
+from bot.algorithmia.client import AlgorithmiaClient, default_timeout
+from bot.config import ConfigError, Settings, load_settings, require
+from bot.errors.grouping import ErrorGroup
+from bot.metrics import Metrics
+from bot.slack.app import create_app
+from bot.slack.commands import CommandSyntaxError, Query, parse_command
+from bot.slack.server import WebServer, create_web_app
+from bot.usecases.query import run_query
+from bot.usecases.results import LookupFailure, QueryResult
+
+log = logging.getLogger("bot")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def make_slack_client(token: str, base_url: str) -> AsyncWebClient:
+    """One Web API client; Bolt copies its base URL and retry handlers to every request."""
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def make_cluster_client(settings: Settings, http: httpx.AsyncClient) -> AlgorithmiaClient:
+    return AlgorithmiaClient(http, settings.algorithmia_api_url, settings.authorization_header())
+
+
+@dataclass
+class Bot:
+    """The wired HTTP surface of one process."""
+
+    web_app: Starlette
+    metrics: Metrics
+
+
+def build_bot(settings: Settings, http: httpx.AsyncClient, *, socket_mode: bool = False) -> Bot:
+    require(settings, "serve", "SLACK_BOT_TOKEN")
+    if not socket_mode:
+        require(settings, "serve", "SLACK_SIGNING_SECRET")
+    assert settings.slack_bot_token is not None  # checked by require()
+    secret = settings.slack_signing_secret
+    bolt = create_app(
+        client=make_slack_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url),
+        signing_secret=secret.get_secret_value() if secret is not None else "",
+        source=make_cluster_client(settings, http),
+        show_input=settings.show_input,
+    )
+    metrics = Metrics()
+    web_app = create_web_app(None if socket_mode else bolt, metrics=metrics)
+    web_app.state.bolt = bolt
+    return Bot(web_app, metrics)
+
+
+@asynccontextmanager
+async def cluster_http() -> AsyncIterator[httpx.AsyncClient]:
+    """The process's one HTTP client toward the cluster (connection reuse, bounded pool)."""
+    limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
+    async with httpx.AsyncClient(timeout=default_timeout(), limits=limits) as http:
+        yield http
+
+
+async def serve(settings: Settings, host: str, port: int) -> None:
+    socket_mode = settings.slack_app_token is not None
+    async with cluster_http() as http:
+        bot = build_bot(settings, http, socket_mode=socket_mode)
+        server = WebServer(bot.web_app, host, port)
+        handler = None
+        if settings.slack_app_token is not None:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            handler = AsyncSocketModeHandler(
+                bot.web_app.state.bolt, app_token=settings.slack_app_token.get_secret_value()
+            )
+            await handler.connect_async()
+            log.info("connected to Slack over Socket Mode")
+        log.info("serving on %s:%s", host, server.port)
+        try:
+            await server.serve()
+        finally:
+            if handler is not None:
+                await handler.close_async()
+
+
+# `errors` ---------------------------------------------------------------------------------------
+
+
+def _iso(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def group_as_json(group: ErrorGroup) -> dict[str, Any]:
+    return {
+        "fingerprint": group.fingerprint,
+        "error_type": group.error_type,
+        "headline": group.headline,
+        "count": group.count,
+        "request_ids": list(group.request_ids),
+        "versions": list(group.versions),
+        "first_seen": group.first_seen,
+        "last_seen": group.last_seen,
+        "own_frames": [f.location() for f in group.latest.parsed.own_frames],
+    }
+
+
+def result_as_json(result: QueryResult) -> dict[str, Any]:
+    return {
+        "algorithm": result.target,
+        "errors": result.errors,
+        "groups": [group_as_json(g) for g in result.groups],
+        "skipped_records": result.skipped,
+    }
+
+
+def result_as_text(result: QueryResult) -> str:
+    scope = f"matching {result.options}" if result.options else "in the last 7 days"
+    lines = [f"{result.target}: {result.errors} errors in {len(result.groups)} groups {scope}"]
+    if result.beyond_window:
+        lines.append("(the API keeps only the last 7 days)")
+    if result.skipped:
+        lines.append(f"({result.skipped} malformed records from the cluster left out)")
+    for number, group in enumerate(result.groups, 1):
+        lines.append("")
+        lines.append(f"[{number}] {group.headline}")
+        lines.append(
+            f"    {group.count}× · {group.error_type} · versions {', '.join(group.versions) or '?'}"
+            f" · first {_iso(group.first_seen)} · last {_iso(group.last_seen)}"
+        )
+        own = group.latest.parsed.own_frames[:5]
+        if own:
+            lines.append("    your code: " + " ← ".join(f.location() for f in own))
+        lines.append(f"    latest request: {group.latest.record.request_id} · id {group.fingerprint}")
+    return "\n".join(lines)
+
+
+async def errors_command(settings: Settings, query: Query, as_json: bool) -> int:
+    async with cluster_http() as http:
+        try:
+            result = await run_query(make_cluster_client(settings, http), query, int(time.time() * 1000))
+        except LookupFailure as failure:
+            detail = f" (the cluster said: {failure.detail})" if failure.detail else ""
+            print(f"error: {failure.target}: {failure.kind.value.replace('_', ' ')}{detail}", file=sys.stderr)
+            return EXIT_FAILED
+    print(json.dumps(result_as_json(result)) if as_json else result_as_text(result))
+    return EXIT_OK
+
+
+# The command line -------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="algo-errors-bot",
+        description="Slack bot for the recent errors of Algorithmia algorithms.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser = commands.add_parser("serve", help="run the Slack listener")
+    serve_parser.add_argument("--host", default="0.0.0.0")
+    serve_parser.add_argument("--port", type=int, default=None, help="default: $PORT or 3000")
+    errors_parser = commands.add_parser(
+        "errors", help="print an algorithm's grouped errors in the terminal"
+    )
+    errors_parser.add_argument("target", help="owner/name or id:UUID")
+    errors_parser.add_argument("options", nargs="*", help="since:DURATION version:V type:T")
+    errors_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    commands.add_parser("demo", help="run the bot against a sample cluster and a Slack stand-in")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        from bot.demo import run_demo
+
+        return asyncio.run(run_demo())
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if args.command == "errors":
+        try:
+            command = parse_command(" ".join([args.target, *args.options]))
+        except CommandSyntaxError as problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return EXIT_USAGE
+        if not isinstance(command, Query):
+            print("error: give an algorithm: owner/name or id:UUID", file=sys.stderr)
+            return EXIT_USAGE
+        return asyncio.run(errors_command(settings, command, args.json))
+    try:
+        port = args.port if args.port is not None else settings.port
+        asyncio.run(serve(settings, args.host, port))
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def run() -> None:
+    """The console script: exit with `main()`'s status."""
+    sys.exit(main())

@@ -1,0 +1,369 @@
+"""Block Kit builders: what people read in Slack. Pure functions returning plain dicts.
+
+Untrusted text (messages, traces, inputs, names) reaches mrkdwn only escaped; traces and inputs
+go in rich-text preformatted blocks, which Slack does not parse for mentions or links. Every
+message stays within Slack's limits (50 blocks, 3000 per section, 150 per header, and well
+under the ~12k characters Slack accepts across a message's blocks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.errors.grouping import ErrorGroup
+from bot.errors.traces import Origin, Runtime
+from bot.slack.commands import COMMAND
+from bot.usecases.results import FailureKind, LookupFailure, QueryResult
+
+Block = dict[str, Any]
+
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_FIELD_TEXT = 2000
+MAX_HEADER_TEXT = 150
+MAX_FALLBACK_TEXT = 3000
+MAX_REPLIES = 20
+"""At most this many group replies under one answer; the parent says how many more."""
+TRACE_BUDGET = 2800
+"""Characters of trace shown inline; the full trace goes to the thread as a file."""
+MESSAGE_BUDGET = 9000
+"""Characters across a message's blocks; Slack rejects messages at about 12-13k."""
+_OWN_FRAMES_SHOWN = 5
+_SUMMARY_LINES = 10
+
+
+@dataclass(frozen=True, slots=True)
+class SlackMessage:
+    """A message to send: fallback `text` (used for notifications) and the blocks."""
+
+    text: str
+    blocks: list[Block] = field(default_factory=list)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks}
+
+
+def escape(text: str) -> str:
+    """Escape Slack's control characters (`&` first) so text can never ping, mention or link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def cut(text: str, limit: int) -> str:
+    """Shorten to `limit` characters with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def cut_escaped(text: str, limit: int) -> str:
+    """Escape, then shorten without splitting an entity such as `&amp;`."""
+    escaped = escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    shortened = escaped[: limit - 1]
+    amp = shortened.rfind("&", max(0, len(shortened) - 5))
+    if amp != -1 and ";" not in shortened[amp:]:
+        shortened = shortened[:amp]
+    return shortened + "…"
+
+
+def date_token(epoch_ms: int) -> str:
+    """A Slack date token: every reader sees the time in their own time zone."""
+    seconds = epoch_ms // 1000
+    fallback = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{seconds}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": False}
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text}
+
+
+def _section(text: str) -> Block:
+    return {"type": "section", "text": _mrkdwn(cut(text, MAX_SECTION_TEXT))}
+
+
+def _context(*texts: str) -> Block:
+    return {"type": "context", "elements": [_mrkdwn(cut(t, MAX_SECTION_TEXT)) for t in texts]}
+
+
+def _preformatted(text: str) -> Block:
+    return {
+        "type": "rich_text",
+        "elements": [
+            {
+                "type": "rich_text_preformatted",
+                "border": 0,
+                "elements": [{"type": "text", "text": text}],
+            }
+        ],
+    }
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}" + ("" if count == 1 else "s")
+
+
+# Traces ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TrimmedTrace:
+    text: str
+    cut_lines: int
+    cut_chars: int
+
+    @property
+    def was_cut(self) -> bool:
+        return self.cut_chars > 0
+
+
+def trim_trace(trace: str, runtime: Runtime, budget: int = TRACE_BUDGET) -> TrimmedTrace:
+    """Fit a trace into `budget` characters, keeping the end that matters.
+
+    Python and Java print the exception that was finally raised (and Java its root causes) at
+    the bottom, so they are cut from the top; Node and Ruby print the innermost frames first,
+    so they are cut from the bottom. A note says how much was cut.
+    """
+    if len(trace) <= budget:
+        return TrimmedTrace(trace, 0, 0)
+    lines = trace.splitlines()
+    keep_tail = runtime in (Runtime.PYTHON, Runtime.JAVA, Runtime.UNKNOWN)
+    ordered = list(reversed(lines)) if keep_tail else lines
+    room = budget - 80  # the note
+    kept: list[str] = []
+    used = 0
+    for line in ordered:
+        if used + len(line) + 1 > room:
+            break
+        kept.append(line)
+        used += len(line) + 1
+    if not kept:  # one enormous line: keep its end (or start) by characters
+        first = ordered[0]
+        kept = [first[-room:] if keep_tail else first[:room]]
+    cut_lines = len(lines) - len(kept)
+    cut_chars = len(trace) - sum(len(line) + 1 for line in kept) + 1
+    if keep_tail:
+        kept.reverse()
+        note = f"… {_plural(cut_lines, 'line')} ({cut_chars:,} characters) cut above"
+        return TrimmedTrace("\n".join([note, *kept]), cut_lines, cut_chars)
+    note = f"… {_plural(cut_lines, 'line')} ({cut_chars:,} characters) cut below"
+    return TrimmedTrace("\n".join([*kept, note]), cut_lines, cut_chars)
+
+
+# Answers to a query ---------------------------------------------------------------------------
+
+
+def lookup_started(target: str) -> SlackMessage:
+    return SlackMessage(f"Looking up the recent errors of {escape(target)}…")
+
+
+def query_parent(result: QueryResult, requested_by: str | None = None) -> SlackMessage:
+    """The message in the channel that heads a query's thread."""
+    target = escape(result.target)
+    window = f"matching `{escape(result.options)}`" if result.options else "in the last 7 days"
+    headline = (
+        f":rotating_light: *{target}*: {_plural(result.errors, 'error')} in "
+        f"{_plural(len(result.groups), 'group')} {window}"
+    )
+    lines = []
+    for group in result.groups[:_SUMMARY_LINES]:
+        lines.append(f"• *{group.count}×* {cut_escaped(group.headline, 140)}")
+    if len(result.groups) > _SUMMARY_LINES:
+        lines.append(f"• … and {_plural(len(result.groups) - _SUMMARY_LINES, 'more group')}")
+    blocks: list[Block] = [_section(headline)]
+    if lines:
+        blocks.append(_section("\n".join(lines)))
+    notes = []
+    shown = min(len(result.groups), MAX_REPLIES)
+    notes.append(f"Details of the {_plural(shown, 'most recent group')} in the thread")
+    if len(result.groups) > MAX_REPLIES:
+        notes.append(
+            f"{len(result.groups) - MAX_REPLIES} more not shown: narrow with "
+            "`since:` `version:` `type:`"
+        )
+    if result.beyond_window:
+        notes.append("the API keeps only the last 7 days, so that is all there is")
+    if result.skipped:
+        notes.append(f"{_plural(result.skipped, 'malformed record')} from the cluster left out")
+    if requested_by:
+        notes.append(f"asked by <@{escape(requested_by)}>")
+    blocks.append(_context(" · ".join(notes)))
+    text = f"{result.target}: {_plural(result.errors, 'error')} in " + _plural(
+        len(result.groups), "group"
+    )
+    return SlackMessage(cut_escaped(text, MAX_FALLBACK_TEXT), blocks)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupReply:
+    message: SlackMessage
+    full_trace: str | None
+    """The whole trace, to attach as a file, when the message shows only part of it."""
+
+
+def group_reply(group: ErrorGroup, *, show_input: bool = False) -> GroupReply:
+    """One group in the thread: what, how often, where, and the latest trace."""
+    latest = group.latest
+    record = latest.record
+    fields = [
+        f"*Type*\n{cut_escaped(group.error_type, 200)}",
+        f"*Occurrences*\n{group.count:,}",
+        f"*Versions*\n{cut_escaped(', '.join(group.versions) or 'unknown', 500)}",
+        f"*Latest request*\n{cut_escaped(record.request_id, 200)}",
+        f"*First seen*\n{date_token(group.first_seen)}",
+        f"*Last seen*\n{date_token(group.last_seen)}",
+    ]
+    blocks: list[Block] = [
+        {"type": "header", "text": _plain(cut(group.headline or group.error_type, MAX_HEADER_TEXT))},
+        {"type": "section", "fields": [_mrkdwn(f) for f in fields]},
+    ]
+    own = [f for f in latest.parsed.frames if f.origin is Origin.OWN][:_OWN_FRAMES_SHOWN]
+    if own:
+        path = " ← ".join(f"`{cut_escaped(f.location().replace('`', ''), 120)}`" for f in own)
+        blocks.append(_context(f"*Your code* (innermost first): {path}"))
+    elif latest.parsed.frames:
+        blocks.append(_context("No frame of the algorithm's own code: raised inside libraries"))
+    full_trace = None
+    trace = latest.parsed.trace
+    if trace is not None and latest.parsed.stage is None:
+        trimmed = trim_trace(trace, latest.parsed.runtime)
+        blocks.append(_preformatted(trimmed.text))
+        if trimmed.was_cut:
+            full_trace = trace
+    else:
+        stage = latest.parsed.stage
+        reason = f"the runner only named the stage `{escape(stage)}`" if stage else "none sent"
+        blocks.append(_context(f"No stack trace ({reason}). Message:"))
+        blocks.append(_preformatted(cut(latest.parsed.message or "(empty)", TRACE_BUDGET)))
+    if show_input and record.input is not None:
+        blocks.append(_context("*Input* of the latest request (first 128 characters):"))
+        blocks.append(_preformatted(cut(record.input, 500) or "(empty)"))
+    text = f"{group.headline} ({_plural(group.count, 'occurrence')})"
+    return GroupReply(SlackMessage(cut_escaped(text, MAX_FALLBACK_TEXT), blocks), full_trace)
+
+
+def trace_file_comment(group: ErrorGroup) -> str:
+    return f"Full stack trace of {escape(group.latest.record.request_id)}"
+
+
+def no_errors(result: QueryResult) -> SlackMessage:
+    scope = f"matching `{escape(result.options)}`" if result.options else "in the last 7 days"
+    text = f":white_check_mark: No errors for *{escape(result.target)}* {scope}."
+    if result.beyond_window:
+        text += " (The API keeps only the last 7 days.)"
+    if result.skipped:
+        text += f" {_plural(result.skipped, 'malformed record')} from the cluster left out."
+    return SlackMessage(text, [_section(text)])
+
+
+_FAILURE_TEXT: dict[FailureKind, str] = {
+    FailureKind.UNAUTHORIZED: (
+        "The cluster rejected the bot's credentials. An admin of the bot should check "
+        "`ALGORITHMIA_API_KEY` (a standard, non-admin key with Management Access) or "
+        "`ALGORITHMIA_JWT`."
+    ),
+    FailureKind.FORBIDDEN: (
+        "The bot's key may not read the errors of *{target}*. Use a key of the owner, or of a "
+        "member of the owning organization, with Management Access turned on."
+    ),
+    FailureKind.ALGORITHM_NOT_FOUND: (
+        "There is no algorithm *{target}* on this cluster. Check the owner and the name "
+        "(both are case-sensitive)."
+    ),
+    FailureKind.ERROR_LOGS_DISABLED: (
+        "*{target}* exists, but error logs are switched off on this cluster. A cluster admin "
+        "can turn on the `algorithm-errors` feature (Admin Panel, or "
+        "`PUT /v1/admin/features/algorithm-errors` with `{{\"enabled\": true}}`)."
+    ),
+    FailureKind.NOT_FOUND_BY_ID: (
+        "The cluster knows no errors route for *{target}*: no algorithm has this id, or error "
+        "logs are switched off on this cluster. Check the id, try `owner/name`, or ask a "
+        "cluster admin to turn on the `algorithm-errors` feature."
+    ),
+    FailureKind.UNAVAILABLE: (
+        "The Algorithmia cluster could not be reached for *{target}*. Try again in a few "
+        "minutes; if it keeps failing, check `ALGORITHMIA_API_URL` and the cluster's status."
+    ),
+    FailureKind.BAD_RESPONSE: (
+        "The cluster's answer for *{target}* could not be read. Check that "
+        "`ALGORITHMIA_API_URL` points at the cluster's API."
+    ),
+    FailureKind.REJECTED: "The cluster refused the request for *{target}*.",
+}
+
+
+def lookup_failed(failure: LookupFailure) -> SlackMessage:
+    text = ":warning: " + _FAILURE_TEXT[failure.kind].format(target=escape(failure.target))
+    blocks = [_section(text)]
+    if failure.detail:
+        blocks.append(_context(f"The cluster said: {cut_escaped(failure.detail, 500)}"))
+    return SlackMessage(cut(text, MAX_FALLBACK_TEXT), blocks)
+
+
+def invite_me(bot_user_id: str | None, command_text: str) -> SlackMessage:
+    """Answer in a private channel the bot cannot post in."""
+    me = f"<@{escape(bot_user_id)}>" if bot_user_id else "the algo-errors app"
+    again = escape(f"{COMMAND} {command_text}".strip())
+    text = (
+        f":lock: I can't post in this channel. Invite me with `/invite` and pick {me}, "
+        f"then run `{again}` again."
+    )
+    return SlackMessage(text, [_section(text)])
+
+
+def channel_unavailable(reason: str) -> SlackMessage:
+    text = f":warning: I can't post in this channel ({escape(reason)})."
+    return SlackMessage(text, [_section(text)])
+
+
+def internal_error() -> SlackMessage:
+    text = ":warning: Something went wrong on the bot's side; it is logged. Please try again."
+    return SlackMessage(text, [_section(text)])
+
+
+def not_yet_available(what: str) -> SlackMessage:
+    text = (
+        f"`{escape(what)}` is not available in this version of the bot yet. "
+        f"Ask for errors on demand with `{COMMAND} owner/name`."
+    )
+    return SlackMessage(text, [_section(text)])
+
+
+# Help -----------------------------------------------------------------------------------------
+
+_USAGE = f"""*{COMMAND}* shows an Algorithmia algorithm's recent errors, grouped by cause.
+• `{COMMAND} owner/name` or `{COMMAND} id:UUID`: the errors of the last 7 days, one thread \
+reply per group with its stack trace
+• options: `since:6h` (`30m`, `6h`, `2d`, `1w`), `version:1.2.3`, `type:ValueError`
+• `{COMMAND} subscribe owner/name [every:15m | daily:09:00 | weekdays:09:00] [tz:Europe/Berlin]`
+• `{COMMAND} unsubscribe owner/name` · `{COMMAND} list` · `{COMMAND} help`
+Example: `{COMMAND} acme/image_tagger since:1d type:ValueError`"""
+
+
+def usage(problem: str | None = None) -> SlackMessage:
+    """The help message, headed by what was wrong when the command did not parse."""
+    blocks: list[Block] = []
+    if problem:
+        blocks.append(_section(f":warning: {cut_escaped(problem, 1000)}"))
+    blocks.append(_section(_USAGE))
+    text = f"{problem}. " if problem else ""
+    return SlackMessage(cut_escaped(text, 1000) + f"Usage: {COMMAND} owner/name", blocks)
+
+
+def message_size(message: SlackMessage) -> int:
+    """Characters across the message's text fields, as Slack counts them against its limit."""
+    return _size(message.blocks)
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, dict):
+        return sum(_size(v) for k, v in value.items() if k in ("text", "fields", "elements"))
+    if isinstance(value, list):
+        return sum(_size(v) for v in value)
+    if isinstance(value, str):
+        return len(value)
+    return 0

@@ -1,0 +1,78 @@
+"""The HTTP surface of `serve`: Slack's `/slack/events`, `/healthz` and `/metrics` on uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.metrics import Metrics
+
+
+def create_web_app(
+    bolt: AsyncApp | None, *, metrics: Metrics, ready: Callable[[], bool] = lambda: True
+) -> Starlette:
+    """`bolt` is None in Socket Mode: Slack traffic then arrives over the socket."""
+    routes = []
+    if bolt is not None:
+        handler = AsyncSlackRequestHandler(bolt)
+
+        async def slack_events(request: Request) -> Response:
+            response: Response = await handler.handle(request)
+            return response
+
+        routes.append(Route("/slack/events", slack_events, methods=["POST"]))
+
+    async def healthz(_: Request) -> Response:
+        if ready():
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "starting"}, status_code=503)
+
+    async def metrics_endpoint(_: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    routes.append(Route("/healthz", healthz, methods=["GET"]))
+    routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
+    return Starlette(routes=routes)
+
+
+class WebServer:
+    """uvicorn in the current event loop, on a socket we bind (so port 0 works in tests)."""
+
+    def __init__(self, app: Starlette, host: str = "0.0.0.0", port: int = 3000) -> None:
+        self._socket = socket.create_server((host, port), reuse_port=False)
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, log_config=None, lifespan="off", access_log=False)
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self._socket.getsockname()[1])
+
+    async def serve(self) -> None:
+        """Serve until `stop()` or a signal (uvicorn handles SIGINT/SIGTERM gracefully)."""
+        await self._server.serve(sockets=[self._socket])
+
+    async def start(self) -> None:
+        """Serve in the background; returns once the server accepts connections."""
+        self._task = asyncio.create_task(self.serve())
+        while not self._server.started:
+            if self._task.done():
+                await self._task
+            await asyncio.sleep(0.005)
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            await self._task
+        self._socket.close()

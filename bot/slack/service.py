@@ -1,0 +1,124 @@
+"""Sending built messages to Slack: parent, thread replies, trace files, joining channels.
+
+The only place that calls the Web API for answers; builders in `blocks.py` never send.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.errors.traces import Runtime
+from bot.slack import blocks
+from bot.usecases.results import QueryResult
+
+log = logging.getLogger(__name__)
+
+_PRIVATE_OR_HIDDEN = frozenset({"channel_not_found", "method_not_supported_for_channel_type"})
+
+
+class CannotPost(Exception):
+    """The bot cannot post in the channel; `private` means inviting it would help."""
+
+    def __init__(self, reason: str, *, private: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.private = private
+
+
+def _error_code(error: SlackApiError) -> str:
+    return str(error.response.get("error", "unknown_error"))
+
+
+class SlackPoster:
+    """Posts in one workspace through one `AsyncWebClient` (shared settings, retry handlers)."""
+
+    def __init__(self, client: AsyncWebClient, *, show_input: bool = False) -> None:
+        self._client = client
+        self._show_input = show_input
+
+    async def post(
+        self, channel: str, message: blocks.SlackMessage, *, thread_ts: str | None = None
+    ) -> str:
+        """Post a message (joining a public channel first if needed); returns its `ts`."""
+        try:
+            return await self._post_once(channel, message, thread_ts)
+        except SlackApiError as error:
+            code = _error_code(error)
+            if code == "is_archived":
+                raise CannotPost("the channel is archived") from error
+            if code not in ("not_in_channel", *_PRIVATE_OR_HIDDEN):
+                raise
+        await self._join(channel)
+        return await self._post_once(channel, message, thread_ts)
+
+    async def _post_once(
+        self, channel: str, message: blocks.SlackMessage, thread_ts: str | None
+    ) -> str:
+        extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
+        response = await self._client.chat_postMessage(
+            channel=channel, unfurl_links=False, unfurl_media=False, **message.as_kwargs(), **extra
+        )
+        return str(response["ts"])
+
+    async def _join(self, channel: str) -> None:
+        try:
+            await self._client.conversations_join(channel=channel)
+        except SlackApiError as error:
+            code = _error_code(error)
+            if code in _PRIVATE_OR_HIDDEN:
+                raise CannotPost("private channel", private=True) from error
+            if code == "is_archived":
+                raise CannotPost("the channel is archived") from error
+            if code == "missing_scope":
+                raise CannotPost("the app lacks the channels:join scope; reinstall it") from error
+            raise CannotPost(code) from error
+        log.info("joined channel %s to answer there", channel)
+
+    async def post_query_result(
+        self, channel: str, result: QueryResult, requested_by: str | None = None
+    ) -> str:
+        """The parent in the channel, then one reply per group (newest first) in its thread."""
+        parent_ts = await self.post(channel, blocks.query_parent(result, requested_by))
+        for group in result.groups[: blocks.MAX_REPLIES]:
+            reply = blocks.group_reply(group, show_input=self._show_input)
+            await self.post(channel, reply.message, thread_ts=parent_ts)
+            if reply.full_trace is not None:
+                await self._attach_trace(
+                    channel,
+                    parent_ts,
+                    reply.full_trace,
+                    filename=f"trace-{group.latest.record.request_id}.txt",
+                    comment=blocks.trace_file_comment(group),
+                    python=group.runtime is Runtime.PYTHON,
+                )
+        return parent_ts
+
+    async def _attach_trace(
+        self,
+        channel: str,
+        thread_ts: str,
+        trace: str,
+        *,
+        filename: str,
+        comment: str,
+        python: bool,
+    ) -> None:
+        """Upload the whole trace as a snippet; the thread already shows its end, so a failed
+        upload is logged, not fatal."""
+        extra: dict[str, Any] = {"snippet_type": "python"} if python else {}
+        try:
+            await self._client.files_upload_v2(
+                channel=channel,
+                thread_ts=thread_ts,
+                content=trace,
+                filename=filename,
+                title=filename,
+                initial_comment=comment,
+                **extra,
+            )
+        except SlackApiError as error:
+            log.warning("could not attach %s in %s: %s", filename, channel, _error_code(error))
