@@ -158,7 +158,7 @@ def trim_trace(trace: str, runtime: Runtime, budget: int = TRACE_BUDGET) -> Trim
 
 
 def lookup_started(target: str) -> SlackMessage:
-    return SlackMessage(f"Looking up the recent errors of {escape(target)}…")
+    return SlackMessage(f"Looking up the recent errors of {cut_escaped(target, 200)}…")
 
 
 def query_parent(result: QueryResult, requested_by: str | None = None) -> SlackMessage:

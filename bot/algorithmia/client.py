@@ -1,0 +1,356 @@
+"""Async client for the Algorithmia v1 calls the bot needs: an algorithm's error log and its id.
+
+It maps HTTP to typed results (`RecordBatch`, `AlgorithmInfo`) and to the exception tree of
+`bot.algorithmia.exceptions`; it retries idempotent GETs on connect errors, timeouts and 5xx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import random
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, assert_never
+
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from bot.algorithm_ref import AlgorithmId, AlgorithmRef, OwnerName
+from bot.algorithmia.exceptions import (
+    AlgorithmiaError,
+    BadResponse,
+    FeatureDisabled,
+    Forbidden,
+    NotFound,
+    RequestRejected,
+    Unauthorized,
+    Unavailable,
+)
+from bot.errors.records import RecordBatch, validate_records
+
+logger = logging.getLogger(__name__)
+
+EXCERPT_LIMIT = 200
+"""The most characters of server text (a message, an HTML page) an exception carries."""
+
+FEATURE_DISABLED_CODE = 5005
+ERROR_FOR_CODE: dict[int, type[AlgorithmiaError]] = {
+    1000: NotFound,  # AlgorithmNotFound
+    1001: NotFound,  # AlgorithmNameDoesNotExist
+    1009: NotFound,  # AlgorithmIdDoesNotExist
+    2001: Forbidden,  # NotAuthorized
+    2002: Unauthorized,  # NotAuthenticated
+    3000: NotFound,  # UserNotFound
+    3100: NotFound,  # OrganizationNotFound
+}
+"""Classes for the spec's codes, used only when the status alone does not decide."""
+
+# "This feature doesn't exist yet." (the API docs' 5005 example), "… feature is disabled", …
+# The look-behind keeps an algorithm called `feature` ("algo://a/feature does not exist") out.
+_FEATURE_OFF = re.compile(
+    r"(?<![\w/])feature\s+(?:is\s+|has\s+been\s+)?(?:currently\s+)?"
+    r"(?:disabled|not\s+enabled|switched\s+off|turned\s+off|does\s*n[o'’]t\s+exist)",
+    re.IGNORECASE,
+)
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_HTML_TAG = re.compile(r"<[^>]*>")
+_REDACTED = "[redacted]"
+_MIN_SECRET_LENGTH = 8  # shorter "credentials" are test stand-ins; replacing them would garble text
+
+
+def authorization_header(api_key: str | None, jwt: str | None) -> str:
+    """The `Authorization` value: `Simple <key>` or `Bearer <jwt>`; exactly one must be given."""
+    key = (api_key or "").strip()
+    token = (jwt or "").strip()
+    if bool(key) == bool(token):
+        raise ValueError("give exactly one of an API key or a JWT")
+    return f"Simple {key}" if key else f"Bearer {token}"
+
+
+def default_timeout() -> httpx.Timeout:
+    """Timeouts for the process's `httpx.AsyncClient`: an errors call may take a while to read."""
+    return httpx.Timeout(connect=5.0, read=20.0, write=10.0, pool=5.0)
+
+
+class AlgorithmInfo(BaseModel):
+    """The part of `GET /v1/algorithms/{owner}/{name}` the bot uses."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str | None = None
+    """The algorithm's immutable UUID (absent from the spec, present in real responses)."""
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _ServerError:
+    """What an error body said, whatever its shape."""
+
+    message: str | None
+    code: int | None
+
+
+class AlgorithmiaClient:
+    """Calls one cluster with one credential over a shared `httpx.AsyncClient`."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        authorization: str,
+        *,
+        attempts: int = 3,
+        backoff_s: float = 0.25,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        if backoff_s < 0:
+            raise ValueError("backoff_s must not be negative")
+        self._http = http
+        self._base_url = _api_root(base_url)
+        self._headers = {"Authorization": authorization, "Accept": "application/json"}
+        scheme, _, credential = authorization.strip().partition(" ")
+        self._secret = credential.strip() or scheme
+        self._attempts = attempts
+        self._backoff_s = backoff_s
+        self._sleep = sleep
+
+    async def list_errors(self, ref: AlgorithmRef) -> RecordBatch:
+        """The algorithm's errors of the past 7 days (at most 200); malformed ones are counted."""
+        match ref:
+            case OwnerName(owner=owner, name=name):
+                path = f"/v1/algorithms/{owner}/{name}/errors"
+            case AlgorithmId(uuid=uuid):
+                path = f"/v1/algorithms/{uuid}/errors"
+            case _:
+                assert_never(ref)
+        status, body = await self._get_json(path)
+        if not isinstance(body, list):
+            raise BadResponse(
+                f"expected a JSON array of error records, got {_json_kind(body)}", status=status
+            )
+        return validate_records(body)
+
+    async def get_algorithm(self, ref: OwnerName) -> AlgorithmInfo:
+        """The algorithm's details, chiefly its UUID."""
+        if not isinstance(ref, OwnerName):
+            raise TypeError(f"get_algorithm takes an OwnerName, not {type(ref).__name__}")
+        path = f"/v1/algorithms/{ref.owner}/{ref.name}"
+        status, body = await self._get_json(path)
+        if isinstance(body, list) and ref.name == "errors":
+            # The cluster may route `/v1/algorithms/owner/errors` to the errors-by-id route.
+            raise BadResponse(
+                f"the cluster answered GET {path} with a list of error records: the name `errors`"
+                " is ambiguous on this route; name the algorithm as `id:UUID` instead",
+                status=status,
+            )
+        if not isinstance(body, dict):
+            raise BadResponse(
+                f"expected an algorithm object, got {_json_kind(body)}", status=status
+            )
+        try:
+            return AlgorithmInfo.model_validate(body)
+        except ValidationError as exc:
+            fields = ", ".join(".".join(map(str, error["loc"])) for error in exc.errors())
+            message = f"unexpected algorithm object: invalid {fields}"
+            raise BadResponse(message, status=status) from None
+
+    async def _get_json(self, path: str) -> tuple[int, Any]:
+        """GET `path` and decode a 2xx JSON body; raise the mapped error for anything else."""
+        response = await self._get(path)
+        if not response.is_success:
+            raise self._error_from_response(response)
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            content_type = response.headers.get("Content-Type", "").partition(";")[0].strip()
+            got = (
+                f"{content_type or 'text'}: {self._excerpt(response)}"
+                if response.content.strip()
+                else "an empty body"
+            )
+            raise BadResponse(f"expected JSON, got {got}", status=response.status_code) from None
+        if isinstance(body, dict) and "error" in body:
+            raise self._server_error(
+                response.status_code, _read_error_body(body), response.reason_phrase
+            )
+        return response.status_code, body
+
+    async def _get(self, path: str) -> httpx.Response:
+        """GET `path`, retrying connect errors, timeouts and 5xx; never returns a 5xx."""
+        url = self._base_url + path
+        attempt = 0
+        while True:
+            attempt += 1
+            cause: Exception | None = None
+            status: int | None = None
+            try:
+                response = await self._http.get(url, headers=self._headers)
+            except (httpx.ConnectError, httpx.TimeoutException) as exc:
+                failure, cause = self._describe_transport_failure(exc, url), exc
+            except httpx.TransportError as exc:
+                # Read/protocol failures mid-response: not among the retried kinds.
+                raise Unavailable(self._describe_transport_failure(exc, url)) from exc
+            else:
+                if not response.is_server_error:
+                    return response
+                error = self._error_from_response(response)
+                if not isinstance(error, Unavailable):
+                    raise error
+                failure, status = error.message, response.status_code
+            if attempt == self._attempts:
+                tries = f" (tried {attempt} times)" if attempt > 1 else ""
+                raise Unavailable(failure + tries, status=status) from cause
+            delay = self._backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+            logger.warning(
+                "GET %s failed (%s); retry %d of %d in %.2f s",
+                path,
+                failure,
+                attempt,
+                self._attempts - 1,
+                delay,
+            )
+            await self._sleep(delay)
+
+    def _error_from_response(self, response: httpx.Response) -> AlgorithmiaError:
+        """The exception for a non-2xx response, carrying the server's message when it sent one."""
+        try:
+            server = _read_error_body(json.loads(response.content))
+        except ValueError:
+            server = _ServerError(self._excerpt(response, fallback=False) or None, None)
+        return self._server_error(response.status_code, server, response.reason_phrase)
+
+    def _server_error(self, status: int, server: _ServerError, reason: str) -> AlgorithmiaError:
+        """Map by status first, then by code; a switched-off feature wins over both."""
+        message = self._one_line(server.message) if server.message else ""
+        cls: type[AlgorithmiaError]
+        if server.code == FEATURE_DISABLED_CODE or _FEATURE_OFF.search(message):
+            # The docs do not say which status a switched-off feature answers with.
+            cls = FeatureDisabled
+        elif status == 401:
+            cls = Unauthorized
+        elif status == 403:
+            cls = Forbidden
+        elif status == 404:
+            cls = NotFound
+        elif status >= 500:
+            cls = Unavailable
+        elif server.code in ERROR_FOR_CODE:
+            cls = ERROR_FOR_CODE[server.code]
+        elif 400 <= status < 500:
+            cls = RequestRejected
+        else:
+            cls = BadResponse
+        if cls is Unavailable:
+            message = f"cluster answered {status}" + (f": {message}" if message else f" {reason}")
+        elif not message:
+            message = f"cluster answered {status} {reason}"
+        return cls(message.strip(), status=status, code=server.code)
+
+    def _describe_transport_failure(self, exc: httpx.TransportError, url: str) -> str:
+        timeout = self._http.timeout
+        detail = self._one_line(str(exc))
+        match exc:
+            case httpx.ConnectTimeout():
+                return f"timed out{_after(timeout.connect)} connecting to {self._base_url}"
+            case httpx.ReadTimeout():
+                return f"timed out{_after(timeout.read)} waiting for {url}"
+            case httpx.WriteTimeout():
+                return f"timed out{_after(timeout.write)} sending to {url}"
+            case httpx.PoolTimeout():
+                return (
+                    f"timed out{_after(timeout.pool)} waiting for a free connection"
+                    f" to {self._base_url}"
+                )
+            case httpx.TimeoutException():
+                return f"timed out waiting for {url}"
+            case httpx.ConnectError():
+                return f"could not connect to {self._base_url}" + (f": {detail}" if detail else "")
+            case _:
+                return f"request to {url} failed: {detail or type(exc).__name__}"
+
+    def _excerpt(self, response: httpx.Response, *, fallback: bool = True) -> str:
+        """A short single line of a non-JSON body: an HTML page's title, or its text."""
+        text = response.text
+        is_html = "html" in response.headers.get("Content-Type", "") or text.lstrip().startswith(
+            "<"
+        )
+        if is_html:
+            title = _HTML_TITLE.search(text)
+            text = title.group(1) if title else _HTML_TAG.sub(" ", text)
+            text = html.unescape(text)
+        excerpt = self._one_line(text)
+        if excerpt or not fallback:
+            return excerpt
+        return response.reason_phrase or f"HTTP {response.status_code}"
+
+    def _one_line(self, text: str) -> str:
+        """Server text made safe to show: one line, no credential, at most `EXCERPT_LIMIT` chars."""
+        line = " ".join(text.split())
+        if len(self._secret) >= _MIN_SECRET_LENGTH:
+            line = line.replace(self._secret, _REDACTED)
+        if len(line) > EXCERPT_LIMIT:
+            line = line[: EXCERPT_LIMIT - 1].rstrip() + "…"
+        return line
+
+
+def _api_root(base_url: str) -> str:
+    """`https://host`, `https://host/`, `https://host/v1` and `https://host/v1/` → `https://host`."""
+    root = base_url.strip().rstrip("/")
+    root = root.removesuffix("/v1").rstrip("/")
+    url = httpx.URL(root)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"{base_url!r} is not an http(s) URL such as https://api.algorithmia.com")
+    if url.userinfo or url.query or url.fragment:
+        raise ValueError("the base URL takes no credentials, query or fragment")
+    return root
+
+
+def _read_error_body(body: Any) -> _ServerError:
+    """Any shape seen: `{"error": {…}}`, `{"error": "text"}`, the unwrapped `{code, message}`."""
+    if isinstance(body, str):
+        return _ServerError(body or None, None)
+    if not isinstance(body, dict):
+        return _ServerError(None, None)
+    error = body.get("error", body)
+    if isinstance(error, str):
+        return _ServerError(error or None, None)
+    if isinstance(error, dict):
+        message = error.get("message")
+        return _ServerError(
+            message if isinstance(message, str) and message else None, _code(error.get("code"))
+        )
+    return _ServerError(None, None)
+
+
+def _code(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _json_kind(body: object) -> str:
+    if isinstance(body, dict):
+        return "an object"
+    if isinstance(body, list):
+        return "an array"
+    if isinstance(body, str):
+        return "a string"
+    if isinstance(body, bool):
+        return "a boolean"
+    if isinstance(body, int | float):
+        return "a number"
+    return "null"
+
+
+def _after(seconds: float | None) -> str:
+    return f" after {seconds:g} s" if seconds is not None else ""

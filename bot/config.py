@@ -1,0 +1,225 @@
+"""The bot's settings: the one place that reads the environment (and `.env`).
+
+Every variable of INTERFACE §2 is a field named after it in lower case. A bad or missing value
+becomes a `ConfigError` whose message is one line naming the variable; secrets are `SecretStr`
+and never appear in a message, a repr or a log line.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+# What a malformed value of each variable should have been; "required" is said for a missing one.
+_PROBLEMS: dict[str, str] = {
+    "slack_api_url": "must be an http:// or https:// URL, e.g. https://slack.com/api/",
+    "algorithmia_api_url": "must be an http:// or https:// URL, e.g. https://api.algorithmia.com",
+    "show_input": "must be true or false",
+    "digest_tick_seconds": "must be a whole number of seconds, at least 1",
+    "port": "must be an integer from 0 to 65535",
+    "log_level": "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+}
+_NO_CREDENTIAL = "ALGORITHMIA_API_KEY: required (or set ALGORITHMIA_JWT instead)"
+
+
+# The mapping `load_settings(env)` reads instead of `os.environ`, for the duration of that call.
+_given_environment: ContextVar[Mapping[str, str] | None] = ContextVar(
+    "given_environment", default=None
+)
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; `str()` is one line: `VARIABLE: problem`."""
+
+
+class Settings(BaseSettings):
+    """The variables of INTERFACE §2, validated. Immutable once loaded."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        # `VAR=` (as docker compose writes an unset `${VAR}`) means unset, not "".
+        env_ignore_empty=True,
+        # `.env` and the environment hold other programs' variables too.
+        extra="ignore",
+        frozen=True,
+    )
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    algorithmia_api_url: str
+    algorithmia_api_key: SecretStr | None = None
+    algorithmia_jwt: SecretStr | None = None
+    database_url: str = "sqlite:///algo-errors.db"
+    show_input: bool = False
+    digest_tick_seconds: int = Field(default=30, ge=1)
+    port: int = Field(default=3000, ge=0, le=65535)
+    log_level: LogLevel = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only the environment (or the mapping given to `load_settings`) and `.env`; no secrets dir.
+        environment = _given_environment.get()
+        if environment is not None:
+            env_settings = _MappingSource(settings_cls, environment)
+        return init_settings, env_settings, dotenv_settings
+
+    @field_validator("slack_api_url", "algorithmia_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        _ = parts.port  # raises ValueError on a port that is not a number
+        if (
+            parts.scheme not in {"http", "https"}
+            or not parts.hostname
+            or parts.query
+            or parts.fragment
+            or any(character.isspace() for character in value)
+        ):
+            raise ValueError("not an http(s) URL")
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _with_trailing_slash(cls, value: str) -> str:
+        # slack-sdk appends the method name ("chat.postMessage") to its base_url as is.
+        return value.rstrip("/") + "/"
+
+    @field_validator("algorithmia_api_url")
+    @classmethod
+    def _without_trailing_slash(cls, value: str) -> str:
+        # Routes are written "/v1/…" after it.
+        return value.rstrip("/")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_algorithmia_credential(self) -> Settings:
+        if self.algorithmia_api_key is not None and self.algorithmia_jwt is not None:
+            raise PydanticCustomError(
+                "algorithmia_credentials",
+                "ALGORITHMIA_API_KEY and ALGORITHMIA_JWT: set only one of them",
+            )
+        if self.algorithmia_api_key is None and self.algorithmia_jwt is None:
+            raise PydanticCustomError("algorithmia_credentials", _NO_CREDENTIAL)
+        return self
+
+    @property
+    def socket_mode(self) -> bool:
+        """Slack traffic comes over Socket Mode (SLACK_APP_TOKEN is set) instead of HTTP."""
+        return self.slack_app_token is not None
+
+    def authorization_header(self) -> str:
+        """The `Authorization` header value for every request to the cluster."""
+        if self.algorithmia_api_key is not None:
+            return f"Simple {self.algorithmia_api_key.get_secret_value()}"
+        if self.algorithmia_jwt is not None:
+            return f"Bearer {self.algorithmia_jwt.get_secret_value()}"
+        # Only reachable through `model_construct`, which skips validation.
+        raise ConfigError(_NO_CREDENTIAL)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # A PostgreSQL URL may carry a password; SecretStr fields already print as '**********'.
+        for name, value in super().__repr_args__():
+            yield name, _without_password(value) if name == "database_url" else value
+
+
+class _Default(enum.Enum):
+    ENV_FILE = ".env"
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    *,
+    env_file: str | Literal[_Default.ENV_FILE] | None = _Default.ENV_FILE,
+) -> Settings:
+    """Read and validate the settings, or raise `ConfigError`.
+
+    Without `env`: the process environment, then `env_file` (default `.env` in the working
+    directory; `None` for none) for what the environment does not set. With `env` (tests): that
+    mapping instead of the process environment, and no `.env` unless `env_file` names one.
+    """
+    if env_file is _Default.ENV_FILE:
+        env_file = ".env" if env is None else None
+    token = _given_environment.set(env)
+    try:
+        return Settings(_env_file=env_file)
+    except ValidationError as error:
+        # `from None`: the ValidationError would carry the rejected input into tracebacks.
+        raise _config_error(error) from None
+    finally:
+        _given_environment.reset(token)
+
+
+def require(settings: Settings, command: str, *variables: str) -> None:
+    """Raise `ConfigError` naming the first of `variables` (upper case) that is unset."""
+    for variable in variables:
+        field = variable.lower()
+        if field not in Settings.model_fields:
+            raise ValueError(f"{variable} is not a setting")
+        if getattr(settings, field) is None:
+            raise ConfigError(f"{variable}: required by {command}")
+
+
+def _config_error(error: ValidationError) -> ConfigError:
+    first = error.errors(include_url=False, include_input=False, include_context=False)[0]
+    if not first["loc"]:
+        return ConfigError(first["msg"])
+    field = str(first["loc"][0])
+    problem = "required" if first["type"] == "missing" else _PROBLEMS.get(field, "is not valid")
+    return ConfigError(f"{field.upper()}: {problem}")
+
+
+def _without_password(url: object) -> object:
+    if not isinstance(url, str):
+        return url
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "***"  # cannot tell where a password would be: hide it all
+    if password is None:
+        return url
+    user_info, _, host = parts.netloc.rpartition("@")
+    user = user_info.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+class _MappingSource(PydanticBaseSettingsSource):
+    """Variables from a given mapping, read like the environment: any case, empty = unset."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environment: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self._values = {name.lower(): value for name, value in environment.items() if value}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {
+            name: self._values[name]
+            for name in self.settings_cls.model_fields
+            if name in self._values
+        }

@@ -1,0 +1,233 @@
+"""What people read in Slack: limits, escaping, trace truncation, and snapshots of each message."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from syrupy.assertion import SnapshotAssertion
+
+from bot.errors.grouping import ErrorGroup, group_records
+from bot.errors.records import ErrorRecord, validate_records
+from bot.errors.traces import Runtime
+from bot.slack import blocks
+from bot.usecases.results import FailureKind, LookupFailure, QueryResult
+
+_OUR_TOKENS = re.compile(r"<!date\^\d+\^\{date_short_pretty\} at \{time\}\|[^<>]*>|<@U_ALICE>|<@UBOT>")
+_SLACK_LIMIT = 12_000
+
+
+def _mrkdwn_texts(message: blocks.SlackMessage) -> list[str]:
+    texts = [message.text]
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if value.get("type") == "mrkdwn":
+                texts.append(value["text"])
+            for child in value.values():
+                walk(child)
+        elif isinstance(value, list):
+            for child in value:
+                walk(child)
+
+    walk(message.blocks)
+    return texts
+
+
+def assert_fits_slack(message: blocks.SlackMessage) -> None:
+    assert len(message.blocks) <= blocks.MAX_BLOCKS
+    assert message.blocks or message.text
+    assert len(message.text) <= 40_000
+    assert blocks.message_size(message) < _SLACK_LIMIT
+    for block in message.blocks:
+        if block["type"] == "header":
+            assert len(block["text"]["text"]) <= 150
+        if block["type"] == "section":
+            if "text" in block:
+                assert 1 <= len(block["text"]["text"]) <= 3000
+            for field in block.get("fields", []):
+                assert len(field["text"]) <= 2000
+            assert len(block.get("fields", [])) <= 10
+        if block["type"] == "context":
+            assert len(block["elements"]) <= 10
+
+
+def assert_cannot_ping(message: blocks.SlackMessage) -> None:
+    """No mrkdwn text holds a `<` of its own: no @channel, mention or link can come through."""
+    for text in _mrkdwn_texts(message):
+        assert "<" not in _OUR_TOKENS.sub("", text), text
+
+
+def _group(message: str, trace: str | None, **fields: Any) -> ErrorGroup:
+    option = "None" if trace is None else f"Some({trace})"
+    record = {
+        "created_at": 1_764_000_000_000,
+        "request_id": "req-1",
+        "error": f"error:\n{message}\nstacktrace:\n{option}",
+        "error_type": "AlgorithmError",
+        "algoversion": "1.0.0",
+        "input": '{"a": 1}',
+    } | fields
+    (group,) = group_records([ErrorRecord.model_validate(record)])
+    return group
+
+
+def _result(groups: list[ErrorGroup], **fields: Any) -> QueryResult:
+    return QueryResult(
+        target=fields.pop("target", "acme/image_tagger"),
+        groups=tuple(groups),
+        errors=sum(g.count for g in groups),
+        **fields,
+    )
+
+
+_pieces = st.sampled_from([*"<>&@!|`*_~ \n\tabc#^:/", "<!channel>", "<@U1>", "&amp;", "```"])
+untrusted = st.lists(_pieces, max_size=200).map("".join) | st.text(max_size=400)
+
+
+@settings(max_examples=150, deadline=None)
+@given(message=untrusted, trace=untrusted, request_id=untrusted, version=untrusted,
+       error_type=untrusted, input_text=untrusted, target=untrusted)  # fmt: skip
+def test_every_message_fits_and_untrusted_text_cannot_ping(
+    message: str,
+    trace: str,
+    request_id: str,
+    version: str,
+    error_type: str,
+    input_text: str,
+    target: str,
+) -> None:
+    group = _group(
+        message,
+        trace,
+        request_id=request_id or "r",
+        algoversion=version,
+        error_type=error_type,
+        input=input_text,
+    )
+    result = _result([group], target=target)
+    reply = blocks.group_reply(group, show_input=True).message
+    failure = blocks.lookup_failed(LookupFailure(FailureKind.FORBIDDEN, target, message))
+    for built in (
+        blocks.query_parent(result, "U_ALICE"),
+        reply,
+        blocks.no_errors(result),
+        failure,
+        blocks.usage(message),
+        blocks.invite_me("UBOT", message),
+        blocks.lookup_started(target),
+    ):
+        assert_fits_slack(built)
+        assert_cannot_ping(built)
+
+
+def test_escaping_turns_pings_into_text() -> None:
+    assert blocks.escape("<!channel> & <@U1|bob>") == "&lt;!channel&gt; &amp; &lt;@U1|bob&gt;"
+
+
+def test_cut_escaped_never_splits_an_entity() -> None:
+    for limit in range(2, 20):
+        shortened = blocks.cut_escaped("a&b<c>" * 5, limit)
+        assert len(shortened) <= limit
+        assert not re.search(r"&[a-z]*…$", shortened), shortened
+
+
+def test_fixture_with_slack_syntax_is_escaped(sample_record_by_bug: dict[str, Any]) -> None:
+    record = sample_record_by_bug["py-notify-channel-id-int"]
+    (group,) = group_records([ErrorRecord.model_validate(record)])
+    built = blocks.group_reply(group, show_input=True).message
+    assert_cannot_ping(built)
+    assert "&lt;!here&gt;" in built.text
+    raw = [b for b in built.blocks if b["type"] == "rich_text"]
+    assert "<!here> cc <@U12345>" in str(raw)  # rich text shows it as typed, unparsed
+
+
+_LONG_PY = "Traceback (most recent call last):\n" + "".join(
+    f'  File "/usr/local/lib/python3.12/site-packages/lib{i}.py", line {i}, in f{i}\n'
+    f"    call_{i}()\n"
+    for i in range(300)
+) + "ValueError: the final line"
+
+
+@given(st.integers(min_value=200, max_value=5000))
+def test_a_long_python_trace_keeps_the_exception_line_and_says_what_was_cut(budget: int) -> None:
+    trimmed = blocks.trim_trace(_LONG_PY, Runtime.PYTHON, budget)
+    assert len(trimmed.text) <= budget
+    assert trimmed.text.endswith("ValueError: the final line")
+    assert trimmed.text.startswith("… ")
+    assert "cut above" in trimmed.text.splitlines()[0]
+    kept = trimmed.text.split("\n", 1)[1]
+    assert len(_LONG_PY) - len(kept) == trimmed.cut_chars
+    assert _LONG_PY.endswith(kept)
+
+
+def test_a_node_trace_is_cut_below_keeping_the_innermost_frames() -> None:
+    trace = "TypeError: x is not a function\n" + "".join(
+        f"    at f{i} (/opt/algorithm/src/a.js:{i}:1)\n" for i in range(400)
+    )
+    trimmed = blocks.trim_trace(trace, Runtime.NODE, 1000)
+    assert trimmed.text.startswith("TypeError: x is not a function\n    at f0 ")
+    assert "cut below" in trimmed.text.splitlines()[-1]
+
+
+def test_a_short_trace_is_shown_whole_and_not_attached(sample_record_by_bug: dict[str, Any]) -> None:
+    (group,) = group_records([ErrorRecord.model_validate(sample_record_by_bug["py-pil-antialias-removed"])])
+    reply = blocks.group_reply(group)
+    assert reply.full_trace is None
+    shown = [b["elements"][0]["elements"][0]["text"] for b in reply.message.blocks if b["type"] == "rich_text"]
+    assert shown == [group.latest.parsed.trace]
+
+
+def test_a_long_trace_is_attached_in_full(sample_record_by_bug: dict[str, Any]) -> None:
+    (group,) = group_records(
+        [ErrorRecord.model_validate(sample_record_by_bug["py-vitmatte-channel-mismatch"])]
+    )
+    reply = blocks.group_reply(group)
+    assert reply.full_trace == group.latest.parsed.trace
+    assert "cut above" in str(reply.message.blocks)
+    assert_fits_slack(reply.message)
+
+
+def test_parent_names_the_algorithm_counts_and_what_is_not_shown(sample: dict[str, Any]) -> None:
+    groups = group_records(validate_records(sample["records"]).records)
+    parent = blocks.query_parent(_result(groups), "U_ALICE")
+    text = str(parent.blocks)
+    assert "*acme/image_tagger*: 80 errors in 25 groups in the last 7 days" in text
+    assert "5 more not shown" in text
+    assert parent.text == "acme/image_tagger: 80 errors in 25 groups"
+
+
+def test_input_is_shown_only_when_asked(sample_record_by_bug: dict[str, Any]) -> None:
+    record = sample_record_by_bug["py-pil-antialias-removed"]
+    (group,) = group_records([ErrorRecord.model_validate(record)])
+    assert record["input"] not in str(blocks.group_reply(group).message.blocks)
+    assert record["input"] in str(blocks.group_reply(group, show_input=True).message.blocks)
+
+
+@pytest.mark.parametrize(
+    "bug",
+    [
+        "py-hf-checkpoint-unreadable",
+        "java-unsatisfiedlink-opencv",
+        "node-timeout-string-rejection",
+        "rb-minimagick-invalid-png-header",
+        "rs-taxonomy-missing-labels-field",
+    ],
+)
+def test_group_reply_snapshot(
+    sample_record_by_bug: dict[str, Any], bug: str, snapshot: SnapshotAssertion
+) -> None:
+    (group,) = group_records([ErrorRecord.model_validate(sample_record_by_bug[bug])])
+    assert blocks.group_reply(group).message == snapshot
+
+
+def test_parent_and_answers_snapshot(sample: dict[str, Any], snapshot: SnapshotAssertion) -> None:
+    groups = group_records(validate_records(sample["records"]).records)
+    assert blocks.query_parent(_result(groups[:3], options="since:2d"), "U_ALICE") == snapshot
+    assert blocks.no_errors(_result([], options="type:KeyError")) == snapshot
+    assert blocks.usage("`acme` is not an algorithm: write `owner/name` or `id:UUID`") == snapshot
+    for kind in FailureKind:
+        assert blocks.lookup_failed(LookupFailure(kind, "acme/x", "server said no")) == snapshot

@@ -1,0 +1,139 @@
+"""The Slack app manifests: valid for Slack, least privilege, and the two modes in step."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = ROOT / "tests" / "data" / "slack-manifest.schema.json"
+HTTP_MANIFEST = ROOT / "manifests" / "slack-app.yaml"
+SOCKET_MODE_MANIFEST = ROOT / "manifests" / "slack-app.socket-mode.yaml"
+MANIFESTS = [
+    pytest.param(HTTP_MANIFEST, id="http"),
+    pytest.param(SOCKET_MODE_MANIFEST, id="socket-mode"),
+]
+
+# Each scope is justified in the manifest; changing this list is a reviewed change.
+LEAST_PRIVILEGE_BOT_SCOPES = sorted(
+    ["commands", "chat:write", "channels:join", "files:write", "users:read"]
+)
+
+
+def load(path: Path) -> dict[str, Any]:
+    manifest = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(manifest, dict)
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft7Validator:
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def schema_errors(validator: jsonschema.Draft7Validator, manifest: dict[str, Any]) -> list[str]:
+    return [
+        f"{'/'.join(map(str, error.absolute_path)) or '(top)'}: {error.message}"
+        for error in validator.iter_errors(manifest)
+    ]
+
+
+def urls(value: object, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every (where, value) in the manifest whose key names a URL."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else key
+            if key in {"url", "request_url", "redirect_urls"} or key.endswith("_url"):
+                yield where, str(item)
+            else:
+                yield from urls(item, where)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from urls(item, f"{path}[{index}]")
+
+
+@pytest.mark.parametrize("path", MANIFESTS)
+def test_the_manifest_is_valid_for_slack(validator: jsonschema.Draft7Validator, path: Path) -> None:
+    assert schema_errors(validator, load(path)) == []
+
+
+@pytest.mark.parametrize("path", MANIFESTS)
+def test_the_one_slash_command_is_algo_errors(path: Path) -> None:
+    commands = load(path)["features"]["slash_commands"]
+
+    assert [command["command"] for command in commands] == ["/algo-errors"]
+    assert commands[0]["should_escape"] is False, "the parser expects raw text, not <@U…|name>"
+
+
+@pytest.mark.parametrize("path", MANIFESTS)
+def test_the_bot_asks_for_the_least_privilege_scopes(path: Path) -> None:
+    scopes = load(path)["oauth_config"]["scopes"]
+
+    assert sorted(scopes["bot"]) == LEAST_PRIVILEGE_BOT_SCOPES
+    assert set(scopes) == {"bot"}, "no user scopes, no optional scopes"
+
+
+@pytest.mark.parametrize("path", MANIFESTS)
+def test_the_bot_listens_to_no_events_and_has_interactivity(path: Path) -> None:
+    settings = load(path)["settings"]
+
+    assert "event_subscriptions" not in settings
+    assert settings["interactivity"]["is_enabled"] is True
+
+
+def test_the_http_manifest_sends_everything_to_slack_events() -> None:
+    manifest = load(HTTP_MANIFEST)
+    found = dict(urls(manifest))
+
+    assert manifest["settings"]["socket_mode_enabled"] is False
+    assert set(found) == {"features.slash_commands[0].url", "settings.interactivity.request_url"}
+    for where, url in found.items():
+        assert url.endswith("/slack/events"), where
+
+
+def test_the_socket_mode_manifest_has_no_urls() -> None:
+    manifest = load(SOCKET_MODE_MANIFEST)
+
+    assert manifest["settings"]["socket_mode_enabled"] is True
+    assert list(urls(manifest)) == []
+
+
+def test_the_two_manifests_differ_only_in_the_transport() -> None:
+    http = load(HTTP_MANIFEST)
+    for command in http["features"]["slash_commands"]:
+        del command["url"]
+    del http["settings"]["interactivity"]["request_url"]
+    http["settings"]["socket_mode_enabled"] = True
+
+    assert http == load(SOCKET_MODE_MANIFEST)
+
+
+@pytest.mark.parametrize(
+    ("where", "key"),
+    [
+        ((), "unknown_section"),
+        (("settings",), "socket_mode"),  # a plausible typo of socket_mode_enabled
+        (("features", "bot_user"), "always_on"),
+    ],
+)
+def test_the_schema_rejects_an_unknown_key(
+    validator: jsonschema.Draft7Validator, where: tuple[str, ...], key: str
+) -> None:
+    manifest = load(HTTP_MANIFEST)
+    section = manifest
+    for name in where:
+        section = section[name]
+    section[key] = True
+
+    errors = schema_errors(validator, manifest)
+
+    assert len(errors) == 1
+    assert f"'{key}' was unexpected" in errors[0]
