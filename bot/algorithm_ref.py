@@ -64,7 +64,5 @@ def parse_algorithm_ref(text: str) -> AlgorithmRef:
         return AlgorithmId(text[3:])
     owner, slash, name = text.partition("/")
     if not slash or not owner or not name:
-        raise InvalidAlgorithmRef(
-            f"`{text}` is not an algorithm: write `owner/name` or `id:UUID`"
-        )
+        raise InvalidAlgorithmRef(f"`{text}` is not an algorithm: write `owner/name` or `id:UUID`")
     return OwnerName(owner, name)

@@ -76,7 +76,9 @@ def build_bot(settings: Settings, http: httpx.AsyncClient, *, socket_mode: bool 
     assert settings.slack_bot_token is not None  # checked by require()
     secret = settings.slack_signing_secret
     bolt = create_app(
-        client=make_slack_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url),
+        client=make_slack_client(
+            settings.slack_bot_token.get_secret_value(), settings.slack_api_url
+        ),
         signing_secret=secret.get_secret_value() if secret is not None else "",
         source=make_cluster_client(settings, http),
         show_input=settings.show_input,
@@ -107,14 +109,14 @@ async def serve(settings: Settings, host: str, port: int) -> None:
             handler = AsyncSocketModeHandler(
                 bot.web_app.state.bolt, app_token=settings.slack_app_token.get_secret_value()
             )
-            await handler.connect_async()
+            await handler.connect_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
             log.info("connected to Slack over Socket Mode")
         log.info("serving on %s:%s", host, server.port)
         try:
             await server.serve()
         finally:
             if handler is not None:
-                await handler.close_async()
+                await handler.close_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
 
 
 # `errors` ---------------------------------------------------------------------------------------
@@ -164,17 +166,24 @@ def result_as_text(result: QueryResult) -> str:
         own = group.latest.parsed.own_frames[:5]
         if own:
             lines.append("    your code: " + " ← ".join(f.location() for f in own))
-        lines.append(f"    latest request: {group.latest.record.request_id} · id {group.fingerprint}")
+        lines.append(
+            f"    latest request: {group.latest.record.request_id} · id {group.fingerprint}"
+        )
     return "\n".join(lines)
 
 
 async def errors_command(settings: Settings, query: Query, as_json: bool) -> int:
     async with cluster_http() as http:
         try:
-            result = await run_query(make_cluster_client(settings, http), query, int(time.time() * 1000))
+            result = await run_query(
+                make_cluster_client(settings, http), query, int(time.time() * 1000)
+            )
         except LookupFailure as failure:
             detail = f" (the cluster said: {failure.detail})" if failure.detail else ""
-            print(f"error: {failure.target}: {failure.kind.value.replace('_', ' ')}{detail}", file=sys.stderr)
+            print(
+                f"error: {failure.target}: {failure.kind.value.replace('_', ' ')}{detail}",
+                file=sys.stderr,
+            )
             return EXIT_FAILED
     print(json.dumps(result_as_json(result)) if as_json else result_as_text(result))
     return EXIT_OK

@@ -9,7 +9,9 @@ from prometheus_client import CollectorRegistry, Counter
 
 @dataclass
 class Metrics:
-    registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry(auto_describe=True))
+    registry: CollectorRegistry = field(
+        default_factory=lambda: CollectorRegistry(auto_describe=True)
+    )
     commands: Counter = field(init=False)
     lookups: Counter = field(init=False)
 

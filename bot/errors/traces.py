@@ -226,8 +226,8 @@ _JAVA_MORE = re.compile(r"\s+\.\.\. \d+ (?:more|common frames omitted)\s*$")
 _JAVA_PLATFORM = ("com.algorithmia.", "sun.reflect.", "jdk.internal.reflect.", "java.lang.reflect.")
 _JAVA_LIBRARY = (
     "java.", "javax.", "sun.", "jdk.", "com.sun.", "scala.", "kotlin.", "org.apache.",
-    "org.bytedeco.", "com.google.", "com.fasterxml.", "org.slf4j.", "io.netty.", "com.twelvemonkeys.",
-    "org.springframework.", "okhttp3.", "org.json.",
+    "org.bytedeco.", "com.google.", "com.fasterxml.", "org.slf4j.", "io.netty.",
+    "com.twelvemonkeys.", "org.springframework.", "okhttp3.", "org.json.",
 )  # fmt: skip
 _OWN_JAVA_PACKAGE = "algorithmia."
 """Algorithmia's Java templates put an algorithm's code in the package `algorithmia.<name>`."""

@@ -75,7 +75,9 @@ def create_app(
                 )
             case Subscribe() | Unsubscribe() | ListSubscriptions():
                 keyword = text.split()[0].lower()
-                await ack(response_type="ephemeral", **blocks.not_yet_available(keyword).as_kwargs())
+                await ack(
+                    response_type="ephemeral", **blocks.not_yet_available(keyword).as_kwargs()
+                )
 
     async def _answer_query(
         query: Query,

@@ -218,7 +218,10 @@ def group_reply(group: ErrorGroup, *, show_input: bool = False) -> GroupReply:
         f"*Last seen*\n{date_token(group.last_seen)}",
     ]
     blocks: list[Block] = [
-        {"type": "header", "text": _plain(cut(group.headline or group.error_type, MAX_HEADER_TEXT))},
+        {
+            "type": "header",
+            "text": _plain(cut(group.headline or group.error_type, MAX_HEADER_TEXT)),
+        },
         {"type": "section", "fields": [_mrkdwn(f) for f in fields]},
     ]
     own = [f for f in latest.parsed.frames if f.origin is Origin.OWN][:_OWN_FRAMES_SHOWN]
@@ -277,7 +280,7 @@ _FAILURE_TEXT: dict[FailureKind, str] = {
     FailureKind.ERROR_LOGS_DISABLED: (
         "*{target}* exists, but error logs are switched off on this cluster. A cluster admin "
         "can turn on the `algorithm-errors` feature (Admin Panel, or "
-        "`PUT /v1/admin/features/algorithm-errors` with `{{\"enabled\": true}}`)."
+        '`PUT /v1/admin/features/algorithm-errors` with `{{"enabled": true}}`).'
     ),
     FailureKind.NOT_FOUND_BY_ID: (
         "The cluster knows no errors route for *{target}*: no algorithm has this id, or error "

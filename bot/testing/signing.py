@@ -11,7 +11,7 @@ from slack_sdk.signature import SignatureVerifier
 def sign(secret: str, body: str, timestamp: int | None = None) -> dict[str, str]:
     """The headers Slack sends with `body`: timestamp and `v0=` HMAC-SHA256 signature."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
-    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body)
+    signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body) or ""
     return {
         "content-type": "application/x-www-form-urlencoded",
         "x-slack-request-timestamp": ts,

@@ -16,7 +16,9 @@ from bot.errors.traces import Runtime
 from bot.slack import blocks
 from bot.usecases.results import FailureKind, LookupFailure, QueryResult
 
-_OUR_TOKENS = re.compile(r"<!date\^\d+\^\{date_short_pretty\} at \{time\}\|[^<>]*>|<@U_ALICE>|<@UBOT>")
+_OUR_TOKENS = re.compile(
+    r"<!date\^\d+\^\{date_short_pretty\} at \{time\}\|[^<>]*>|<@U_ALICE>|<@UBOT>"
+)
 _SLACK_LIMIT = 12_000
 
 
@@ -145,11 +147,15 @@ def test_fixture_with_slack_syntax_is_escaped(sample_record_by_bug: dict[str, An
     assert "<!here> cc <@U12345>" in str(raw)  # rich text shows it as typed, unparsed
 
 
-_LONG_PY = "Traceback (most recent call last):\n" + "".join(
-    f'  File "/usr/local/lib/python3.12/site-packages/lib{i}.py", line {i}, in f{i}\n'
-    f"    call_{i}()\n"
-    for i in range(300)
-) + "ValueError: the final line"
+_LONG_PY = (
+    "Traceback (most recent call last):\n"
+    + "".join(
+        f'  File "/usr/local/lib/python3.12/site-packages/lib{i}.py", line {i}, in f{i}\n'
+        f"    call_{i}()\n"
+        for i in range(300)
+    )
+    + "ValueError: the final line"
+)
 
 
 @given(st.integers(min_value=200, max_value=5000))
@@ -173,11 +179,19 @@ def test_a_node_trace_is_cut_below_keeping_the_innermost_frames() -> None:
     assert "cut below" in trimmed.text.splitlines()[-1]
 
 
-def test_a_short_trace_is_shown_whole_and_not_attached(sample_record_by_bug: dict[str, Any]) -> None:
-    (group,) = group_records([ErrorRecord.model_validate(sample_record_by_bug["py-pil-antialias-removed"])])
+def test_a_short_trace_is_shown_whole_and_not_attached(
+    sample_record_by_bug: dict[str, Any],
+) -> None:
+    (group,) = group_records(
+        [ErrorRecord.model_validate(sample_record_by_bug["py-pil-antialias-removed"])]
+    )
     reply = blocks.group_reply(group)
     assert reply.full_trace is None
-    shown = [b["elements"][0]["elements"][0]["text"] for b in reply.message.blocks if b["type"] == "rich_text"]
+    shown = [
+        b["elements"][0]["elements"][0]["text"]
+        for b in reply.message.blocks
+        if b["type"] == "rich_text"
+    ]
     assert shown == [group.latest.parsed.trace]
 
 

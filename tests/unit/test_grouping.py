@@ -114,9 +114,7 @@ def test_message_wording_does_not_split_a_traced_bug(
         ("object 5f1c9e0a7b3d", "object 9a8b7c6d5e4f"),
     ],
 )
-def test_without_a_trace_variable_parts_of_the_message_are_masked(
-    first: str, second: str
-) -> None:
+def test_without_a_trace_variable_parts_of_the_message_are_masked(first: str, second: str) -> None:
     template = "error:\nfailed {}\ncaused by: parse error\nstacktrace:\nNone"
     assert _fp(template.format(first)) == _fp(template.format(second))
 

@@ -8,9 +8,7 @@ from hypothesis import strategies as st
 
 from bot.errors.traces import Origin, Runtime, parse_error, split_error
 
-DOCS_EXAMPLE = (
-    'error:\nAll I do is throw an error\nstacktrace:\nSome(Traceback (most recent call last):\n  File "/usr/local/bin/algorithmia-pipe", line 40, in get_response\n    result = call_algorithm(request, algorithm)\n  File "/usr/local/bin/algorithmia-pipe", line 90, in call_algorithm\n    return algorithm.apply(data)\n  File "./src/testError.py", line 6, in apply\n    raise Exception("All I do is throw an error")\nException: All I do is throw an error)'  # noqa: E501
-)
+DOCS_EXAMPLE = 'error:\nAll I do is throw an error\nstacktrace:\nSome(Traceback (most recent call last):\n  File "/usr/local/bin/algorithmia-pipe", line 40, in get_response\n    result = call_algorithm(request, algorithm)\n  File "/usr/local/bin/algorithmia-pipe", line 90, in call_algorithm\n    return algorithm.apply(data)\n  File "./src/testError.py", line 6, in apply\n    raise Exception("All I do is throw an error")\nException: All I do is throw an error)'  # noqa: E501
 
 OLD_PIPE = """error:
 Type of media is not supported!
@@ -82,7 +80,8 @@ def test_split_error_unwraps_some_and_none() -> None:
     message, trace = split_error(DOCS_EXAMPLE)
     assert message == "All I do is throw an error"
     assert trace is not None
-    assert trace.startswith("Traceback") and trace.endswith("Exception: All I do is throw an error")
+    assert trace.startswith("Traceback")
+    assert trace.endswith("Exception: All I do is throw an error")
 
 
 def test_platform_frames_are_told_apart(sample_record_by_bug: dict[str, dict[str, str]]) -> None:
@@ -93,7 +92,9 @@ def test_platform_frames_are_told_apart(sample_record_by_bug: dict[str, dict[str
     assert origins[0] == ("notifier.py", Origin.OWN)  # innermost first
 
 
-def test_python_chain_keeps_every_exception(sample_record_by_bug: dict[str, dict[str, str]]) -> None:
+def test_python_chain_keeps_every_exception(
+    sample_record_by_bug: dict[str, dict[str, str]],
+) -> None:
     record = sample_record_by_bug["py-hf-checkpoint-unreadable"]
     parsed = parse_error(record["error"], record["error_type"])
     assert parsed.exception_types == ("RuntimeError", "UnicodeDecodeError", "OSError")

@@ -1,0 +1,420 @@
+"""The shipped fakes answer like the platforms they stand in for (see shared/reference)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from importlib import resources
+from typing import Any
+
+import httpx
+import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.testing.sample_cluster import (
+    DEFAULT_AUTHORIZATION,
+    MAX_RECORDS,
+    SAMPLE_ALGORITHM_ID,
+    SAMPLE_NAME,
+    SAMPLE_OWNER,
+    WINDOW_MS,
+    SampleCluster,
+    sample_bug_labels,
+    sample_records,
+)
+from bot.testing.slack_stand_in import SlackStandIn
+from bot.testing.transcript import render_blocks, render_conversation
+
+NOW_MS = 1_764_000_000_000
+HOUR_MS = 60 * 60 * 1000
+AUTH = {"Authorization": DEFAULT_AUTHORIZATION}
+UUID = "0f0e0d0c-0b0a-4909-8807-060504030201"
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[SlackStandIn]:
+    async with SlackStandIn(archived=("C_OLD",), users={"U_NYC": "America/New_York"}) as stand_in:
+        yield stand_in
+
+
+@pytest.fixture
+def client(slack: SlackStandIn) -> AsyncWebClient:
+    return AsyncWebClient(token="xoxb-test", base_url=slack.base_url)
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[SampleCluster]:
+    async with SampleCluster(clock_ms=lambda: NOW_MS) as sample_cluster:
+        yield sample_cluster
+
+
+@pytest.fixture
+async def http(cluster: SampleCluster) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=cluster.base_url) as http_client:
+        yield http_client
+
+
+def _record(request_id: str, created_at: int) -> dict[str, Any]:
+    return {"created_at": created_at, "request_id": request_id, "error": "error:\nboom"}
+
+
+# -- Slack stand-in ------------------------------------------------------------------------
+
+
+async def test_auth_test_names_the_bot_and_requires_a_token(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    response = await client.auth_test()
+    assert (response["user_id"], response["bot_id"], response["team_id"]) == (
+        "UBOT",
+        "BBOT",
+        "T0001",
+    )
+    assert response["user"] == "algo-errors"
+
+    with pytest.raises(SlackApiError) as refused:
+        await AsyncWebClient(base_url=slack.base_url).auth_test()
+    assert refused.value.response["error"] == "not_authed"
+    assert [call.method for call in slack.calls] == ["auth.test", "auth.test"]
+
+
+async def test_thread_replies_need_a_top_level_parent_in_the_channel(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    parent = await client.chat_postMessage(channel="C_GENERAL", text="3 errors")
+    reply = await client.chat_postMessage(
+        channel="C_GENERAL", text="regressed", thread_ts=parent["ts"], reply_broadcast=True
+    )
+    assert float(reply["ts"]) > float(parent["ts"])
+    for bad_parent, channel in ((reply["ts"], "C_GENERAL"), ("1.000000", "C_GENERAL")):
+        with pytest.raises(SlackApiError) as refused:
+            await client.chat_postMessage(channel=channel, text="x", thread_ts=bad_parent)
+        assert refused.value.response["error"] == "thread_not_found"
+
+    assert [m.text for m in slack.top_level("C_GENERAL")] == ["3 errors"]
+    (posted_reply,) = slack.thread(parent["ts"])
+    assert posted_reply.thread_ts == parent["ts"]
+    assert posted_reply.reply_broadcast is True
+
+
+async def test_chat_update_replaces_the_content_and_keeps_history(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "count 1"}}]
+    parent = await client.chat_postMessage(channel="C_GENERAL", text="count 1", blocks=blocks)
+    new_blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "count 2"}}]
+    await client.chat_update(
+        channel="C_GENERAL", ts=parent["ts"], text="count 2", blocks=new_blocks
+    )
+
+    (message,) = slack.messages
+    assert (message.text, message.blocks) == ("count 2", new_blocks)
+    assert [update["text"] for update in message.updates] == ["count 2"]
+    with pytest.raises(SlackApiError) as refused:
+        await client.chat_update(channel="C_GENERAL", ts="1.000000", text="x")
+    assert refused.value.response["error"] == "message_not_found"
+
+
+async def test_posting_where_the_bot_is_not_a_member(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    with pytest.raises(SlackApiError) as refused:
+        await client.chat_postMessage(channel="C_OTHER", text="hello")
+    assert refused.value.response["error"] == "not_in_channel"
+    joined = await client.conversations_join(channel="C_OTHER")
+    assert joined.get("warning") is None
+    await client.chat_postMessage(channel="C_OTHER", text="hello")
+    again = await client.conversations_join(channel="C_OTHER")
+    assert again["warning"] == "already_in_channel"
+    assert [m.channel for m in slack.messages] == ["C_OTHER"]
+
+    expected = {
+        ("chat_postMessage", "G_PRIVATE"): "channel_not_found",
+        ("chat_postMessage", "C_OLD"): "is_archived",
+        ("chat_postMessage", "C_NOPE"): "channel_not_found",
+        ("conversations_join", "G_PRIVATE"): "method_not_supported_for_channel_type",
+        ("conversations_join", "C_OLD"): "is_archived",
+        ("conversations_join", "C_NOPE"): "channel_not_found",
+    }
+    for (method, channel), error in expected.items():
+        kwargs: dict[str, Any] = {"channel": channel}
+        if method == "chat_postMessage":
+            kwargs["text"] = "hello"
+        with pytest.raises(SlackApiError) as refused:
+            await getattr(client, method)(**kwargs)
+        assert refused.value.response.status_code == 200
+        assert refused.value.response["error"] == error, (method, channel)
+
+
+async def test_conversations_info_and_users_info(client: AsyncWebClient) -> None:
+    info = await client.conversations_info(channel="C_OTHER")
+    assert info["channel"]["is_member"] is False
+    assert info["channel"]["is_private"] is False
+    assert (await client.users_info(user="U_ANY"))["user"]["tz"] == "Europe/Berlin"
+    assert (await client.users_info(user="U_NYC"))["user"]["tz"] == "America/New_York"
+
+
+async def test_files_upload_v2_end_to_end_into_a_thread(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    parent = await client.chat_postMessage(channel="C_GENERAL", text="parent")
+    response = await client.files_upload_v2(
+        channel="C_GENERAL", content="trace", filename="trace.txt", thread_ts=parent["ts"]
+    )
+
+    (uploaded,) = slack.files
+    assert response["file"]["id"] == uploaded.file_id
+    assert (uploaded.filename, uploaded.content) == ("trace.txt", b"trace")
+    assert (uploaded.channel, uploaded.thread_ts) == ("C_GENERAL", parent["ts"])
+    assert [c.method for c in slack.calls][1:] == [
+        "files.getUploadURLExternal",
+        "files.completeUploadExternal",
+    ]
+
+
+async def test_rate_limit_answers_429_with_retry_after(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    slack.fail_next("chat.postMessage", status=429, retry_after=1)
+    with pytest.raises(SlackApiError) as limited:
+        await client.chat_postMessage(channel="C_GENERAL", text="hello")
+    assert limited.value.response.status_code == 429
+    assert limited.value.response.headers["Retry-After"] == "1"
+    assert limited.value.response["error"] == "ratelimited"
+    assert slack.messages == []
+
+    slack.fail_next("chat.postMessage", error="msg_too_long")
+    with pytest.raises(SlackApiError) as refused:
+        await client.chat_postMessage(channel="C_GENERAL", text="hello")
+    assert refused.value.response["error"] == "msg_too_long"
+    await client.chat_postMessage(channel="C_GENERAL", text="hello")
+    assert len(slack.messages) == 1
+
+
+async def test_response_url_records_the_ephemeral_reply(slack: SlackStandIn) -> None:
+    webhook = AsyncWebhookClient(url=slack.response_url("query"))
+    response = await webhook.send(text="No errors in 7 days", replace_original=True)
+    assert (response.status_code, response.body) == (200, "ok")
+    (ephemeral,) = slack.ephemerals
+    assert (ephemeral.via, ephemeral.text, ephemeral.replace_original) == (
+        "response_url",
+        "No errors in 7 days",
+        True,
+    )
+    assert ephemeral.response_name == "query"
+
+
+async def test_wait_for_reports_what_slack_received(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    await client.chat_postMessage(channel="C_GENERAL", text="only this")
+    await slack.wait_for(lambda s: len(s.messages) == 1, timeout=0.5)
+    with pytest.raises(AssertionError, match=r"chat\.postMessage .*only this"):
+        await slack.wait_for(lambda s: len(s.messages) == 2, timeout=0.05)
+    await slack.wait_idle(quiet_s=0.02, timeout=1.0)
+
+
+# -- transcript ----------------------------------------------------------------------------
+
+
+async def test_transcript_shows_threads_broadcasts_files_and_ephemerals(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    parent = await client.chat_postMessage(channel="C_GENERAL", text="*acme/image_tagger*")
+    await client.chat_postMessage(
+        channel="C_GENERAL", text="regressed", thread_ts=parent["ts"], reply_broadcast=True
+    )
+    await client.files_upload_v2(
+        channel="C_GENERAL", content="a\nb\nc", filename="trace.txt", thread_ts=parent["ts"]
+    )
+    await client.chat_update(channel="C_GENERAL", ts=parent["ts"], text="*acme/image_tagger* 2")
+    await AsyncWebhookClient(url=slack.response_url()).send(text="Looking &lt;up&gt;")
+
+    assert render_conversation(slack) == (
+        "#C_GENERAL\n"
+        "══════════\n"
+        "*acme/image_tagger* 2\n"
+        "(edited)\n"
+        "    ↳ regressed\n"
+        "      (also sent to the channel)\n"
+        "    📎 trace.txt (3 lines)\n"
+        "\n"
+        "Responses to the user\n"
+        "═════════════════════\n"
+        "[only visible to you] Looking <up>\n"
+    )
+
+
+def test_render_blocks_reads_like_slack() -> None:
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "KeyError"}},
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": "Seen <!date^1627571664^{date_short_pretty} at {time}|Jul 29> by <@U123>"
+                " &lt;!channel&gt; &amp;lt;",
+            },
+            "fields": [{"type": "mrkdwn", "text": "*Count:*\n3"}],
+        },
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": "v1"}, {"type": "plain_text", "text": "v2"}],
+        },
+        {
+            "type": "rich_text",
+            "elements": [
+                {"type": "rich_text_section", "elements": [{"type": "text", "text": "Trace"}]},
+                {
+                    "type": "rich_text_preformatted",
+                    "elements": [{"type": "text", "text": "line 1\nline <2>"}],
+                },
+            ],
+        },
+        {"type": "divider"},
+        {
+            "type": "actions",
+            "elements": [
+                {"type": "button", "text": {"type": "plain_text", "text": "Resolve"}},
+                {
+                    "type": "static_select",
+                    "placeholder": {"type": "plain_text", "text": "Mute…"},
+                    "options": [],
+                },
+            ],
+        },
+    ]
+    assert render_blocks(blocks, "fallback") == (
+        "KeyError\n‾‾‾‾‾‾‾‾\n"
+        "Seen Jul 29 by @U123 <!channel> &lt;\n"
+        "Count: 3\n"
+        "v1 · v2\n"
+        "Trace\n"
+        "  │ line 1\n"
+        "  │ line <2>\n" + "─" * 40 + "\n[Resolve] [Select: Mute…]"
+    )
+    assert render_blocks([], "a &amp; b") == "a & b"
+
+
+# -- sample cluster ------------------------------------------------------------------------
+
+
+async def test_cluster_serves_lookup_and_both_error_routes(
+    cluster: SampleCluster, http: httpx.AsyncClient
+) -> None:
+    records = [_record("req-1", NOW_MS - HOUR_MS), _record("req-2", NOW_MS - 2 * HOUR_MS)]
+    uuid = cluster.add_algorithm("hello", "world", uuid=UUID, records=records)
+
+    lookup = await http.get("/v1/algorithms/hello/world", headers=AUTH)
+    assert lookup.status_code == 200
+    assert lookup.json()["id"] == uuid
+    assert lookup.json()["version_info"]["semantic_version"] == "2.0.1"
+    by_name = await http.get("/v1/algorithms/hello/world/errors", headers=AUTH)
+    by_id = await http.get(f"/v1/algorithms/{uuid}/errors", headers=AUTH)
+    assert by_name.json() == by_id.json() == records
+    assert cluster.requests[-1] == ("GET", f"/v1/algorithms/{uuid}/errors")
+    assert cluster.last_authorization == DEFAULT_AUTHORIZATION
+
+
+async def test_cluster_resolves_owner_errors_as_an_algorithm_named_errors(
+    cluster: SampleCluster, http: httpx.AsyncClient
+) -> None:
+    cluster.add_algorithm("hello", "world", uuid=UUID)
+    not_uuid = await http.get("/v1/algorithms/hello/errors", headers=AUTH)
+    assert (not_uuid.status_code, not_uuid.json()) == (404, {"error": "No such algorithm"})
+    unknown_uuid = await http.get(f"/v1/algorithms/{UUID[:-1]}9/errors", headers=AUTH)
+    assert (unknown_uuid.status_code, unknown_uuid.json()) == (
+        404,
+        {"error": {"message": "not found"}},
+    )
+    unknown = await http.get("/v1/algorithms/hello/nope/errors", headers=AUTH)
+    assert unknown.json() == {"error": {"message": "algorithm algo://hello/nope not found"}}
+
+
+async def test_cluster_checks_the_authorization_header(
+    cluster: SampleCluster, http: httpx.AsyncClient
+) -> None:
+    cluster.add_algorithm("hello", "world")
+    missing = await http.get("/v1/algorithms/hello/world/errors")
+    assert (missing.status_code, missing.json()) == (
+        401,
+        {"error": {"message": "authorization required"}},
+    )
+    wrong = await http.get(
+        "/v1/algorithms/hello/world/errors", headers={"Authorization": "Simple simWRONG"}
+    )
+    assert (wrong.status_code, wrong.json()["error"]["code"]) == (401, 2002)
+
+    cluster.authorization = "Bearer a.b.c"
+    bearer = await http.get(
+        "/v1/algorithms/hello/world/errors", headers={"Authorization": "Bearer a.b.c"}
+    )
+    assert bearer.status_code == 200
+
+
+async def test_cluster_forbidden_down_feature_off_and_injected_faults(
+    cluster: SampleCluster, http: httpx.AsyncClient
+) -> None:
+    cluster.add_algorithm("other", "secret", uuid=UUID, forbidden=True)
+    for path in ("/v1/algorithms/other/secret", f"/v1/algorithms/{UUID}/errors"):
+        forbidden = await http.get(path, headers=AUTH)
+        assert (forbidden.status_code, forbidden.json()["error"]["code"]) == (403, 2001)
+
+    cluster.add_algorithm("hello", "world")
+    cluster.errors_feature_enabled = False
+    off = await http.get("/v1/algorithms/hello/world/errors", headers=AUTH)
+    assert (off.status_code, off.json()) == (404, {"error": {"message": "not found"}})
+    assert (await http.get("/v1/algorithms/hello/world", headers=AUTH)).status_code == 200
+    cluster.errors_feature_enabled = True
+
+    cluster.fail_next(502)
+    assert (await http.get("/v1/algorithms/hello/world", headers=AUTH)).status_code == 502
+    assert (await http.get("/v1/algorithms/hello/world", headers=AUTH)).status_code == 200
+
+    cluster.down = True
+    down = await http.get("/v1/algorithms/hello/world/errors", headers=AUTH)
+    assert down.status_code == 503
+    assert down.text == "<html><body>503 Service Unavailable</body></html>"
+
+
+async def test_cluster_serves_only_seven_days_and_at_most_200_newest(
+    cluster: SampleCluster, http: httpx.AsyncClient
+) -> None:
+    old = [_record(f"req-old-{n}", NOW_MS - WINDOW_MS - (n + 1) * HOUR_MS) for n in range(5)]
+    cluster.add_algorithm("hello", "world", records=old)
+    cluster.append_records(
+        "hello", "world", [_record(f"req-{n}", NOW_MS - WINDOW_MS + n * 1000) for n in range(250)]
+    )
+
+    served = (await http.get("/v1/algorithms/hello/world/errors", headers=AUTH)).json()
+    assert len(served) == MAX_RECORDS
+    assert served[0]["request_id"] == "req-249"
+    assert served[-1]["request_id"] == "req-50"
+    assert [r["created_at"] for r in served] == sorted(
+        (r["created_at"] for r in served), reverse=True
+    )
+
+
+async def test_load_sample_rebases_the_fixture_onto_the_clock(
+    cluster: SampleCluster, http: httpx.AsyncClient
+) -> None:
+    assert cluster.load_sample() == SAMPLE_ALGORITHM_ID
+    served = (
+        await http.get(f"/v1/algorithms/{SAMPLE_OWNER}/{SAMPLE_NAME}/errors", headers=AUTH)
+    ).json()
+
+    fixture = json.loads(
+        resources.files("bot.testing").joinpath("sample_errors.json").read_text("utf-8")
+    )
+    assert len(served) == len(fixture["records"]) == 80
+    assert all("age_ms" not in record for record in served)
+    assert [r["created_at"] for r in served] == [NOW_MS - r["age_ms"] for r in fixture["records"]]
+    assert served == sample_records(NOW_MS)
+    assert set(sample_bug_labels()) == {r["request_id"] for r in served}
+    assert fixture["algorithm"] == {
+        "owner": SAMPLE_OWNER,
+        "name": SAMPLE_NAME,
+        "id": SAMPLE_ALGORITHM_ID,
+    }
