@@ -7,11 +7,13 @@ frames do. Without a trace the message decides after numbers, hex ids and UUIDs 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from bot.errors import traces
 from bot.errors.records import ErrorRecord
 from bot.errors.traces import Frame, Origin, ParsedError, Runtime, parse_error
 
@@ -49,19 +51,27 @@ def fingerprint(parsed: ParsedError, error_type: str) -> str:
     return hashlib.sha1("\x1f".join(key).encode()).hexdigest()[:12]
 
 
+def clear_caches() -> None:
+    """Forget parsed frames and locations (benchmarks measure a cold response with this)."""
+    traces.clear_caches()
+    _location.cache_clear()
+
+
 def _code_locations(frames: Iterable[Frame]) -> list[str]:
-    locations = []
-    for frame in frames:
-        if frame.function in _COMPREHENSIONS:
-            continue
-        function = frame.function
-        if "." in function and not function.startswith("<"):
-            # Python and Node print `Class.method` or `Object.method` depending on the version
-            # and the receiver; Java keeps the class in the function name, which is the point.
-            function = function if frame.file.endswith(".java") else function.rsplit(".", 1)[-1]
-        file = frame.file.rsplit("/", 1)[-1]
-        locations.append(f"{file}:{_DIGITS.sub('#', function)}")
-    return _collapse_recursion(locations)
+    locations = [_location(frame.file, frame.function) for frame in frames]
+    return _collapse_recursion([location for location in locations if location])
+
+
+@functools.lru_cache(maxsize=8192)
+def _location(file: str, function: str) -> str:
+    """`file:function` without directories, line or digits; "" for frames that never decide."""
+    if function in _COMPREHENSIONS:
+        return ""
+    if "." in function and not function.startswith("<") and not file.endswith(".java"):
+        # Python and Node print `Class.method` or `Object.method` depending on the version and
+        # the receiver; Java keeps the class in the function name, which is the point.
+        function = function.rsplit(".", 1)[-1]
+    return f"{file.rsplit('/', 1)[-1]}:{_DIGITS.sub('#', function)}"
 
 
 def _library_locations(parsed: ParsedError) -> list[str]:
@@ -76,6 +86,8 @@ def _library_locations(parsed: ParsedError) -> list[str]:
 
 def _collapse_recursion(locations: list[str]) -> list[str]:
     """Fold a repeated run of one to four locations into one copy: depth is not a new bug."""
+    if len(set(locations)) == len(locations):
+        return locations
     collapsed: list[str] = []
     for location in locations:
         collapsed.append(location)
