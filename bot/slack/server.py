@@ -45,11 +45,24 @@ def create_web_app(
     return Starlette(routes=routes)
 
 
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket created with `IPPROTO_TCP`: asyncio sets TCP_NODELAY on accepted
+    connections only then (a plain `create_server` socket has proto 0 and every response
+    waits ~40 ms for a delayed ACK)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(socket.SOMAXCONN)
+    sock.setblocking(False)
+    return sock
+
+
 class WebServer:
     """uvicorn in the current event loop, on a socket we bind (so port 0 works in tests)."""
 
     def __init__(self, app: Starlette, host: str = "0.0.0.0", port: int = 3000) -> None:
-        self._socket = socket.create_server((host, port), reuse_port=False)
+        self._socket = _listening_socket(host, port)
         self._server = uvicorn.Server(
             uvicorn.Config(app, log_config=None, lifespan="off", access_log=False)
         )

@@ -126,6 +126,28 @@ def test_every_message_fits_and_untrusted_text_cannot_ping(
         assert_cannot_ping(built)
 
 
+@settings(max_examples=100, deadline=None)
+@given(trace=untrusted, size=st.integers(min_value=0, max_value=6000))
+def test_traces_and_inputs_go_only_in_preformatted_blocks(trace: str, size: int) -> None:
+    """A code block that is cut can never stay open: traces and inputs never enter mrkdwn (no
+    fence to close, mentions not live) but rich-text preformatted elements, closed by
+    structure, whatever their length."""
+    marker = "QQTRACEQQ"
+    group = _group("boom", f"{trace}{marker}{'x' * size}", input=f"{marker}input")
+    reply = blocks.group_reply(group, show_input=True).message
+    assert not any(marker in text for text in _mrkdwn_texts(reply))
+    preformatted = [
+        element["elements"][0]["text"]
+        for block in reply.blocks
+        if block["type"] == "rich_text"
+        for element in block["elements"]
+        if element["type"] == "rich_text_preformatted"
+    ]
+    assert len(preformatted) == 2
+    assert all(text.strip() for text in preformatted)
+    assert all(len(text) <= blocks.TRACE_BUDGET for text in preformatted)
+
+
 def test_escaping_turns_pings_into_text() -> None:
     assert blocks.escape("<!channel> & <@U1|bob>") == "&lt;!channel&gt; &amp; &lt;@U1|bob&gt;"
 
