@@ -47,8 +47,9 @@ def response_records(now_ms: int) -> list[dict[str, Any]]:
     return records
 
 
-def pipeline(payload: bytes, query: Query, now_ms: int) -> int:
-    clear_caches()  # a cold response: nothing learnt from the previous run
+def pipeline(payload: bytes, query: Query, now_ms: int, *, cold: bool = True) -> int:
+    if cold:
+        clear_caches()  # nothing learnt from the previous run
     batch = validate_records(json.loads(payload))
     result = summarize(query, batch, now_ms)
     built = [blocks.query_parent(result, "U1")]
@@ -91,6 +92,13 @@ def main() -> None:
         f"(p90 {sorted(full)[int(RUNS * 0.9)]:.3f} ms)"
     )
     print(f"ratio to json.loads (paired):        {ratio:7.1f}x")
+    _, warm = interleaved(
+        lambda: json.loads(payload), lambda: pipeline(payload, query, now_ms, cold=False), RUNS
+    )
+    print(
+        f"the same records again (memoized, as a serving bot re-reads them): "
+        f"median {statistics.median(warm):.3f} ms"
+    )
     verdict = "meets" if full_ms < TARGET_MS else "MISSES"
     print(
         f"target < {TARGET_MS} ms per response:     {verdict} ({full_ms / TARGET_MS:.2f} of target)"

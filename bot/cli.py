@@ -225,6 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every request at INFO; the bot logs what matters about cluster calls itself.
+    logging.getLogger("httpx").setLevel(
+        max(logging.getLevelName(settings.log_level), logging.WARNING)
+    )
     if args.command == "errors":
         try:
             command = parse_command(" ".join([args.target, *args.options]))

@@ -52,9 +52,10 @@ def fingerprint(parsed: ParsedError, error_type: str) -> str:
 
 
 def clear_caches() -> None:
-    """Forget parsed frames and locations (benchmarks measure a cold response with this)."""
+    """Forget parsed errors, frames and locations (benchmarks measure a cold response)."""
     traces.clear_caches()
     _location.cache_clear()
+    read_error.cache_clear()
 
 
 def _code_locations(frames: Iterable[Frame]) -> list[str]:
@@ -157,21 +158,24 @@ def _version_key(version: str) -> tuple[tuple[int, str], ...]:
 
 
 def read_occurrences(records: Iterable[ErrorRecord]) -> list[Occurrence]:
-    """Parse and fingerprint records, once per distinct (error, type), dropping repeated ids."""
+    """Parse and fingerprint records, dropping repeated request ids."""
     seen_ids: set[str] = set()
-    cache: dict[tuple[str, str], tuple[ParsedError, str]] = {}
     occurrences = []
     for record in records:
         if record.request_id in seen_ids:
             continue
         seen_ids.add(record.request_id)
-        key = (record.error, record.error_type)
-        known = cache.get(key)
-        if known is None:
-            parsed = parse_error(record.error, record.error_type)
-            known = cache[key] = (parsed, fingerprint(parsed, record.error_type))
-        occurrences.append(Occurrence(record, known[0], known[1]))
+        parsed, fp = read_error(record.error, record.error_type)
+        occurrences.append(Occurrence(record, parsed, fp))
     return occurrences
+
+
+@functools.lru_cache(maxsize=2048)
+def read_error(error: str, error_type: str) -> tuple[ParsedError, str]:
+    """Parse and fingerprint one error string. Memoized: the API returns the same records to
+    every query and digest of the 7-day window, and one bug often repeats its exact text."""
+    parsed = parse_error(error, error_type)
+    return parsed, fingerprint(parsed, error_type)
 
 
 def group_occurrences(occurrences: Sequence[Occurrence]) -> list[ErrorGroup]:

@@ -5,13 +5,19 @@ responses, uploaded files, channel membership) and answers like Slack does: HTTP
 `{"ok": false, "error": …}` for refusals, HTTP 429 with `Retry-After` when told to rate-limit.
 Point `AsyncWebClient(base_url=slack.base_url)` at it; use `slack.response_url()` as the
 `response_url` of signed slash commands and interactions.
+
+It also speaks Socket Mode: `apps.connections.open` (with an `xapp-` app-level token) hands out a
+`ws://` URL on the same port; the WebSocket greets with `hello`, and `send_slash_command()`
+delivers a `slash_commands` envelope and returns the payload of the app's acknowledgement.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,13 +25,16 @@ from types import TracebackType
 from typing import Any, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, WSCloseCode, WSMsgType, web
 from aiohttp.typedefs import Handler, Middleware
 
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
 TEAM_ID = "T0001"
 BOT_USER_NAME = "algo-errors"
+APP_ID = "A0001"
+TEAM_DOMAIN = "algo-errors-demo"
+SOCKET_MODE_PATH = "/socket-mode"
 DEFAULT_TZ = "Europe/Berlin"
 # Granted scopes, as Slack reports them in `x-oauth-scopes`. Without `chat:write.public` the bot
 # must join a public channel before posting, which is what the stand-in enforces.
@@ -146,6 +155,14 @@ class SlackStandIn:
         self._last_activity = time.monotonic()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
+        # Socket Mode: tickets handed out by `apps.connections.open`, open sockets (oldest
+        # first), acknowledgements received, and the envelopes still waiting for theirs.
+        self.socket_acks: list[dict[str, Any]] = []
+        self._tickets: set[str] = set()
+        self._ticket_count = 0
+        self._sockets: list[web.WebSocketResponse] = []
+        self._pending_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._envelope_count = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -154,6 +171,7 @@ class SlackStandIn:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/response/{name}", self._response_url)
         app.router.add_post("/upload/{file_id}", self._upload)
+        app.router.add_get(SOCKET_MODE_PATH, self._socket_mode)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -169,6 +187,13 @@ class SlackStandIn:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        for ws in list(self._sockets):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown"), 1.0
+                )
+        for pending in self._pending_acks.values():
+            pending.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -230,6 +255,80 @@ class SlackStandIn:
                 )
             await asyncio.sleep(0.01)
 
+    # -- Socket Mode -------------------------------------------------------------------------
+
+    @property
+    def socket_count(self) -> int:
+        """How many Socket Mode connections are open (each was greeted with `hello`)."""
+        return len(self._sockets)
+
+    async def socket_connected(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
+        """Return once an app holds a Socket Mode connection and has been sent `hello`."""
+        deadline = time.monotonic() + timeout
+        while not self._sockets:
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"no Socket Mode connection within {timeout} s\n{self.summary()}"
+                )
+            await asyncio.sleep(0.01)
+
+    async def send_slash_command(
+        self,
+        text: str,
+        *,
+        channel_id: str = "C_GENERAL",
+        user_id: str = "U_ALICE",
+        command: str = "/algo-errors",
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> dict[str, Any]:
+        """Deliver a slash command over Socket Mode, like Slack does, and wait for the ack.
+
+        Returns the `payload` of the app's acknowledgement (`{}` for an empty ack): the
+        immediate reply Slack would show, as the body of an HTTP ack would be.
+        """
+        deadline = time.monotonic() + timeout
+        await self.socket_connected(timeout)
+        ws = self._sockets[-1]
+        self._envelope_count += 1
+        envelope_id = str(uuid.uuid4())
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": "slash_commands",
+            "accepts_response_payload": True,
+            "payload": {
+                "token": "deprecated-verification-token",
+                "team_id": TEAM_ID,
+                "team_domain": TEAM_DOMAIN,
+                "channel_id": channel_id,
+                "channel_name": _channel_name(channel_id),
+                "user_id": user_id,
+                "user_name": user_id.lower().removeprefix("u_"),
+                "command": command,
+                "text": text,
+                "api_app_id": APP_ID,
+                "is_enterprise_install": "false",
+                "response_url": self.response_url(),
+                "trigger_id": f"{self._envelope_count}.{self._envelope_count}.{uuid.uuid4().hex}",
+            },
+        }
+        ack: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending_acks[envelope_id] = ack
+        try:
+            self._last_activity = time.monotonic()
+            await ws.send_str(json.dumps(envelope))
+            remaining = max(deadline - time.monotonic(), 0.0)
+            try:
+                message = await asyncio.wait_for(asyncio.shield(ack), remaining)
+            except TimeoutError:
+                raise AssertionError(
+                    f"no acknowledgement of {command} {text!r} within {timeout} s "
+                    f"(Slack would show a timeout error)\n{self.summary()}"
+                ) from None
+        finally:
+            self._pending_acks.pop(envelope_id, None)
+        payload = message.get("payload")
+        return dict(payload) if isinstance(payload, dict) else {}
+
     # -- queries -----------------------------------------------------------------------------
 
     def calls_to(self, method: str) -> list[SlackCall]:
@@ -255,6 +354,10 @@ class SlackStandIn:
             lines.append(f"  {call.method} {shown} -> {call.status} {outcome}")
         for ephemeral in self.ephemerals:
             lines.append(f"  ephemeral via {ephemeral.via}: {_shorten(ephemeral.text)!r}")
+        for ack in self.socket_acks:
+            payload = ack.get("payload")
+            answer = _shorten(str(payload.get("text", ""))) if isinstance(payload, dict) else ""
+            lines.append(f"  socket ack {ack.get('envelope_id')}: {answer!r}")
         return "\n".join(lines)
 
     # -- HTTP plumbing -----------------------------------------------------------------------
@@ -262,6 +365,10 @@ class SlackStandIn:
     def _track_activity(self) -> Middleware:
         @web.middleware
         async def track(request: web.Request, handler: Handler) -> web.StreamResponse:
+            if request.path == SOCKET_MODE_PATH:
+                # A socket stays open: it is not a request in flight. Its messages count as
+                # activity where they are sent and received.
+                return await handler(request)
             self._in_flight += 1
             self._last_activity = time.monotonic()
             try:
@@ -307,7 +414,13 @@ class SlackStandIn:
         authorization = request_headers.get("Authorization", "")
         if not authorization.startswith("Bearer "):
             raise _Refusal("not_authed")
-        if not authorization.startswith("Bearer xox"):
+        if method == "apps.connections.open":
+            # Only an app-level token may open a Socket Mode connection.
+            if authorization.startswith("Bearer xox"):
+                raise _Refusal("not_allowed_token_type")
+            if not authorization.startswith("Bearer xapp-"):
+                raise _Refusal("invalid_auth")
+        elif not authorization.startswith("Bearer xox"):
             raise _Refusal("invalid_auth")
         fault = self._take_fault(method)
         if fault is not None:
@@ -333,6 +446,7 @@ class SlackStandIn:
             "users.info": self._users_info,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
+            "apps.connections.open": self._apps_connections_open,
         }
 
     async def _response_url(self, request: web.Request) -> web.Response:
@@ -370,6 +484,48 @@ class SlackStandIn:
             return web.Response(status=404, text="file_not_found")
         pending.content = await _upload_body(request)
         return web.Response(text=f"OK - {len(pending.content)}")
+
+    async def _socket_mode(self, request: web.Request) -> web.StreamResponse:
+        ticket = request.query.get("ticket", "")
+        if ticket not in self._tickets:
+            return web.Response(status=401, text="invalid_ticket")
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        self._last_activity = time.monotonic()
+        try:
+            await ws.send_json(
+                {
+                    "type": "hello",
+                    "num_connections": len(self._sockets),
+                    "debug_info": {
+                        "host": "applink-stand-in",
+                        "build_number": 1,
+                        "approximate_connection_time": 18060,
+                    },
+                    "connection_info": {"app_id": APP_ID},
+                }
+            )
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    self._socket_message(message.data)
+        finally:
+            self._sockets.remove(ws)
+        return ws
+
+    def _socket_message(self, data: str) -> None:
+        """An app's message over the socket: an acknowledgement `{"envelope_id", "payload"}`."""
+        self._last_activity = time.monotonic()
+        try:
+            message = json.loads(data)
+        except json.JSONDecodeError:
+            return
+        if not isinstance(message, dict) or "envelope_id" not in message:
+            return
+        self.socket_acks.append(message)
+        pending = self._pending_acks.get(str(message["envelope_id"]))
+        if pending is not None and not pending.done():
+            pending.set_result(message)
 
     # -- channels ----------------------------------------------------------------------------
 
@@ -427,6 +583,13 @@ class SlackStandIn:
             "bot_id": BOT_ID,
             "is_enterprise_install": False,
         }
+
+    def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._ticket_count += 1
+        ticket = str(self._ticket_count)
+        self._tickets.add(ticket)
+        ws_root = self.root_url.replace("http://", "ws://", 1)
+        return {"url": f"{ws_root}{SOCKET_MODE_PATH}?ticket={ticket}"}
 
     def _chat_post_message(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._check_can_post(_text(params, "channel"))
@@ -685,3 +848,8 @@ def _tz_label_and_offset(tz: str) -> tuple[str, int]:
 def _shorten(text: str, limit: int = 60) -> str:
     one_line = text.replace("\n", "⏎")
     return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
+
+
+def _channel_name(channel: str) -> str:
+    """The name the stand-in gives a channel id (`C_GENERAL` → `general`)."""
+    return channel.lower().removeprefix("c_").removeprefix("g_")

@@ -1,0 +1,142 @@
+"""The command line as an operator runs it: `errors`, `demo`, and start-up configuration errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.testing.sample_cluster import SampleCluster
+
+KEY = "simCLITESTKEY000000000000000"
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[SampleCluster]:
+    async with SampleCluster(authorization=f"Simple {KEY}") as running:
+        running.load_sample()
+        yield running
+
+
+async def run_cli(cwd: Path, env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """Run `python -m bot ARGS` in `cwd` (no stray .env) with only `env` and PATH set."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=cwd,
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def _env(cluster: SampleCluster) -> dict[str, str]:
+    return {"ALGORITHMIA_API_URL": cluster.base_url, "ALGORITHMIA_API_KEY": KEY}
+
+
+async def test_errors_json_lists_groups_newest_first(
+    cluster: SampleCluster, tmp_path: Path
+) -> None:
+    code, out, err = await run_cli(tmp_path, _env(cluster), "errors", "acme/image_tagger", "--json")
+    assert (code, err) == (0, "")
+    answer = json.loads(out)
+    assert answer["algorithm"] == "acme/image_tagger"
+    assert answer["errors"] == 80
+    groups = answer["groups"]
+    assert len(groups) == 25
+    assert sum(g["count"] for g in groups) == 80
+    assert [g["last_seen"] for g in groups] == sorted(
+        (g["last_seen"] for g in groups), reverse=True
+    )
+    for key in ("fingerprint", "error_type", "headline", "count", "request_ids", "versions",
+                "first_seen", "last_seen"):  # fmt: skip
+        assert key in groups[0]
+    assert len(groups[0]["request_ids"]) == groups[0]["count"]
+
+
+async def test_errors_text_with_options(cluster: SampleCluster, tmp_path: Path) -> None:
+    code, out, _ = await run_cli(
+        tmp_path, _env(cluster), "errors", "acme/image_tagger", "type:RecursionError"
+    )
+    assert code == 0
+    assert out.startswith("acme/image_tagger: 3 errors in 1 groups matching type:RecursionError")
+    assert "your code: ./src/options.py:31 in threshold" in out
+
+
+async def test_errors_with_no_matching_errors_succeeds(
+    cluster: SampleCluster, tmp_path: Path
+) -> None:
+    code, out, _ = await run_cli(tmp_path, _env(cluster), "errors", "acme/image_tagger", "since:1h")
+    assert code == 0
+    assert out.startswith("acme/image_tagger: 0 errors")
+
+
+async def test_errors_lookup_failure_exits_1_with_one_line(
+    cluster: SampleCluster, tmp_path: Path
+) -> None:
+    code, out, err = await run_cli(tmp_path, _env(cluster), "errors", "acme/nope")
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1
+    assert "acme/nope: algorithm not found" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("errors", "acme"), "is not an algorithm"),
+        (("errors", "acme/x", "since:soon"), "is not a duration"),
+        (("errors", "list"), "give an algorithm"),
+        (("errors",), "the following arguments are required: target"),
+    ],
+)
+async def test_bad_arguments_exit_2(
+    cluster: SampleCluster, tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    code, _, err = await run_cli(tmp_path, _env(cluster), *args)
+    assert code == 2
+    assert message in err
+    assert cluster.requests == []
+
+
+@pytest.mark.parametrize(
+    ("env", "command", "message"),
+    [
+        ({}, "errors", "ALGORITHMIA_API_URL: required"),
+        ({"ALGORITHMIA_API_URL": "ftp://x"}, "errors", "ALGORITHMIA_API_URL"),
+        ({"ALGORITHMIA_API_URL": "http://x", "ALGORITHMIA_API_KEY": "k", "ALGORITHMIA_JWT": "j"},
+         "errors", "set only one of them"),
+        ({"ALGORITHMIA_API_URL": "http://x", "ALGORITHMIA_API_KEY": "k"}, "serve",
+         "SLACK_BOT_TOKEN"),
+        ({"ALGORITHMIA_API_URL": "http://x", "ALGORITHMIA_API_KEY": "k",
+          "SLACK_BOT_TOKEN": "xoxb-1"}, "serve", "SLACK_SIGNING_SECRET"),
+    ],
+)  # fmt: skip
+async def test_configuration_errors_exit_2_naming_the_variable(
+    tmp_path: Path, env: dict[str, str], command: str, message: str
+) -> None:
+    args = ("errors", "acme/x") if command == "errors" else ("serve", "--port", "0")
+    code, _, err = await run_cli(tmp_path, env, *args)
+    assert code == 2
+    assert err.count("\n") == 1
+    assert message in err
+
+
+async def test_demo_prints_the_conversation(tmp_path: Path) -> None:
+    code, out, _ = await run_cli(tmp_path, {}, "demo")
+    assert code == 0
+    assert "#C_GENERAL" in out
+    assert "*acme/image_tagger*: 30 errors in 16 groups matching `since:2d`" in out
+    assert out.count("    ↳ ") == 16
+    assert "📎 trace-req-" in out
+    assert "[only visible to you]" in out
+    assert "There is no algorithm *acme/image_tager*" in out
