@@ -88,7 +88,7 @@ def main() -> None:
     )
     print(f"json.loads:                          median {loads_ms:7.3f} ms")
     print(
-        f"validate + parse + group + render:   median {full_ms:7.3f} ms "
+        f"validate + parse + group + render, cold: median {full_ms:7.3f} ms "
         f"(p90 {sorted(full)[int(RUNS * 0.9)]:.3f} ms)"
     )
     print(f"ratio to json.loads (paired):        {ratio:7.1f}x")

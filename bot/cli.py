@@ -75,15 +75,16 @@ def build_bot(settings: Settings, http: httpx.AsyncClient, *, socket_mode: bool 
         require(settings, "serve", "SLACK_SIGNING_SECRET")
     assert settings.slack_bot_token is not None  # checked by require()
     secret = settings.slack_signing_secret
+    metrics = Metrics()
     bolt = create_app(
         client=make_slack_client(
             settings.slack_bot_token.get_secret_value(), settings.slack_api_url
         ),
         signing_secret=secret.get_secret_value() if secret is not None else "",
         source=make_cluster_client(settings, http),
+        metrics=metrics,
         show_input=settings.show_input,
     )
-    metrics = Metrics()
     web_app = create_web_app(None if socket_mode else bolt, metrics=metrics)
     web_app.state.bolt = bolt
     return Bot(web_app, metrics)

@@ -15,6 +15,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.metrics import Metrics
 from bot.slack import blocks
 from bot.slack.commands import (
     COMMAND,
@@ -40,6 +41,7 @@ def create_app(
     client: AsyncWebClient,
     signing_secret: str,
     source: ErrorSource,
+    metrics: Metrics,
     show_input: bool = False,
     clock: Callable[[], float] = time.time,
 ) -> AsyncApp:
@@ -54,8 +56,10 @@ def create_app(
         try:
             command = parse_command(text)
         except CommandSyntaxError as problem:
+            metrics.commands.labels(kind="invalid").inc()
             await ack(response_type="ephemeral", **blocks.usage(str(problem)).as_kwargs())
             return
+        metrics.commands.labels(kind=type(command).__name__.lower()).inc()
         match command:
             case Help():
                 await ack(response_type="ephemeral", **blocks.usage().as_kwargs())
@@ -93,12 +97,15 @@ def create_app(
             result = await run_query(source, query, int(clock() * 1000))
         except LookupFailure as failure:
             log.info("lookup failed: %s", failure)
+            metrics.lookups.labels(outcome=failure.kind.value).inc()
             await _ephemeral(respond, blocks.lookup_failed(failure))
             return
         except Exception:  # the edge of a listener: log it, tell the user
             log.exception("query for %s failed", query.target)
+            metrics.lookups.labels(outcome="internal_error").inc()
             await _ephemeral(respond, blocks.internal_error())
             return
+        metrics.lookups.labels(outcome="ok").inc()
         if not result.groups:
             await _ephemeral(respond, blocks.no_errors(result))
             return

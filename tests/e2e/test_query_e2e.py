@@ -224,6 +224,10 @@ async def test_bad_signature_and_stale_timestamp_are_rejected(bot: RunningBot) -
 async def test_healthz_and_metrics(bot: RunningBot) -> None:
     health = await bot.http.get(f"{bot.url}/healthz")
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
+    await _answer(bot, "acme/image_tager")
+    await bot.command("acme/x since:soon")
     metrics = await bot.http.get(f"{bot.url}/metrics")
     assert metrics.status_code == 200
-    assert "algo_errors_commands" in metrics.text
+    assert 'algo_errors_commands_total{kind="query"} 1.0' in metrics.text
+    assert 'algo_errors_commands_total{kind="invalid"} 1.0' in metrics.text
+    assert 'algo_errors_lookups_total{outcome="algorithm_not_found"} 1.0' in metrics.text

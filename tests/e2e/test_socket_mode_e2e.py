@@ -1,0 +1,198 @@
+"""`/algo-errors` end to end in Socket Mode: the real `serve()` with SLACK_APP_TOKEN set and no
+signing secret, connected to the Slack stand-in over a WebSocket the way slack-bolt's aiohttp
+AsyncSocketModeHandler connects to Slack. Assertions are on what Slack received."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import httpx
+import pytest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.cli import serve
+from bot.config import load_settings
+from bot.testing.harness import API_KEY
+from bot.testing.sample_cluster import SampleCluster
+from bot.testing.slack_stand_in import SlackStandIn
+
+
+@dataclass
+class SocketModeBot:
+    """`serve()` running in Socket Mode beside its stand-ins; `url` is its HTTP surface."""
+
+    url: str
+    slack: SlackStandIn
+    cluster: SampleCluster
+    http: httpx.AsyncClient
+
+
+async def _served_port(caplog: pytest.LogCaptureFixture, task: asyncio.Task[None]) -> int:
+    """The port `serve()` bound: it logs `serving on HOST:PORT` (port 0 is chosen by the OS)."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        for record in caplog.records:
+            if record.name == "bot" and record.msg == "serving on %s:%s":
+                assert isinstance(record.args, tuple)
+                return int(record.args[1])
+        if task.done():
+            await task  # raises what made serve() stop
+            raise AssertionError("serve() returned before serving")
+        if time.monotonic() >= deadline:
+            raise AssertionError("serve() did not log the port it serves on")
+        await asyncio.sleep(0.01)
+
+
+async def _until_healthy(http: httpx.AsyncClient, url: str) -> None:
+    """`serve()` logs the port just before uvicorn starts accepting on it."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        try:
+            if (await http.get(f"{url}/healthz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{url}/healthz did not answer 200")
+        await asyncio.sleep(0.02)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+@pytest.fixture
+async def bot(caplog: pytest.LogCaptureFixture) -> AsyncIterator[SocketModeBot]:
+    caplog.set_level(logging.INFO, logger="bot")
+    async with (
+        SampleCluster(authorization=f"Simple {API_KEY}") as cluster,
+        SlackStandIn() as slack,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        cluster.load_sample()
+        settings = load_settings(
+            {
+                "ALGORITHMIA_API_URL": cluster.base_url,
+                "ALGORITHMIA_API_KEY": API_KEY,
+                "SLACK_BOT_TOKEN": "xoxb-test",
+                "SLACK_APP_TOKEN": "xapp-test",
+                "SLACK_API_URL": slack.base_url,
+            }
+        )
+        assert settings.slack_signing_secret is None  # Socket Mode must not need it
+        task = asyncio.create_task(serve(settings, "127.0.0.1", 0))
+        try:
+            await slack.socket_connected()
+            url = f"http://127.0.0.1:{await _served_port(caplog, task)}"
+            await _until_healthy(http, url)
+            yield SocketModeBot(url, slack, cluster, http)
+            assert not task.done(), "serve() stopped while the test ran"
+        finally:
+            await _stop(task)
+
+
+# -- the bot in Socket Mode ----------------------------------------------------------------
+
+
+async def test_query_over_socket_mode_posts_parent_and_thread(bot: SocketModeBot) -> None:
+    (opened,) = bot.slack.calls_to("apps.connections.open")
+    assert opened.status == 200
+    assert opened.response["ok"] is True
+
+    ack = await bot.slack.send_slash_command("acme/image_tagger")
+    assert ack["response_type"] == "ephemeral"
+    assert "Looking up the recent errors of acme/image_tagger" in ack["text"]
+
+    await bot.slack.wait_for(lambda s: len(s.messages) == 21)
+    await bot.slack.wait_idle()
+    (parent,) = bot.slack.top_level("C_GENERAL")
+    assert parent.thread_ts is None
+    assert "*acme/image_tagger*: 80 errors in 25 groups" in str(parent.blocks)
+    replies = bot.slack.thread(parent.ts)
+    assert len(replies) == 20
+    assert all(reply.thread_ts == parent.ts for reply in replies)
+    assert len(bot.slack.messages) == 1 + len(replies)
+    assert bot.slack.ephemerals == []
+    assert bot.cluster.last_authorization == f"Simple {API_KEY}"
+    (acked,) = bot.slack.socket_acks
+    assert acked["payload"] == ack
+
+
+async def test_bad_text_gets_usage_in_the_ack_and_nothing_posted(bot: SocketModeBot) -> None:
+    ack = await bot.slack.send_slash_command("acme/image_tagger since:forever")
+    assert ack["response_type"] == "ephemeral"
+    assert "`since:forever` is not a duration" in str(ack["blocks"][0])
+    assert "shows an Algorithmia algorithm's recent errors" in str(ack["blocks"][1])
+    await bot.slack.wait_idle(quiet_s=0.2)
+    assert bot.slack.messages == []
+    assert bot.slack.ephemerals == []
+    assert bot.cluster.requests == []
+
+
+async def test_healthz_is_served_and_there_is_no_slack_events_route(bot: SocketModeBot) -> None:
+    health = await bot.http.get(f"{bot.url}/healthz")
+    assert (health.status_code, health.json()) == (200, {"status": "ok"})
+    events = await bot.http.post(
+        f"{bot.url}/slack/events",
+        content="command=%2Falgo-errors&text=acme%2Fimage_tagger",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert events.status_code == 404
+
+
+# -- the stand-in's Socket Mode ------------------------------------------------------------
+
+
+async def test_apps_connections_open_needs_an_app_level_token() -> None:
+    async with SlackStandIn() as slack:
+        client = AsyncWebClient(base_url=slack.base_url)
+        with pytest.raises(SlackApiError) as bot_token:
+            await client.apps_connections_open(app_token="xoxb-test")
+        assert bot_token.value.response["error"] == "not_allowed_token_type"
+        with pytest.raises(SlackApiError) as no_token:
+            await AsyncWebClient(base_url=slack.base_url).api_call("apps.connections.open")
+        assert no_token.value.response["error"] == "not_authed"
+        opened = await client.apps_connections_open(app_token="xapp-test")
+        assert opened["url"].startswith(f"ws://127.0.0.1:{slack.root_url.rsplit(':', 1)[1]}/")
+
+
+async def test_socket_greets_with_hello_and_unknown_tickets_are_refused() -> None:
+    async with SlackStandIn() as slack, aiohttp.ClientSession() as session:
+        opened = await AsyncWebClient(base_url=slack.base_url).apps_connections_open(
+            app_token="xapp-test"
+        )
+        url = str(opened["url"])
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            await session.ws_connect(url.replace("ticket=", "ticket=x"))
+        async with session.ws_connect(url) as ws:
+            await slack.socket_connected(timeout=1.0)
+            hello = json.loads(await ws.receive_str(timeout=1.0))
+            assert hello["type"] == "hello"
+            assert hello["num_connections"] == 1
+            assert hello["connection_info"] == {"app_id": "A0001"}
+
+            async def acknowledge() -> None:
+                envelope = json.loads(await ws.receive_str(timeout=1.0))
+                assert envelope["type"] == "slash_commands"
+                assert envelope["accepts_response_payload"] is True
+                payload = envelope["payload"]
+                assert (payload["command"], payload["text"]) == ("/algo-errors", "help")
+                assert payload["response_url"] == slack.response_url()
+                await ws.send_json({"envelope_id": envelope["envelope_id"]})
+
+            answering = asyncio.create_task(acknowledge())
+            assert await slack.send_slash_command("help", timeout=1.0) == {}
+            await answering
+            with pytest.raises(AssertionError, match="no acknowledgement"):
+                await slack.send_slash_command("help", timeout=0.05)
+        assert len(slack.socket_acks) == 1
