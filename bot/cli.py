@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -212,6 +213,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(EXIT_OK)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "demo":
@@ -240,6 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("error: give an algorithm: owner/name or id:UUID", file=sys.stderr)
             return EXIT_USAGE
         return asyncio.run(errors_command(settings, command, args.json))
+    # uvicorn shuts HTTP down on SIGTERM, then re-raises the signal to the handler it found:
+    # make that an orderly exit, so `serve()` still closes the Socket Mode connection.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         port = args.port if args.port is not None else settings.port
         asyncio.run(serve(settings, args.host, port))

@@ -73,8 +73,13 @@ class WebServer:
         return int(self._socket.getsockname()[1])
 
     async def serve(self) -> None:
-        """Serve until `stop()` or a signal (uvicorn handles SIGINT/SIGTERM gracefully)."""
-        await self._server.serve(sockets=[self._socket])
+        """Serve until `stop()`, a signal, or cancellation (all shut down gracefully)."""
+        try:
+            await self._server.serve(sockets=[self._socket])
+        except asyncio.CancelledError:
+            if self._server.started:  # shut down as on a signal: listener and connections
+                await self._server.shutdown(sockets=[self._socket])
+            raise
 
     async def start(self) -> None:
         """Serve in the background; returns once the server accepts connections."""

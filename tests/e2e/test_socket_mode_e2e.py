@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import httpx
@@ -18,8 +18,9 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.cli import serve
+from bot import cli
 from bot.config import load_settings
+from bot.slack.server import WebServer
 from bot.testing.harness import API_KEY
 from bot.testing.sample_cluster import SampleCluster
 from bot.testing.slack_stand_in import SlackStandIn
@@ -33,47 +34,60 @@ class SocketModeBot:
     slack: SlackStandIn
     cluster: SampleCluster
     http: httpx.AsyncClient
+    task: asyncio.Task[None]
+    server: WebServer
 
 
-async def _served_port(caplog: pytest.LogCaptureFixture, task: asyncio.Task[None]) -> int:
-    """The port `serve()` bound: it logs `serving on HOST:PORT` (port 0 is chosen by the OS)."""
-    deadline = time.monotonic() + 5.0
-    while True:
-        for record in caplog.records:
-            if record.name == "bot" and record.msg == "serving on %s:%s":
-                assert isinstance(record.args, tuple)
-                return int(record.args[1])
-        if task.done():
-            await task  # raises what made serve() stop
-            raise AssertionError("serve() returned before serving")
-        if time.monotonic() >= deadline:
-            raise AssertionError("serve() did not log the port it serves on")
-        await asyncio.sleep(0.01)
+@pytest.fixture
+def web_servers(monkeypatch: pytest.MonkeyPatch) -> list[WebServer]:
+    """The `WebServer`s `serve()` creates: their port (bound to 0) and what they leave open."""
+    created: list[WebServer] = []
+
+    class RecordingWebServer(WebServer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            created.append(self)
+
+    monkeypatch.setattr(cli, "WebServer", RecordingWebServer)
+    return created
+
+
+async def _connected(slack: SlackStandIn, task: asyncio.Task[None]) -> None:
+    """Wait for the Socket Mode connection; fail at once with serve()'s error if it stopped."""
+    connected = asyncio.ensure_future(slack.socket_connected())
+    await asyncio.wait({connected, task}, return_when=asyncio.FIRST_COMPLETED)
+    if not connected.done():
+        connected.cancel()
+        await task  # raises what made serve() stop
+        raise AssertionError("serve() returned before connecting over Socket Mode")
+    await connected
 
 
 async def _until_healthy(http: httpx.AsyncClient, url: str) -> None:
-    """`serve()` logs the port just before uvicorn starts accepting on it."""
+    """`serve()` creates the server (and its port) just before uvicorn starts accepting."""
     deadline = time.monotonic() + 5.0
     while True:
-        try:
+        with contextlib.suppress(httpx.TransportError):
             if (await http.get(f"{url}/healthz")).status_code == 200:
                 return
-        except httpx.TransportError:
-            pass
         if time.monotonic() >= deadline:
             raise AssertionError(f"{url}/healthz did not answer 200")
         await asyncio.sleep(0.02)
 
 
-async def _stop(task: asyncio.Task[None]) -> None:
+async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
 
 
+def _still_serving(server: WebServer) -> bool:
+    uvicorn_server = server._server
+    return uvicorn_server.started and any(s.is_serving() for s in uvicorn_server.servers)
+
+
 @pytest.fixture
-async def bot(caplog: pytest.LogCaptureFixture) -> AsyncIterator[SocketModeBot]:
-    caplog.set_level(logging.INFO, logger="bot")
+async def bot(web_servers: list[WebServer]) -> AsyncIterator[SocketModeBot]:
     async with (
         SampleCluster(authorization=f"Simple {API_KEY}") as cluster,
         SlackStandIn() as slack,
@@ -90,15 +104,15 @@ async def bot(caplog: pytest.LogCaptureFixture) -> AsyncIterator[SocketModeBot]:
             }
         )
         assert settings.slack_signing_secret is None  # Socket Mode must not need it
-        task = asyncio.create_task(serve(settings, "127.0.0.1", 0))
+        task = asyncio.create_task(cli.serve(settings, "127.0.0.1", 0))
         try:
-            await slack.socket_connected()
-            url = f"http://127.0.0.1:{await _served_port(caplog, task)}"
+            await _connected(slack, task)
+            (server,) = web_servers
+            url = f"http://127.0.0.1:{server.port}"
             await _until_healthy(http, url)
-            yield SocketModeBot(url, slack, cluster, http)
-            assert not task.done(), "serve() stopped while the test ran"
+            yield SocketModeBot(url, slack, cluster, http, task, server)
         finally:
-            await _stop(task)
+            await _cancel(task)
 
 
 # -- the bot in Socket Mode ----------------------------------------------------------------
@@ -148,6 +162,17 @@ async def test_healthz_is_served_and_there_is_no_slack_events_route(bot: SocketM
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert events.status_code == 404
+
+
+async def test_cancelling_serve_closes_the_socket_mode_connection(bot: SocketModeBot) -> None:
+    assert bot.slack.socket_count == 1
+    await _cancel(bot.task)
+    await bot.slack.wait_for(lambda s: s.socket_count == 0)
+
+
+async def test_cancelling_serve_stops_serving_http(bot: SocketModeBot) -> None:
+    await _cancel(bot.task)
+    assert not _still_serving(bot.server)
 
 
 # -- the stand-in's Socket Mode ------------------------------------------------------------
