@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import httpx
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -64,15 +67,15 @@ def make_cluster_client(settings: Settings, http: httpx.AsyncClient) -> Algorith
 
 @dataclass
 class Bot:
-    """The wired HTTP surface of one process."""
+    """The Slack side of one process: the Bolt app and its metrics."""
 
-    web_app: Starlette
+    bolt: AsyncApp
     metrics: Metrics
 
 
-def build_bot(settings: Settings, http: httpx.AsyncClient, *, socket_mode: bool = False) -> Bot:
+def build_bot(settings: Settings, http: httpx.AsyncClient) -> Bot:
     require(settings, "serve", "SLACK_BOT_TOKEN")
-    if not socket_mode:
+    if not settings.socket_mode:
         require(settings, "serve", "SLACK_SIGNING_SECRET")
     assert settings.slack_bot_token is not None  # checked by require()
     secret = settings.slack_signing_secret
@@ -86,39 +89,65 @@ def build_bot(settings: Settings, http: httpx.AsyncClient, *, socket_mode: bool 
         metrics=metrics,
         show_input=settings.show_input,
     )
-    web_app = create_web_app(None if socket_mode else bolt, metrics=metrics)
-    web_app.state.bolt = bolt
-    return Bot(web_app, metrics)
+    return Bot(bolt, metrics)
 
 
 @asynccontextmanager
 async def cluster_http() -> AsyncIterator[httpx.AsyncClient]:
     """The process's one HTTP client toward the cluster (connection reuse, bounded pool)."""
     limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
-    async with httpx.AsyncClient(timeout=default_timeout(), limits=limits) as http:
+    async with httpx.AsyncClient(
+        timeout=default_timeout(), limits=limits, follow_redirects=True
+    ) as http:
         yield http
 
 
-async def serve(settings: Settings, host: str, port: int) -> None:
-    socket_mode = settings.slack_app_token is not None
-    async with cluster_http() as http:
-        bot = build_bot(settings, http, socket_mode=socket_mode)
-        server = WebServer(bot.web_app, host, port)
-        handler = None
-        if settings.slack_app_token is not None:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+class StartupError(Exception):
+    """The bot cannot start; the message is one line for the operator."""
 
-            handler = AsyncSocketModeHandler(
-                bot.web_app.state.bolt, app_token=settings.slack_app_token.get_secret_value()
-            )
-            await handler.connect_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
-            log.info("connected to Slack over Socket Mode")
-        log.info("serving on %s:%s", host, server.port)
+
+async def check_slack_token(bot: Bot) -> None:
+    """Fail at start, not at the first command, when Slack refuses the token."""
+    try:
+        identity = await bot.bolt.client.auth_test()
+    except SlackApiError as error:
+        raise StartupError(
+            f"SLACK_BOT_TOKEN: Slack refused it ({error.response.get('error')})"
+        ) from None
+    except (SlackClientError, aiohttp.ClientError, TimeoutError) as error:
+        raise StartupError(f"SLACK_API_URL: cannot reach Slack ({error})") from None
+    log.info("signed in to Slack as %s in %s", identity.get("user"), identity.get("team"))
+
+
+async def serve(settings: Settings, host: str, port: int) -> None:
+    async with cluster_http() as http:
+        bot = build_bot(settings, http)
+        await check_slack_token(bot)
+        if settings.slack_app_token is None:
+            await _serve_http(create_web_app(bot.bolt, metrics=bot.metrics), host, port)
+            return
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        handler = AsyncSocketModeHandler(
+            bot.bolt, app_token=settings.slack_app_token.get_secret_value()
+        )
+        await handler.connect_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
+        log.info("connected to Slack over Socket Mode")
+
+        async def connected() -> bool:
+            return bool(await handler.client.is_connected())
+
         try:
-            await server.serve()
+            web_app = create_web_app(None, metrics=bot.metrics, ready=connected)
+            await _serve_http(web_app, host, port)
         finally:
-            if handler is not None:
-                await handler.close_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
+            await handler.close_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
+
+
+async def _serve_http(web_app: Starlette, host: str, port: int) -> None:
+    server = WebServer(web_app, host, port)
+    log.info("serving on %s:%s", host, server.port)
+    await server.serve()
 
 
 # `errors` ---------------------------------------------------------------------------------------
@@ -153,7 +182,9 @@ def result_as_json(result: QueryResult) -> dict[str, Any]:
 
 def result_as_text(result: QueryResult) -> str:
     scope = f"matching {result.options}" if result.options else "in the last 7 days"
-    lines = [f"{result.target}: {result.errors} errors in {len(result.groups)} groups {scope}"]
+    errors = f"{result.errors} error{'' if result.errors == 1 else 's'}"
+    groups = f"{len(result.groups)} group{'' if len(result.groups) == 1 else 's'}"
+    lines = [f"{result.target}: {errors} in {groups} {scope}"]
     if result.beyond_window:
         lines.append("(the API keeps only the last 7 days)")
     if result.skipped:
@@ -181,7 +212,7 @@ async def errors_command(settings: Settings, query: Query, as_json: bool) -> int
                 make_cluster_client(settings, http), query, int(time.time() * 1000)
             )
         except LookupFailure as failure:
-            detail = f" (the cluster said: {failure.detail})" if failure.detail else ""
+            detail = f": {failure.detail}" if failure.detail else ""
             print(
                 f"error: {failure.target}: {failure.kind.value.replace('_', ' ')}{detail}",
                 file=sys.stderr,
@@ -228,8 +259,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    # `errors` promises one line on stderr when it fails: retries are logged only in DEBUG.
+    quiet = args.command == "errors" and settings.log_level != "DEBUG"
     logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level="ERROR" if quiet else settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # httpx logs every request at INFO; the bot logs what matters about cluster calls itself.
     logging.getLogger("httpx").setLevel(
@@ -253,6 +287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(serve(settings, args.host, port))
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except StartupError as error:
+        print(f"cannot start: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         pass

@@ -18,6 +18,8 @@ from bot.errors.records import ErrorRecord
 from bot.errors.traces import Frame, Origin, ParsedError, Runtime, parse_error
 
 _LIBRARY_FRAMES_DECIDING = 5
+_MEMO_MAX_CHARS = 64_000
+"""Longer error strings are parsed each time rather than kept in the memo."""
 _MAX_CYCLE = 4
 _COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"})
 """Python 3.12 inlines comprehensions, so their frames come and go between versions."""
@@ -44,7 +46,10 @@ def fingerprint(parsed: ParsedError, error_type: str) -> str:
         if own:
             key = ["own", *types, "|", *own]
         else:
-            key = ["lib", *types, "|", *_library_locations(parsed)]
+            # Raised inside libraries only: the same frames may serve different causes (two
+            # missing modules), so the message's shape also counts.
+            last = parsed.chain[-1].message if parsed.chain else parsed.message
+            key = ["lib", *types, "|", *_library_locations(parsed), "|", mask_variable_parts(last)]
     else:
         stage = parsed.stage or ""
         key = ["msg", error_type, stage, mask_variable_parts(parsed.message)]
@@ -165,7 +170,10 @@ def read_occurrences(records: Iterable[ErrorRecord]) -> list[Occurrence]:
         if record.request_id in seen_ids:
             continue
         seen_ids.add(record.request_id)
-        parsed, fp = read_error(record.error, record.error_type)
+        if len(record.error) <= _MEMO_MAX_CHARS:
+            parsed, fp = read_error(record.error, record.error_type)
+        else:
+            parsed, fp = read_error.__wrapped__(record.error, record.error_type)
         occurrences.append(Occurrence(record, parsed, fp))
     return occurrences
 

@@ -167,6 +167,7 @@ def _split_exception(text: str) -> tuple[str, str]:
 
 _PY_FRAME = re.compile(r'\n[ \t]*File "([^"\n]*)", line (\d+)(?:, in ([^\n]*))?')
 """Starts with a literal newline, which the engine scans for quickly; frames start a line."""
+_PY_EXCEPTION_START = re.compile(r"^(?![ \t]|Traceback \(most recent call last\)|$)", re.M)
 _PY_CHAIN_SEPARATORS = (
     "\nDuring handling of the above exception, another exception occurred:\n",
     "\nThe above exception was the direct cause of the following exception:\n",
@@ -193,12 +194,17 @@ def _python_origin(path: str) -> Origin:
 def _parse_python(message: str, trace: str) -> ParsedError:
     chain: list[RaisedException] = []
     for section in _split_python_chain(trace):
-        found = _PY_FRAME.findall(section)
+        # The exception starts at the first unindented line after the header; a traceback
+        # quoted inside its message (subprocess output, multiprocessing) is not this one's.
+        header = section.find("Traceback (most recent call last):")
+        exception = _PY_EXCEPTION_START.search(section, header + 1 if header != -1 else 0)
+        limit = exception.start() if exception is not None else len(section)
+        found = _PY_FRAME.findall(section, 0, limit)
         frames = [_python_frame(*frame) for frame in found]
         end = 0
         if found:
             path, line, _ = found[-1]
-            end = section.find("\n", section.rfind(f'File "{path}", line {line}'))
+            end = section.find("\n", section.rfind(f'File "{path}", line {line}', 0, limit))
             end = len(section) if end == -1 else end
         # After the last frame come its source and caret lines (indented), then the exception.
         rest = section[end:].split("\n")
@@ -239,6 +245,7 @@ _JAVA_LIBRARY = (
     "com.twelvemonkeys.", "org.springframework.", "okhttp3.", "org.json.",
 )  # fmt: skip
 _OWN_JAVA_PACKAGE = "algorithmia."
+_OWN_JAVA_FRAME = re.compile(r"\bat (?:[^\s/(]*/+)?algorithmia\.")
 """Algorithmia's Java templates put an algorithm's code in the package `algorithmia.<name>`."""
 
 
@@ -251,7 +258,7 @@ def _parse_java(message: str, trace: str) -> ParsedError:
         first = _JAVA_FRAME_LINE.search(section)
         header = section[: first.start()] if first is not None else section
         sections.append((header.strip("\n"), _JAVA_FRAME_LINE.findall(section)))
-    own_package_seen = f"at {_OWN_JAVA_PACKAGE}" in trace
+    own_package_seen = _OWN_JAVA_FRAME.search(trace) is not None
     chain = []
     for header, raw_frames in sections:
         exc_type, exc_message = _split_exception(header)
@@ -264,6 +271,8 @@ def _parse_java(message: str, trace: str) -> ParsedError:
 
 @functools.lru_cache(maxsize=8192)
 def _java_frame(func: str, loc: str, own_package_seen: bool) -> Frame:
+    # Java 9+ prefixes the class loader and module: `app//x.Y.m`, `java.base/java.lang.Z.m`.
+    func = func.rpartition("/")[2]
     file, _, line = loc.partition(":")
     return Frame(
         file, func, int(line) if line.isdigit() else None, _java_origin(func, own_package_seen)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.metrics import Metrics
@@ -68,68 +67,79 @@ def create_app(
                     response_type="ephemeral",
                     **blocks.lookup_started(str(command.target)).as_kwargs(),
                 )
-                await _answer_query(
-                    command,
-                    text=text,
-                    channel=str(body.get("channel_id", "")),
-                    user=body.get("user_id"),
-                    respond=respond,
-                    poster=SlackPoster(client, show_input=show_input),
-                    bot_user_id=context.get("bot_user_id"),
-                )
+                channel = str(body.get("channel_id", ""))
+                user = body.get("user_id")
+                poster = SlackPoster(client, show_input=show_input)
+
+                async def tell(message: blocks.SlackMessage) -> None:
+                    await _tell_user(respond, poster, channel, user, message)
+
+                try:  # the edge of the listener: whatever fails is logged and the user told
+                    await answer_query(command, text, channel, user, poster, tell, context)
+                except Exception:
+                    log.exception("answering /algo-errors %s failed", command.target)
+                    metrics.lookups.labels(outcome="internal_error").inc()
+                    await tell(blocks.internal_error())
             case Subscribe() | Unsubscribe() | ListSubscriptions():
                 keyword = text.split()[0].lower()
                 await ack(
                     response_type="ephemeral", **blocks.not_yet_available(keyword).as_kwargs()
                 )
 
-    async def _answer_query(
+    async def answer_query(
         query: Query,
-        *,
         text: str,
         channel: str,
         user: str | None,
-        respond: Respond,
         poster: SlackPoster,
-        bot_user_id: str | None,
+        tell: Callable[[blocks.SlackMessage], Awaitable[None]],
+        context: Any,
     ) -> None:
         try:
             result = await run_query(source, query, int(clock() * 1000))
         except LookupFailure as failure:
             log.info("lookup failed: %s", failure)
             metrics.lookups.labels(outcome=failure.kind.value).inc()
-            await _ephemeral(respond, blocks.lookup_failed(failure))
-            return
-        except Exception:  # the edge of a listener: log it, tell the user
-            log.exception("query for %s failed", query.target)
-            metrics.lookups.labels(outcome="internal_error").inc()
-            await _ephemeral(respond, blocks.internal_error())
+            await tell(blocks.lookup_failed(failure))
             return
         metrics.lookups.labels(outcome="ok").inc()
         if not result.groups:
-            await _ephemeral(respond, blocks.no_errors(result))
+            await tell(blocks.no_errors(result))
             return
         try:
-            await poster.post_query_result(channel, result, requested_by=user)
+            report = await poster.post_query_result(channel, result, requested_by=user)
         except CannotPost as cannot:
-            message = (
-                blocks.invite_me(bot_user_id, text)
+            await tell(
+                blocks.invite_me(context.get("bot_user_id"), text)
                 if cannot.private
                 else blocks.channel_unavailable(cannot.reason)
             )
-            await _ephemeral(respond, message)
-        except SlackApiError as error:
-            log.error("posting to %s failed: %s", channel, error.response.get("error"))
-            await _ephemeral(respond, blocks.internal_error())
-        except Exception:
-            log.exception("posting the errors of %s failed", query.target)
-            await _ephemeral(respond, blocks.internal_error())
+            return
+        if report.posted < report.total:
+            await tell(blocks.partly_posted(report.posted, report.total, result.target))
 
     return app
 
 
-async def _ephemeral(respond: Respond, message: blocks.SlackMessage) -> None:
-    response = await respond(response_type="ephemeral", **message.as_kwargs())
-    status = getattr(response, "status_code", 200)
-    if status >= 300:
-        log.warning("response_url answered %s", status)
+async def _tell_user(
+    respond: Respond,
+    poster: SlackPoster,
+    channel: str,
+    user: str | None,
+    message: blocks.SlackMessage,
+) -> None:
+    """Answer only the user: through the command's `response_url`, else `chat.postEphemeral`
+    (the URL expires after 30 minutes and 5 uses, and can fail like any request)."""
+    try:
+        response = await respond(response_type="ephemeral", **message.as_kwargs())
+        if getattr(response, "status_code", 200) < 300:
+            return
+        log.warning("response_url answered %s", response.status_code)
+    except Exception as error:
+        log.warning("response_url failed: %s", error)
+    if not user:
+        return
+    try:
+        await poster.post_ephemeral(channel, user, message)
+    except Exception:
+        log.exception("could not answer %s in %s either", user, channel)

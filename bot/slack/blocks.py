@@ -28,8 +28,8 @@ MAX_REPLIES = 20
 """At most this many group replies under one answer; the parent says how many more."""
 TRACE_BUDGET = 2800
 """Characters of trace shown inline; the full trace goes to the thread as a file."""
-MESSAGE_BUDGET = 9000
-"""Characters across a message's blocks; Slack rejects messages at about 12-13k."""
+MAX_LINE = 1000
+"""A trace line longer than this is cut at its end, so one huge line cannot crowd out the rest."""
 _OWN_FRAMES_SHOWN = 5
 _SUMMARY_LINES = 10
 
@@ -79,7 +79,9 @@ def _plain(text: str) -> dict[str, Any]:
 
 
 def _mrkdwn(text: str) -> dict[str, Any]:
-    return {"type": "mrkdwn", "text": text}
+    """Verbatim: Slack then makes no links of bare URLs or `#channel` names in the text, so
+    an error message can never make a link; our explicit `<!date…>`/`<@U…>` tokens still work."""
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
 def _section(text: str) -> Block:
@@ -126,11 +128,14 @@ def trim_trace(trace: str, runtime: Runtime, budget: int = TRACE_BUDGET) -> Trim
 
     Python and Java print the exception that was finally raised (and Java its root causes) at
     the bottom, so they are cut from the top; Node and Ruby print the innermost frames first,
-    so they are cut from the bottom. A note says how much was cut.
+    so they are cut from the bottom. A line longer than `MAX_LINE` (a huge exception message)
+    keeps its start. A note says how much was cut.
     """
     if len(trace) <= budget:
         return TrimmedTrace(trace, 0, 0)
-    lines = trace.splitlines()
+    lines = [
+        line if len(line) <= MAX_LINE else line[: MAX_LINE - 1] + "…" for line in trace.split("\n")
+    ]
     keep_tail = runtime in (Runtime.PYTHON, Runtime.JAVA, Runtime.UNKNOWN)
     ordered = list(reversed(lines)) if keep_tail else lines
     room = budget - 80  # the note
@@ -141,11 +146,11 @@ def trim_trace(trace: str, runtime: Runtime, budget: int = TRACE_BUDGET) -> Trim
             break
         kept.append(line)
         used += len(line) + 1
-    if not kept:  # one enormous line: keep its end (or start) by characters
-        first = ordered[0]
-        kept = [first[-room:] if keep_tail else first[:room]]
+    if not kept:  # a budget smaller than one line: keep that line's start
+        kept = [cut(ordered[0], room)]
+        used = len(kept[0]) + 1
     cut_lines = len(lines) - len(kept)
-    cut_chars = len(trace) - sum(len(line) + 1 for line in kept) + 1
+    cut_chars = len(trace) - (used - 1 if kept else 0)
     if keep_tail:
         kept.reverse()
         note = f"… {_plural(cut_lines, 'line')} ({cut_chars:,} characters) cut above"
@@ -224,9 +229,11 @@ def group_reply(group: ErrorGroup, *, show_input: bool = False) -> GroupReply:
         },
         {"type": "section", "fields": [_mrkdwn(f) for f in fields]},
     ]
-    own = [f for f in latest.parsed.frames if f.origin is Origin.OWN][:_OWN_FRAMES_SHOWN]
+    own = list(dict.fromkeys(f.location() for f in latest.parsed.frames if f.origin is Origin.OWN))[
+        :_OWN_FRAMES_SHOWN
+    ]
     if own:
-        path = " ← ".join(f"`{cut_escaped(f.location().replace('`', ''), 120)}`" for f in own)
+        path = " ← ".join(f"`{cut_escaped(where.replace('`', ''), 120)}`" for where in own)
         blocks.append(_context(f"*Your code* (innermost first): {path}"))
     elif latest.parsed.frames:
         blocks.append(_context("No frame of the algorithm's own code: raised inside libraries"))
@@ -295,7 +302,10 @@ _FAILURE_TEXT: dict[FailureKind, str] = {
         "The cluster's answer for *{target}* could not be read. Check that "
         "`ALGORITHMIA_API_URL` points at the cluster's API."
     ),
-    FailureKind.REJECTED: "The cluster refused the request for *{target}*.",
+    FailureKind.REJECTED: (
+        "The cluster refused the request for *{target}*. If it keeps refusing, an admin of "
+        "the bot should check its logs and the cluster's API version."
+    ),
 }
 
 
@@ -303,7 +313,7 @@ def lookup_failed(failure: LookupFailure) -> SlackMessage:
     text = ":warning: " + _FAILURE_TEXT[failure.kind].format(target=escape(failure.target))
     blocks = [_section(text)]
     if failure.detail:
-        blocks.append(_context(f"The cluster said: {cut_escaped(failure.detail, 500)}"))
+        blocks.append(_context(f"Details: {cut_escaped(failure.detail, 500)}"))
     return SlackMessage(cut(text, MAX_FALLBACK_TEXT), blocks)
 
 
@@ -319,7 +329,16 @@ def invite_me(bot_user_id: str | None, command_text: str) -> SlackMessage:
 
 
 def channel_unavailable(reason: str) -> SlackMessage:
-    text = f":warning: I can't post in this channel ({escape(reason)})."
+    text = f":warning: I can't post in this channel: {escape(reason)}."
+    return SlackMessage(text, [_section(text)])
+
+
+def partly_posted(posted: int, total: int, target: str) -> SlackMessage:
+    text = (
+        f":warning: Slack refused part of the answer for *{escape(target)}*: {posted} of "
+        f"{total} groups are in the thread. The bot's logs say why; try again with "
+        "`since:`, `version:` or `type:` to narrow it."
+    )
     return SlackMessage(text, [_section(text)])
 
 
@@ -342,8 +361,7 @@ _USAGE = f"""*{COMMAND}* shows an Algorithmia algorithm's recent errors, grouped
 • `{COMMAND} owner/name` or `{COMMAND} id:UUID`: the errors of the last 7 days, one thread \
 reply per group with its stack trace
 • options: `since:6h` (`30m`, `6h`, `2d`, `1w`), `version:1.2.3`, `type:ValueError`
-• `{COMMAND} subscribe owner/name [every:15m | daily:09:00 | weekdays:09:00] [tz:Europe/Berlin]`
-• `{COMMAND} unsubscribe owner/name` · `{COMMAND} list` · `{COMMAND} help`
+• `{COMMAND} help`: this message
 Example: `{COMMAND} acme/image_tagger since:1d type:ValueError`"""
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,10 +18,18 @@ from starlette.routing import Route
 from bot.metrics import Metrics
 
 
+async def _always_ready() -> bool:
+    return True
+
+
 def create_web_app(
-    bolt: AsyncApp | None, *, metrics: Metrics, ready: Callable[[], bool] = lambda: True
+    bolt: AsyncApp | None,
+    *,
+    metrics: Metrics,
+    ready: Callable[[], Awaitable[bool]] = _always_ready,
 ) -> Starlette:
-    """`bolt` is None in Socket Mode: Slack traffic then arrives over the socket."""
+    """`bolt` is None in Socket Mode: Slack traffic then arrives over the socket, and `ready`
+    says whether the socket is connected."""
     routes = []
     if bolt is not None:
         handler = AsyncSlackRequestHandler(bolt)
@@ -33,7 +41,7 @@ def create_web_app(
         routes.append(Route("/slack/events", slack_events, methods=["POST"]))
 
     async def healthz(_: Request) -> Response:
-        if ready():
+        if await ready():
             return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "starting"}, status_code=503)
 

@@ -5,10 +5,14 @@ The only place that calls the Web API for answers; builders in `blocks.py` never
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
+from dataclasses import dataclass
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors.traces import Runtime
@@ -18,6 +22,15 @@ from bot.usecases.results import QueryResult
 log = logging.getLogger(__name__)
 
 _PRIVATE_OR_HIDDEN = frozenset({"channel_not_found", "method_not_supported_for_channel_type"})
+_REFUSALS = {
+    "is_archived": "the channel is archived",
+    "restricted_action": "the workspace does not let apps post here",
+    "restricted_action_read_only_channel": "the channel is read-only",
+    "restricted_action_thread_only_channel": "the channel only takes replies in threads",
+}
+"""Slack's refusals that no retry or invitation can fix, in words a user understands."""
+_SEND_FAILURES = (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError)
+"""What one Web API call can raise: an `ok: false` answer, a transport or a timeout error."""
 
 
 class CannotPost(Exception):
@@ -48,10 +61,12 @@ class SlackPoster:
             return await self._post_once(channel, message, thread_ts)
         except SlackApiError as error:
             code = _error_code(error)
-            if code == "is_archived":
-                raise CannotPost("the channel is archived") from error
+            if code in _REFUSALS:
+                raise CannotPost(_REFUSALS[code]) from error
             if code not in ("not_in_channel", *_PRIVATE_OR_HIDDEN):
                 raise
+        if channel.startswith("D"):
+            raise CannotPost("apps cannot post in a direct message between people; use a channel")
         await self._join(channel)
         return await self._post_once(channel, message, thread_ts)
 
@@ -64,6 +79,9 @@ class SlackPoster:
         )
         return str(response["ts"])
 
+    async def post_ephemeral(self, channel: str, user: str, message: blocks.SlackMessage) -> None:
+        await self._client.chat_postEphemeral(channel=channel, user=user, **message.as_kwargs())
+
     async def _join(self, channel: str) -> None:
         try:
             await self._client.conversations_join(channel=channel)
@@ -71,8 +89,8 @@ class SlackPoster:
             code = _error_code(error)
             if code in _PRIVATE_OR_HIDDEN:
                 raise CannotPost("private channel", private=True) from error
-            if code == "is_archived":
-                raise CannotPost("the channel is archived") from error
+            if code in _REFUSALS:
+                raise CannotPost(_REFUSALS[code]) from error
             if code == "missing_scope":
                 raise CannotPost("the app lacks the channels:join scope; reinstall it") from error
             raise CannotPost(code) from error
@@ -80,22 +98,33 @@ class SlackPoster:
 
     async def post_query_result(
         self, channel: str, result: QueryResult, requested_by: str | None = None
-    ) -> str:
-        """The parent in the channel, then one reply per group (newest first) in its thread."""
+    ) -> ThreadReport:
+        """The parent in the channel, then one reply per group (newest first) in its thread.
+
+        The parent failing raises (nothing was said yet); a reply failing is logged and the
+        others still go out, so one message Slack refuses cannot silence the whole thread.
+        """
         parent_ts = await self.post(channel, blocks.query_parent(result, requested_by))
-        for group in result.groups[: blocks.MAX_REPLIES]:
+        groups = result.groups[: blocks.MAX_REPLIES]
+        posted = 0
+        for group in groups:
             reply = blocks.group_reply(group, show_input=self._show_input)
-            await self.post(channel, reply.message, thread_ts=parent_ts)
+            try:
+                await self._post_once(channel, reply.message, parent_ts)
+            except _SEND_FAILURES as error:
+                log.error("reply %s in %s refused: %s", group.fingerprint, channel, error)
+                continue
+            posted += 1
             if reply.full_trace is not None:
                 await self._attach_trace(
                     channel,
                     parent_ts,
                     reply.full_trace,
-                    filename=f"trace-{group.latest.record.request_id}.txt",
+                    filename=_trace_filename(group.latest.record.request_id),
                     comment=blocks.trace_file_comment(group),
                     python=group.runtime is Runtime.PYTHON,
                 )
-        return parent_ts
+        return ThreadReport(parent_ts, posted, len(groups))
 
     async def _attach_trace(
         self,
@@ -120,5 +149,18 @@ class SlackPoster:
                 initial_comment=comment,
                 **extra,
             )
-        except SlackApiError as error:
-            log.warning("could not attach %s in %s: %s", filename, channel, _error_code(error))
+        except _SEND_FAILURES as error:
+            log.warning("could not attach %s in %s: %s", filename, channel, error)
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadReport:
+    parent_ts: str
+    posted: int
+    """Group replies Slack accepted."""
+    total: int
+
+
+def _trace_filename(request_id: str) -> str:
+    """A file name from an untrusted request id: safe characters, bounded length."""
+    return f"trace-{re.sub(r'[^A-Za-z0-9._-]', '_', request_id)[:80]}.txt"

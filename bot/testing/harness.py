@@ -14,7 +14,7 @@ import httpx
 
 from bot.cli import build_bot, cluster_http
 from bot.config import load_settings
-from bot.slack.server import WebServer
+from bot.slack.server import WebServer, create_web_app
 from bot.testing.sample_cluster import SampleCluster
 from bot.testing.signing import sign, slash_command_body
 from bot.testing.slack_stand_in import SlackStandIn
@@ -71,7 +71,7 @@ async def running_bot(*, show_input: bool = False) -> AsyncIterator[RunningBot]:
             }
         )
         bot = build_bot(settings, cluster_client)
-        server = WebServer(bot.web_app, "127.0.0.1", 0)
+        server = WebServer(create_web_app(bot.bolt, metrics=bot.metrics), "127.0.0.1", 0)
         await server.start()
         try:
             yield RunningBot(f"http://127.0.0.1:{server.port}", slack, cluster, http)

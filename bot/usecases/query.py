@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from bot.algorithm_ref import AlgorithmId, AlgorithmRef, OwnerName
@@ -27,10 +28,20 @@ class ErrorSource(Protocol):
     async def get_algorithm(self, ref: OwnerName) -> AlgorithmInfo: ...
 
 
-async def fetch_errors(source: ErrorSource, ref: AlgorithmRef) -> RecordBatch:
+LOOKUP_DEADLINE_S = 45.0
+"""However the retries go, a user hears back within this time."""
+
+
+async def fetch_errors(
+    source: ErrorSource, ref: AlgorithmRef, deadline_s: float = LOOKUP_DEADLINE_S
+) -> RecordBatch:
     """The records of `ref`, or a `LookupFailure` saying why not (404s told apart)."""
     try:
-        return await source.list_errors(ref)
+        async with asyncio.timeout(deadline_s):
+            return await source.list_errors(ref)
+    except TimeoutError as error:
+        detail = f"no answer within {deadline_s:.0f} s"
+        raise LookupFailure(FailureKind.UNAVAILABLE, str(ref), detail) from error
     except NotFound as error:
         raise await _explain_not_found(source, ref, error) from error
     except AlgorithmiaError as error:

@@ -69,7 +69,7 @@ async def test_errors_text_with_options(cluster: SampleCluster, tmp_path: Path) 
         tmp_path, _env(cluster), "errors", "acme/image_tagger", "type:RecursionError"
     )
     assert code == 0
-    assert out.startswith("acme/image_tagger: 3 errors in 1 groups matching type:RecursionError")
+    assert out.startswith("acme/image_tagger: 3 errors in 1 group matching type:RecursionError")
     assert "your code: ./src/options.py:31 in threshold" in out
 
 
@@ -88,6 +88,17 @@ async def test_errors_lookup_failure_exits_1_with_one_line(
     assert (code, out) == (1, "")
     assert err.count("\n") == 1
     assert "acme/nope: algorithm not found" in err
+
+
+async def test_errors_with_the_cluster_down_exits_1_with_one_line(
+    cluster: SampleCluster, tmp_path: Path
+) -> None:
+    cluster.down = True
+    code, out, err = await run_cli(tmp_path, _env(cluster), "errors", "acme/image_tagger")
+    assert (code, out) == (1, "")
+    assert err.count("\n") == 1
+    assert err.startswith("error: acme/image_tagger: unavailable: cluster answered 503")
+    assert len(cluster.requests) == 3  # retried
 
 
 @pytest.mark.parametrize(
