@@ -39,6 +39,15 @@ def _mrkdwn_texts(message: blocks.SlackMessage) -> list[str]:
     return texts
 
 
+def _mrkdwn_objects(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, list):
+        return [obj for item in value for obj in _mrkdwn_objects(item)]
+    if isinstance(value, dict):
+        own = [value] if value.get("type") == "mrkdwn" else []
+        return own + [obj for item in value.values() for obj in _mrkdwn_objects(item)]
+    return []
+
+
 def assert_fits_slack(message: blocks.SlackMessage) -> None:
     assert len(message.blocks) <= blocks.MAX_BLOCKS
     assert message.blocks or message.text
@@ -47,20 +56,29 @@ def assert_fits_slack(message: blocks.SlackMessage) -> None:
     for block in message.blocks:
         if block["type"] == "header":
             assert len(block["text"]["text"]) <= 150
+            assert block["text"]["text"].strip()
         if block["type"] == "section":
             if "text" in block:
                 assert 1 <= len(block["text"]["text"]) <= 3000
+                assert block["text"]["text"].strip()
             for field in block.get("fields", []):
                 assert len(field["text"]) <= 2000
+                assert field["text"].strip()
             assert len(block.get("fields", [])) <= 10
         if block["type"] == "context":
-            assert len(block["elements"]) <= 10
+            assert 1 <= len(block["elements"]) <= 10
+            assert all(element["text"].strip() for element in block["elements"])
+        if block["type"] == "rich_text":
+            for element in block["elements"]:
+                assert all(part["text"] for part in element["elements"])
 
 
 def assert_cannot_ping(message: blocks.SlackMessage) -> None:
     """No mrkdwn text holds a `<` of its own: no @channel, mention or link can come through."""
     for text in _mrkdwn_texts(message):
         assert "<" not in _OUR_TOKENS.sub("", text), text
+    # Verbatim mrkdwn: Slack makes no links of bare URLs or #channel names either.
+    assert all(obj.get("verbatim") is True for obj in _mrkdwn_objects(message.blocks))
 
 
 def _group(message: str, trace: str | None, **fields: Any) -> ErrorGroup:
@@ -86,7 +104,10 @@ def _result(groups: list[ErrorGroup], **fields: Any) -> QueryResult:
     )
 
 
-_pieces = st.sampled_from([*"<>&@!|`*_~ \n\tabc#^:/", "<!channel>", "<@U1>", "&amp;", "```"])
+_pieces = st.sampled_from(
+    [*"<>&@!|`*_~ \n\tabc#^:/", "<!channel>", "<@U1>", "&amp;", "```", "https://evil.example/x",
+     "#general", "@here"]
+)  # fmt: skip
 untrusted = st.lists(_pieces, max_size=200).map("".join) | st.text(max_size=400)
 
 
@@ -190,6 +211,27 @@ def test_a_long_python_trace_keeps_the_exception_line_and_says_what_was_cut(budg
     kept = trimmed.text.split("\n", 1)[1]
     assert len(_LONG_PY) - len(kept) == trimmed.cut_chars
     assert _LONG_PY.endswith(kept)
+
+
+def test_a_huge_final_line_keeps_the_exception_type_and_the_frames_above() -> None:
+    trace = (
+        "Traceback (most recent call last):\n"
+        + "".join(f'  File "./src/m{i}.py", line {i}, in f{i}\n    g()\n' for i in range(40))
+        + "ValueError: "
+        + "x" * 10_000
+    )
+    trimmed = blocks.trim_trace(trace, Runtime.PYTHON)
+    last = trimmed.text.splitlines()[-1]
+    assert last.startswith("ValueError: xxx")
+    assert last.endswith("…")
+    assert 'File "./src/m39.py", line 39, in f39' in trimmed.text
+    assert len(trimmed.text) <= blocks.TRACE_BUDGET
+
+
+def test_a_record_with_a_blank_message_is_headed_by_its_type() -> None:
+    group = _group("   ", None, error_type="")
+    header = blocks.group_reply(group).message.blocks[0]
+    assert header["text"]["text"] == "AlgorithmError"
 
 
 def test_a_node_trace_is_cut_below_keeping_the_innermost_frames() -> None:

@@ -126,6 +126,30 @@ def test_without_a_trace_different_words_or_types_are_different_groups() -> None
     )
 
 
+def _library_only(module: str) -> str:
+    return (
+        "error:\nx\nstacktrace:\nSome(Traceback (most recent call last):\n"
+        '  File "/usr/local/bin/algorithmia-pipe", line 40, in get_response\n'
+        '  File "/usr/local/lib/python3.12/importlib/__init__.py", line 90, in import_module\n'
+        f"ModuleNotFoundError: No module named '{module}')"
+    )
+
+
+def test_library_only_traces_with_different_messages_are_different_groups() -> None:
+    assert _fp(_library_only("torch")) != _fp(_library_only("cv2"))
+    assert _fp(_library_only("torch")) == _fp(_library_only("torch"))
+
+
+def test_java_9_module_prefixes_keep_the_group(
+    sample_record_by_bug: dict[str, dict[str, Any]],
+) -> None:
+    error = sample_record_by_bug["java-iioexception-unsupported-image-type"]["error"]
+    modern = re.sub(r"\tat (java|javax|sun)\.", r"\tat java.base/\1.", error)
+    modern = modern.replace("\tat algorithmia.", "\tat app//algorithmia.")
+    assert modern != error
+    assert _fp(modern) == _fp(error)
+
+
 def test_mask_keeps_words() -> None:
     assert mask_variable_parts("missing field `labels` at line 1 column 88") == (
         "missing field `labels` at line <n> column <n>"

@@ -36,6 +36,29 @@ stacktrace:
 Some(/opt/algorithm/src/hello.rb:3:in 'Hello#apply'
 /opt/algorithm/bin/pipe.rb:48:in 'call_algorithm')"""
 
+JAVA_MODULES = """error:
+boom
+stacktrace:
+Some(java.lang.IllegalStateException: boom
+\tat app//algorithmia.hello.Hello.apply(Hello.java:12)
+\tat java.base/jdk.internal.reflect.NativeMethodAccessorImpl.invoke0(Native Method)
+\tat java.base/java.lang.reflect.Method.invoke(Method.java:566)
+\tat app//com.algorithmia.JarRunner.applyInput(JarRunner.java:145))"""
+
+QUOTED_TRACEBACK = """error:
+Command '['python', 'child.py']' returned non-zero exit status 1.
+stacktrace:
+Some(Traceback (most recent call last):
+  File "/usr/local/bin/algorithmia-pipe", line 40, in get_response
+    result = call_algorithm(request, algorithm)
+  File "./src/runner.py", line 9, in apply
+    subprocess.run(cmd, check=True, capture_output=True)
+subprocess.CalledProcessError: Command '['python', 'child.py']' returned non-zero exit status 1.
+Output: Traceback (most recent call last):
+  File "child.py", line 1, in <module>
+    1 / 0
+ZeroDivisionError: division by zero)"""
+
 NODE_NONE = "error:\ntimeout\nstacktrace:\nSome([None])"
 RUST = (
     'error:\nFailed to read image "/srv/app/cache/e2a91f40-7c3d-4b6e-a1f8-5d0c2b9e8a14.png"\n'
@@ -56,6 +79,11 @@ UNKNOWN = "error:\nsegfault\nstacktrace:\nSome(core dumped at 0x7f00ff)"
          ["/opt/algorithm/src/classify.py:12 in apply"]),
         (JAVA_LEGACY, "AlgorithmError", Runtime.JAVA, "java.lang.IllegalStateException: boom",
          ["Hello.java:12 in algorithmia.hello.Hello.apply"]),
+        (JAVA_MODULES, "AlgorithmError", Runtime.JAVA, "java.lang.IllegalStateException: boom",
+         ["Hello.java:12 in algorithmia.hello.Hello.apply"]),
+        (QUOTED_TRACEBACK, "AlgorithmError", Runtime.PYTHON,
+         "subprocess.CalledProcessError: Command '['python', 'child.py']' returned non-zero "
+         "exit status 1.", ["./src/runner.py:9 in apply"]),
         (RUBY_34, "NoMethodError", Runtime.RUBY, "undefined method 'x' for nil",
          ["/opt/algorithm/src/hello.rb:3 in Hello#apply"]),
         (NODE_NONE, "AlgorithmError", Runtime.NONE, "timeout", []),
@@ -73,6 +101,15 @@ def test_each_runtime_gives_headline_and_own_frames(
     assert parsed.runtime is runtime
     assert parsed.headline == headline
     assert [frame.location() for frame in parsed.own_frames] == own
+
+
+def test_java_9_module_prefixes_do_not_change_the_frames() -> None:
+    modern = parse_error(JAVA_MODULES, "AlgorithmError")
+    legacy = parse_error(JAVA_LEGACY, "AlgorithmError")
+    assert [(f.function, f.origin) for f in modern.frames][:1] == [
+        (f.function, f.origin) for f in legacy.frames
+    ][:1]
+    assert [f.origin for f in modern.frames[1:]] == [Origin.PLATFORM] * 3
 
 
 def test_split_error_unwraps_some_and_none() -> None:

@@ -1,0 +1,71 @@
+"""When Slack or the channel misbehaves, the user still hears what happened and nothing is lost."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.testing.harness import RunningBot, running_bot
+
+
+@pytest.fixture
+async def bot() -> AsyncIterator[RunningBot]:
+    async with running_bot() as running:
+        yield running
+
+
+async def test_a_reply_slack_refuses_does_not_cut_the_thread_short(bot: RunningBot) -> None:
+    bot.slack.fail_next("chat.postMessage", error="invalid_blocks", after=3)  # the 3rd reply
+    await bot.command("acme/image_tagger")
+    await bot.slack.wait_for(lambda s: len(s.ephemerals) == 1, timeout=10)
+    (parent,) = bot.slack.top_level("C_GENERAL")
+    assert len(bot.slack.thread(parent.ts)) == 19
+    (notice,) = bot.slack.ephemerals
+    assert "19 of 20 groups are in the thread" in notice.text
+
+
+async def test_a_failed_trace_upload_keeps_every_reply(bot: RunningBot) -> None:
+    bot.slack.fail_next("upload", status=500)
+    await bot.command("acme/image_tagger")
+    await bot.slack.wait_for(lambda s: len(s.messages) == 21, timeout=10)
+    await bot.slack.wait_idle()
+    assert bot.slack.ephemerals == []
+
+
+async def test_rate_limited_post_waits_and_posts_everything_once(bot: RunningBot) -> None:
+    bot.slack.fail_next("chat.postMessage", status=429, retry_after=1)
+    await bot.command("acme/image_tagger")
+    await bot.slack.wait_for(lambda s: len(s.messages) == 21, timeout=15)
+    await bot.slack.wait_idle()
+    assert len(bot.slack.messages) == 21
+    refused = [c for c in bot.slack.calls_to("chat.postMessage") if c.status == 429]
+    assert len(refused) == 1
+    assert bot.slack.ephemerals == []
+
+
+async def test_a_failing_response_url_falls_back_to_an_ephemeral_message(bot: RunningBot) -> None:
+    bot.slack.fail_next("response_url", status=404)
+    await bot.command("acme/image_tager")
+    await bot.slack.wait_for(lambda s: len(s.calls_to("chat.postEphemeral")) == 1)
+    (call,) = bot.slack.calls_to("chat.postEphemeral")
+    assert call.params["user"] == "U_ALICE"
+    assert call.params["channel"] == "C_GENERAL"
+    assert "There is no algorithm *acme/image_tager*" in call.params["text"]
+    assert bot.slack.messages == []
+
+
+async def test_an_archived_channel_is_named_as_the_cause(bot: RunningBot) -> None:
+    bot.slack.archived_channels.add("C_GENERAL")
+    await bot.command("acme/image_tagger")
+    await bot.slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    assert "the channel is archived" in bot.slack.ephemerals[0].text
+    assert bot.slack.messages == []
+
+
+async def test_a_direct_message_is_told_to_use_a_channel(bot: RunningBot) -> None:
+    await bot.command("acme/image_tagger", channel="D_ALICE_BOB")
+    await bot.slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    assert "use a channel" in bot.slack.ephemerals[0].text
+    assert bot.slack.calls_to("conversations.join") == []
+    assert bot.slack.messages == []
