@@ -3,6 +3,8 @@
 It owns the conversation state the bot can change (messages, threads, edits, ephemeral
 responses, uploaded files, channel membership) and answers like Slack does: HTTP 200 with
 `{"ok": false, "error": …}` for refusals, HTTP 429 with `Retry-After` when told to rate-limit.
+Messages are refused as Slack refuses them (`invalid_blocks`, `msg_too_long`, … see
+`_check_message`), and the refused call is recorded in `calls` like any other.
 Point `AsyncWebClient(base_url=slack.base_url)` at it; use `slack.response_url()` as the
 `response_url` of signed slash commands and interactions.
 
@@ -108,6 +110,8 @@ class _Fault:
     status: int
     retry_after: int | None
     times: int
+    after: int = 0
+    """Calls to let through before failing."""
 
 
 @dataclass
@@ -118,11 +122,21 @@ class _PendingUpload:
 
 
 class _Refusal(Exception):
-    """Slack refused the call: answered as HTTP 200 `{"ok": false, "error": error}`."""
+    """Slack refused the call: answered as HTTP 200 `{"ok": false, "error": error}`.
 
-    def __init__(self, error: str) -> None:
+    `errors` says what is wrong and where, as Slack's own `errors` do for `invalid_blocks`.
+    """
+
+    def __init__(self, error: str, errors: list[str] | None = None) -> None:
         super().__init__(error)
         self.error = error
+        self.errors = list(errors or [])
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"ok": False, "error": self.error}
+        if self.errors:
+            body["errors"] = self.errors
+        return body
 
 
 class SlackStandIn:
@@ -223,14 +237,18 @@ class SlackStandIn:
         status: int = 200,
         retry_after: int | None = None,
         times: int = 1,
+        after: int = 0,
     ) -> None:
         """Answer the next `times` calls of `method` with a failure instead of doing them.
 
         `status=429` answers `{"ok": false, "error": "ratelimited"}` (plus `Retry-After` when
         given); any other status answers `error` (default `fatal_error`). `method` may also be
         `"response_url"` or `"upload"` for those endpoints (`status` is their HTTP status).
+        With `after=N` the next N calls go through first (fail the third reply: `after=2`
+        counting the parent as one).
         """
-        self._faults.setdefault(method, []).append(_Fault(error, status, retry_after, times))
+        fault = _Fault(error, status, retry_after, times, after)
+        self._faults.setdefault(method, []).append(fault)
 
     # The polling helpers take `timeout` so a test reads as one call; the deadline is theirs.
     async def wait_for(
@@ -351,6 +369,10 @@ class SlackStandIn:
                 if call.params.get(key) not in (None, "")
             }
             outcome = "ok" if call.response.get("ok") else call.response.get("error", "?")
+            errors = call.response.get("errors") or []
+            if errors:
+                more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+                outcome += f": {errors[0]}{more}"
             lines.append(f"  {call.method} {shown} -> {call.status} {outcome}")
         for ephemeral in self.ephemerals:
             lines.append(f"  ephemeral via {ephemeral.via}: {_shorten(ephemeral.text)!r}")
@@ -386,6 +408,9 @@ class SlackStandIn:
         if not queue:
             return None
         fault = queue[0]
+        if fault.after > 0:
+            fault.after -= 1
+            return None
         fault.times -= 1
         if fault.times <= 0:
             queue.pop(0)
@@ -400,7 +425,7 @@ class SlackStandIn:
             call.params = await _request_params(request)
             status, body = self._answer(method, call.params, request.headers, headers)
         except _Refusal as refusal:
-            status, body = 200, {"ok": False, "error": refusal.error}
+            status, body = 200, refusal.body()
         call.status, call.response = status, body
         return web.json_response(body, status=status, headers=headers)
 
@@ -450,25 +475,44 @@ class SlackStandIn:
         }
 
     async def _response_url(self, request: web.Request) -> web.Response:
+        """A JSON POST to a `response_url`, recorded in `calls` as method `"response_url"`.
+
+        Slack answers a refusal with an HTTP 400 whose body is the error (`invalid_blocks`).
+        """
+        call = SlackCall(method="response_url", params={}, at=time.monotonic())
+        self.calls.append(call)
         fault = self._take_fault("response_url")
         if fault is not None:
+            call.status = fault.status
+            call.response = {"ok": False, "error": fault.error or "failed"}
             return web.Response(status=fault.status, text=fault.error or "failed")
         try:
             payload = await request.json()
         except json.JSONDecodeError:
-            return web.Response(status=400, text="invalid_payload")
-        if not isinstance(payload, dict):
-            return web.Response(status=400, text="invalid_payload")
+            payload = None
+        try:
+            if not isinstance(payload, dict):
+                raise _Refusal("invalid_payload")
+            call.params = payload
+            text = _text(payload, "text") or ""
+            blocks = _blocks(payload.get("blocks"))
+            delete_original = _flag(payload.get("delete_original"))
+            if not delete_original or text or blocks:
+                _check_message(text, blocks)
+        except _Refusal as refusal:
+            call.status, call.response = 400, refusal.body()
+            return web.Response(status=400, text=refusal.error)
+        call.response = {"ok": True}
         self.ephemerals.append(
             Ephemeral(
                 via="response_url",
                 channel=None,
                 user=None,
-                text=str(payload.get("text") or ""),
-                blocks=_blocks(payload.get("blocks")),
+                text=text,
+                blocks=blocks,
                 response_type=payload.get("response_type"),
                 replace_original=_flag(payload.get("replace_original")),
-                delete_original=_flag(payload.get("delete_original")),
+                delete_original=delete_original,
                 response_name=request.match_info["name"],
                 at=time.monotonic(),
             )
@@ -613,13 +657,12 @@ class SlackStandIn:
         message = next((m for m in self.messages if m.channel == channel and m.ts == ts), None)
         if message is None:
             raise _Refusal("message_not_found")
-        if "text" not in params and "blocks" not in params:
-            raise _Refusal("no_text")
+        text, blocks = _content(params)
         message.updates.append(dict(params))
         if "text" in params:
-            message.text = str(params["text"] or "")
+            message.text = text
         if "blocks" in params:
-            message.blocks = _blocks(params["blocks"])
+            message.blocks = blocks
         return {
             "channel": channel,
             "ts": message.ts,
@@ -808,18 +851,136 @@ def _blocks(value: Any) -> list[dict[str, Any]]:
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            raise _Refusal("invalid_blocks") from None
+            raise _Refusal("invalid_blocks", ["blocks are not valid JSON"]) from None
     if not isinstance(value, list) or not all(isinstance(block, dict) for block in value):
-        raise _Refusal("invalid_blocks")
+        raise _Refusal("invalid_blocks", ["must be an array of objects [json-pointer:/blocks]"])
     return value
 
 
 def _content(params: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     text = _text(params, "text") or ""
     blocks = _blocks(params.get("blocks"))
+    _check_message(text, blocks)
+    return text, blocks
+
+
+MAX_TEXT_CHARS = 40_000
+MAX_BLOCKS = 50
+# Slack's undocumented ceiling on the characters of all the blocks' text together.
+MAX_BLOCKS_TEXT_CHARS = 12_000
+BLOCK_TYPES = frozenset(
+    {"section", "header", "context", "actions", "divider", "rich_text", "image", "markdown"}
+    | {"input", "file", "video"}
+)
+_TEXT_TYPES = ("mrkdwn", "plain_text")
+
+
+def _check_message(text: str, blocks: list[dict[str, Any]]) -> None:
+    """Refuse, as Slack does, a message `text` and `blocks` that Slack would refuse.
+
+    Source: shared/reference/slack-platform.md §7 (the `no_text`, `msg_too_long` and
+    `invalid_blocks` errors of chat.postMessage, chat.update and chat.postEphemeral, and the
+    undocumented `msg_blocks_too_long` at about 12–13k block characters, slackapi/bolt-js#2509)
+    and §8 (message limits). `invalid_blocks` lists every problem with a JSON pointer to it.
+    """
     if not text and not blocks:
         raise _Refusal("no_text")
-    return text, blocks
+    if len(text) > MAX_TEXT_CHARS:
+        raise _Refusal("msg_too_long", [f"text has {len(text)} characters, over {MAX_TEXT_CHARS}"])
+    problems: list[str] = []
+
+    def bad(what: str, at: str) -> None:
+        problems.append(f"{what} [json-pointer:/blocks{at}]")
+
+    def items(obj: Any, key: str, at: str, low: int = 0, high: int | None = None) -> list[Any]:
+        value = obj.get(key, []) if isinstance(obj, dict) else []
+        count = len(value) if isinstance(value, list) else -1
+        if count < low or (high is not None and count > high):
+            most = f" and at most {high}" if high is not None else ""
+            bad(f"{key} must have at least {low}{most} items", f"{at}/{key}")
+        return value if isinstance(value, list) else []
+
+    def text_object(obj: Any, at: str, limit: int | None, kinds: tuple[str, ...]) -> None:
+        if not isinstance(obj, dict) or obj.get("type") not in kinds:
+            bad(f"must be a {' or '.join(kinds)} text object", at)
+        elif not isinstance(obj.get("text"), str) or not obj["text"].strip():
+            bad("text must not be empty or blank", f"{at}/text")
+        elif limit is not None and len(obj["text"]) > limit:
+            bad(f"text must be at most {limit} characters", f"{at}/text")
+
+    def at_most(obj: Any, key: str, limit: int, at: str) -> None:
+        if isinstance(obj, dict) and len(str(obj.get(key, ""))) > limit:
+            bad(f"{key} must be at most {limit} characters", f"{at}/{key}")
+
+    def element(e: Any, at: str) -> None:
+        at_most(e, "action_id", 255, at)
+        if isinstance(e, dict) and e.get("type") == "button":
+            text_object(e.get("text"), f"{at}/text", 75, ("plain_text",))
+            at_most(e, "value", 2000, at)
+        elif isinstance(e, dict) and e.get("type") == "static_select":
+            for k, option in enumerate(items(e, "options", at, high=100)):
+                text_object(_get(option, "text"), f"{at}/options/{k}/text", 75, _TEXT_TYPES)
+                at_most(option, "value", 150, f"{at}/options/{k}")
+
+    if len(blocks) > MAX_BLOCKS:
+        bad(f"no more than {MAX_BLOCKS} items allowed", "")
+    for i, block in enumerate(blocks):
+        at, kind = f"/{i}", block.get("type")
+        if kind not in BLOCK_TYPES:
+            bad(f"unknown block type {kind!r}", f"{at}/type")
+            continue
+        at_most(block, "block_id", 255, at)
+        if kind == "header":
+            text_object(block.get("text"), f"{at}/text", 150, ("plain_text",))
+        elif kind == "section":
+            if "text" not in block and "fields" not in block:
+                bad("a section needs text or fields", at)
+            if "text" in block:
+                text_object(block["text"], f"{at}/text", 3000, _TEXT_TYPES)
+            for j, item in enumerate(items(block, "fields", at, high=10)):
+                text_object(item, f"{at}/fields/{j}", 2000, _TEXT_TYPES)
+            if "accessory" in block:
+                element(block["accessory"], f"{at}/accessory")
+        elif kind == "context":
+            for j, item in enumerate(items(block, "elements", at, 1, 10)):
+                if _get(item, "type") != "image":
+                    text_object(item, f"{at}/elements/{j}", None, _TEXT_TYPES)
+        elif kind == "actions":
+            for j, item in enumerate(items(block, "elements", at, 1, 25)):
+                element(item, f"{at}/elements/{j}")
+        elif kind == "input":
+            element(block.get("element"), f"{at}/element")
+        elif kind == "rich_text":
+            for j, part in enumerate(items(block, "elements", at, 1)):
+                if _get(part, "type") in ("rich_text_preformatted", "rich_text_section"):
+                    for k, run in enumerate(items(part, "elements", f"{at}/elements/{j}", 1)):
+                        if _get(run, "type") == "text" and not _get(run, "text"):
+                            bad("text must not be empty", f"{at}/elements/{j}/elements/{k}/text")
+    if problems:
+        raise _Refusal("invalid_blocks", problems)
+    total = sum(len(piece) for piece in _block_texts(blocks))
+    if total > MAX_BLOCKS_TEXT_CHARS:
+        raise _Refusal(
+            "msg_blocks_too_long",
+            [f"blocks have {total} characters of text, over {MAX_BLOCKS_TEXT_CHARS}"],
+        )
+
+
+def _get(obj: Any, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, dict) else None
+
+
+def _block_texts(value: Any) -> Iterable[str]:
+    """Every string under a `text` key in the blocks: text objects and rich text runs."""
+    if isinstance(value, list):
+        for item in value:
+            yield from _block_texts(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key == "text" and isinstance(item, str):
+                yield item
+            else:
+                yield from _block_texts(item)
 
 
 def _message_json(message: PostedMessage) -> dict[str, Any]:

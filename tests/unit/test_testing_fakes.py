@@ -216,6 +216,349 @@ async def test_wait_for_reports_what_slack_received(
     await slack.wait_idle(quiet_s=0.02, timeout=1.0)
 
 
+# -- Slack stand-in: what Slack refuses (shared/reference/slack-platform.md §7, §8) ----------
+
+
+def _section(text: str, kind: str = "mrkdwn") -> dict[str, Any]:
+    return {"type": "section", "text": {"type": kind, "text": text}}
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text}
+
+
+def _actions(*elements: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "actions", "elements": list(elements)}
+
+
+def _button(text: str = "Resolve", **extra: Any) -> dict[str, Any]:
+    return {"type": "button", "text": _plain(text), "action_id": "resolve", **extra}
+
+
+def _select(*options: tuple[str, str]) -> dict[str, Any]:
+    return {
+        "type": "static_select",
+        "action_id": "mute",
+        "placeholder": _plain("Mute…"),
+        "options": [{"text": _plain(text), "value": value} for text, value in options],
+    }
+
+
+def _rich(*parts: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "rich_text", "elements": list(parts)}
+
+
+def _pre(*runs: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "rich_text_preformatted", "elements": list(runs)}
+
+
+def _context(*elements: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "context", "elements": list(elements)}
+
+
+VALID_BLOCKS: list[dict[str, Any]] = [
+    {"type": "header", "text": _plain("KeyError"), "block_id": "h" * 255},
+    {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": "*3* errors"},
+        "fields": [{"type": "mrkdwn", "text": f"*{n}*"} for n in range(10)],
+    },
+    {"type": "section", "fields": [_plain("fields only")]},
+    _context(*[{"type": "mrkdwn", "text": f"v{n}"} for n in range(9)], _plain("plain")),
+    _context({"type": "image", "image_url": "https://x/i.png", "alt_text": "i"}),
+    _rich(
+        {"type": "rich_text_section", "elements": [{"type": "text", "text": "Trace"}]},
+        _pre({"type": "text", "text": "line 1\nline 2"}),
+    ),
+    {"type": "divider"},
+    _actions(
+        _button("R" * 75, value="v" * 2000, action_id="a" * 255),
+        _select(("O" * 75, "v" * 150), *[(f"o{n}", f"{n}") for n in range(99)]),
+    ),
+    _actions(*[_button(f"b{n}") for n in range(25)]),
+]
+
+# Each message below meets a limit exactly, so Slack takes it.
+AT_THE_LIMITS: list[tuple[str, list[dict[str, Any]]]] = [
+    ("x" * 40_000, []),
+    ("50 blocks", [{"type": "divider"}] * 50),
+    ("header", [{"type": "header", "text": _plain("h" * 150)}]),
+    ("section", [_section("s" * 3000)]),
+    ("fields", [{"type": "section", "fields": [_plain("f" * 2000)] * 5}]),
+    ("12,000 block characters", [_section("s" * 3000)] * 4),
+]
+
+# (text, blocks, error, where): each message breaks one rule of §7 or §8.
+REFUSED: dict[str, tuple[str, list[dict[str, Any]], str, str]] = {
+    "51 blocks": ("x", [{"type": "divider"}] * 51, "invalid_blocks", "/blocks]"),
+    "unknown block type": ("x", [{"type": "carousel"}], "invalid_blocks", "/blocks/0/type"),
+    "block_id over 255": (
+        "x",
+        [{"type": "divider", "block_id": "b" * 256}],
+        "invalid_blocks",
+        "/blocks/0/block_id",
+    ),
+    "action_id over 255": (
+        "x",
+        [_actions(_button(action_id="a" * 256))],
+        "invalid_blocks",
+        "/blocks/0/elements/0/action_id",
+    ),
+    "mrkdwn header": (
+        "x",
+        [{"type": "header", "text": {"type": "mrkdwn", "text": "*h*"}}],
+        "invalid_blocks",
+        "/blocks/0/text]",
+    ),
+    "header over 150": (
+        "x",
+        [{"type": "header", "text": _plain("h" * 151)}],
+        "invalid_blocks",
+        "/blocks/0/text/text",
+    ),
+    "blank header": (
+        "x",
+        [{"type": "header", "text": _plain(" ")}],
+        "invalid_blocks",
+        "/blocks/0/text/text",
+    ),
+    "section without text or fields": (
+        "x",
+        [{"type": "section"}],
+        "invalid_blocks",
+        "/blocks/0]",
+    ),
+    "empty section text": ("x", [_section("")], "invalid_blocks", "/blocks/0/text/text"),
+    "blank section text": ("x", [_section(" \n ")], "invalid_blocks", "/blocks/0/text/text"),
+    "section text over 3000": (
+        "x",
+        [_section("s" * 3001)],
+        "invalid_blocks",
+        "/blocks/0/text/text",
+    ),
+    "11 fields": (
+        "x",
+        [{"type": "section", "fields": [_plain("f")] * 11}],
+        "invalid_blocks",
+        "/blocks/0/fields]",
+    ),
+    "field over 2000": (
+        "x",
+        [{"type": "section", "fields": [_plain("f" * 2001)]}],
+        "invalid_blocks",
+        "/blocks/0/fields/0/text",
+    ),
+    "blank field": (
+        "x",
+        [{"type": "section", "fields": [_plain("ok"), {"type": "mrkdwn", "text": "\t"}]}],
+        "invalid_blocks",
+        "/blocks/0/fields/1/text",
+    ),
+    "text object of another type": (
+        "x",
+        [_section("*3*", kind="markdown")],
+        "invalid_blocks",
+        "/blocks/0/text]",
+    ),
+    "empty context": ("x", [_context()], "invalid_blocks", "/blocks/0/elements]"),
+    "11 context elements": (
+        "x",
+        [_context(*[_plain("c")] * 11)],
+        "invalid_blocks",
+        "/blocks/0/elements]",
+    ),
+    "blank context element": (
+        "x",
+        [_context(_plain("v1"), {"type": "mrkdwn", "text": " "})],
+        "invalid_blocks",
+        "/blocks/0/elements/1/text",
+    ),
+    "empty actions": ("x", [_actions()], "invalid_blocks", "/blocks/0/elements]"),
+    "26 actions": (
+        "x",
+        [_actions(*[_button()] * 26)],
+        "invalid_blocks",
+        "/blocks/0/elements]",
+    ),
+    "button text over 75": (
+        "x",
+        [_actions(_button("b" * 76))],
+        "invalid_blocks",
+        "/blocks/0/elements/0/text/text",
+    ),
+    "button value over 2000": (
+        "x",
+        [_actions(_button(value="v" * 2001))],
+        "invalid_blocks",
+        "/blocks/0/elements/0/value",
+    ),
+    "101 options": (
+        "x",
+        [_actions(_select(*[(f"o{n}", f"{n}") for n in range(101)]))],
+        "invalid_blocks",
+        "/blocks/0/elements/0/options]",
+    ),
+    "option text over 75": (
+        "x",
+        [_actions(_select(("o" * 76, "1")))],
+        "invalid_blocks",
+        "/blocks/0/elements/0/options/0/text/text",
+    ),
+    "option value over 150": (
+        "x",
+        [_actions(_select(("o", "v" * 151)))],
+        "invalid_blocks",
+        "/blocks/0/elements/0/options/0/value",
+    ),
+    "empty rich_text": ("x", [_rich()], "invalid_blocks", "/blocks/0/elements]"),
+    "empty preformatted": (
+        "x",
+        [_rich(_pre())],
+        "invalid_blocks",
+        "/blocks/0/elements/0/elements]",
+    ),
+    "empty rich_text_section": (
+        "x",
+        [_rich({"type": "rich_text_section", "elements": []})],
+        "invalid_blocks",
+        "/blocks/0/elements/0/elements]",
+    ),
+    "empty text run": (
+        "x",
+        [_rich(_pre({"type": "text", "text": "a"}, {"type": "text", "text": ""}))],
+        "invalid_blocks",
+        "/blocks/0/elements/0/elements/1/text",
+    ),
+    "over 12,000 block characters": (
+        "x",
+        [_section("s" * 3000)] * 4 + [_context(_plain("c"))],
+        "msg_blocks_too_long",
+        "12001",
+    ),
+    "text over 40,000": ("x" * 40_001, [], "msg_too_long", "40001"),
+    "no text and no blocks": ("", [], "no_text", ""),
+}
+
+
+def _message(text: str, blocks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A chat.* body with only the fields given, as a bot that leaves `text` out sends it."""
+    return {
+        **({"text": text} if text else {}),
+        **({"blocks": blocks} if blocks else {}),
+    }
+
+
+async def test_a_message_within_every_limit_is_taken_everywhere(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    posted = await client.chat_postMessage(channel="C_GENERAL", text="3", blocks=VALID_BLOCKS)
+    await client.api_call(
+        "chat.update", json={"channel": "C_GENERAL", "ts": posted["ts"], "blocks": VALID_BLOCKS[:3]}
+    )
+    await client.chat_postEphemeral(
+        channel="C_GENERAL", user="U_ALICE", text="3", blocks=VALID_BLOCKS
+    )
+    webhook = await AsyncWebhookClient(url=slack.response_url()).send(text="3", blocks=VALID_BLOCKS)
+    assert (webhook.status_code, webhook.body) == (200, "ok")
+    deleted = await AsyncWebhookClient(url=slack.response_url()).send_dict(
+        {"delete_original": True}
+    )
+    assert deleted.status_code == 200
+    for text, blocks in AT_THE_LIMITS:
+        await client.api_call(
+            "chat.postMessage", json={"channel": "C_GENERAL", **_message(text, blocks)}
+        )
+
+    assert len(slack.messages) == 1 + len(AT_THE_LIMITS)
+    assert slack.messages[0].blocks == VALID_BLOCKS[:3]
+    assert [e.via for e in slack.ephemerals] == [
+        "chat.postEphemeral",
+        "response_url",
+        "response_url",
+    ]
+    assert all(call.response["ok"] for call in slack.calls)
+
+
+@pytest.mark.parametrize(("text", "blocks", "error", "where"), REFUSED.values(), ids=REFUSED)
+async def test_post_message_refuses_what_slack_refuses(
+    slack: SlackStandIn,
+    client: AsyncWebClient,
+    text: str,
+    blocks: list[dict[str, Any]],
+    error: str,
+    where: str,
+) -> None:
+    with pytest.raises(SlackApiError) as refused:
+        await client.api_call(
+            "chat.postMessage", json={"channel": "C_GENERAL", **_message(text, blocks)}
+        )
+
+    assert refused.value.response.status_code == 200
+    assert refused.value.response["error"] == error
+    assert where in " ".join(refused.value.response.get("errors", []))
+    assert slack.messages == []
+    (call,) = slack.calls_to("chat.postMessage")
+    assert (call.status, call.response["error"]) == (200, error)
+    assert "chat.postMessage {'channel': 'C_GENERAL'" in slack.summary()
+
+
+async def test_update_and_ephemeral_refuse_and_keep_nothing(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    original = [_section("count 1")]
+    posted = await client.chat_postMessage(channel="C_GENERAL", text="count 1", blocks=original)
+    for body, error in (
+        ({"text": "count 2", "blocks": [_section("")]}, "invalid_blocks"),
+        ({"text": "count 2", "blocks": [_section("s" * 3000)] * 5}, "msg_blocks_too_long"),
+        ({"text": "x" * 40_001}, "msg_too_long"),
+        ({"text": ""}, "no_text"),
+    ):
+        with pytest.raises(SlackApiError) as refused:
+            await client.api_call(
+                "chat.update", json={"channel": "C_GENERAL", "ts": posted["ts"], **body}
+            )
+        assert refused.value.response["error"] == error
+
+    (message,) = slack.messages
+    assert (message.text, message.blocks, message.updates) == ("count 1", original, [])
+    with pytest.raises(SlackApiError) as refused:
+        await client.chat_postEphemeral(
+            channel="C_GENERAL", user="U_ALICE", text="x", blocks=[{"type": "carousel"}]
+        )
+    assert refused.value.response["errors"] == [
+        "unknown block type 'carousel' [json-pointer:/blocks/0/type]"
+    ]
+    assert slack.ephemerals == []
+    assert [(c.method, c.response["ok"]) for c in slack.calls] == [
+        ("chat.postMessage", True),
+        *[("chat.update", False)] * 4,
+        ("chat.postEphemeral", False),
+    ]
+
+
+async def test_response_url_refuses_with_400_and_records_the_call(slack: SlackStandIn) -> None:
+    webhook = AsyncWebhookClient(url=slack.response_url("query"))
+    blank = await webhook.send(text="x", blocks=[{"type": "header", "text": _plain("")}])
+    assert (blank.status_code, blank.body) == (400, "invalid_blocks")
+    empty = await webhook.send_dict({"replace_original": True})
+    assert (empty.status_code, empty.body) == (400, "no_text")
+    too_long = await webhook.send(text="x", blocks=[_section("s" * 3000)] * 5)
+    assert (too_long.status_code, too_long.body) == (400, "msg_blocks_too_long")
+
+    assert slack.ephemerals == []
+    first, *_ = calls = slack.calls_to("response_url")
+    assert [(c.status, c.response["error"]) for c in calls] == [
+        (400, "invalid_blocks"),
+        (400, "no_text"),
+        (400, "msg_blocks_too_long"),
+    ]
+    assert first.params["text"] == "x"
+    assert first.response["errors"] == [
+        "text must not be empty or blank [json-pointer:/blocks/0/text/text]"
+    ]
+    assert "response_url {'text': 'x'} -> 400 invalid_blocks: text must not" in slack.summary()
+
+
 # -- transcript ----------------------------------------------------------------------------
 
 
