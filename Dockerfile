@@ -1,6 +1,7 @@
 # algo-errors bot: `docker build -t algo-errors-bot .`, then run with the variables of
 # INTERFACE §2 (e.g. `--env-file`) and a volume on /data to keep the SQLite database:
 #   docker run --env-file bot.env -v algo-errors-data:/data -p 3000:3000 algo-errors-bot
+# It listens on $PORT (default 3000), so a platform that sets PORT (Cloud Run, Heroku, …) works.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -18,14 +19,17 @@ RUN useradd --system --user-group --no-create-home --home-dir /data --shell /usr
     && chown bot:bot /data
 
 # The embedded store lives on the writable volume; set DATABASE_URL to use PostgreSQL instead.
-ENV DATABASE_URL=sqlite:////data/algo-errors.db
+ENV DATABASE_URL=sqlite:////data/algo-errors.db \
+    PORT=3000
 WORKDIR /data
 USER bot
 
 EXPOSE 3000
 # /healthz answers 503 until the bot can serve; urlopen raises on it, so the check fails.
+# The port comes from the environment, as for `serve` (a `docker run -e PORT=…` included).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:3000/healthz', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '3000') + '/healthz', timeout=4)"]
 
 ENTRYPOINT ["algo-errors-bot"]
-CMD ["serve", "--host", "0.0.0.0", "--port", "3000"]
+# No --port: `serve` listens on $PORT.
+CMD ["serve", "--host", "0.0.0.0"]

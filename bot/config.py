@@ -30,6 +30,10 @@ _PROBLEMS: dict[str, str] = {
     "log_level": "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
 }
 _NO_CREDENTIAL = "ALGORITHMIA_API_KEY: required (or set ALGORITHMIA_JWT instead)"
+# Error types raised by the validators whose problem is the same whatever the variable.
+_PROBLEM_FOR_TYPE: dict[str, str] = {
+    "url_credentials": "must not contain a user name or password",
+}
 
 
 # The mapping `load_settings(env)` reads instead of `os.environ`, for the duration of that call.
@@ -87,6 +91,10 @@ class Settings(BaseSettings):
     @classmethod
     def _http_url(cls, value: str) -> str:
         parts = urlsplit(value)
+        if "@" in parts.netloc:
+            # `http://user:password@host`: credentials belong in their own variables. A custom
+            # error so the one-line message can say so (it never repeats the value).
+            raise PydanticCustomError("url_credentials", "URL with credentials")
         _ = parts.port  # raises ValueError on a port that is not a number
         if (
             parts.scheme not in {"http", "https"}
@@ -109,6 +117,22 @@ class Settings(BaseSettings):
     def _without_trailing_slash(cls, value: str) -> str:
         # Routes are written "/v1/…" after it.
         return value.rstrip("/")
+
+    @field_validator(
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "algorithmia_api_key",
+        "algorithmia_jwt",
+        mode="before",
+    )
+    @classmethod
+    def _strip_secret(cls, value: object) -> object:
+        # A secret mounted from a file often ends in a newline, which no HTTP header may carry;
+        # one that is only blanks is as unset as an empty one.
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -188,7 +212,10 @@ def _config_error(error: ValidationError) -> ConfigError:
     if not first["loc"]:
         return ConfigError(first["msg"])
     field = str(first["loc"][0])
-    problem = "required" if first["type"] == "missing" else _PROBLEMS.get(field, "is not valid")
+    if first["type"] == "missing":
+        problem = "required"
+    else:
+        problem = _PROBLEM_FOR_TYPE.get(first["type"]) or _PROBLEMS.get(field, "is not valid")
     return ConfigError(f"{field.upper()}: {problem}")
 
 

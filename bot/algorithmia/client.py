@@ -1,7 +1,8 @@
 """Async client for the Algorithmia v1 calls the bot needs: an algorithm's error log and its id.
 
 It maps HTTP to typed results (`RecordBatch`, `AlgorithmInfo`) and to the exception tree of
-`bot.algorithmia.exceptions`; it retries idempotent GETs on connect errors, timeouts and 5xx.
+`bot.algorithmia.exceptions`; it retries idempotent GETs on connect errors, timeouts, a connection
+dropped mid-request (a keep-alive connection the server closed while idle) and 5xx.
 """
 
 from __future__ import annotations
@@ -61,14 +62,14 @@ _HTML_TAG = re.compile(r"<[^>]*>")
 _REDACTED = "[redacted]"
 _MIN_SECRET_LENGTH = 8  # shorter "credentials" are test stand-ins; replacing them would garble text
 
-
-def authorization_header(api_key: str | None, jwt: str | None) -> str:
-    """The `Authorization` value: `Simple <key>` or `Bearer <jwt>`; exactly one must be given."""
-    key = (api_key or "").strip()
-    token = (jwt or "").strip()
-    if bool(key) == bool(token):
-        raise ValueError("give exactly one of an API key or a JWT")
-    return f"Simple {key}" if key else f"Bearer {token}"
+_RETRIED_TRANSPORT_ERRORS = (
+    httpx.ConnectError,
+    httpx.TimeoutException,
+    # A pooled keep-alive connection the server (or a proxy) closed while idle fails on reuse
+    # with one of these; a GET is idempotent, so trying again on a fresh connection is safe.
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+)
 
 
 def default_timeout() -> httpx.Timeout:
@@ -182,7 +183,8 @@ class AlgorithmiaClient:
         return response.status_code, body
 
     async def _get(self, path: str) -> httpx.Response:
-        """GET `path`, retrying connect errors, timeouts and 5xx; never returns a 5xx."""
+        """GET `path`, retrying connect errors, timeouts, dropped connections and 5xx; never
+        returns a 5xx."""
         url = self._base_url + path
         attempt = 0
         while True:
@@ -191,10 +193,10 @@ class AlgorithmiaClient:
             status: int | None = None
             try:
                 response = await self._http.get(url, headers=self._headers)
-            except (httpx.ConnectError, httpx.TimeoutException) as exc:
+            except _RETRIED_TRANSPORT_ERRORS as exc:
                 failure, cause = self._describe_transport_failure(exc, url), exc
             except httpx.TransportError as exc:
-                # Read/protocol failures mid-response: not among the retried kinds.
+                # Anything else (a proxy error, an unsupported protocol, …) will not heal by itself.
                 raise Unavailable(self._describe_transport_failure(exc, url)) from exc
             else:
                 if not response.is_server_error:
@@ -271,6 +273,8 @@ class AlgorithmiaClient:
                 return f"timed out waiting for {url}"
             case httpx.ConnectError():
                 return f"could not connect to {self._base_url}" + (f": {detail}" if detail else "")
+            case httpx.RemoteProtocolError() | httpx.ReadError():
+                return f"connection lost waiting for {url}" + (f": {detail}" if detail else "")
             case _:
                 return f"request to {url} failed: {detail or type(exc).__name__}"
 

@@ -13,12 +13,7 @@ import pytest
 import respx
 
 from bot.algorithm_ref import AlgorithmId, InvalidAlgorithmRef, OwnerName, parse_algorithm_ref
-from bot.algorithmia.client import (
-    AlgorithmiaClient,
-    AlgorithmInfo,
-    authorization_header,
-    default_timeout,
-)
+from bot.algorithmia.client import AlgorithmiaClient, AlgorithmInfo, default_timeout
 from bot.algorithmia.exceptions import (
     AlgorithmiaError,
     BadResponse,
@@ -33,6 +28,9 @@ from bot.algorithmia.exceptions import (
 BASE = "https://api.cluster.test"
 KEY = "simQ8vT3kLw2Zr9Xy4Bn6Mc1Pd7F"  # the CLI's format: 28 characters starting `sim`
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLW9mLXRoZS1jbHVzdGVy"
+# The `Authorization` values `Settings.authorization_header()` gives (tests/unit/test_config.py).
+SIMPLE = f"Simple {KEY}"
+BEARER = f"Bearer {JWT}"
 UUID = "3b8f6c2e-9d41-4a7e-b5c0-71e2d9a4f6b8"
 ECHO = OwnerName("hello", "echo")
 ERRORS_PATH = "/v1/algorithms/hello/echo/errors"
@@ -70,7 +68,7 @@ def sleeps() -> Sleeps:
 
 @pytest.fixture
 def client(http: httpx.AsyncClient, sleeps: Sleeps) -> AlgorithmiaClient:
-    return AlgorithmiaClient(http, BASE, authorization_header(KEY, None), sleep=sleeps)
+    return AlgorithmiaClient(http, BASE, SIMPLE, sleep=sleeps)
 
 
 # Requests: routes, base URLs, credentials
@@ -95,7 +93,7 @@ async def test_list_errors_by_id_uses_the_uuid_route_with_a_jwt(
     cluster: respx.MockRouter, http: httpx.AsyncClient
 ) -> None:
     route = cluster.get(f"/v1/algorithms/{UUID}/errors").respond(200, json=RECORDS[:1])
-    client = AlgorithmiaClient(http, BASE, authorization_header(None, JWT))
+    client = AlgorithmiaClient(http, BASE, BEARER)
 
     batch = await client.list_errors(AlgorithmId(UUID))
 
@@ -108,7 +106,7 @@ async def test_base_url_may_end_in_a_slash_or_v1(
     cluster: respx.MockRouter, http: httpx.AsyncClient, base_url: str
 ) -> None:
     route = cluster.get(ERRORS_PATH).respond(200, json=[])
-    client = AlgorithmiaClient(http, base_url, authorization_header(KEY, None))
+    client = AlgorithmiaClient(http, base_url, SIMPLE)
 
     await client.list_errors(ECHO)
 
@@ -118,7 +116,7 @@ async def test_base_url_may_end_in_a_slash_or_v1(
 @pytest.mark.parametrize("base_url", ["api.cluster.test", "ftp://api.cluster.test", ""])
 def test_a_base_url_that_is_not_http_is_refused(http: httpx.AsyncClient, base_url: str) -> None:
     with pytest.raises(ValueError, match="not an http"):
-        AlgorithmiaClient(http, base_url, authorization_header(KEY, None))
+        AlgorithmiaClient(http, base_url, SIMPLE)
 
 
 async def test_an_algorithm_named_errors_keeps_the_owner_name_route(
@@ -186,26 +184,6 @@ async def test_get_algorithm_with_a_wrong_id_type_is_a_bad_response(
 
     with pytest.raises(BadResponse, match="invalid id"):
         await client.get_algorithm(ECHO)
-
-
-@pytest.mark.parametrize(
-    ("api_key", "jwt", "header"),
-    [
-        (KEY, None, f"Simple {KEY}"),
-        (None, JWT, f"Bearer {JWT}"),
-        (f" {KEY}\n", "", f"Simple {KEY}"),
-    ],
-)
-def test_authorization_header(api_key: str | None, jwt: str | None, header: str) -> None:
-    assert authorization_header(api_key, jwt) == header
-
-
-@pytest.mark.parametrize(("api_key", "jwt"), [(KEY, JWT), (None, None), ("", " ")])
-def test_authorization_header_needs_exactly_one_credential(
-    api_key: str | None, jwt: str | None
-) -> None:
-    with pytest.raises(ValueError, match="exactly one"):
-        authorization_header(api_key, jwt)
 
 
 # Records
@@ -377,7 +355,7 @@ async def test_each_error_body_raises_its_exception_with_the_servers_message(
     message: str,
 ) -> None:
     route = cluster.get(ERRORS_PATH).mock(return_value=_respond(status, body))
-    client = AlgorithmiaClient(http, BASE, authorization_header(KEY, None), attempts=1)
+    client = AlgorithmiaClient(http, BASE, SIMPLE, attempts=1)
 
     with pytest.raises(AlgorithmiaError) as caught:
         await client.list_errors(ECHO)
@@ -404,7 +382,7 @@ async def test_a_long_text_body_is_cut_to_one_short_line(
     cluster: respx.MockRouter, http: httpx.AsyncClient
 ) -> None:
     cluster.get(ERRORS_PATH).respond(502, text="Bad gateway\n" + "upstream said: no " * 50)
-    client = AlgorithmiaClient(http, BASE, authorization_header(KEY, None), attempts=1)
+    client = AlgorithmiaClient(http, BASE, SIMPLE, attempts=1)
 
     with pytest.raises(Unavailable) as caught:
         await client.list_errors(ECHO)
@@ -437,9 +415,7 @@ async def test_the_backoff_is_jittered(
     cluster: respx.MockRouter, http: httpx.AsyncClient, sleeps: Sleeps
 ) -> None:
     cluster.get(ERRORS_PATH).respond(503)
-    client = AlgorithmiaClient(
-        http, BASE, authorization_header(KEY, None), attempts=21, backoff_s=1.0, sleep=sleeps
-    )
+    client = AlgorithmiaClient(http, BASE, SIMPLE, attempts=21, backoff_s=1.0, sleep=sleeps)
 
     with pytest.raises(Unavailable):
         await client.list_errors(ECHO)
@@ -449,12 +425,22 @@ async def test_the_backoff_is_jittered(
     assert len(set(ratios)) > 1
 
 
-@pytest.mark.parametrize("failure", [httpx.ReadTimeout, httpx.ConnectTimeout, httpx.ConnectError])
-async def test_a_timeout_or_connect_error_is_retried_then_succeeds(
+@pytest.mark.parametrize(
+    "failure",
+    [
+        httpx.ReadTimeout,
+        httpx.ConnectTimeout,
+        httpx.ConnectError,
+        # A keep-alive connection the server closed while idle fails on reuse with these.
+        httpx.RemoteProtocolError("Server disconnected without sending a response."),
+        httpx.ReadError("[Errno 104] Connection reset by peer"),
+    ],
+)
+async def test_a_timeout_or_connect_error_or_dropped_connection_is_retried_then_succeeds(
     cluster: respx.MockRouter,
     client: AlgorithmiaClient,
     sleeps: Sleeps,
-    failure: type[httpx.TransportError],
+    failure: httpx.TransportError | type[httpx.TransportError],
 ) -> None:
     route = cluster.get(ERRORS_PATH).mock(
         side_effect=[failure, httpx.Response(200, json=RECORDS[:1])]
@@ -465,6 +451,31 @@ async def test_a_timeout_or_connect_error_is_retried_then_succeeds(
     assert len(batch.records) == 1
     assert route.call_count == 2
     assert len(sleeps.delays) == 1
+    assert 0.125 <= sleeps.delays[0] <= 0.375  # the same jittered backoff as for a 5xx
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        httpx.LocalProtocolError("Illegal header value"),
+        httpx.UnsupportedProtocol("Request URL has an unsupported protocol"),
+        httpx.ProxyError("407 Proxy Authentication Required"),
+    ],
+)
+async def test_other_transport_errors_are_not_retried(
+    cluster: respx.MockRouter,
+    client: AlgorithmiaClient,
+    sleeps: Sleeps,
+    failure: httpx.TransportError,
+) -> None:
+    route = cluster.get(ERRORS_PATH).mock(side_effect=[failure])
+
+    with pytest.raises(Unavailable) as caught:
+        await client.list_errors(ECHO)
+
+    assert str(caught.value) == f"request to {BASE}{ERRORS_PATH} failed: {failure}"
+    assert route.call_count == 1
+    assert sleeps.delays == []
 
 
 @pytest.mark.parametrize(
@@ -479,6 +490,16 @@ async def test_a_timeout_or_connect_error_is_retried_then_succeeds(
         (
             httpx.ConnectError("Name or service not known"),
             f"could not connect to {BASE}: Name or service not known (tried 3 times)",
+        ),
+        (
+            httpx.RemoteProtocolError("Server disconnected without sending a response."),
+            f"connection lost waiting for {BASE}{ERRORS_PATH}:"
+            " Server disconnected without sending a response. (tried 3 times)",
+        ),
+        (
+            httpx.ReadError("[Errno 104] Connection reset by peer"),
+            f"connection lost waiting for {BASE}{ERRORS_PATH}:"
+            " [Errno 104] Connection reset by peer (tried 3 times)",
         ),
     ],
 )
@@ -588,7 +609,7 @@ async def test_the_jwt_never_appears_in_an_error(
     cluster: respx.MockRouter, http: httpx.AsyncClient
 ) -> None:
     cluster.get(ERRORS_PATH).respond(401, json={"error": {"message": f"token {JWT} expired"}})
-    client = AlgorithmiaClient(http, BASE, authorization_header(None, JWT))
+    client = AlgorithmiaClient(http, BASE, BEARER)
 
     with pytest.raises(Unauthorized) as caught:
         await client.list_errors(ECHO)

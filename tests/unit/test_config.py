@@ -154,6 +154,18 @@ def test_values_are_normalised(variable: str, value: str, field: str, expected: 
             {**MINIMAL, "SLACK_API_URL": "https://"},
             "SLACK_API_URL: must be an http:// or https:// URL, e.g. https://slack.com/api/",
         ),
+        (
+            {**MINIMAL, "ALGORITHMIA_API_URL": "http://bot:pw-in-url@api.example.com"},
+            "ALGORITHMIA_API_URL: must not contain a user name or password",
+        ),
+        (
+            {**MINIMAL, "ALGORITHMIA_API_URL": "https://bot@api.example.com:8443/"},
+            "ALGORITHMIA_API_URL: must not contain a user name or password",
+        ),
+        (
+            {**MINIMAL, "SLACK_API_URL": "https://proxy:pw-in-url@slack-proxy.example/api/"},
+            "SLACK_API_URL: must not contain a user name or password",
+        ),
         # Several problems: the first variable in INTERFACE §2 order is named.
         ({"PORT": "x"}, "ALGORITHMIA_API_URL: required"),
     ],
@@ -221,10 +233,48 @@ def test_a_given_mapping_ignores_the_process_environment(monkeypatch: pytest.Mon
             {"ALGORITHMIA_API_URL": "https://api.example.com", "ALGORITHMIA_JWT": "eyJ.a.b"},
             "Bearer eyJ.a.b",
         ),
+        # A key mounted from a file keeps its newline; no header may carry one.
+        ({**MINIMAL, "ALGORITHMIA_API_KEY": " simA1b2\n"}, "Simple simA1b2"),
+        (
+            {
+                "ALGORITHMIA_API_URL": "https://api.example.com",
+                "ALGORITHMIA_API_KEY": " \n",
+                "ALGORITHMIA_JWT": "eyJ.a.b\n",
+            },
+            "Bearer eyJ.a.b",
+        ),
     ],
 )
 def test_authorization_header(env: dict[str, str], header: str) -> None:
     assert load_settings(env).authorization_header() == header
+
+
+@pytest.mark.parametrize(
+    ("key", "jwt", "message"),
+    [
+        ("simA1b2", "eyJ.a.b", "ALGORITHMIA_API_KEY and ALGORITHMIA_JWT: set only one of them"),
+        (None, None, "ALGORITHMIA_API_KEY: required (or set ALGORITHMIA_JWT instead)"),
+        (" ", "\n", "ALGORITHMIA_API_KEY: required (or set ALGORITHMIA_JWT instead)"),
+    ],
+)
+def test_the_authorization_needs_exactly_one_credential(
+    key: str | None, jwt: str | None, message: str
+) -> None:
+    env = {"ALGORITHMIA_API_URL": "https://api.example.com"}
+    env |= {"ALGORITHMIA_API_KEY": key} if key is not None else {}
+    env |= {"ALGORITHMIA_JWT": jwt} if jwt is not None else {}
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env)
+
+    assert str(raised.value) == message
+
+
+def test_a_settings_object_without_a_credential_has_no_authorization_header() -> None:
+    settings = Settings.model_construct(algorithmia_api_url="https://api.example.com")
+
+    with pytest.raises(ConfigError, match="ALGORITHMIA_API_KEY: required"):
+        settings.authorization_header()
 
 
 def test_secrets_never_show_in_repr_or_str() -> None:
@@ -249,6 +299,8 @@ def test_secrets_never_show_in_repr_or_str() -> None:
         {"PORT": "xoxb-pasted-into-the-wrong-variable"},
         {"LOG_LEVEL": "simSecretKey123"},
         {"ALGORITHMIA_API_URL": "simSecretKey123"},
+        {"ALGORITHMIA_API_URL": "https://bot:url-password-77@api.example.com"},
+        {"SLACK_API_URL": "https://proxy:url-password-77@slack-proxy.example/api/"},
     ],
 )
 def test_secrets_never_show_in_error_messages(bad: dict[str, str]) -> None:
@@ -262,6 +314,7 @@ def test_secrets_never_show_in_error_messages(bad: dict[str, str]) -> None:
     for value in env.values():
         if value != "https://api.example.com":
             assert value not in message
+    assert "url-password-77" not in message
 
 
 def test_settings_cannot_be_changed_after_loading() -> None:

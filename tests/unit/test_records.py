@@ -1,0 +1,139 @@
+"""Error records at the boundary: strict where the bot needs a value, forgiving elsewhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot.errors.records import ErrorRecord, validate_records
+
+TRACE = "error:\nboom\nstacktrace:\nNone"
+
+
+def record(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "created_at": 1627571664000,
+        "request_id": "req-1",
+        "username": "hello",
+        "algoname": "echo",
+        "algoversion": "0.1.0",
+        "input": "A payload",
+        "error": TRACE,
+        "error_type": "AlgorithmError",
+        "billable_to": "hello",
+        "worker": "172.41.7.115",
+    }
+    return base | fields
+
+
+def test_a_batch_keeps_records_with_oddly_typed_optional_fields() -> None:
+    items = [
+        record(request_id="req-number-version", algoversion=2, worker=17241),
+        record(request_id="req-object-input", input={"image": "café.jpg", "size": [1, 2]}),
+        record(request_id="req-array-input", input=["a", 1, None, True]),
+        record(request_id="req-bool-billing", billable_to=False, username=3.5),
+        record(request_id="req-numeric-type", error_type=42, algoname={"name": "echo"}),
+        record(request_id="req-null-type", error_type=None),
+        record(request_id="req-empty-type", error_type=""),
+        record(request_id="req-no-error"),
+    ]
+    del items[-1]["error"]
+
+    batch = validate_records(items)
+
+    assert batch.skipped == 1
+    by_id = {r.request_id: r for r in batch.records}
+    assert list(by_id) == [item["request_id"] for item in items[:-1]]
+    assert by_id["req-number-version"].algoversion == "2"
+    assert by_id["req-number-version"].worker == "17241"
+    assert by_id["req-object-input"].input == '{"image":"café.jpg","size":[1,2]}'
+    assert by_id["req-array-input"].input == '["a",1,null,true]'
+    assert by_id["req-bool-billing"].billable_to == "False"
+    assert by_id["req-bool-billing"].username == "3.5"
+    assert by_id["req-numeric-type"].error_type == "42"
+    assert by_id["req-numeric-type"].algoname == '{"name":"echo"}'
+    assert by_id["req-null-type"].error_type == "AlgorithmError"
+    assert by_id["req-empty-type"].error_type == "AlgorithmError"
+
+
+def test_missing_optional_fields_are_none_and_the_type_defaults() -> None:
+    minimal = {"created_at": 1, "request_id": "req-1", "error": TRACE}
+
+    parsed = ErrorRecord.model_validate(minimal)
+
+    assert parsed.error_type == "AlgorithmError"
+    assert parsed.username is None
+    assert parsed.input is None
+    assert parsed.worker is None
+
+
+def test_unknown_fields_are_ignored() -> None:
+    item = record(age_ms=6509750, region="eu-west-1", tags=["a"], nested={"x": 1})
+
+    batch = validate_records([item])
+
+    assert batch.skipped == 0
+    (parsed,) = batch.records
+    assert parsed.model_dump() == record()
+
+
+@pytest.mark.parametrize(
+    ("created_at", "expected"),
+    [
+        (1627571664000, 1627571664000),
+        (1627571664000.0, 1627571664000),
+        ("1627571664000", 1627571664000),
+        (" 1627571664000 ", 1627571664000),
+        ("1627571664000.0", 1627571664000),
+    ],
+)
+def test_created_at_is_a_whole_number_in_any_json_form(created_at: object, expected: int) -> None:
+    assert ErrorRecord.model_validate(record(created_at=created_at)).created_at == expected
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        pytest.param({"created_at": None}, id="created_at-null"),
+        pytest.param({"created_at": 1627571664000.5}, id="created_at-fraction"),
+        pytest.param({"created_at": "yesterday"}, id="created_at-text"),
+        pytest.param({"created_at": "1.5e12"}, id="created_at-exponent"),
+        pytest.param({"created_at": True}, id="created_at-boolean"),
+        pytest.param({"created_at": float("nan")}, id="created_at-nan"),
+        pytest.param({"created_at": [1627571664000]}, id="created_at-array"),
+        pytest.param({"request_id": 12345}, id="request_id-number"),
+        pytest.param({"request_id": None}, id="request_id-null"),
+        pytest.param({"error": {"message": "boom"}}, id="error-object"),
+        pytest.param({"error": None}, id="error-null"),
+        pytest.param({"error": 500}, id="error-number"),
+    ],
+)
+def test_a_record_with_a_bad_required_field_is_skipped_and_counted(
+    broken: dict[str, Any],
+) -> None:
+    good = record(request_id="req-good")
+
+    batch = validate_records([good, record(**broken), good])
+
+    assert [r.request_id for r in batch.records] == ["req-good", "req-good"]
+    assert batch.skipped == 1
+
+
+@pytest.mark.parametrize("missing", ["created_at", "request_id", "error"])
+def test_a_record_missing_a_required_field_is_skipped_and_counted(missing: str) -> None:
+    incomplete = record()
+    del incomplete[missing]
+
+    batch = validate_records([record(request_id="req-good"), incomplete])
+
+    assert [r.request_id for r in batch.records] == ["req-good"]
+    assert batch.skipped == 1
+
+
+@pytest.mark.parametrize("item", ["junk", 42, None, ["req-1"]])
+def test_an_item_that_is_not_an_object_is_skipped_and_counted(item: object) -> None:
+    batch = validate_records([item, record()])
+
+    assert len(batch.records) == 1
+    assert batch.skipped == 1
