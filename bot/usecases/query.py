@@ -40,7 +40,7 @@ async def fetch_errors(
         async with asyncio.timeout(deadline_s):
             return await source.list_errors(ref)
     except TimeoutError as error:
-        detail = f"no answer within {deadline_s:.0f} s"
+        detail = f"no answer within {deadline_s:g} s"
         raise LookupFailure(FailureKind.UNAVAILABLE, str(ref), detail) from error
     except NotFound as error:
         raise await _explain_not_found(source, ref, error) from error
