@@ -167,7 +167,8 @@ def _split_exception(text: str) -> tuple[str, str]:
 
 _PY_FRAME = re.compile(r'\n[ \t]*File "([^"\n]*)", line (\d+)(?:, in ([^\n]*))?')
 """Starts with a literal newline, which the engine scans for quickly; frames start a line."""
-_PY_EXCEPTION_START = re.compile(r"^(?![ \t]|Traceback \(most recent call last\)|$)", re.M)
+_PY_EXCEPTION_START = re.compile(r"\n(?![ \t\n]|Traceback \(most recent call last\))")
+"""The newline before the first unindented line; a literal first, which the engine scans fast."""
 _PY_CHAIN_SEPARATORS = (
     "\nDuring handling of the above exception, another exception occurred:\n",
     "\nThe above exception was the direct cause of the following exception:\n",
@@ -197,8 +198,8 @@ def _parse_python(message: str, trace: str) -> ParsedError:
         # The exception starts at the first unindented line after the header; a traceback
         # quoted inside its message (subprocess output, multiprocessing) is not this one's.
         header = section.find("Traceback (most recent call last):")
-        exception = _PY_EXCEPTION_START.search(section, header + 1 if header != -1 else 0)
-        limit = exception.start() if exception is not None else len(section)
+        exception = _PY_EXCEPTION_START.search(section, max(header, 0))
+        limit = exception.start() + 1 if exception is not None else len(section)
         found = _PY_FRAME.findall(section, 0, limit)
         frames = [_python_frame(*frame) for frame in found]
         end = 0
@@ -245,7 +246,7 @@ _JAVA_LIBRARY = (
     "com.twelvemonkeys.", "org.springframework.", "okhttp3.", "org.json.",
 )  # fmt: skip
 _OWN_JAVA_PACKAGE = "algorithmia."
-_OWN_JAVA_FRAME = re.compile(r"\bat (?:[^\s/(]*/+)?algorithmia\.")
+_OWN_JAVA_FRAME = re.compile(r"at (?:[^\s/(]*/+)?algorithmia\.")
 """Algorithmia's Java templates put an algorithm's code in the package `algorithmia.<name>`."""
 
 
@@ -255,8 +256,11 @@ def _parse_java(message: str, trace: str) -> ParsedError:
         suppressed = _JAVA_SUPPRESSED.search(section) if "Suppressed: " in section else None
         if suppressed is not None:  # printed after the section's frames; not part of the chain
             section = section[: suppressed.start()]
-        first = _JAVA_FRAME_LINE.search(section)
-        header = section[: first.start()] if first is not None else section
+        first_at = section.find("\n\tat ")  # how the JVM prints frames; else any indent
+        if first_at == -1:
+            first = _JAVA_FRAME_LINE.search(section)
+            first_at = first.start() if first is not None else len(section)
+        header = section[:first_at]
         sections.append((header.strip("\n"), _JAVA_FRAME_LINE.findall(section)))
     own_package_seen = _OWN_JAVA_FRAME.search(trace) is not None
     chain = []
