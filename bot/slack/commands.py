@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.algorithm_ref import AlgorithmRef, InvalidAlgorithmRef, parse_algorithm_ref
+from bot.digest.schedule import Daily, Every, Schedule, format_duration
 
 COMMAND = "/algo-errors"
 API_WINDOW_SECONDS = 7 * 24 * 3600
@@ -58,24 +59,9 @@ class Query:
 
 
 @dataclass(frozen=True, slots=True)
-class Every:
-    seconds: int
-
-
-@dataclass(frozen=True, slots=True)
-class Daily:
-    hour: int
-    minute: int
-    weekdays_only: bool = False
-
-
-Schedule = Every | Daily
-
-
-@dataclass(frozen=True, slots=True)
 class Subscribe:
     target: AlgorithmRef
-    schedule: Schedule = Every(DEFAULT_EVERY_SECONDS)
+    schedule: Schedule = Every(DEFAULT_EVERY_SECONDS)  # noqa: RUF009  # frozen, safe to share
     timezone: str | None = None
     """None: the subscribing user's Slack time zone, else UTC."""
 
@@ -91,13 +77,6 @@ class ListSubscriptions:
 
 
 Command = Help | Query | Subscribe | Unsubscribe | ListSubscriptions
-
-
-def format_duration(seconds: int) -> str:
-    for unit in ("w", "d", "h"):
-        if seconds % _UNIT_SECONDS[unit] == 0:
-            return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
-    return f"{seconds // 60}m"
 
 
 def parse_duration(text: str, option: str) -> int:

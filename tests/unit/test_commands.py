@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bot.algorithm_ref import AlgorithmId, OwnerName
+from bot.digest.schedule import Daily, Every
 from bot.slack.commands import (
     CommandSyntaxError,
-    Daily,
-    Every,
     Help,
     ListSubscriptions,
     Query,
