@@ -1,0 +1,23 @@
+"""The exceptions the store raises.
+
+StoreError
+├── InvalidDatabaseUrl   DATABASE_URL names no backend the store supports (also a ValueError)
+└── StoreUnavailable     the database could not be reached, opened or stayed locked
+"""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """The store could not do what was asked; `str(error)` is one line for people and logs.
+
+    It never contains a database password.
+    """
+
+
+class InvalidDatabaseUrl(StoreError, ValueError):
+    """The URL is not `sqlite:///path.db` or `postgresql://…` (or is an in-memory SQLite)."""
+
+
+class StoreUnavailable(StoreError):
+    """The database did not answer: refused, unreachable, unopenable, or locked too long."""

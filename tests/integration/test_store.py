@@ -1,0 +1,689 @@
+"""The store's contract, on SQLite always and on PostgreSQL when TEST_DATABASE_URL is set.
+
+Each PostgreSQL test gets a schema of its own (a random name, put first in `search_path` through
+the URL) that is dropped afterwards, so tests never see each other's rows, nor anyone else's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from functools import partial
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from bot.store.exceptions import InvalidDatabaseUrl, StoreUnavailable
+from bot.store.models import AlertState, AlertThread, DigestRun, Subscription
+from bot.store.repository import MIGRATIONS, Store
+from bot.store.schema import VERSION_TABLE, metadata
+
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "")
+NO_POSTGRES = "TEST_DATABASE_URL not set: PostgreSQL store tests skipped"
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+CHANNEL = "C0123456789"
+OTHER_CHANNEL = "C0987654321"
+ALGORITHM = "acme/image_tagger"
+USER = "U0ALICE"
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.skipif(not POSTGRES_URL, reason=NO_POSTGRES)),
+    ]
+)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A URL of an empty database: a new SQLite file, or a new PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    schema = f"test_store_{uuid.uuid4().hex}"
+    await _postgres(f'CREATE SCHEMA "{schema}"')
+    try:
+        separator = "&" if "?" in POSTGRES_URL else "?"
+        yield f"{POSTGRES_URL}{separator}search_path={schema}"
+    finally:
+        await _postgres(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    async with await Store.open(database_url) as opened:
+        yield opened
+
+
+async def _postgres(statement: str) -> None:
+    connection = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@asynccontextmanager
+async def raw_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the same database that bypasses the store, to look at what it wrote."""
+    if database_url.startswith("sqlite:"):
+        engine = create_async_engine(database_url.replace("sqlite:", "sqlite+aiosqlite:", 1))
+    else:
+        engine = create_async_engine(
+            "postgresql+asyncpg://", async_creator=partial(asyncpg.connect, database_url)
+        )
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def subscribe(
+    store: Store,
+    algorithm: str = ALGORITHM,
+    *,
+    channel: str = CHANNEL,
+    schedule: str = "every:15m",
+    next_run_at: datetime = NOW,
+    now: datetime = NOW,
+) -> Subscription:
+    return await store.upsert_subscription(
+        channel, algorithm, schedule, "Europe/Berlin", USER, next_run_at, now
+    )
+
+
+def alert_thread(fingerprint: str = "3f9a0c1e", **changes: Any) -> AlertThread:
+    thread = AlertThread(
+        channel_id=CHANNEL,
+        algorithm=ALGORITHM,
+        fingerprint=fingerprint,
+        parent_ts="1767225600.000100",
+        state=AlertState.OPEN,
+        muted_until=None,
+        state_changed_by=None,
+        state_changed_at=None,
+        count=3,
+        versions=("0.1.0", "0.2.0"),
+        first_seen_ms=1_767_225_000_000,
+        last_seen_ms=1_767_225_600_000,
+        error_type="AlgorithmError",
+        headline="ValueError: image is empty",
+    )
+    return replace(thread, **changes)
+
+
+# Opening: URLs, migrations, restarts
+
+
+async def test_open_builds_exactly_the_schema_of_schema_py(database_url: str) -> None:
+    async with await Store.open(database_url), raw_engine(database_url) as engine:
+
+        def differences(connection: Connection) -> list[Any]:
+            context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+            return list(compare_metadata(context, metadata))
+
+        async with engine.connect() as connection:
+            assert await connection.run_sync(differences) == []
+            version = await connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))
+            head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+            assert version.scalar_one() == head
+
+
+async def test_sqlite_database_is_in_wal_mode(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'wal.db'}"
+    async with await Store.open(url), raw_engine(url) as engine, engine.connect() as connection:
+        journal_mode = await connection.execute(text("PRAGMA journal_mode"))
+        assert journal_mode.scalar_one() == "wal"
+
+
+async def test_everything_survives_a_restart(database_url: str) -> None:
+    async with await Store.open(database_url) as first:
+        subscription = await subscribe(first)
+        await first.mark_reported(subscription.id, [("req-1", 1_000)], NOW)
+        await first.create_alert_thread(alert_thread())
+    async with await Store.open(database_url) as second:
+        assert await second.get_subscription(subscription.id) == subscription
+        assert await second.unreported(subscription.id, ["req-1", "req-2"]) == {"req-2"}
+        assert await second.get_alert_thread(CHANNEL, ALGORITHM, "3f9a0c1e") == alert_thread()
+
+
+_OPENER = """
+import asyncio, sys, time
+from bot.store.repository import Store
+
+async def main(url: str, start_at: float) -> None:
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    async with await Store.open(url):
+        print("opened", flush=True)
+
+asyncio.run(main(sys.argv[1], float(sys.argv[2])))
+"""
+
+
+async def test_processes_opening_a_new_database_at_once_all_migrate_it(database_url: str) -> None:
+    start_at = time.time() + 2.0  # after the interpreters have started and imported
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _OPENER,
+            database_url,
+            str(start_at),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for _ in range(4)
+    ]
+    outputs = [await process.communicate() for process in processes]
+    for process, (stdout, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, stderr.decode()
+        assert stdout.decode().split() == ["opened"]
+    async with await Store.open(database_url) as store:
+        assert await store.all_subscriptions() == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///:memory:",
+        "sqlite://",
+        "sqlite+aiosqlite:///file:store?mode=memory&uri=true",
+        "mysql://root@127.0.0.1/test",
+        "algo-errors.db",
+    ],
+)
+async def test_urls_the_store_cannot_use_are_refused_with_a_reason(url: str) -> None:
+    with pytest.raises(ValueError, match=r"sqlite:///") as raised:
+        await Store.open(url)
+    assert isinstance(raised.value, InvalidDatabaseUrl)
+
+
+async def test_in_memory_sqlite_is_refused_because_processes_cannot_share_it() -> None:
+    with pytest.raises(InvalidDatabaseUrl, match=r"in-memory SQLite .* use a file"):
+        await Store.open("sqlite:///:memory:")
+
+
+async def test_a_sqlite_file_that_cannot_be_created_is_unavailable(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnavailable, match="unable to open database file"):
+        await Store.open(f"sqlite:///{tmp_path / 'no-such-directory' / 'store.db'}")
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason=NO_POSTGRES)
+async def test_a_postgresql_server_that_refuses_is_unavailable_without_the_password() -> None:
+    with pytest.raises(StoreUnavailable) as refused:
+        await Store.open("postgresql://bot:s3cret-password@127.0.0.1:1/algo_errors")
+    assert "s3cret" not in str(refused.value)
+    with pytest.raises(StoreUnavailable, match='database "no_such_database_here" does not exist'):
+        await Store.open(POSTGRES_URL.rsplit("/", 1)[0] + "/no_such_database_here")
+
+
+# Subscriptions
+
+
+async def test_a_new_subscription_holds_what_was_given(store: Store) -> None:
+    next_run = NOW + timedelta(minutes=15)
+    subscription = await subscribe(store, next_run_at=next_run)
+    assert subscription == Subscription(
+        id=subscription.id,
+        channel_id=CHANNEL,
+        algorithm=ALGORITHM,
+        schedule="every:15m",
+        timezone="Europe/Berlin",
+        created_by=USER,
+        created_at=NOW,
+        next_run_at=next_run,
+        paused_reason=None,
+        consecutive_failures=0,
+        outage_notified=False,
+    )
+    assert await store.get_subscription(subscription.id) == subscription
+    assert await store.get_subscription(subscription.id + 1000) is None
+
+
+async def test_subscribing_again_changes_the_schedule_and_keeps_what_was_seen(
+    store: Store,
+) -> None:
+    first = await subscribe(store, schedule="every:15m")
+    await store.mark_reported(first.id, [("req-old", 1_000)], NOW)
+    await store.pause(first.id, "channel_not_found")
+    later = NOW + timedelta(days=2)
+    again = await store.upsert_subscription(
+        CHANNEL, ALGORITHM, "daily:09:00", "America/New_York", "U0BOB", later, later
+    )
+    assert again == replace(
+        first, schedule="daily:09:00", timezone="America/New_York", next_run_at=later
+    )
+    assert again.paused_reason is None
+    assert await store.unreported(first.id, ["req-old", "req-new"]) == {"req-new"}
+    assert await store.channel_subscriptions(CHANNEL) == [again]
+
+
+async def test_channel_subscriptions_lists_only_that_channel_by_algorithm(store: Store) -> None:
+    zebra = await subscribe(store, "acme/zebra")
+    alpha = await subscribe(store, "acme/alpha")
+    by_id = await subscribe(store, "id:3b8f6c2e-9d41-4a7e-b5c0-71e2d9a4f6b8")
+    elsewhere = await subscribe(store, "acme/alpha", channel=OTHER_CHANNEL)
+    assert elsewhere.id not in {zebra.id, alpha.id, by_id.id}
+    assert await store.channel_subscriptions(CHANNEL) == [alpha, zebra, by_id]
+    assert await store.channel_subscriptions(OTHER_CHANNEL) == [elsewhere]
+    assert await store.channel_subscriptions("C0NOBODY") == []
+    assert await store.all_subscriptions() == [zebra, alpha, by_id, elsewhere]
+
+
+async def test_removing_a_subscription_forgets_its_records_and_keeps_its_alert_threads(
+    store: Store,
+) -> None:
+    subscription = await subscribe(store)
+    await store.mark_reported(subscription.id, [("req-1", 1_000), ("req-2", 2_000)], NOW)
+    await store.record_digest_run(DigestRun(subscription.id, NOW, NOW, "ok", 2, None))
+    await store.create_alert_thread(alert_thread())
+
+    assert await store.remove_subscription(CHANNEL, ALGORITHM) is True
+    assert await store.remove_subscription(CHANNEL, ALGORITHM) is False
+    assert await store.get_subscription(subscription.id) is None
+    assert await store.channel_subscriptions(CHANNEL) == []
+    assert await store.unreported(subscription.id, ["req-1", "req-2"]) == {"req-1", "req-2"}
+    assert await store.recent_digest_runs(subscription.id, 10) == []
+    assert await store.get_alert_thread(CHANNEL, ALGORITHM, "3f9a0c1e") == alert_thread()
+
+    again = await subscribe(store)
+    assert again.id != subscription.id
+    assert await store.get_alert_thread(CHANNEL, ALGORITHM, "3f9a0c1e") == alert_thread()
+
+
+async def test_removing_a_subscription_leaves_the_channels_other_ones(store: Store) -> None:
+    kept = await subscribe(store, "acme/kept")
+    await subscribe(store, "acme/removed")
+    await store.mark_reported(kept.id, [("req-1", 1_000)], NOW)
+    assert await store.remove_subscription(CHANNEL, "acme/removed") is True
+    assert await store.channel_subscriptions(CHANNEL) == [kept]
+    assert await store.unreported(kept.id, ["req-1"]) == set()
+
+
+async def test_due_subscriptions_are_those_not_paused_whose_time_has_come_earliest_first(
+    store: Store,
+) -> None:
+    late = await subscribe(store, "acme/late", next_run_at=NOW - timedelta(minutes=1))
+    exactly_now = await subscribe(store, "acme/now", next_run_at=NOW)
+    early = await subscribe(store, "acme/early", next_run_at=NOW - timedelta(hours=1))
+    await subscribe(store, "acme/future", next_run_at=NOW + timedelta(seconds=1))
+    paused = await subscribe(store, "acme/paused", next_run_at=NOW - timedelta(hours=2))
+    assert await store.pause(paused.id, "is_archived") is True
+    assert await store.due_subscriptions(NOW) == [early, late, exactly_now]
+    assert await store.due_subscriptions(NOW - timedelta(days=1)) == []
+
+
+async def test_times_come_back_as_aware_utc_and_compare_as_instants(store: Store) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    # 12:30 in Berlin (winter, +01:00) is 11:30 UTC: due at NOW, though "12:30" > "12:00".
+    local = datetime(2026, 3, 1, 12, 30, tzinfo=berlin)
+    plus_five = timezone(timedelta(hours=5))
+    subscription = await store.upsert_subscription(
+        CHANNEL, ALGORITHM, "daily:12:30", "Europe/Berlin", USER, local, NOW.astimezone(plus_five)
+    )
+    for value in (subscription, await store.get_subscription(subscription.id)):
+        assert value is not None
+        assert value.next_run_at == local
+        assert value.next_run_at.utcoffset() == timedelta(0)
+        assert value.next_run_at.tzinfo is UTC
+        assert value.created_at == NOW
+        assert value.created_at.tzinfo is UTC
+    assert await store.due_subscriptions(NOW) == [subscription]
+
+    muted_until = datetime(2026, 3, 2, 9, 0, tzinfo=berlin)
+    thread = alert_thread(state=AlertState.MUTED, muted_until=muted_until, state_changed_at=local)
+    await store.create_alert_thread(thread)
+    stored = await store.get_alert_thread(CHANNEL, ALGORITHM, thread.fingerprint)
+    assert stored is not None
+    assert stored.muted_until == muted_until
+    assert stored.muted_until is not None
+    assert stored.muted_until.tzinfo is UTC
+
+
+async def test_naive_times_are_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="naive datetime"):
+        await subscribe(store, next_run_at=datetime(2026, 3, 1, 12, 0))
+    assert await store.all_subscriptions() == []
+
+
+# Leases
+
+
+async def test_a_claim_is_exclusive_until_finished(store: Store) -> None:
+    subscription = await subscribe(store)
+    assert await store.claim(subscription.id, "worker-a", NOW, 300) is True
+    assert await store.claim(subscription.id, "worker-b", NOW, 300) is False
+    assert await store.claim(subscription.id, "worker-a", NOW, 300) is False  # no re-entry
+    assert await store.finish(subscription.id, "worker-b", next_run_at=NOW, succeeded=True) is False
+    assert await store.claim(subscription.id, "worker-b", NOW, 300) is False  # still a's
+
+    next_run = NOW + timedelta(minutes=15)
+    assert (
+        await store.finish(subscription.id, "worker-a", next_run_at=next_run, succeeded=True)
+        is True
+    )
+    assert (await store.get_subscription(subscription.id)) == replace(
+        subscription, next_run_at=next_run
+    )
+    assert await store.claim(subscription.id, "worker-b", NOW, 300) is False  # not due now
+    assert await store.claim(subscription.id, "worker-b", next_run, 300) is True
+
+
+async def test_an_expired_lease_can_be_taken_over_and_its_late_finish_does_nothing(
+    store: Store,
+) -> None:
+    subscription = await subscribe(store)
+    assert await store.claim(subscription.id, "worker-a", NOW, 60) is True
+    assert await store.claim(subscription.id, "worker-b", NOW + timedelta(seconds=59), 60) is False
+    taken_over_at = NOW + timedelta(seconds=60)
+    assert await store.claim(subscription.id, "worker-b", taken_over_at, 60) is True
+
+    late = NOW + timedelta(days=1)
+    assert (
+        await store.finish(subscription.id, "worker-a", next_run_at=late, succeeded=False) is False
+    )
+    unchanged = await store.get_subscription(subscription.id)
+    assert unchanged == subscription  # neither the next run nor the failure count moved
+
+    next_run = NOW + timedelta(minutes=15)
+    assert (
+        await store.finish(subscription.id, "worker-b", next_run_at=next_run, succeeded=True)
+        is True
+    )
+    finished = await store.get_subscription(subscription.id)
+    assert finished is not None
+    assert finished.next_run_at == next_run
+
+
+async def test_finish_counts_failures_in_a_row_and_a_success_resets_them(store: Store) -> None:
+    subscription = await subscribe(store)
+    for expected in (1, 2, 3):
+        assert await store.claim(subscription.id, "worker", NOW, 60) is True
+        await store.finish(subscription.id, "worker", next_run_at=NOW, succeeded=False)
+        current = await store.get_subscription(subscription.id)
+        assert current is not None
+        assert current.consecutive_failures == expected
+    assert await store.claim(subscription.id, "worker", NOW, 60) is True
+    await store.finish(subscription.id, "worker", next_run_at=NOW, succeeded=True)
+    recovered = await store.get_subscription(subscription.id)
+    assert recovered is not None
+    assert recovered.consecutive_failures == 0
+
+
+async def test_force_claims_a_subscription_that_is_not_due_but_never_a_paused_one(
+    store: Store,
+) -> None:
+    future = await subscribe(store, "acme/future", next_run_at=NOW + timedelta(hours=3))
+    assert await store.claim(future.id, "worker", NOW, 60) is False
+    assert await store.claim(future.id, "worker", NOW, 60, force=True) is True
+    assert await store.claim(future.id, "other", NOW, 60, force=True) is False  # leased
+
+    paused = await subscribe(store, "acme/paused")
+    await store.pause(paused.id, "not_in_channel")
+    assert await store.claim(paused.id, "worker", NOW, 60) is False
+    assert await store.claim(paused.id, "worker", NOW, 60, force=True) is False
+    assert await store.claim(future.id + paused.id + 1000, "worker", NOW, 60, force=True) is False
+
+
+async def test_a_pause_lets_the_running_lease_finish_and_subscribing_again_resumes(
+    store: Store,
+) -> None:
+    subscription = await subscribe(store)
+    assert await store.claim(subscription.id, "worker", NOW, 60) is True
+    assert await store.pause(subscription.id, "channel_not_found") is True
+    assert await store.finish(subscription.id, "worker", next_run_at=NOW, succeeded=True) is True
+    paused = await store.get_subscription(subscription.id)
+    assert paused is not None
+    assert paused.paused_reason == "channel_not_found"
+    assert await store.claim(subscription.id, "worker", NOW, 60) is False
+    assert await store.due_subscriptions(NOW) == []
+
+    await subscribe(store)
+    assert await store.claim(subscription.id, "worker", NOW, 60) is True
+    assert await store.pause(subscription.id + 1000, "channel_not_found") is False
+
+
+async def test_outage_notified_is_kept(store: Store) -> None:
+    subscription = await subscribe(store)
+    assert await store.set_outage_notified(subscription.id, True) is True
+    assert await store.get_subscription(subscription.id) == replace(
+        subscription, outage_notified=True
+    )
+    again = await subscribe(store)  # subscribing again does not forget the outage notice
+    assert again.outage_notified is True
+    assert await store.set_outage_notified(subscription.id, False) is True
+    assert await store.get_subscription(subscription.id) == replace(again, outage_notified=False)
+    assert await store.set_outage_notified(subscription.id + 1000, True) is False
+
+
+async def test_twenty_concurrent_claims_of_one_subscription_make_one_winner(
+    database_url: str,
+) -> None:
+    async with await Store.open(database_url) as one, await Store.open(database_url) as two:
+        for round_number in range(3):
+            subscription = await subscribe(one, f"acme/contended_{round_number}")
+            claims = [
+                (one if index % 2 else two).claim(subscription.id, f"worker-{index}", NOW, 60)
+                for index in range(20)
+            ]
+            results = await asyncio.gather(*claims)
+            assert results.count(True) == 1, results
+
+
+_CLAIMER = """
+import asyncio, sys, time
+from datetime import UTC, datetime
+from bot.store.repository import Store
+
+async def main(url: str, worker: str) -> None:
+    async with await Store.open(url) as store:
+        print("ready", flush=True)
+        while line := await asyncio.to_thread(sys.stdin.readline):
+            subscription_id, claim_at = line.split()
+            await asyncio.sleep(max(0.0, float(claim_at) - time.time()))
+            won = await store.claim(int(subscription_id), worker, datetime.now(UTC), 60)
+            print("won" if won else "lost", flush=True)
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+async def test_processes_claiming_one_subscription_at_the_same_moment_make_one_winner(
+    database_url: str,
+) -> None:
+    async with await Store.open(database_url) as store:
+        processes = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                _CLAIMER,
+                database_url,
+                f"process-{index}",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            for index in range(4)
+        ]
+        try:
+            for process in processes:
+                assert process.stdout is not None
+                assert await process.stdout.readline() == b"ready\n"
+            for round_number in range(8):
+                due = datetime.now(UTC) - timedelta(minutes=1)
+                subscription = await subscribe(store, f"acme/raced_{round_number}", next_run_at=due)
+                claim_at = time.time() + 0.2
+                for process in processes:
+                    assert process.stdin is not None
+                    process.stdin.write(f"{subscription.id} {claim_at}\n".encode())
+                    await process.stdin.drain()
+                answers = []
+                for process in processes:
+                    assert process.stdout is not None
+                    answers.append((await process.stdout.readline()).decode().strip())
+                assert sorted(answers) == ["lost", "lost", "lost", "won"], answers
+        finally:
+            for process in processes:
+                assert process.stdin is not None
+                process.stdin.close()
+            outputs = [await process.communicate() for process in processes]
+    for process, (_, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, stderr.decode()
+
+
+# Reported records
+
+
+async def test_unreported_is_what_the_subscription_has_not_reported(store: Store) -> None:
+    subscription = await subscribe(store)
+    other = await subscribe(store, "acme/other")
+    assert await store.unreported(subscription.id, []) == set()
+    assert await store.unreported(subscription.id, ["req-1", "req-2"]) == {"req-1", "req-2"}
+    await store.mark_reported(subscription.id, [("req-1", 1_000)], NOW)
+    assert await store.unreported(subscription.id, ["req-1", "req-2", "req-2"]) == {"req-2"}
+    assert await store.unreported(other.id, ["req-1"]) == {"req-1"}  # per subscription
+
+
+async def test_unreported_answers_for_more_ids_than_one_query_may_bind(store: Store) -> None:
+    subscription = await subscribe(store)
+    ids = [f"req-{index:05d}" for index in range(1_800)]
+    await store.mark_reported(subscription.id, [(id_, index) for index, id_ in enumerate(ids)], NOW)
+    more = [f"new-{index:05d}" for index in range(700)]
+    assert await store.unreported(subscription.id, more + ids) == set(more)
+
+
+async def test_marking_reported_twice_is_harmless(store: Store) -> None:
+    subscription = await subscribe(store)
+    await store.mark_reported(subscription.id, [("req-1", 1_000), ("req-1", 1_000)], NOW)
+    await store.mark_reported(subscription.id, [("req-1", 1_000), ("req-2", 2_000)], NOW)
+    await store.mark_reported(subscription.id, [], NOW)
+    assert await store.unreported(subscription.id, ["req-1", "req-2", "req-3"]) == {"req-3"}
+
+
+async def test_marking_reported_for_a_removed_subscription_stores_nothing(store: Store) -> None:
+    subscription = await subscribe(store)
+    await store.remove_subscription(CHANNEL, ALGORITHM)
+    await store.mark_reported(subscription.id, [("req-1", 1_000)], NOW)
+    assert await store.unreported(subscription.id, ["req-1"]) == {"req-1"}
+
+
+async def test_pruning_forgets_only_records_older_than_the_bound(
+    store: Store, database_url: str
+) -> None:
+    subscription = await subscribe(store)
+    other = await subscribe(store, "acme/other")
+    await store.mark_reported(subscription.id, [("old-1", 1_000), ("new-1", 5_000)], NOW)
+    await store.mark_reported(other.id, [("old-2", 2_000), ("edge", 4_000)], NOW)
+    assert await store.prune_reported(4_000) == 2
+    assert await store.prune_reported(4_000) == 0
+    assert await store.unreported(subscription.id, ["old-1", "new-1"]) == {"old-1"}
+    assert await store.unreported(other.id, ["old-2", "edge"]) == {"old-2"}
+    async with raw_engine(database_url) as engine, engine.connect() as connection:
+        rows = await connection.execute(text("SELECT count(*) FROM reported_records"))
+        assert rows.scalar_one() == 2
+
+
+# Alert threads
+
+
+async def test_an_alert_thread_is_stored_once_per_key(store: Store) -> None:
+    thread = alert_thread()
+    assert await store.get_alert_thread(CHANNEL, ALGORITHM, thread.fingerprint) is None
+    assert await store.create_alert_thread(thread) is True
+    assert await store.create_alert_thread(replace(thread, parent_ts="1767229999.000200")) is False
+    assert await store.get_alert_thread(CHANNEL, ALGORITHM, thread.fingerprint) == thread
+
+    # Each part of the key makes a different thread.
+    elsewhere = replace(thread, channel_id=OTHER_CHANNEL, parent_ts="1767229999.000300")
+    other_algorithm = replace(thread, algorithm="acme/other", parent_ts="1767229999.000400")
+    other_group = alert_thread("77aa00ff", parent_ts="1767229999.000500")
+    for distinct in (elsewhere, other_algorithm, other_group):
+        assert await store.create_alert_thread(distinct) is True
+        stored = await store.get_alert_thread(
+            distinct.channel_id, distinct.algorithm, distinct.fingerprint
+        )
+        assert stored == distinct
+
+
+async def test_updating_an_alert_thread_keeps_every_field(store: Store) -> None:
+    thread = alert_thread()
+    await store.create_alert_thread(thread)
+    changed = replace(
+        thread,
+        parent_ts="1767230000.000900",
+        state=AlertState.MUTED,
+        muted_until=NOW + timedelta(hours=24),
+        state_changed_by="U0BOB",
+        state_changed_at=NOW,
+        count=17,
+        versions=("0.1.0", "0.2.0", "1.0.0"),
+        last_seen_ms=1_767_230_000_000,
+        headline="ValueError: image is empty (again)",
+        error_type="UnknownError",
+    )
+    assert await store.update_alert_thread(changed) is True
+    assert await store.get_alert_thread(CHANNEL, ALGORITHM, thread.fingerprint) == changed
+
+    muted_forever = replace(changed, muted_until=None)
+    await store.update_alert_thread(muted_forever)
+    assert await store.get_alert_thread(CHANNEL, ALGORITHM, thread.fingerprint) == muted_forever
+
+    resolved = replace(changed, state=AlertState.RESOLVED, muted_until=None, versions=())
+    await store.update_alert_thread(resolved)
+    assert await store.get_alert_thread(CHANNEL, ALGORITHM, thread.fingerprint) == resolved
+
+    assert await store.update_alert_thread(alert_thread("0000dead")) is False
+    assert await store.get_alert_thread(CHANNEL, ALGORITHM, "0000dead") is None
+
+
+# Digest runs
+
+
+async def test_digest_runs_are_listed_newest_first(store: Store) -> None:
+    subscription = await subscribe(store)
+    other = await subscribe(store, "acme/other")
+    runs = [
+        DigestRun(
+            subscription.id,
+            NOW + timedelta(minutes=15 * index),
+            NOW + timedelta(minutes=15 * index, seconds=3),
+            "ok" if index % 2 else "cluster_unreachable",
+            index,
+            None if index % 2 else "Unavailable: 503 after 3 attempts",
+        )
+        for index in range(5)
+    ]
+    for run in runs:
+        await store.record_digest_run(run)
+    await store.record_digest_run(DigestRun(other.id, NOW, NOW, "ok", 0, None))
+
+    assert await store.recent_digest_runs(subscription.id, 3) == runs[:1:-1]
+    assert await store.recent_digest_runs(subscription.id, 100) == runs[::-1]
+    recent = await store.recent_digest_runs(subscription.id, 1)
+    assert recent[0].started_at.tzinfo is UTC
+
+    assert await store.prune_digest_runs(NOW + timedelta(minutes=30)) == 3  # 2 + other's 1
+    assert await store.recent_digest_runs(subscription.id, 100) == runs[:1:-1]
+    assert await store.recent_digest_runs(other.id, 100) == []
+
+
+async def test_a_digest_run_of_a_removed_subscription_is_not_kept(store: Store) -> None:
+    subscription = await subscribe(store)
+    await store.remove_subscription(CHANNEL, ALGORITHM)
+    await store.record_digest_run(DigestRun(subscription.id, NOW, NOW, "ok", 0, None))
+    assert await store.recent_digest_runs(subscription.id, 10) == []
