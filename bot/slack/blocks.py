@@ -8,6 +8,7 @@ under the ~12k characters Slack accepts across a message's blocks).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from bot.errors.grouping import ErrorGroup
 from bot.errors.traces import Origin, Runtime
 from bot.slack.commands import COMMAND
+from bot.store.models import Subscription
 from bot.usecases.results import FailureKind, LookupFailure, QueryResult
 
 Block = dict[str, Any]
@@ -345,6 +347,74 @@ def partly_posted(posted: int, total: int, target: str) -> SlackMessage:
 def internal_error() -> SlackMessage:
     text = ":warning: Something went wrong on the bot's side; it is logged. Please try again."
     return SlackMessage(text, [_section(text)])
+
+
+# Subscriptions ----------------------------------------------------------------------------------
+
+
+def _epoch_ms(instant: datetime) -> int:
+    return int(instant.timestamp() * 1000)
+
+
+def subscribed(subscription: Subscription, *, again: bool, seen: int, by: str) -> SlackMessage:
+    """The confirmation in the channel, so everyone there knows what will be posted."""
+    target = escape(subscription.algorithm)
+    when = f"`{escape(subscription.schedule)}` ({escape(subscription.timezone)})"
+    if again:
+        text = f":pushpin: <@{escape(by)}> changed this channel's digest of *{target}* to {when}."
+    else:
+        text = (
+            f":pushpin: <@{escape(by)}> subscribed this channel to *{target}*, {when}: each new "
+            "kind of error gets one alert here, later occurrences go to its thread."
+        )
+    notes = [f"First digest {date_token(_epoch_ms(subscription.next_run_at))}"]
+    if not again:
+        notes.append(f"{_plural(seen, 'current error')} marked as seen")
+    notes.append(f"`{COMMAND} unsubscribe {target}` to stop")
+    return SlackMessage(text, [_section(text), _context(" · ".join(notes))])
+
+
+def unsubscribed(algorithm: str, *, by: str) -> SlackMessage:
+    text = (
+        f":wave: <@{escape(by)}> unsubscribed this channel from *{escape(algorithm)}*. Its alert "
+        "threads stay and are reused if the channel subscribes again."
+    )
+    return SlackMessage(text, [_section(text)])
+
+
+def not_subscribed(algorithm: str) -> SlackMessage:
+    text = (
+        f"This channel is not subscribed to *{escape(algorithm)}*. "
+        f"`{COMMAND} list` shows what it is subscribed to."
+    )
+    return SlackMessage(text, [_section(text)])
+
+
+def subscription_list(subscriptions: Sequence[Subscription]) -> SlackMessage:
+    """The channel's subscriptions, only for the asking user."""
+    if not subscriptions:
+        text = (
+            "This channel has no subscriptions. Add one with "
+            f"`{COMMAND} subscribe owner/name [every:15m | daily:09:00] [tz:Area/City]`."
+        )
+        return SlackMessage(text, [_section(text)])
+    lines = []
+    for subscription in subscriptions[:40]:
+        line = (
+            f"• *{escape(subscription.algorithm)}*: `{escape(subscription.schedule)}` "
+            f"({escape(subscription.timezone)})"
+        )
+        if subscription.paused_reason:
+            line += (
+                f" · :double_vertical_bar: paused: {cut_escaped(subscription.paused_reason, 200)}"
+            )
+        else:
+            line += f" · next {date_token(_epoch_ms(subscription.next_run_at))}"
+        lines.append(line)
+    if len(subscriptions) > 40:
+        lines.append(f"• … and {len(subscriptions) - 40} more")
+    heading = f"This channel's subscriptions ({len(subscriptions)}):"
+    return SlackMessage(heading, [_section(heading), _section("\n".join(lines))])
 
 
 def not_yet_available(what: str) -> SlackMessage:
