@@ -8,6 +8,7 @@ under the ~12k characters Slack accepts across a message's blocks).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from typing import Any
 from bot.errors.grouping import ErrorGroup
 from bot.errors.traces import Origin, Runtime
 from bot.slack.commands import COMMAND
-from bot.store.models import Subscription
+from bot.store.models import AlertState, AlertThread, Subscription
 from bot.usecases.results import FailureKind, LookupFailure, QueryResult
 
 Block = dict[str, Any]
@@ -415,6 +416,105 @@ def subscription_list(subscriptions: Sequence[Subscription]) -> SlackMessage:
         lines.append(f"• … and {len(subscriptions) - 40} more")
     heading = f"This channel's subscriptions ({len(subscriptions)}):"
     return SlackMessage(heading, [_section(heading), _section("\n".join(lines))])
+
+
+# Alerts of digests --------------------------------------------------------------------------------
+
+RESOLVE_ACTION = "group_resolve"
+MUTE_ACTION = "group_mute"
+REOPEN_ACTION = "group_reopen"
+MUTE_CHOICES = (
+    ("1h", "1 hour"),
+    ("24h", "24 hours"),
+    ("7d", "7 days"),
+    ("forever", "Until reopened"),
+)
+_MAX_ID = 255
+
+
+def alert_key(thread: AlertThread) -> str:
+    """What a button needs to find its alert thread (the channel comes with the click)."""
+    return json.dumps({"a": thread.algorithm, "f": thread.fingerprint}, separators=(",", ":"))
+
+
+def _state_line(thread: AlertThread, regressed: bool) -> str:
+    if regressed:
+        back = date_token(thread.last_seen_ms)
+        return f":rotating_light: *Regressed*: it was resolved and came back {back}"
+    changed = date_token(_epoch_ms(thread.state_changed_at)) if thread.state_changed_at else ""
+    by = f" by <@{escape(thread.state_changed_by)}>" if thread.state_changed_by else ""
+    if thread.state is AlertState.RESOLVED:
+        return f":white_check_mark: *Resolved*{by} {changed}".rstrip()
+    if thread.state is AlertState.MUTED:
+        until = (
+            f"until {date_token(_epoch_ms(thread.muted_until))}"
+            if thread.muted_until
+            else "until reopened"
+        )
+        return f":mute: *Muted*{by} {until}"
+    return ":red_circle: *Open*: later occurrences are posted in the thread"
+
+
+def alert_parent(thread: AlertThread, *, regressed: bool = False) -> SlackMessage:
+    """The top-level alert of one kind of error; edited as its thread grows or its state
+    changes. Its buttons carry `alert_key` (value) and the select its block id."""
+    title = thread.headline.strip() or thread.error_type.strip() or "Error with no message"
+    fields = [
+        f"*Algorithm*\n{cut_escaped(thread.algorithm, 200)}",
+        f"*Type*\n{cut_escaped(thread.error_type or 'unknown', 200)}",
+        f"*Occurrences*\n{thread.count:,}",
+        f"*Versions*\n{cut_escaped(', '.join(thread.versions) or 'unknown', 500)}",
+        f"*First seen*\n{date_token(thread.first_seen_ms)}",
+        f"*Last seen*\n{date_token(thread.last_seen_ms)}",
+    ]
+    key = alert_key(thread)
+    if thread.state is AlertState.OPEN:
+        elements: list[Block] = [
+            {
+                "type": "button",
+                "text": _plain("Resolve"),
+                "action_id": RESOLVE_ACTION,
+                "value": key,
+                "style": "primary",
+            },
+            {
+                "type": "static_select",
+                "action_id": MUTE_ACTION,
+                "placeholder": _plain("Mute…"),
+                "options": [
+                    {"text": _plain(label), "value": value} for value, label in MUTE_CHOICES
+                ],
+            },
+        ]
+    else:
+        elements = [
+            {"type": "button", "text": _plain("Reopen"), "action_id": REOPEN_ACTION, "value": key}
+        ]
+    blocks: list[Block] = [
+        {"type": "header", "text": _plain(cut(title, MAX_HEADER_TEXT))},
+        {"type": "section", "fields": [_mrkdwn(f) for f in fields]},
+        _context(_state_line(thread, regressed)),
+        {"type": "actions", "block_id": f"alert:{key}"[:_MAX_ID], "elements": elements},
+    ]
+    text = f"{thread.algorithm}: {thread.headline} ({_plural(thread.count, 'occurrence')})"
+    return SlackMessage(cut_escaped(text, MAX_FALLBACK_TEXT), blocks)
+
+
+def recurrence_reply(group: ErrorGroup, *, regression: bool = False) -> SlackMessage:
+    """A reply in an alert's thread: the new occurrences of this run."""
+    latest = group.latest.record
+    lead = (
+        ":rotating_light: *Regression*: this error was resolved and is back. " if regression else ""
+    )
+    text = (
+        f"{lead}{_plural(group.count, 'new occurrence')} · last {date_token(group.last_seen)} · "
+        f"versions {cut_escaped(', '.join(group.versions) or 'unknown', 300)}"
+    )
+    details = f"Latest request {cut_escaped(latest.request_id, 200)}"
+    fallback = f"{'Regression: ' if regression else ''}{group.count} new: {group.headline}"
+    return SlackMessage(
+        cut_escaped(fallback, MAX_FALLBACK_TEXT), [_section(text), _context(details)]
+    )
 
 
 def not_yet_available(what: str) -> SlackMessage:

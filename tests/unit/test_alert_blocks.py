@@ -1,0 +1,103 @@
+"""Alert messages of digests: state, buttons that carry their key, limits, escaping."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from syrupy.assertion import SnapshotAssertion
+
+from bot.digest.plan import new_thread
+from bot.errors.grouping import ErrorGroup, group_records
+from bot.errors.records import ErrorRecord
+from bot.slack import blocks
+from bot.store.models import AlertState, AlertThread
+from tests.unit.test_blocks import assert_cannot_ping, assert_fits_slack, untrusted
+
+CHANGED = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def group(sample_record_by_bug: dict[str, Any]) -> ErrorGroup:
+    record = ErrorRecord.model_validate(sample_record_by_bug["py-notify-channel-id-int"])
+    (found,) = group_records([record])
+    return found
+
+
+def _thread(group: ErrorGroup, **changes: Any) -> AlertThread:
+    return replace(new_thread("C1", "acme/image_tagger", group), parent_ts="1.0", **changes)
+
+
+def _actions(message: blocks.SlackMessage) -> dict[str, Any]:
+    (block,) = [b for b in message.blocks if b["type"] == "actions"]
+    return {element["action_id"]: element for element in block["elements"]} | {
+        "block_id": block["block_id"]
+    }
+
+
+def test_an_open_alert_offers_resolve_and_mute(group: ErrorGroup) -> None:
+    thread = _thread(group)
+    actions = _actions(blocks.alert_parent(thread))
+    assert set(actions) == {"group_resolve", "group_mute", "block_id"}
+    assert json.loads(actions["group_resolve"]["value"]) == {
+        "a": "acme/image_tagger", "f": group.fingerprint,
+    }  # fmt: skip
+    assert [o["value"] for o in actions["group_mute"]["options"]] == ["1h", "24h", "7d", "forever"]
+    assert actions["block_id"] == "alert:" + blocks.alert_key(thread)
+
+
+@pytest.mark.parametrize(
+    ("changes", "line"),
+    [
+        ({"state": AlertState.RESOLVED, "state_changed_by": "U9", "state_changed_at": CHANGED},
+         ":white_check_mark: *Resolved* by <@U9> <!date^"),
+        ({"state": AlertState.MUTED, "state_changed_by": "U9", "state_changed_at": CHANGED,
+          "muted_until": CHANGED + timedelta(hours=24)}, ":mute: *Muted* by <@U9> until <!date^"),
+        ({"state": AlertState.MUTED, "state_changed_by": "U9", "muted_until": None},
+         ":mute: *Muted* by <@U9> until reopened"),
+    ],
+)  # fmt: skip
+def test_a_resolved_or_muted_alert_says_who_and_offers_reopen(
+    group: ErrorGroup, changes: dict[str, Any], line: str
+) -> None:
+    message = blocks.alert_parent(_thread(group, **changes))
+    assert line in str(message.blocks)
+    assert set(_actions(message)) == {"group_reopen", "block_id"}
+
+
+def test_a_regression_says_so(group: ErrorGroup) -> None:
+    message = blocks.alert_parent(_thread(group), regressed=True)
+    assert "*Regressed*" in str(message.blocks)
+    reply = blocks.recurrence_reply(group, regression=True)
+    assert reply.text.startswith("Regression: 1 new:")
+
+
+def test_alert_messages_snapshot(group: ErrorGroup, snapshot: SnapshotAssertion) -> None:
+    assert blocks.alert_parent(_thread(group)) == snapshot
+    assert blocks.recurrence_reply(group) == snapshot
+
+
+@settings(max_examples=100, deadline=None)
+@given(headline=untrusted, algorithm=untrusted, versions=st.lists(untrusted, max_size=5),
+       user=untrusted, state=st.sampled_from(AlertState))  # fmt: skip
+def test_alerts_fit_and_cannot_ping(
+    group: ErrorGroup,
+    headline: str,
+    algorithm: str,
+    versions: list[str],
+    user: str,
+    state: AlertState,
+) -> None:
+    thread = _thread(
+        group, headline=headline, algorithm=algorithm, versions=tuple(versions), state=state,
+        state_changed_by=user or None, state_changed_at=CHANGED,
+    )  # fmt: skip
+    for message in (blocks.alert_parent(thread), blocks.alert_parent(thread, regressed=True)):
+        assert_fits_slack(message)
+        assert_cannot_ping(message, allowed_mentions=(user,))
+        assert len(_actions(message)["block_id"]) <= 255
