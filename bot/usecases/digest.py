@@ -1,0 +1,258 @@
+"""A digest run (INTERFACE §3.2): each due subscription claimed, each algorithm fetched once,
+each new kind of error alerted once, and a record counted as reported only after Slack
+confirmed its post. One failing algorithm or channel never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from bot.algorithm_ref import parse_algorithm_ref
+from bot.digest.plan import DigestAction, Kind, plan_digest
+from bot.digest.schedule import Daily, Every, Schedule, next_run
+from bot.errors.grouping import ErrorGroup, group_occurrences, read_occurrences
+from bot.errors.records import RecordBatch
+from bot.store.models import AlertThread, DigestRun, Subscription
+from bot.usecases.query import ErrorSource, fetch_errors
+from bot.usecases.results import LookupFailure
+
+log = logging.getLogger(__name__)
+
+OUTAGE_NOTICE_AFTER = 3
+"""Failed runs in a row before the channel hears that the cluster is unreachable."""
+RETRY_BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15))
+"""When a run could not reach the cluster: retried at the next ticks, backing off."""
+REPORTED_KEPT = timedelta(days=8)
+"""The API's 7-day window plus a day: older reported ids can never come back."""
+
+
+class ChannelGone(Exception):
+    """Slack will not take posts in this channel (`not_in_channel`, `channel_not_found`,
+    `is_archived`): the subscription is paused with `reason`, not retried forever."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class AlertNotifier(Protocol):
+    """What a digest says in a channel; the Slack adapter builds and paces the messages.
+    Every method returns once Slack confirmed, and raises `ChannelGone` when it never will."""
+
+    async def new_alert(self, channel_id: str, thread: AlertThread) -> str:
+        """Post the alert message; returns its `ts` (stored at once: never two alerts)."""
+        ...
+
+    async def first_reply(self, channel_id: str, parent_ts: str, group: ErrorGroup) -> None:
+        """The new alert's first thread reply: the group's details and trace."""
+        ...
+
+    async def thread_news(self, action: DigestAction) -> None:
+        """Reply in the alert's thread (broadcast for a regression) unless muted, and update
+        the alert message itself."""
+        ...
+
+    async def outage(self, subscription: Subscription, detail: str) -> None: ...
+
+    async def recovered(self, subscription: Subscription) -> None: ...
+
+
+class DigestStore(Protocol):
+    async def due_subscriptions(self, now: datetime) -> list[Subscription]: ...
+
+    async def all_subscriptions(self) -> list[Subscription]: ...
+
+    async def claim(
+        self,
+        subscription_id: int,
+        worker: str,
+        now: datetime,
+        lease_seconds: float,
+        *,
+        force: bool = False,
+    ) -> bool: ...
+
+    async def finish(
+        self, subscription_id: int, worker: str, *, next_run_at: datetime, succeeded: bool
+    ) -> bool: ...
+
+    async def pause(self, subscription_id: int, reason: str) -> bool: ...
+
+    async def set_outage_notified(self, subscription_id: int, value: bool) -> bool: ...
+
+    async def unreported(self, subscription_id: int, request_ids: Collection[str]) -> set[str]: ...
+
+    async def mark_reported(
+        self, subscription_id: int, records: Iterable[tuple[str, int]], now: datetime
+    ) -> None: ...
+
+    async def prune_reported(self, before_ms: int) -> int: ...
+
+    async def get_alert_thread(
+        self, channel_id: str, algorithm: str, fingerprint: str
+    ) -> AlertThread | None: ...
+
+    async def create_alert_thread(self, thread: AlertThread) -> bool: ...
+
+    async def update_alert_thread(self, thread: AlertThread) -> bool: ...
+
+    async def record_digest_run(self, run: DigestRun) -> None: ...
+
+
+@dataclass
+class DigestReport:
+    """What one run did, for `digest --once` (exit 1 when anything failed) and logs."""
+
+    ran: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    """Subscription id → why (cluster unreachable, channel gone, an unexpected error)."""
+    posted: int = 0
+
+
+def parse_schedule(text: str) -> Schedule:
+    """The store's schedule text back into a schedule (the inverse of `schedule_text`)."""
+    kind, _, value = text.partition(":")
+    if kind == "every":
+        units = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+        return Every(int(value[:-1]) * units[value[-1]])
+    hour, _, minute = value.partition(":")
+    return Daily(int(hour), int(minute), weekdays_only=kind == "weekdays")
+
+
+def retry_at(failures: int, now: datetime) -> datetime:
+    """When a run that could not reach the cluster is tried again (`failures` so far)."""
+    return now + RETRY_BACKOFF[min(failures, len(RETRY_BACKOFF) - 1)]
+
+
+async def run_digests(
+    store: DigestStore,
+    source: ErrorSource,
+    notifier: AlertNotifier,
+    *,
+    now: datetime,
+    worker: str,
+    everything: bool = False,
+    concurrency: int = 8,
+    lease_seconds: float = 900,
+) -> DigestReport:
+    """Run every due subscription once (`everything`: all of them, due or not)."""
+    candidates = await (store.all_subscriptions() if everything else store.due_subscriptions(now))
+    claimed = [
+        s
+        for s in candidates
+        if s.paused_reason is None
+        and await store.claim(s.id, worker, now, lease_seconds, force=everything)
+    ]
+    report = DigestReport()
+    if not claimed:
+        return report
+    by_algorithm: dict[str, list[Subscription]] = defaultdict(list)
+    for subscription in claimed:
+        by_algorithm[subscription.algorithm].append(subscription)
+    limit = asyncio.Semaphore(concurrency)
+
+    async def fetch(algorithm: str) -> RecordBatch | LookupFailure:
+        async with limit:
+            try:
+                return await fetch_errors(source, parse_algorithm_ref(algorithm))
+            except LookupFailure as failure:
+                return failure
+
+    batches = dict(zip(by_algorithm, await asyncio.gather(*map(fetch, by_algorithm)), strict=True))
+    by_channel: dict[str, list[Subscription]] = defaultdict(list)
+    for subscription in claimed:
+        by_channel[subscription.channel_id].append(subscription)
+
+    async def channel_runs(subscriptions: Sequence[Subscription]) -> None:
+        for subscription in subscriptions:  # one channel's posts in order, never interleaved
+            await _run_one(
+                store, notifier, subscription, batches[subscription.algorithm],
+                now=now, worker=worker, report=report,
+            )  # fmt: skip
+
+    await asyncio.gather(*(channel_runs(subs) for subs in by_channel.values()))
+    await store.prune_reported(int((now - REPORTED_KEPT).timestamp() * 1000))
+    return report
+
+
+async def _run_one(
+    store: DigestStore,
+    notifier: AlertNotifier,
+    subscription: Subscription,
+    batch: RecordBatch | LookupFailure,
+    *,
+    now: datetime,
+    worker: str,
+    report: DigestReport,
+) -> None:
+    """One subscription's run; whatever happens, its lease is released and the run recorded."""
+    outcome, detail, posted, succeeded = "ok", None, 0, True
+    next_run_at = next_run(parse_schedule(subscription.schedule), subscription.timezone, now)
+    try:
+        if isinstance(batch, LookupFailure):
+            succeeded, outcome, detail = False, "cluster_failed", str(batch)
+            next_run_at = min(next_run_at, retry_at(subscription.consecutive_failures, now))
+            if (
+                subscription.consecutive_failures + 1 >= OUTAGE_NOTICE_AFTER
+                and not subscription.outage_notified
+            ):
+                await notifier.outage(subscription, batch.detail or batch.kind.value)
+                await store.set_outage_notified(subscription.id, True)
+        else:
+            if subscription.outage_notified:
+                await notifier.recovered(subscription)
+                await store.set_outage_notified(subscription.id, False)
+            posted = await _report_new(store, notifier, subscription, batch, now)
+    except ChannelGone as gone:
+        succeeded, outcome, detail = False, "paused", gone.reason
+        await store.pause(subscription.id, gone.reason)
+    except Exception as error:  # the edge of one subscription's run: the others go on
+        log.exception("digest of %s in %s failed", subscription.algorithm, subscription.channel_id)
+        succeeded, outcome, detail = False, "error", f"{type(error).__name__}: {error}"
+    finally:
+        await store.finish(subscription.id, worker, next_run_at=next_run_at, succeeded=succeeded)
+        await store.record_digest_run(DigestRun(subscription.id, now, now, outcome, posted, detail))
+    report.posted += posted
+    if succeeded:
+        report.ran.append(subscription.id)
+    else:
+        report.failed[subscription.id] = (
+            f"{subscription.algorithm} in {subscription.channel_id}: {detail}"
+        )
+
+
+async def _report_new(
+    store: DigestStore,
+    notifier: AlertNotifier,
+    subscription: Subscription,
+    batch: RecordBatch,
+    now: datetime,
+) -> int:
+    """Post what this subscription has not reported yet; returns the actions carried out."""
+    fresh = await store.unreported(subscription.id, [r.request_id for r in batch.records])
+    occurrences = [o for o in read_occurrences(batch.records) if o.record.request_id in fresh]
+    groups = group_occurrences(occurrences)
+    threads = {}
+    for group in groups:
+        thread = await store.get_alert_thread(
+            subscription.channel_id, subscription.algorithm, group.fingerprint
+        )
+        if thread is not None:
+            threads[group.fingerprint] = thread
+    actions = plan_digest(subscription.channel_id, subscription.algorithm, groups, threads, now)
+    for action in actions:
+        if action.kind is Kind.NEW_ALERT:
+            parent_ts = await notifier.new_alert(subscription.channel_id, action.thread)
+            await store.create_alert_thread(replace(action.thread, parent_ts=parent_ts))
+            await notifier.first_reply(subscription.channel_id, parent_ts, action.group)
+        else:
+            await notifier.thread_news(action)
+            await store.update_alert_thread(action.thread)
+        await store.mark_reported(subscription.id, action.reported, now)
+    return len(actions)

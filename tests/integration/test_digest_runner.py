@@ -1,0 +1,205 @@
+"""Digest runs against the real store (SQLite), a fake cluster and a recording notifier."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.algorithm_ref import AlgorithmRef, OwnerName
+from bot.algorithmia.client import AlgorithmInfo
+from bot.algorithmia.exceptions import Unavailable
+from bot.digest.plan import DigestAction, Kind
+from bot.errors.grouping import ErrorGroup
+from bot.errors.records import ErrorRecord, RecordBatch
+from bot.slack.commands import Subscribe
+from bot.store.models import AlertState, AlertThread, Subscription
+from bot.store.repository import Store
+from bot.usecases.digest import ChannelGone, run_digests
+from bot.usecases.subscriptions import subscribe
+
+T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+ACME = OwnerName("acme", "image_tagger")
+
+
+class FakeCluster:
+    def __init__(self) -> None:
+        self.records: dict[str, list[ErrorRecord]] = {}
+        self.down: set[str] = set()
+        self.fetches: list[str] = []
+
+    async def list_errors(self, ref: AlgorithmRef) -> RecordBatch:
+        self.fetches.append(str(ref))
+        if str(ref) in self.down:
+            raise Unavailable("cluster answered 503")
+        return RecordBatch(tuple(self.records.get(str(ref), [])))
+
+    async def get_algorithm(self, ref: OwnerName) -> AlgorithmInfo:
+        return AlgorithmInfo(id="x", name=ref.name)
+
+
+class RecordingNotifier:
+    def __init__(self) -> None:
+        self.said: list[tuple[str, ...]] = []
+        self.gone: set[str] = set()
+        self._ts = 0
+
+    def _check(self, channel: str) -> None:
+        if channel in self.gone:
+            raise ChannelGone("channel_not_found")
+
+    async def new_alert(self, channel_id: str, thread: AlertThread) -> str:
+        self._check(channel_id)
+        self._ts += 1
+        self.said.append(("alert", channel_id, thread.fingerprint))
+        return f"{self._ts}.0"
+
+    async def first_reply(self, channel_id: str, parent_ts: str, group: ErrorGroup) -> None:
+        self.said.append(("first_reply", channel_id, parent_ts))
+
+    async def thread_news(self, action: DigestAction) -> None:
+        self._check(action.thread.channel_id)
+        self.said.append((action.kind.value, action.thread.channel_id, action.group.fingerprint))
+
+    async def outage(self, subscription: Subscription, detail: str) -> None:
+        self.said.append(("outage", subscription.channel_id, detail))
+
+    async def recovered(self, subscription: Subscription) -> None:
+        self.said.append(("recovered", subscription.channel_id))
+
+    def kinds(self) -> list[str]:
+        return [entry[0] for entry in self.said]
+
+
+def _record(i: int, error: str, minutes_ago: int = 0) -> ErrorRecord:
+    created = int((T0 - timedelta(minutes=minutes_ago)).timestamp() * 1000)
+    return ErrorRecord(created_at=created, request_id=f"req-{i}", error=error)
+
+
+BOOM = "error:\nboom\nstacktrace:\nNone"
+BANG = "error:\nbang\nstacktrace:\nNone"
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    async with await Store.open(f"sqlite:///{tmp_path / 'bot.db'}") as opened:
+        yield opened
+
+
+async def _subscribe(store: Store, cluster: FakeCluster, channel: str = "C1",
+                     ref: OwnerName = ACME) -> Subscription:  # fmt: skip
+    done = await subscribe(store, cluster, Subscribe(ref), channel_id=channel, user_id="U1",
+                           user_timezone=None, now=T0)  # fmt: skip
+    return done.subscription
+
+
+async def _run(store: Store, cluster: FakeCluster, notifier: RecordingNotifier,
+               at: datetime, **kwargs: Any) -> Any:  # fmt: skip
+    return await run_digests(store, cluster, notifier, now=at, worker="w1", **kwargs)
+
+
+async def test_first_digest_posts_only_errors_newer_than_the_subscription(store: Store) -> None:
+    cluster, notifier = FakeCluster(), RecordingNotifier()
+    cluster.records["acme/image_tagger"] = [_record(1, BOOM, 30)]
+    await _subscribe(store, cluster)
+    report = await _run(store, cluster, notifier, T0 + timedelta(minutes=15))
+    assert notifier.said == []
+    assert len(report.ran) == 1
+    cluster.records["acme/image_tagger"] += [_record(2, BANG, 1), _record(3, BOOM, 2)]
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=30))
+    assert notifier.kinds() == ["alert", "first_reply", "alert", "first_reply"]
+    # nothing new: nothing posted
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=45))
+    assert len(notifier.said) == 4
+
+
+async def test_recurrence_regression_and_mute(store: Store) -> None:
+    cluster, notifier = FakeCluster(), RecordingNotifier()
+    sub = await _subscribe(store, cluster)
+    cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=15))
+    fingerprint = notifier.said[0][2]
+    cluster.records["acme/image_tagger"].append(_record(2, BOOM))
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=30))
+    assert notifier.said[-1] == ("recurrence", "C1", fingerprint)
+    thread = await store.get_alert_thread("C1", "acme/image_tagger", fingerprint)
+    assert thread is not None
+    assert thread.count == 2
+    await store.update_alert_thread(replace(thread, state=AlertState.RESOLVED))
+    cluster.records["acme/image_tagger"].append(_record(3, BOOM))
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=45))
+    assert notifier.said[-1] == ("regression", "C1", fingerprint)
+    regressed = await store.get_alert_thread("C1", "acme/image_tagger", fingerprint)
+    assert regressed is not None
+    assert regressed.state is AlertState.OPEN
+    await store.update_alert_thread(replace(regressed, state=AlertState.MUTED, muted_until=None))
+    cluster.records["acme/image_tagger"].append(_record(4, BOOM))
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=60))
+    assert notifier.said[-1] == (Kind.MUTED.value, "C1", fingerprint)
+    assert await store.unreported(sub.id, ["req-1", "req-2", "req-3", "req-4"]) == set()
+
+
+async def test_each_algorithm_is_fetched_once_per_run(store: Store) -> None:
+    cluster, notifier = FakeCluster(), RecordingNotifier()
+    for channel in ("C1", "C2", "C3"):
+        await _subscribe(store, cluster, channel)
+    await _subscribe(store, cluster, "C1", OwnerName("acme", "other"))
+    cluster.fetches.clear()
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=15))
+    assert sorted(cluster.fetches) == ["acme/image_tagger", "acme/other"]
+
+
+async def test_one_failing_algorithm_does_not_stop_another_and_outages_are_told_once(
+    store: Store,
+) -> None:
+    cluster, notifier = FakeCluster(), RecordingNotifier()
+    await _subscribe(store, cluster, "C1")
+    await _subscribe(store, cluster, "C2", OwnerName("acme", "other"))
+    cluster.down.add("acme/image_tagger")
+    cluster.records["acme/other"] = [_record(1, BOOM)]
+    at = T0 + timedelta(minutes=15)
+    for run in range(5):
+        report = await _run(store, cluster, notifier, at, everything=True)
+        at += timedelta(minutes=15)
+        other = cluster.records["acme/other"]
+        other.append(_record(len(other) + 1, BANG if run % 2 else BOOM))
+    assert notifier.kinds().count("outage") == 1
+    assert next(e for e in notifier.said if e[0] == "outage")[1] == "C1"
+    assert "alert" in notifier.kinds()  # the other algorithm's digest still posted
+    assert len(report.failed) == 1
+    cluster.down.clear()
+    await _run(store, cluster, notifier, at, everything=True)
+    await _run(store, cluster, notifier, at + timedelta(minutes=15), everything=True)
+    assert notifier.kinds().count("recovered") == 1
+
+
+async def test_a_gone_channel_pauses_the_subscription(store: Store) -> None:
+    cluster, notifier = FakeCluster(), RecordingNotifier()
+    sub = await _subscribe(store, cluster)
+    cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
+    notifier.gone.add("C1")
+    report = await _run(store, cluster, notifier, T0 + timedelta(minutes=15))
+    assert "channel_not_found" in report.failed[sub.id]
+    paused = await store.get_subscription(sub.id)
+    assert paused is not None
+    assert paused.paused_reason == "channel_not_found"
+    assert await store.due_subscriptions(T0 + timedelta(days=1)) == []
+    assert await store.unreported(sub.id, ["req-1"]) == {"req-1"}  # nothing counted as said
+
+
+async def test_two_runners_at_once_never_post_twice(store: Store) -> None:
+    cluster, notifier = FakeCluster(), RecordingNotifier()
+    await _subscribe(store, cluster)
+    kinds = [f"error:\nkind {chr(65 + i)}\nstacktrace:\nNone" for i in range(10)]
+    cluster.records["acme/image_tagger"] = [_record(i, kind) for i, kind in enumerate(kinds)]
+    at = T0 + timedelta(minutes=15)
+    await asyncio.gather(
+        run_digests(store, cluster, notifier, now=at, worker="serve"),
+        run_digests(store, cluster, notifier, now=at, worker="once"),
+    )
+    assert notifier.kinds().count("alert") == 10
