@@ -10,10 +10,13 @@ import argparse
 import asyncio
 import json
 import logging
+import os
+import secrets
 import signal
+import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +24,8 @@ from typing import Any
 
 import aiohttp
 import httpx
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -35,9 +40,14 @@ from bot.algorithmia.client import AlgorithmiaClient, default_timeout
 from bot.config import ConfigError, Settings, load_settings, require
 from bot.errors.grouping import ErrorGroup
 from bot.metrics import Metrics
+from bot.slack.alerts import SlackAlertNotifier
 from bot.slack.app import create_app
 from bot.slack.commands import CommandSyntaxError, Query, parse_command
 from bot.slack.server import WebServer, create_web_app
+from bot.slack.service import ChannelPacer, SlackPoster
+from bot.store.exceptions import StoreError
+from bot.store.repository import Store
+from bot.usecases.digest import DigestReport, run_digests
 from bot.usecases.query import run_query
 from bot.usecases.results import LookupFailure, QueryResult
 
@@ -67,29 +77,39 @@ def make_cluster_client(settings: Settings, http: httpx.AsyncClient) -> Algorith
 
 @dataclass
 class Bot:
-    """The Slack side of one process: the Bolt app and its metrics."""
+    """The Slack side of one process: the Bolt app, its metrics, and the digest path."""
 
     bolt: AsyncApp
     metrics: Metrics
+    notifier: SlackAlertNotifier
+    """Posts digests through the Bolt app's client, paced with the same per-channel pacer."""
 
 
-def build_bot(settings: Settings, http: httpx.AsyncClient) -> Bot:
-    require(settings, "serve", "SLACK_BOT_TOKEN")
-    if not settings.socket_mode:
-        require(settings, "serve", "SLACK_SIGNING_SECRET")
+def require_slack(settings: Settings, command: str) -> None:
+    """Before anything is opened: the Slack settings `command` cannot do without."""
+    require(settings, command, "SLACK_BOT_TOKEN")
+    if command == "serve" and not settings.socket_mode:
+        require(settings, command, "SLACK_SIGNING_SECRET")
+
+
+def build_bot(settings: Settings, http: httpx.AsyncClient, store: Store) -> Bot:
+    require(settings, "the bot", "SLACK_BOT_TOKEN")
     assert settings.slack_bot_token is not None  # checked by require()
     secret = settings.slack_signing_secret
     metrics = Metrics()
+    pacer = ChannelPacer()
+    client = make_slack_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
     bolt = create_app(
-        client=make_slack_client(
-            settings.slack_bot_token.get_secret_value(), settings.slack_api_url
-        ),
+        client=client,
         signing_secret=secret.get_secret_value() if secret is not None else "",
         source=make_cluster_client(settings, http),
+        store=store,
         metrics=metrics,
         show_input=settings.show_input,
+        pacer=pacer,
     )
-    return Bot(bolt, metrics)
+    notifier = SlackAlertNotifier(SlackPoster(client, show_input=settings.show_input, pacer=pacer))
+    return Bot(bolt, metrics, notifier)
 
 
 @asynccontextmanager
@@ -106,6 +126,19 @@ class StartupError(Exception):
     """The bot cannot start; the message is one line for the operator."""
 
 
+@asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[Store]:
+    """The store of `DATABASE_URL`, upgraded to the current schema."""
+    try:
+        store = await Store.open(settings.database_url)
+    except StoreError as error:
+        raise StartupError(f"DATABASE_URL: {error}") from None
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 async def check_slack_token(bot: Bot) -> None:
     """Fail at start, not at the first command, when Slack refuses the token."""
     try:
@@ -119,29 +152,122 @@ async def check_slack_token(bot: Bot) -> None:
     log.info("signed in to Slack as %s in %s", identity.get("user"), identity.get("team"))
 
 
-async def serve(settings: Settings, host: str, port: int) -> None:
-    async with cluster_http() as http:
-        bot = build_bot(settings, http)
-        await check_slack_token(bot)
-        if settings.slack_app_token is None:
-            await _serve_http(create_web_app(bot.bolt, metrics=bot.metrics), host, port)
-            return
-        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+WORKER = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+"""This process's name on the leases it takes."""
 
-        handler = AsyncSocketModeHandler(
-            bot.bolt, app_token=settings.slack_app_token.get_secret_value()
-        )
-        await handler.connect_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
-        log.info("connected to Slack over Socket Mode")
 
-        async def connected() -> bool:
-            return bool(await handler.client.is_connected())
+async def digest_once(
+    settings: Settings,
+    store: Store,
+    http: httpx.AsyncClient,
+    bot: Bot,
+    *,
+    everything: bool = False,
+) -> DigestReport:
+    """One digest run: the very code path of the scheduler's tick and of `digest --once`."""
+    report = await run_digests(
+        store,
+        make_cluster_client(settings, http),
+        bot.notifier,
+        now=datetime.now(UTC),
+        worker=WORKER,
+        everything=everything,
+        concurrency=DIGEST_CONCURRENCY,
+    )
+    for reason in report.failed.values():
+        log.warning("digest failed: %s", reason)
+    return report
 
+
+DIGEST_CONCURRENCY = 16
+"""Cluster fetches in flight during one digest run."""
+
+
+def start_scheduler(tick: Callable[[], Awaitable[object]], every_s: int) -> AsyncIOScheduler:
+    """Run `tick` every `every_s` seconds: coalesced, never two at once, first one now."""
+    scheduler = AsyncIOScheduler(timezone=UTC)
+
+    async def guarded() -> None:
         try:
-            web_app = create_web_app(None, metrics=bot.metrics, ready=connected)
-            await _serve_http(web_app, host, port)
+            await tick()
+        except Exception:  # the edge of a scheduled job: log it, the next tick runs anyway
+            log.exception("digest tick failed")
+
+    scheduler.add_job(
+        guarded,
+        IntervalTrigger(seconds=every_s),
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=every_s,
+        next_run_time=datetime.now(UTC),
+    )
+    scheduler.start()
+    return scheduler
+
+
+async def serve(settings: Settings, host: str, port: int, *, scheduler: bool = True) -> None:
+    require_slack(settings, "serve")
+    async with cluster_http() as http, open_store(settings) as store:
+        bot = build_bot(settings, http, store)
+        await check_slack_token(bot)
+        ticking = (
+            start_scheduler(
+                lambda: digest_once(settings, store, http, bot), settings.digest_tick_seconds
+            )
+            if scheduler
+            else None
+        )
+        try:
+            await _serve_slack(settings, bot, host, port)
         finally:
-            await handler.close_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
+            if ticking is not None:
+                ticking.shutdown(wait=False)
+
+
+async def _serve_slack(settings: Settings, bot: Bot, host: str, port: int) -> None:
+    if settings.slack_app_token is None:
+        await _serve_http(create_web_app(bot.bolt, metrics=bot.metrics), host, port)
+        return
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    handler = AsyncSocketModeHandler(
+        bot.bolt, app_token=settings.slack_app_token.get_secret_value()
+    )
+    await handler.connect_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
+    log.info("connected to Slack over Socket Mode")
+
+    async def connected() -> bool:
+        return bool(await handler.client.is_connected())
+
+    try:
+        web_app = create_web_app(None, metrics=bot.metrics, ready=connected)
+        await _serve_http(web_app, host, port)
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
+
+
+async def digest_command(settings: Settings, *, once: bool, everything: bool) -> int:
+    """`digest --once [--all]`: one run, exit 1 naming each failure; `digest`: the scheduler
+    alone (a worker process), until a signal."""
+    require_slack(settings, "digest")
+    async with cluster_http() as http, open_store(settings) as store:
+        bot = build_bot(settings, http, store)
+        await check_slack_token(bot)
+        if once:
+            report = await digest_once(settings, store, http, bot, everything=everything)
+            for reason in report.failed.values():
+                print(f"failed: {reason}", file=sys.stderr)
+            counts = f"{len(report.ran)} ran, {len(report.failed)} failed"
+            print(f"digest: {counts}, {report.posted} posted")
+            return EXIT_FAILED if report.failed else EXIT_OK
+        ticking = start_scheduler(
+            lambda: digest_once(settings, store, http, bot), settings.digest_tick_seconds
+        )
+        try:
+            await asyncio.Event().wait()
+        finally:
+            ticking.shutdown(wait=False)
+    return EXIT_OK
 
 
 async def _serve_http(web_app: Starlette, host: str, port: int) -> None:
@@ -234,6 +360,16 @@ def _parser() -> argparse.ArgumentParser:
     serve_parser = commands.add_parser("serve", help="run the Slack listener")
     serve_parser.add_argument("--host", default="0.0.0.0")
     serve_parser.add_argument("--port", type=int, default=None, help="default: $PORT or 3000")
+    serve_parser.add_argument(
+        "--no-scheduler", action="store_true", help="the Slack listener alone, no digests"
+    )
+    digest_parser = commands.add_parser(
+        "digest", help="run due digests: once (--once) or on schedule (a worker process)"
+    )
+    digest_parser.add_argument("--once", action="store_true", help="run once and exit")
+    digest_parser.add_argument(
+        "--all", action="store_true", help="with --once: every subscription, due or not"
+    )
     errors_parser = commands.add_parser(
         "errors", help="print an algorithm's grouped errors in the terminal"
     )
@@ -265,10 +401,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         level="ERROR" if quiet else settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # httpx logs every request at INFO; the bot logs what matters about cluster calls itself.
-    logging.getLogger("httpx").setLevel(
-        max(logging.getLevelName(settings.log_level), logging.WARNING)
-    )
+    # httpx logs every request and Alembic every check at INFO; the bot says what matters.
+    for chatty in ("httpx", "alembic"):
+        logging.getLogger(chatty).setLevel(
+            max(logging.getLevelName(settings.log_level), logging.WARNING)
+        )
     if args.command == "errors":
         try:
             command = parse_command(" ".join([args.target, *args.options]))
@@ -283,8 +420,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # make that an orderly exit, so `serve()` still closes the Socket Mode connection.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
+        if args.command == "digest":
+            if args.all and not args.once:
+                print("error: --all goes with --once", file=sys.stderr)
+                return EXIT_USAGE
+            return asyncio.run(digest_command(settings, once=args.once, everything=args.all))
         port = args.port if args.port is not None else settings.port
-        asyncio.run(serve(settings, args.host, port))
+        asyncio.run(serve(settings, args.host, port, scheduler=not args.no_scheduler))
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -6,10 +6,13 @@ listener running once `ack()` answered Slack).
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
@@ -26,13 +29,26 @@ from bot.slack.commands import (
     Unsubscribe,
     parse_command,
 )
-from bot.slack.service import CannotPost, SlackPoster
+from bot.slack.service import CannotPost, ChannelPacer, SlackPoster
+from bot.usecases.alerts import AlertStore, change_alert
 from bot.usecases.query import ErrorSource, run_query
 from bot.usecases.results import LookupFailure
+from bot.usecases.subscriptions import (
+    SubscriptionStore,
+    list_subscriptions,
+    subscribe,
+    unsubscribe,
+)
 
 log = logging.getLogger(__name__)
 
 Respond = Callable[..., Any]
+Tell = Callable[[blocks.SlackMessage], Awaitable[None]]
+_ALERT_ACTIONS = re.compile(r"^group_(resolve|mute|reopen)$")
+
+
+class BotStore(SubscriptionStore, AlertStore, Protocol):
+    """What the Slack listeners need of the store, through the use cases."""
 
 
 def create_app(
@@ -40,12 +56,17 @@ def create_app(
     client: AsyncWebClient,
     signing_secret: str,
     source: ErrorSource,
+    store: BotStore,
     metrics: Metrics,
     show_input: bool = False,
+    pacer: ChannelPacer | None = None,
     clock: Callable[[], float] = time.time,
 ) -> AsyncApp:
     """Build the Bolt app. `client` carries the token, base URL and retry handlers."""
     app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=False)
+
+    def now() -> datetime:
+        return datetime.fromtimestamp(clock(), UTC)
 
     @app.command(COMMAND)
     async def on_command(
@@ -81,10 +102,104 @@ def create_app(
                     metrics.lookups.labels(outcome="internal_error").inc()
                     await tell(blocks.internal_error())
             case Subscribe() | Unsubscribe() | ListSubscriptions():
-                keyword = text.split()[0].lower()
-                await ack(
-                    response_type="ephemeral", **blocks.not_yet_available(keyword).as_kwargs()
+                started = (
+                    blocks.lookup_started(str(command.target))
+                    if isinstance(command, Subscribe)
+                    else None
                 )
+                await ack(response_type="ephemeral", **(started.as_kwargs() if started else {}))
+                channel = str(body.get("channel_id", ""))
+                user = str(body.get("user_id", ""))
+                poster = SlackPoster(client, show_input=show_input, pacer=pacer)
+
+                async def tell_user(message: blocks.SlackMessage) -> None:
+                    await _tell_user(respond, poster, channel, user, message)
+
+                try:
+                    await manage_subscriptions(
+                        command, text, channel, user, poster, tell_user, client, context
+                    )
+                except Exception:
+                    log.exception("/algo-errors %s failed", text)
+                    await tell_user(blocks.internal_error())
+
+    async def manage_subscriptions(
+        command: Subscribe | Unsubscribe | ListSubscriptions,
+        text: str,
+        channel: str,
+        user: str,
+        poster: SlackPoster,
+        tell: Tell,
+        client: AsyncWebClient,
+        context: Any,
+    ) -> None:
+        if isinstance(command, ListSubscriptions):
+            await tell(blocks.subscription_list(await list_subscriptions(store, channel)))
+            return
+        if isinstance(command, Unsubscribe):
+            if not await unsubscribe(store, command.target, channel):
+                await tell(blocks.not_subscribed(str(command.target)))
+                return
+            try:
+                await poster.post(channel, blocks.unsubscribed(str(command.target), by=user))
+            except CannotPost:
+                await tell(blocks.unsubscribed(str(command.target), by=user))
+            return
+        user_tz = None if command.timezone else await _user_timezone(client, user)
+        try:
+            done = await subscribe(
+                store, source, command,
+                channel_id=channel, user_id=user, user_timezone=user_tz, now=now(),
+            )  # fmt: skip
+        except LookupFailure as failure:
+            await tell(blocks.lookup_failed(failure))
+            return
+        confirmation = blocks.subscribed(
+            done.subscription, again=done.again, seen=done.seen, by=user
+        )
+        try:
+            await poster.post(channel, confirmation)
+        except CannotPost as cannot:
+            if not done.again:  # a subscription that can never post is no subscription
+                await unsubscribe(store, command.target, channel)
+            await tell(
+                blocks.invite_me(context.get("bot_user_id"), text)
+                if cannot.private
+                else blocks.channel_unavailable(cannot.reason)
+            )
+
+    @app.action(_ALERT_ACTIONS)
+    async def on_alert_action(
+        ack: Any, body: dict[str, Any], action: dict[str, Any], client: AsyncWebClient,
+        respond: Respond,
+    ) -> None:  # fmt: skip
+        await ack()
+        verb = str(action["action_id"]).removeprefix("group_")
+        key_text = action.get("value") or str(action.get("block_id", "")).removeprefix("alert:")
+        try:
+            key = json.loads(key_text)
+            channel = body["channel"]["id"]
+            changed = await change_alert(
+                store, channel, str(key["a"]), str(key["f"]), action=verb,
+                user=body["user"]["id"], now=now(),
+                mute=(action.get("selected_option") or {}).get("value"),
+            )  # fmt: skip
+            if changed is None:
+                await respond(
+                    response_type="ephemeral", replace_original=False,
+                    **blocks.alert_unknown().as_kwargs(),
+                )  # fmt: skip
+                return
+            poster = SlackPoster(client)
+            await poster.update(
+                channel, body["container"]["message_ts"], blocks.alert_parent(changed)
+            )
+        except Exception:
+            log.exception("%s of an alert failed", verb)
+            await respond(
+                response_type="ephemeral", replace_original=False,
+                **blocks.internal_error().as_kwargs(),
+            )  # fmt: skip
 
     async def answer_query(
         query: Query,
@@ -119,6 +234,17 @@ def create_app(
             await tell(blocks.partly_posted(report.posted, report.total, result.target))
 
     return app
+
+
+async def _user_timezone(client: AsyncWebClient, user: str) -> str | None:
+    """The user's Slack time zone (`users.info`), or None when Slack does not say."""
+    try:
+        answer = await client.users_info(user=user)
+    except Exception as error:
+        log.warning("users.info for %s failed: %s", user, error)
+        return None
+    zone = (answer.get("user") or {}).get("tz")
+    return str(zone) if zone else None
 
 
 async def _tell_user(

@@ -517,11 +517,25 @@ def recurrence_reply(group: ErrorGroup, *, regression: bool = False) -> SlackMes
     )
 
 
-def not_yet_available(what: str) -> SlackMessage:
+def cluster_outage(algorithm: str, detail: str) -> SlackMessage:
     text = (
-        f"`{escape(what)}` is not available in this version of the bot yet. "
-        f"Ask for errors on demand with `{COMMAND} owner/name`."
+        f":warning: The last digests of *{escape(algorithm)}* could not reach the Algorithmia "
+        f"cluster ({cut_escaped(detail, 300)}). The bot keeps trying and says here when it "
+        "answers again; new errors are not lost meanwhile."
     )
+    return SlackMessage(text, [_section(text)])
+
+
+def cluster_recovered(algorithm: str) -> SlackMessage:
+    text = (
+        f":white_check_mark: The cluster answers again: digests of *{escape(algorithm)}* "
+        "are back, with everything that happened meanwhile."
+    )
+    return SlackMessage(text, [_section(text)])
+
+
+def alert_unknown() -> SlackMessage:
+    text = "This alert is not in the bot's records any more, so it cannot be changed."
     return SlackMessage(text, [_section(text)])
 
 
@@ -531,7 +545,9 @@ _USAGE = f"""*{COMMAND}* shows an Algorithmia algorithm's recent errors, grouped
 • `{COMMAND} owner/name` or `{COMMAND} id:UUID`: the errors of the last 7 days, one thread \
 reply per group with its stack trace
 • options: `since:6h` (`30m`, `6h`, `2d`, `1w`), `version:1.2.3`, `type:ValueError`
-• `{COMMAND} help`: this message
+• `{COMMAND} subscribe owner/name [every:15m | daily:09:00 | weekdays:09:00] [tz:Europe/Berlin]`: \
+an alert in this channel for each new kind of error, later occurrences in its thread
+• `{COMMAND} unsubscribe owner/name` · `{COMMAND} list` · `{COMMAND} help`
 Example: `{COMMAND} acme/image_tagger since:1d type:ValueError`"""
 
 

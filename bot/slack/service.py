@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.errors.grouping import ErrorGroup
 from bot.errors.traces import Runtime
 from bot.slack import blocks
 from bot.usecases.results import QueryResult
@@ -46,19 +49,55 @@ def _error_code(error: SlackApiError) -> str:
     return str(error.response.get("error", "unknown_error"))
 
 
+class ChannelPacer:
+    """About one post per second per channel (Slack's `chat.postMessage` limit); channels do
+    not wait for each other."""
+
+    def __init__(
+        self,
+        interval_s: float = 1.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._interval = interval_s
+        self._clock, self._sleep = clock, sleep
+        self._next: dict[str, float] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def wait(self, channel: str) -> None:
+        async with self._locks.setdefault(channel, asyncio.Lock()):
+            delay = self._next.get(channel, 0.0) - self._clock()
+            if delay > 0:
+                await self._sleep(delay)
+            self._next[channel] = self._clock() + self._interval
+
+
 class SlackPoster:
     """Posts in one workspace through one `AsyncWebClient` (shared settings, retry handlers)."""
 
-    def __init__(self, client: AsyncWebClient, *, show_input: bool = False) -> None:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        *,
+        show_input: bool = False,
+        pacer: ChannelPacer | None = None,
+    ) -> None:
         self._client = client
         self._show_input = show_input
+        self._pacer = pacer
 
     async def post(
-        self, channel: str, message: blocks.SlackMessage, *, thread_ts: str | None = None
+        self,
+        channel: str,
+        message: blocks.SlackMessage,
+        *,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
     ) -> str:
         """Post a message (joining a public channel first if needed); returns its `ts`."""
         try:
-            return await self._post_once(channel, message, thread_ts)
+            return await self._post_once(channel, message, thread_ts, broadcast)
         except SlackApiError as error:
             code = _error_code(error)
             if code in _REFUSALS:
@@ -68,12 +107,24 @@ class SlackPoster:
         if channel.startswith("D"):
             raise CannotPost("apps cannot post in a direct message between people; use a channel")
         await self._join(channel)
-        return await self._post_once(channel, message, thread_ts)
+        return await self._post_once(channel, message, thread_ts, broadcast)
+
+    async def update(self, channel: str, ts: str, message: blocks.SlackMessage) -> None:
+        """Edit a message in place (notifies nobody)."""
+        await self._client.chat_update(channel=channel, ts=ts, **message.as_kwargs())
 
     async def _post_once(
-        self, channel: str, message: blocks.SlackMessage, thread_ts: str | None
+        self,
+        channel: str,
+        message: blocks.SlackMessage,
+        thread_ts: str | None,
+        broadcast: bool = False,
     ) -> str:
         extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
+        if broadcast:
+            extra["reply_broadcast"] = True
+        if self._pacer is not None:
+            await self._pacer.wait(channel)
         response = await self._client.chat_postMessage(
             channel=channel, unfurl_links=False, unfurl_media=False, **message.as_kwargs(), **extra
         )
@@ -108,23 +159,28 @@ class SlackPoster:
         groups = result.groups[: blocks.MAX_REPLIES]
         posted = 0
         for group in groups:
-            reply = blocks.group_reply(group, show_input=self._show_input)
             try:
-                await self._post_once(channel, reply.message, parent_ts)
+                await self.post_group(channel, parent_ts, group)
             except _SEND_FAILURES as error:
                 log.error("reply %s in %s refused: %s", group.fingerprint, channel, error)
                 continue
             posted += 1
-            if reply.full_trace is not None:
-                await self._attach_trace(
-                    channel,
-                    parent_ts,
-                    reply.full_trace,
-                    filename=_trace_filename(group.latest.record.request_id),
-                    comment=blocks.trace_file_comment(group),
-                    python=group.runtime is Runtime.PYTHON,
-                )
         return ThreadReport(parent_ts, posted, len(groups))
+
+    async def post_group(self, channel: str, thread_ts: str, group: ErrorGroup) -> None:
+        """One group's details in a thread; its whole trace attached when the reply shows
+        only part of it."""
+        reply = blocks.group_reply(group, show_input=self._show_input)
+        await self._post_once(channel, reply.message, thread_ts)
+        if reply.full_trace is not None:
+            await self._attach_trace(
+                channel,
+                thread_ts,
+                reply.full_trace,
+                filename=_trace_filename(group.latest.record.request_id),
+                comment=blocks.trace_file_comment(group),
+                python=group.runtime is Runtime.PYTHON,
+            )
 
     async def _attach_trace(
         self,

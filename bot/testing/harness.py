@@ -6,18 +6,22 @@ slash commands are signed the way Slack signs them.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
-from bot.cli import build_bot, cluster_http
+from bot.cli import build_bot, cluster_http, digest_once, open_store
 from bot.config import load_settings
 from bot.slack.server import WebServer, create_web_app
 from bot.testing.sample_cluster import SampleCluster
-from bot.testing.signing import sign, slash_command_body
-from bot.testing.slack_stand_in import SlackStandIn
+from bot.testing.signing import block_actions_body, sign, slash_command_body
+from bot.testing.slack_stand_in import PostedMessage, SlackStandIn
+from bot.usecases.digest import DigestReport
 
 SIGNING_SECRET = "demo-signing-secret"
 API_KEY = "simDEMOKEY000000000000000000"
@@ -25,12 +29,32 @@ API_KEY = "simDEMOKEY000000000000000000"
 
 @dataclass
 class RunningBot:
-    """A served bot and its stand-ins; `command()` types a slash command."""
+    """A served bot and its stand-ins; `command()` types a slash command, `digest()` runs
+    the scheduler's digest tick once."""
 
     url: str
     slack: SlackStandIn
     cluster: SampleCluster
     http: httpx.AsyncClient
+    digest_tick: Callable[[], Awaitable[DigestReport]]
+
+    async def digest(self) -> DigestReport:
+        return await self.digest_tick()
+
+    async def click(
+        self, message: PostedMessage, action_id: str, *, selected: str | None = None,
+        user: str = "U_ALICE",
+    ) -> httpx.Response:  # fmt: skip
+        """Click a button (or choose in a select) of a message the bot posted (as last
+        edited), signed like Slack signs interactions."""
+        body = block_actions_body(
+            channel_id=message.channel, message_ts=message.ts, blocks=message.blocks,
+            action_id=action_id, user_id=user, response_url=self.slack.response_url("click"),
+            selected=selected,
+        )  # fmt: skip
+        return await self.http.post(
+            f"{self.url}/slack/events", content=body, headers=sign(SIGNING_SECRET, body)
+        )
 
     async def command(
         self,
@@ -51,15 +75,29 @@ class RunningBot:
 
 
 @asynccontextmanager
-async def running_bot(*, show_input: bool = False) -> AsyncIterator[RunningBot]:
-    """Start the sample cluster (loaded with the sample records), the stand-in and the bot."""
-    async with (
-        SampleCluster(authorization=f"Simple {API_KEY}") as cluster,
-        SlackStandIn() as slack,
-        cluster_http() as cluster_client,
-        httpx.AsyncClient(timeout=10) as http,
-    ):
-        cluster.load_sample()
+async def running_bot(
+    *,
+    show_input: bool = False,
+    database: Path | None = None,
+    cluster: SampleCluster | None = None,
+    slack: SlackStandIn | None = None,
+) -> AsyncIterator[RunningBot]:
+    """Start the sample cluster (loaded with the sample records), the stand-in and the bot.
+
+    Pass `database` (a file) and running `cluster`/`slack` stand-ins to start a second bot
+    on the same state, as after a restart."""
+    async with contextlib.AsyncExitStack() as stack:
+        if cluster is None:
+            cluster = await stack.enter_async_context(
+                SampleCluster(authorization=f"Simple {API_KEY}")
+            )
+            cluster.load_sample()
+        if slack is None:
+            slack = await stack.enter_async_context(SlackStandIn())
+        if database is None:
+            database = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "bot.db"
+        cluster_client = await stack.enter_async_context(cluster_http())
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
         settings = load_settings(
             {
                 "ALGORITHMIA_API_URL": cluster.base_url,
@@ -68,12 +106,15 @@ async def running_bot(*, show_input: bool = False) -> AsyncIterator[RunningBot]:
                 "SLACK_SIGNING_SECRET": SIGNING_SECRET,
                 "SLACK_API_URL": slack.base_url,
                 "SHOW_INPUT": str(show_input).lower(),
+                "DATABASE_URL": f"sqlite:///{database}",
             }
         )
-        bot = build_bot(settings, cluster_client)
+        store = await stack.enter_async_context(open_store(settings))
+        bot = build_bot(settings, cluster_client, store)
         server = WebServer(create_web_app(bot.bolt, metrics=bot.metrics), "127.0.0.1", 0)
         await server.start()
-        try:
-            yield RunningBot(f"http://127.0.0.1:{server.port}", slack, cluster, http)
-        finally:
-            await server.stop()
+        stack.push_async_callback(server.stop)
+        yield RunningBot(
+            f"http://127.0.0.1:{server.port}", slack, cluster, http,
+            lambda: digest_once(settings, store, cluster_client, bot, everything=True),
+        )  # fmt: skip

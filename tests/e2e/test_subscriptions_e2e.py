@@ -1,0 +1,152 @@
+"""Subscriptions end to end over real HTTP: subscribe, digests, alert threads, resolve and
+mute from Slack, a restart, unsubscribe. Digests run through the scheduler's own tick."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bot.testing.harness import API_KEY, RunningBot, running_bot
+from bot.testing.sample_cluster import SampleCluster, sample_bug_labels, sample_records
+from bot.testing.slack_stand_in import PostedMessage, SlackStandIn
+
+CHANNEL = "C_GENERAL"
+
+
+def _fresh(bug: str) -> dict[str, Any]:
+    """A new occurrence (new request id, now) of one of the sample's bugs."""
+    labels = sample_bug_labels()
+    now_ms = int(time.time() * 1000)
+    record = next(r for r in sample_records(now_ms) if labels[r["request_id"]] == bug)
+    return record | {"request_id": f"req-{uuid.uuid4()}", "created_at": now_ms}
+
+
+def _alerts(slack: SlackStandIn) -> list[PostedMessage]:
+    return [m for m in slack.top_level(CHANNEL) if any(b["type"] == "actions" for b in m.blocks)]
+
+
+def _alert_about(slack: SlackStandIn, text: str) -> PostedMessage:
+    return next(m for m in _alerts(slack) if text in m.text)
+
+
+def _fields(message: PostedMessage) -> list[str]:
+    return [f["text"] for block in message.blocks for f in block.get("fields", [])]
+
+
+async def _settle(bot: RunningBot) -> None:
+    await bot.slack.wait_idle(quiet_s=0.2)
+
+
+async def test_subscription_lifecycle(tmp_path: Path) -> None:
+    database = tmp_path / "bot.db"
+    async with (
+        SampleCluster(authorization=f"Simple {API_KEY}") as cluster,
+        SlackStandIn() as slack,
+    ):
+        cluster.load_sample()
+        await _first_life(cluster, slack, database)
+        # A restart: the subscription, seen records and alert threads live in the database.
+        await _second_life(cluster, slack, database)
+
+
+async def _first_life(cluster: SampleCluster, slack: SlackStandIn, database: Path) -> None:
+    async with running_bot(database=database, cluster=cluster, slack=slack) as bot:
+        ack = await bot.command("subscribe acme/image_tagger every:5m")
+        assert "Looking up" in ack.json()["text"]
+        await bot.slack.wait_for(lambda s: len(s.top_level(CHANNEL)) == 1)
+        confirmation = bot.slack.top_level(CHANNEL)[0]
+        assert "subscribed this channel to *acme/image_tagger*, `every:5m` (Europe/Berlin)" in (
+            confirmation.text
+        )
+        assert "80 current errors marked as seen" in str(confirmation.blocks)
+        assert bot.slack.calls_to("users.info")
+
+        # The first digest holds only new errors: none yet.
+        report = await bot.digest()
+        assert (len(report.ran), report.posted) == (1, 0)
+        assert len(bot.slack.messages) == 1
+
+        # Two new kinds of error: one alert each, oldest first, details in the thread.
+        bot.cluster.append_records("acme", "image_tagger", [_fresh("py-notify-channel-id-int")])
+        bot.cluster.append_records(
+            "acme", "image_tagger", [_fresh("node-jimp-read-not-a-function")]
+        )
+        await bot.digest()
+        await _settle(bot)
+        alerts = _alerts(bot.slack)
+        assert len(alerts) == 2
+        notify = _alert_about(bot.slack, "invalid literal for int()")
+        assert len(bot.slack.thread(notify.ts)) == 1
+        assert "<!here>" not in notify.text  # escaped: the alert cannot ping the channel
+
+        # A recurrence: a reply in its thread and the alert's counters updated.
+        bot.cluster.append_records("acme", "image_tagger", [_fresh("py-notify-channel-id-int")])
+        await bot.digest()
+        await _settle(bot)
+        replies = bot.slack.thread(notify.ts)
+        assert len(replies) == 2
+        assert not replies[-1].reply_broadcast
+        assert "*Occurrences*\n2" in _fields(notify)
+        assert len(_alerts(bot.slack)) == 2  # no new top-level alert
+
+        # Resolved from Slack, then it comes back: a regression, broadcast to the channel.
+        assert (await bot.click(notify, "group_resolve")).status_code == 200
+        await bot.slack.wait_for(lambda s: "*Resolved* by <@U_ALICE>" in str(notify.blocks))
+        bot.cluster.append_records("acme", "image_tagger", [_fresh("py-notify-channel-id-int")])
+        await bot.digest()
+        await _settle(bot)
+        regression = bot.slack.thread(notify.ts)[-1]
+        assert regression.reply_broadcast
+        assert "Regression" in regression.text
+        assert "*Regressed*" in str(notify.blocks)
+
+        # Muted: later occurrences post nothing, the counters still move.
+        await bot.click(notify, "group_mute", selected="24h")
+        await bot.slack.wait_for(lambda s: "*Muted* by <@U_ALICE> until" in str(notify.blocks))
+        posts_before = len(bot.slack.messages)
+        bot.cluster.append_records("acme", "image_tagger", [_fresh("py-notify-channel-id-int")])
+        await bot.digest()
+        await _settle(bot)
+        assert len(bot.slack.messages) == posts_before
+        assert "*Occurrences*\n4" in _fields(notify)
+
+
+async def _second_life(cluster: SampleCluster, slack: SlackStandIn, database: Path) -> None:
+    async with running_bot(database=database, cluster=cluster, slack=slack) as bot:
+        await bot.command("list")
+        await bot.slack.wait_for(lambda s: any("subscriptions (1)" in e.text for e in s.ephemerals))
+        listing = bot.slack.ephemerals[-1]
+        assert "*acme/image_tagger*: `every:5m` (Europe/Berlin)" in str(listing.blocks)
+        report = await bot.digest()
+        assert report.posted == 0  # nothing reported twice after the restart
+
+        await bot.command("unsubscribe acme/image_tagger")
+        await bot.slack.wait_for(lambda s: "unsubscribed this channel" in s.messages[-1].text)
+        posts_before = len(bot.slack.messages)
+        bot.cluster.append_records("acme", "image_tagger", [_fresh("rs-png-invalid-signature")])
+        report = await bot.digest()
+        assert report.ran == []
+        assert len(bot.slack.messages) == posts_before
+
+
+async def test_subscribing_to_an_unknown_algorithm_stores_nothing() -> None:
+    async with running_bot() as bot:
+        await bot.command("subscribe acme/nope")
+        await bot.slack.wait_for(lambda s: len(s.ephemerals) == 1)
+        assert "There is no algorithm *acme/nope*" in bot.slack.ephemerals[0].text
+        assert bot.slack.messages == []
+        await bot.command("list")
+        await bot.slack.wait_for(lambda s: len(s.ephemerals) == 2)
+        assert "no subscriptions" in bot.slack.ephemerals[1].text
+
+
+async def test_a_private_channel_cannot_subscribe_without_the_bot() -> None:
+    async with running_bot() as bot:
+        await bot.command("subscribe acme/image_tagger", channel="G_PRIVATE")
+        await bot.slack.wait_for(lambda s: len(s.ephemerals) == 1)
+        assert "/invite" in bot.slack.ephemerals[0].text
+        await bot.command("list", channel="G_PRIVATE")
+        await bot.slack.wait_for(lambda s: len(s.ephemerals) == 2)
+        assert "no subscriptions" in bot.slack.ephemerals[1].text
