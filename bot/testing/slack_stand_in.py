@@ -40,7 +40,7 @@ SOCKET_MODE_PATH = "/socket-mode"
 DEFAULT_TZ = "Europe/Berlin"
 # Granted scopes, as Slack reports them in `x-oauth-scopes`. Without `chat:write.public` the bot
 # must join a public channel before posting, which is what the stand-in enforces.
-BOT_SCOPES = "commands,chat:write,channels:join,files:write"
+BOT_SCOPES = "commands,chat:write,channels:join,files:write,users:read"
 
 # Message timestamps start here and grow by 100 µs per message, so they are unique, strictly
 # increasing and the same in every run (transcripts can be compared).
