@@ -92,12 +92,16 @@ def require_slack(settings: Settings, command: str) -> None:
         require(settings, command, "SLACK_SIGNING_SECRET")
 
 
-def build_bot(settings: Settings, http: httpx.AsyncClient, store: Store) -> Bot:
+def build_bot(
+    settings: Settings, http: httpx.AsyncClient, store: Store, *, post_interval_s: float = 1.0
+) -> Bot:
+    """`post_interval_s`: digest posts per channel are at least this far apart (Slack takes
+    about one message per second per channel)."""
     require(settings, "the bot", "SLACK_BOT_TOKEN")
     assert settings.slack_bot_token is not None  # checked by require()
     secret = settings.slack_signing_secret
     metrics = Metrics()
-    pacer = ChannelPacer()
+    pacer = ChannelPacer(post_interval_s)
     client = make_slack_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
     bolt = create_app(
         client=client,

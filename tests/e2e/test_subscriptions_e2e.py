@@ -11,6 +11,7 @@ from typing import Any
 from bot.testing.harness import API_KEY, RunningBot, running_bot
 from bot.testing.sample_cluster import SampleCluster, sample_bug_labels, sample_records
 from bot.testing.slack_stand_in import PostedMessage, SlackStandIn
+from tests.e2e.test_cli_e2e import run_cli
 
 CHANNEL = "C_GENERAL"
 
@@ -150,3 +151,58 @@ async def test_a_private_channel_cannot_subscribe_without_the_bot() -> None:
         await bot.command("list", channel="G_PRIVATE")
         await bot.slack.wait_for(lambda s: len(s.ephemerals) == 2)
         assert "no subscriptions" in bot.slack.ephemerals[1].text
+
+
+def _kinds(count: int) -> list[dict[str, Any]]:
+    """`count` new records, each a different kind of error (no trace, different words)."""
+    now_ms = int(time.time() * 1000)
+    words = [f"{chr(65 + i // 26)}{chr(97 + i % 26)}" for i in range(count)]
+    return [
+        {"created_at": now_ms - i, "request_id": f"req-{uuid.uuid4()}", "algoversion": "2.0.1",
+         "error": f"error:\ncould not load shard {word}\nstacktrace:\nNone",
+         "error_type": "AlgorithmError"}
+        for i, word in enumerate(words)
+    ]  # fmt: skip
+
+
+async def test_a_burst_of_30_new_kinds_with_rate_limits_posts_each_once() -> None:
+    async with running_bot() as bot:
+        await bot.command("subscribe acme/image_tagger")
+        await bot.slack.wait_for(lambda s: len(s.messages) == 1)
+        bot.cluster.append_records("acme", "image_tagger", _kinds(30))
+        bot.slack.fail_next("chat.postMessage", status=429, retry_after=1, after=7)
+        bot.slack.fail_next("chat.postMessage", status=429, retry_after=1, after=20)
+        report = await bot.digest()
+        await _settle(bot)
+        assert report.failed == {}
+        alerts = _alerts(bot.slack)
+        assert len(alerts) == 30
+        assert len({a.text for a in alerts}) == 30  # none twice
+        assert all(len(bot.slack.thread(a.ts)) == 1 for a in alerts)
+        limited = [c for c in bot.slack.calls_to("chat.postMessage") if c.status == 429]
+        assert len(limited) == 2
+        assert (await bot.digest()).posted == 0  # all 30 counted as reported
+
+
+async def test_digest_once_from_the_command_line(tmp_path: Path) -> None:
+    database = tmp_path / "bot.db"
+    async with running_bot(database=database) as bot:
+        await bot.command("subscribe acme/image_tagger")
+        await bot.slack.wait_for(lambda s: len(s.messages) == 1)
+        bot.cluster.append_records("acme", "image_tagger", _kinds(2))
+        env = {
+            "ALGORITHMIA_API_URL": bot.cluster.base_url,
+            "ALGORITHMIA_API_KEY": API_KEY,
+            "SLACK_BOT_TOKEN": "xoxb-cli",
+            "SLACK_API_URL": bot.slack.base_url,
+            "DATABASE_URL": f"sqlite:///{database}",
+        }
+        code, out, err = await run_cli(tmp_path, env, "digest", "--once", "--all")
+        assert (code, out.strip()) == (0, "digest: 1 ran, 0 failed, 2 posted"), err
+        assert len(_alerts(bot.slack)) == 2
+        bot.cluster.down = True
+        code, out, err = await run_cli(tmp_path, env, "digest", "--once", "--all")
+        assert code == 1
+        assert "failed: acme/image_tagger in C_GENERAL" in err
+        code, _, err = await run_cli(tmp_path, env, "digest", "--all")
+        assert (code, err.strip()) == (2, "error: --all goes with --once")

@@ -1,0 +1,102 @@
+"""Posts paced per channel; resolve, mute and reopen change an alert as the buttons say."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from bot.slack.blocks import MUTE_CHOICES
+from bot.slack.service import ChannelPacer
+from bot.store.models import AlertState, AlertThread
+from bot.usecases.alerts import MUTE_FOR, change_alert
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+async def test_posts_in_one_channel_are_a_second_apart_and_channels_do_not_wait() -> None:
+    clock = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    pacer = ChannelPacer(1.0, clock=lambda: clock[0], sleep=sleep)
+    for _ in range(3):
+        await pacer.wait("C1")
+    await pacer.wait("C2")
+    assert slept == [1.0, 1.0]
+    clock[0] += 5
+    await pacer.wait("C1")
+    assert slept == [1.0, 1.0]
+
+
+async def test_concurrent_posts_in_one_channel_queue_up() -> None:
+    clock = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        await asyncio.sleep(0)  # let the others try to get in meanwhile
+        clock[0] += seconds
+
+    pacer = ChannelPacer(1.0, clock=lambda: clock[0], sleep=sleep)
+    times: list[float] = []
+
+    async def post() -> None:
+        await pacer.wait("C1")
+        times.append(clock[0])
+
+    await asyncio.gather(*(post() for _ in range(4)))
+    assert times == [0.0, 1.0, 2.0, 3.0]
+
+
+THREAD = AlertThread(
+    channel_id="C1", algorithm="acme/x", fingerprint="f1", parent_ts="1.0",
+    state=AlertState.OPEN, muted_until=None, state_changed_by=None, state_changed_at=None,
+    count=1, versions=("1.0",), first_seen_ms=1, last_seen_ms=2, error_type="E", headline="h",
+)  # fmt: skip
+
+
+class MemoryAlerts:
+    def __init__(self, thread: AlertThread | None) -> None:
+        self.thread = thread
+
+    async def get_alert_thread(self, channel_id: str, algorithm: str, fingerprint: str
+                               ) -> AlertThread | None:  # fmt: skip
+        return self.thread
+
+    async def update_alert_thread(self, thread: AlertThread) -> bool:
+        self.thread = thread
+        return True
+
+
+async def test_resolve_mute_and_reopen() -> None:
+    alerts = MemoryAlerts(THREAD)
+    resolved = await change_alert(alerts, "C1", "acme/x", "f1", action="resolve", user="U1",
+                                  now=NOW)  # fmt: skip
+    assert resolved is not None
+    assert (resolved.state, resolved.state_changed_by) == (AlertState.RESOLVED, "U1")
+    muted = await change_alert(alerts, "C1", "acme/x", "f1", action="mute", user="U2", now=NOW,
+                               mute="24h")  # fmt: skip
+    assert muted is not None
+    assert (muted.state, muted.muted_until) == (AlertState.MUTED, NOW + timedelta(hours=24))
+    forever = await change_alert(alerts, "C1", "acme/x", "f1", action="mute", user="U2", now=NOW,
+                                 mute="forever")  # fmt: skip
+    assert forever is not None
+    assert forever.muted_until is None
+    reopened = await change_alert(alerts, "C1", "acme/x", "f1", action="reopen", user="U3",
+                                  now=NOW)  # fmt: skip
+    assert reopened == replace(THREAD, state_changed_by="U3", state_changed_at=NOW)
+
+
+async def test_unknown_alerts_and_choices_change_nothing() -> None:
+    assert await change_alert(MemoryAlerts(None), "C1", "a", "f", action="resolve", user="U",
+                              now=NOW) is None  # fmt: skip
+    alerts = MemoryAlerts(THREAD)
+    assert await change_alert(alerts, "C1", "a", "f", action="mute", user="U", now=NOW,
+                              mute="1y") is None  # fmt: skip
+    assert alerts.thread == THREAD
+
+
+def test_the_mute_select_offers_exactly_the_known_lengths() -> None:
+    assert [value for value, _ in MUTE_CHOICES] == list(MUTE_FOR)
