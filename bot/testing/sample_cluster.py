@@ -13,6 +13,7 @@ import copy
 import json
 import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -280,3 +281,10 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return f"HTTP {status}"
+
+
+def fresh_record(bug: str, now_ms: int) -> dict[str, Any]:
+    """A new occurrence of one of the sample's bugs: its newest record, a new id, at `now_ms`."""
+    labels = sample_bug_labels()
+    record = next(r for r in sample_records(now_ms) if labels[r["request_id"]] == bug)
+    return record | {"request_id": f"req-{uuid.uuid4()}", "created_at": now_ms}

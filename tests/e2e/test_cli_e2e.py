@@ -147,7 +147,11 @@ async def test_demo_prints_the_conversation(tmp_path: Path) -> None:
     assert code == 0
     assert "#C_GENERAL" in out
     assert "*acme/image_tagger*: 30 errors in 16 groups matching `since:2d`" in out
-    assert out.count("    ↳ ") == 16
+    general, _, subscribed = out.partition("#C_OTHER")
+    assert general.count("    ↳ ") == 16
+    assert "subscribed this channel to *acme/image_tagger*, `every:15m`" in subscribed
+    assert subscribed.count("[Resolve] [Select: Mute…]") == 2  # two new kinds: two alerts
+    assert "↳ 1 new occurrence" in subscribed  # the recurrence, in its alert's thread
     assert "📎 trace-req-" in out
     assert "[only visible to you]" in out
     assert "There is no algorithm *acme/image_tager*" in out

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.testing.harness import API_KEY, RunningBot, running_bot
-from bot.testing.sample_cluster import SampleCluster, sample_bug_labels, sample_records
+from bot.testing.sample_cluster import SampleCluster, fresh_record
 from bot.testing.slack_stand_in import PostedMessage, SlackStandIn
 from tests.e2e.test_cli_e2e import run_cli
 
@@ -17,11 +17,7 @@ CHANNEL = "C_GENERAL"
 
 
 def _fresh(bug: str) -> dict[str, Any]:
-    """A new occurrence (new request id, now) of one of the sample's bugs."""
-    labels = sample_bug_labels()
-    now_ms = int(time.time() * 1000)
-    record = next(r for r in sample_records(now_ms) if labels[r["request_id"]] == bug)
-    return record | {"request_id": f"req-{uuid.uuid4()}", "created_at": now_ms}
+    return fresh_record(bug, int(time.time() * 1000))
 
 
 def _alerts(slack: SlackStandIn) -> list[PostedMessage]:
