@@ -147,7 +147,7 @@ async def test_demo_prints_the_conversation(tmp_path: Path) -> None:
     assert code == 0
     assert "#C_GENERAL" in out
     assert "*acme/image_tagger*: 30 errors in 16 groups matching `since:2d`" in out
-    general, _, subscribed = out.partition("#C_OTHER")
+    general, _, subscribed = out.partition("\n#C_OTHER\n")
     assert general.count("    ↳ ") == 16
     assert "subscribed this channel to *acme/image_tagger*, `every:15m`" in subscribed
     assert subscribed.count("[Resolve] [Select: Mute…]") == 2  # two new kinds: two alerts
