@@ -223,6 +223,34 @@ class Store:
         )
         return await self._changed(statement) == 1
 
+    async def claim_due(
+        self, worker: str, now: datetime, lease_seconds: float, *, everything: bool = False
+    ) -> list[Subscription]:
+        """Claim every due subscription (`everything`: due or not) in one conditional UPDATE,
+        with the same rules as `claim`; returns what this worker got, earliest first."""
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        column = subscriptions.c
+        conditions = [
+            column.paused_reason.is_(None),
+            or_(column.lease_until.is_(None), column.lease_until <= now),
+        ]
+        if not everything:
+            conditions.append(column.next_run_at <= now)
+        statement = (
+            update(subscriptions)
+            .where(*conditions)
+            .values(lease_owner=worker, lease_until=now + timedelta(seconds=lease_seconds))
+            .returning(column.id)
+        )
+        async with self._transaction() as connection:
+            claimed = [row.id for row in await connection.execute(statement)]
+        if not claimed:
+            return []
+        return await self._subscriptions(
+            column.id.in_(claimed), column.lease_owner == worker, order_by=[column.next_run_at]
+        )
+
     async def finish(
         self, subscription_id: int, worker: str, *, next_run_at: datetime, succeeded: bool
     ) -> bool:

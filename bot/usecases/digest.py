@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -64,19 +64,9 @@ class AlertNotifier(Protocol):
 
 
 class DigestStore(Protocol):
-    async def due_subscriptions(self, now: datetime) -> list[Subscription]: ...
-
-    async def all_subscriptions(self) -> list[Subscription]: ...
-
-    async def claim(
-        self,
-        subscription_id: int,
-        worker: str,
-        now: datetime,
-        lease_seconds: float,
-        *,
-        force: bool = False,
-    ) -> bool: ...
+    async def claim_due(
+        self, worker: str, now: datetime, lease_seconds: float, *, everything: bool = False
+    ) -> list[Subscription]: ...
 
     async def finish(
         self, subscription_id: int, worker: str, *, next_run_at: datetime, succeeded: bool
@@ -141,42 +131,35 @@ async def run_digests(
     concurrency: int = 8,
     lease_seconds: float = 900,
 ) -> DigestReport:
-    """Run every due subscription once (`everything`: all of them, due or not)."""
-    candidates = await (store.all_subscriptions() if everything else store.due_subscriptions(now))
-    claimed = [
-        s
-        for s in candidates
-        if s.paused_reason is None
-        and await store.claim(s.id, worker, now, lease_seconds, force=everything)
-    ]
+    """Run every due subscription once (`everything`: all of them, due or not).
+
+    Each algorithm is fetched once, at most `concurrency` at a time, and its subscriptions run
+    as soon as its records arrive; one channel's subscriptions run one after the other, so its
+    posts never interleave.
+    """
+    claimed = await store.claim_due(worker, now, lease_seconds, everything=everything)
     report = DigestReport()
-    if not claimed:
-        return report
     by_algorithm: dict[str, list[Subscription]] = defaultdict(list)
     for subscription in claimed:
         by_algorithm[subscription.algorithm].append(subscription)
     limit = asyncio.Semaphore(concurrency)
+    channel_turns: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
-    async def fetch(algorithm: str) -> RecordBatch | LookupFailure:
+    async def digest_algorithm(algorithm: str, subscriptions: list[Subscription]) -> None:
         async with limit:
             try:
-                return await fetch_errors(source, parse_algorithm_ref(algorithm))
+                batch: RecordBatch | LookupFailure = await fetch_errors(
+                    source, parse_algorithm_ref(algorithm)
+                )
             except LookupFailure as failure:
-                return failure
+                batch = failure
+        for subscription in subscriptions:
+            async with channel_turns[subscription.channel_id]:
+                await _run_one(
+                    store, notifier, subscription, batch, now=now, worker=worker, report=report
+                )
 
-    batches = dict(zip(by_algorithm, await asyncio.gather(*map(fetch, by_algorithm)), strict=True))
-    by_channel: dict[str, list[Subscription]] = defaultdict(list)
-    for subscription in claimed:
-        by_channel[subscription.channel_id].append(subscription)
-
-    async def channel_runs(subscriptions: Sequence[Subscription]) -> None:
-        for subscription in subscriptions:  # one channel's posts in order, never interleaved
-            await _run_one(
-                store, notifier, subscription, batches[subscription.algorithm],
-                now=now, worker=worker, report=report,
-            )  # fmt: skip
-
-    await asyncio.gather(*(channel_runs(subs) for subs in by_channel.values()))
+    await asyncio.gather(*(digest_algorithm(a, subs) for a, subs in by_algorithm.items()))
     await store.prune_reported(int((now - REPORTED_KEPT).timestamp() * 1000))
     return report
 

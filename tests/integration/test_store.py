@@ -687,3 +687,20 @@ async def test_a_digest_run_of_a_removed_subscription_is_not_kept(store: Store) 
     await store.remove_subscription(CHANNEL, ALGORITHM)
     await store.record_digest_run(DigestRun(subscription.id, NOW, NOW, "ok", 0, None))
     assert await store.recent_digest_runs(subscription.id, 10) == []
+
+
+async def test_claim_due_takes_every_due_subscription_once(store: Store) -> None:
+    """A bulk claim: one statement, so two workers split the due subscriptions, never share."""
+    for channel in ("C1", "C2", "C3"):
+        await store.upsert_subscription(channel, "acme/x", "every:15m", "UTC", "U1", NOW, NOW)
+    later = await store.upsert_subscription(
+        "C4", "acme/x", "every:15m", "UTC", "U1", NOW + timedelta(hours=1), NOW
+    )
+    first, second = await asyncio.gather(
+        store.claim_due("w1", NOW, 60), store.claim_due("w2", NOW, 60)
+    )
+    assert sorted(s.channel_id for s in [*first, *second]) == ["C1", "C2", "C3"]
+    assert {s.id for s in first}.isdisjoint({s.id for s in second})
+    everything = await store.claim_due("w3", NOW, 60, everything=True)
+    assert [s.id for s in everything] == [later.id]  # the others are leased
+    assert await store.claim_due("w4", NOW + timedelta(seconds=61), 60) != []  # leases expire
