@@ -1,6 +1,8 @@
 """Serve the sample cluster and the Slack stand-in in their own process (for benchmarks).
 
-Prints one JSON line with their URLs, then serves until stdin closes.
+Prints one JSON line with their URLs, then serves until stdin closes, then prints one JSON
+line of counts. Arguments: how many extra algorithms `acme/algo_N` (each with the sample's
+records) and the latency added to every cluster request, in seconds.
 """
 
 from __future__ import annotations
@@ -9,15 +11,21 @@ import asyncio
 import json
 import sys
 
-from bot.testing.sample_cluster import SampleCluster
+from bot.testing.sample_cluster import SampleCluster, sample_records
 from bot.testing.slack_stand_in import SlackStandIn
 
 API_KEY = "simBENCHKEY00000000000000000"
 
 
 async def main() -> None:
+    algorithms = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    latency_s = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
     async with SampleCluster(authorization=f"Simple {API_KEY}") as cluster, SlackStandIn() as slack:
         cluster.load_sample()
+        records = sample_records(cluster.now_ms())
+        for number in range(algorithms):  # more algorithms, each with the sample's records
+            cluster.add_algorithm("acme", f"algo_{number}", records=records)
+        cluster.latency_s = latency_s
         print(
             json.dumps(
                 {
@@ -30,7 +38,12 @@ async def main() -> None:
             flush=True,
         )
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-        print(json.dumps({"messages": len(slack.messages), "calls": len(slack.calls)}), flush=True)
+        summary = {
+            "messages": len(slack.messages),
+            "calls": len(slack.calls),
+            "cluster_requests": len(cluster.requests),
+        }
+        print(json.dumps(summary), flush=True)
 
 
 if __name__ == "__main__":

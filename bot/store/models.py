@@ -81,3 +81,12 @@ class DigestRun:
     posted: int
     """Messages posted to Slack by this run."""
     detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedRun:
+    """A subscription's run as it ends: when it runs next, whether it succeeded, what it did."""
+
+    run: DigestRun
+    next_run_at: datetime
+    succeeded: bool

@@ -8,6 +8,7 @@ UTC datetimes; record times stay epoch milliseconds as the API gives them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -35,7 +36,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bot.store.exceptions import InvalidDatabaseUrl, StoreUnavailable
-from bot.store.models import AlertState, AlertThread, DigestRun, Subscription
+from bot.store.models import AlertState, AlertThread, DigestRun, FinishedRun, Subscription
 from bot.store.schema import alert_threads, digest_runs, reported_records, subscriptions
 
 MIGRATIONS: Final = Path(__file__).parent / "migrations"
@@ -63,6 +64,10 @@ class Store:
         if dialect not in {"sqlite", "postgresql"}:
             raise InvalidDatabaseUrl(f"the store does not support {dialect}: {_USAGE}")
         self._dialect = dialect
+        # SQLite has one writer at a time; connections of one process that collide wait in
+        # SQLite's busy handler, which sleeps up to 100 ms a try. Taking turns in-process
+        # instead keeps the busy handler for other processes.
+        self._turn = asyncio.Lock() if dialect == "sqlite" else contextlib.nullcontext()
 
     @classmethod
     async def open(cls, url: str) -> Store:
@@ -272,6 +277,45 @@ class Store:
         )
         return await self._changed(statement) == 1
 
+    async def finish_runs(self, worker: str, runs: Sequence[FinishedRun]) -> None:
+        """`finish` and `record_digest_run` for many subscriptions in one transaction (a digest
+        run ends dozens at a time; one commit each would cost more than the run itself)."""
+        if not runs:
+            return
+        column = subscriptions.c
+        async with self._transaction() as connection:
+            for finished in runs:
+                await connection.execute(
+                    update(subscriptions)
+                    .where(column.id == finished.run.subscription_id, column.lease_owner == worker)
+                    .values(
+                        next_run_at=finished.next_run_at,
+                        consecutive_failures=(
+                            0 if finished.succeeded else column.consecutive_failures + 1
+                        ),
+                        lease_owner=None,
+                        lease_until=None,
+                    )
+                )
+            ids = [finished.run.subscription_id for finished in runs]
+            present = set(
+                (await connection.execute(select(column.id).where(column.id.in_(ids)))).scalars()
+            )
+            rows = [
+                {
+                    "subscription_id": f.run.subscription_id,
+                    "started_at": f.run.started_at,
+                    "finished_at": f.run.finished_at,
+                    "outcome": f.run.outcome,
+                    "posted": f.run.posted,
+                    "detail": f.run.detail,
+                }
+                for f in runs
+                if f.run.subscription_id in present  # removed meanwhile: nothing to keep
+            ]
+            if rows:
+                await connection.execute(digest_runs.insert(), rows)
+
     async def pause(self, subscription_id: int, reason: str) -> bool:
         """Stop running the subscription until the channel subscribes again; False if gone.
 
@@ -299,7 +343,7 @@ class Store:
         """Those of `request_ids` that the subscription has not reported yet."""
         wanted = list(dict.fromkeys(request_ids))
         reported: set[str] = set()
-        async with self._transaction() as connection:
+        async with self._reading() as connection:
             for start in range(0, len(wanted), _IN_CHUNK):
                 statement = select(reported_records.c.request_id).where(
                     reported_records.c.subscription_id == subscription_id,
@@ -307,6 +351,25 @@ class Store:
                 )
                 reported.update((await connection.execute(statement)).scalars())
         return set(wanted) - reported
+
+    async def unreported_by_subscription(
+        self, subscription_ids: Collection[int], request_ids: Collection[str]
+    ) -> dict[int, set[str]]:
+        """`unreported` for several subscriptions of one algorithm, in one query per chunk."""
+        wanted = list(dict.fromkeys(request_ids))
+        reported: dict[int, set[str]] = {sid: set() for sid in subscription_ids}
+        if not reported:
+            return {}
+        column = reported_records.c
+        async with self._reading() as connection:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                statement = select(column.subscription_id, column.request_id).where(
+                    column.subscription_id.in_(list(reported)),
+                    column.request_id.in_(wanted[start : start + _IN_CHUNK]),
+                )
+                for row in await connection.execute(statement):
+                    reported[row.subscription_id].add(row.request_id)
+        return {sid: set(wanted) - seen for sid, seen in reported.items()}
 
     async def mark_reported(
         self, subscription_id: int, records: Iterable[tuple[str, int]], now: datetime
@@ -352,7 +415,7 @@ class Store:
             column.algorithm == algorithm,
             column.fingerprint == fingerprint,
         )
-        async with self._transaction() as connection:
+        async with self._reading() as connection:
             row = (await connection.execute(statement)).one_or_none()
         return None if row is None else _alert_thread(row)
 
@@ -422,6 +485,13 @@ class Store:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: on SQLite, the process's writers take turns."""
+        async with self._turn, _translated_errors(), self._engine.begin() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction: in WAL mode readers need no turn."""
         async with _translated_errors(), self._engine.begin() as connection:
             yield connection
 
@@ -435,7 +505,7 @@ class Store:
         self, *conditions: Any, order_by: Sequence[Any] = ()
     ) -> list[Subscription]:
         statement = select(*_SUBSCRIPTION_COLUMNS).where(*conditions).order_by(*order_by)
-        async with self._transaction() as connection:
+        async with self._reading() as connection:
             rows = (await connection.execute(statement)).all()
         return [_subscription(row) for row in rows]
 
@@ -567,6 +637,10 @@ def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA journal_mode = WAL")
         # Off by default in SQLite; the cascades from subscriptions rely on it.
         cursor.execute("PRAGMA foreign_keys = ON")
+        # In WAL mode NORMAL cannot corrupt the file; it skips an fsync per commit, which the
+        # many small transactions of a digest run would otherwise each wait for. A power cut
+        # may lose the last commits: at worst an alert of that moment is posted again.
+        cursor.execute("PRAGMA synchronous = NORMAL")
     finally:
         cursor.close()
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from bot.algorithm_ref import parse_algorithm_ref
@@ -18,7 +18,7 @@ from bot.digest.plan import DigestAction, Kind, plan_digest
 from bot.digest.schedule import Daily, Every, Schedule, next_run
 from bot.errors.grouping import ErrorGroup, group_occurrences, read_occurrences
 from bot.errors.records import RecordBatch
-from bot.store.models import AlertThread, DigestRun, Subscription
+from bot.store.models import AlertThread, DigestRun, FinishedRun, Subscription
 from bot.usecases.query import ErrorSource, fetch_errors
 from bot.usecases.results import LookupFailure
 
@@ -68,15 +68,15 @@ class DigestStore(Protocol):
         self, worker: str, now: datetime, lease_seconds: float, *, everything: bool = False
     ) -> list[Subscription]: ...
 
-    async def finish(
-        self, subscription_id: int, worker: str, *, next_run_at: datetime, succeeded: bool
-    ) -> bool: ...
+    async def finish_runs(self, worker: str, runs: Sequence[FinishedRun]) -> None: ...
 
     async def pause(self, subscription_id: int, reason: str) -> bool: ...
 
     async def set_outage_notified(self, subscription_id: int, value: bool) -> bool: ...
 
-    async def unreported(self, subscription_id: int, request_ids: Collection[str]) -> set[str]: ...
+    async def unreported_by_subscription(
+        self, subscription_ids: Collection[int], request_ids: Collection[str]
+    ) -> dict[int, set[str]]: ...
 
     async def mark_reported(
         self, subscription_id: int, records: Iterable[tuple[str, int]], now: datetime
@@ -91,8 +91,6 @@ class DigestStore(Protocol):
     async def create_alert_thread(self, thread: AlertThread) -> bool: ...
 
     async def update_alert_thread(self, thread: AlertThread) -> bool: ...
-
-    async def record_digest_run(self, run: DigestRun) -> None: ...
 
 
 @dataclass
@@ -144,6 +142,7 @@ async def run_digests(
         by_algorithm[subscription.algorithm].append(subscription)
     limit = asyncio.Semaphore(concurrency)
     channel_turns: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+    finished: list[FinishedRun] = []
 
     async def digest_algorithm(algorithm: str, subscriptions: list[Subscription]) -> None:
         async with limit:
@@ -153,13 +152,23 @@ async def run_digests(
                 )
             except LookupFailure as failure:
                 batch = failure
+        fresh: dict[int, set[str]] = {}
+        if not isinstance(batch, LookupFailure):
+            fresh = await store.unreported_by_subscription(
+                [s.id for s in subscriptions], [r.request_id for r in batch.records]
+            )
         for subscription in subscriptions:
             async with channel_turns[subscription.channel_id]:
-                await _run_one(
-                    store, notifier, subscription, batch, now=now, worker=worker, report=report
-                )
+                run = await _run_one(
+                    store, notifier, subscription, batch, fresh.get(subscription.id, set()),
+                    now=now, report=report,
+                )  # fmt: skip
+                finished.append(run)
 
-    await asyncio.gather(*(digest_algorithm(a, subs) for a, subs in by_algorithm.items()))
+    try:
+        await asyncio.gather(*(digest_algorithm(a, subs) for a, subs in by_algorithm.items()))
+    finally:  # one transaction for all: leases end, next runs set, runs recorded
+        await store.finish_runs(worker, finished)
     await store.prune_reported(int((now - REPORTED_KEPT).timestamp() * 1000))
     return report
 
@@ -169,12 +178,13 @@ async def _run_one(
     notifier: AlertNotifier,
     subscription: Subscription,
     batch: RecordBatch | LookupFailure,
+    fresh: set[str],
     *,
     now: datetime,
-    worker: str,
     report: DigestReport,
-) -> None:
-    """One subscription's run; whatever happens, its lease is released and the run recorded."""
+) -> FinishedRun:
+    """One subscription's run (`fresh`: the request ids it has not reported); whatever
+    happens, it ends in a `FinishedRun` that releases its lease."""
     outcome, detail, posted, succeeded = "ok", None, 0, True
     next_run_at = next_run(parse_schedule(subscription.schedule), subscription.timezone, now)
     try:
@@ -191,23 +201,21 @@ async def _run_one(
             if subscription.outage_notified:
                 await notifier.recovered(subscription)
                 await store.set_outage_notified(subscription.id, False)
-            posted = await _report_new(store, notifier, subscription, batch, now)
+            posted = await _report_new(store, notifier, subscription, batch, fresh, now)
     except ChannelGone as gone:
         succeeded, outcome, detail = False, "paused", gone.reason
         await store.pause(subscription.id, gone.reason)
     except Exception as error:  # the edge of one subscription's run: the others go on
         log.exception("digest of %s in %s failed", subscription.algorithm, subscription.channel_id)
         succeeded, outcome, detail = False, "error", f"{type(error).__name__}: {error}"
-    finally:
-        await store.finish(subscription.id, worker, next_run_at=next_run_at, succeeded=succeeded)
-        await store.record_digest_run(DigestRun(subscription.id, now, now, outcome, posted, detail))
     report.posted += posted
     if succeeded:
         report.ran.append(subscription.id)
     else:
-        report.failed[subscription.id] = (
-            f"{subscription.algorithm} in {subscription.channel_id}: {detail}"
-        )
+        where = f"{subscription.algorithm} in {subscription.channel_id}"
+        report.failed[subscription.id] = f"{where}: {detail}"
+    run = DigestRun(subscription.id, now, datetime.now(UTC), outcome, posted, detail)
+    return FinishedRun(run, next_run_at, succeeded)
 
 
 async def _report_new(
@@ -215,10 +223,10 @@ async def _report_new(
     notifier: AlertNotifier,
     subscription: Subscription,
     batch: RecordBatch,
+    fresh: set[str],
     now: datetime,
 ) -> int:
     """Post what this subscription has not reported yet; returns the actions carried out."""
-    fresh = await store.unreported(subscription.id, [r.request_id for r in batch.records])
     occurrences = [o for o in read_occurrences(batch.records) if o.record.request_id in fresh]
     groups = group_occurrences(occurrences)
     threads = {}
