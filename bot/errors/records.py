@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 DEFAULT_ERROR_TYPE = "AlgorithmError"
 """What the runtimes report when an algorithm sets no type; also used when the API gives none."""
@@ -28,9 +28,11 @@ _INTEGER_TEXT = re.compile(r"[+-]?\d+(?:\.0*)?")
 class ErrorRecord(BaseModel):
     """One failed execution of an algorithm."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Numbers in text fields become text inside pydantic-core; the rarer odd types (objects,
+    # booleans, null types) go through `_tolerant` (see `validate_records`).
+    model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True)
 
-    created_at: int
+    created_at: int = Field(strict=True)
     """Epoch milliseconds, as the API gives them."""
     request_id: str = Field(strict=True)
     error: str = Field(strict=True)
@@ -42,33 +44,42 @@ class ErrorRecord(BaseModel):
     billable_to: str | None = None
     worker: str | None = None
 
-    @field_validator("created_at", mode="before")
+    @field_validator("error_type")
     @classmethod
-    def _whole_number(cls, value: object) -> object:
-        if isinstance(value, bool):
-            raise ValueError("created_at must be a number, not a boolean")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
-            return int(value.strip().partition(".")[0])
-        raise ValueError("created_at must be a whole number of epoch milliseconds")
+    def _typed(cls, value: str) -> str:
+        """An empty or blank type is the default type."""
+        return value if value.strip() else DEFAULT_ERROR_TYPE
 
-    @field_validator(
-        "username", "algoname", "algoversion", "input", "billable_to", "worker", mode="before"
+
+_RECORDS = TypeAdapter(list[ErrorRecord])
+_OPTIONAL_TEXT = ("username", "algoname", "algoversion", "input", "billable_to", "worker")
+
+
+def _tolerant(item: object) -> object:
+    """A record whose fields are of unexpected JSON types, brought to the expected ones where
+    that loses nothing; what cannot be (no `error`, a fractional time) stays invalid."""
+    if not isinstance(item, dict):
+        return item
+    fixed = dict(item)
+    for name in _OPTIONAL_TEXT:
+        if name in fixed:
+            fixed[name] = _as_text(fixed[name])
+    error_type = _as_text(fixed.get("error_type"))
+    fixed["error_type"] = (
+        error_type if isinstance(error_type, str) and error_type.strip() else DEFAULT_ERROR_TYPE
     )
-    @classmethod
-    def _optional_text(cls, value: object) -> object:
-        return _as_text(value)
+    fixed["created_at"] = _whole_number(fixed.get("created_at"))
+    return fixed
 
-    @field_validator("error_type", mode="before")
-    @classmethod
-    def _error_type(cls, value: object) -> object:
-        text = _as_text(value)
-        if text is None or (isinstance(text, str) and not text.strip()):
-            return DEFAULT_ERROR_TYPE
-        return text
+
+def _whole_number(value: object) -> object:
+    """Epoch ms given as an integral float or a numeric string; anything else unchanged (and
+    refused by the strict field), booleans included."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
+        return int(value.strip().partition(".")[0])
+    return value
 
 
 def _as_text(value: object) -> object:
@@ -92,12 +103,20 @@ class RecordBatch:
 
 
 def validate_records(items: list[Any]) -> RecordBatch:
-    """Validate each item of a response array; skip (and count) the ones that do not fit."""
-    records: list[ErrorRecord] = []
-    skipped = 0
-    for item in items:
-        try:
-            records.append(ErrorRecord.model_validate(item))
-        except ValidationError:
-            skipped += 1
-    return RecordBatch(tuple(records), skipped)
+    """Validate the items of a response array; skip (and count) the ones that do not fit.
+
+    Well-formed responses are validated in one call into pydantic-core; only when that fails
+    is each item tried alone, and then in its tolerant form."""
+    try:
+        records = _RECORDS.validate_python(items)
+    except ValidationError:
+        records = []
+        for item in items:
+            try:
+                records.append(ErrorRecord.model_validate(item))
+            except ValidationError:
+                try:
+                    records.append(ErrorRecord.model_validate(_tolerant(item)))
+                except ValidationError:
+                    continue
+    return RecordBatch(tuple(records), len(items) - len(records))
