@@ -119,7 +119,7 @@ def build_bot(
 @asynccontextmanager
 async def cluster_http() -> AsyncIterator[httpx.AsyncClient]:
     """The process's one HTTP client toward the cluster (connection reuse, bounded pool)."""
-    limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
+    limits = httpx.Limits(max_connections=20, max_keepalive_connections=20)
     async with httpx.AsyncClient(
         timeout=default_timeout(), limits=limits, follow_redirects=True
     ) as http:

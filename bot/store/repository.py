@@ -21,7 +21,19 @@ from typing import Any, Final, Self
 import asyncpg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import CursorResult, Row, Table, delete, event, or_, select, text, update
+from sqlalchemy import (
+    CursorResult,
+    Row,
+    Table,
+    bindparam,
+    case,
+    delete,
+    event,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import (
@@ -283,20 +295,26 @@ class Store:
         if not runs:
             return
         column = subscriptions.c
+        ending = (
+            update(subscriptions)
+            .where(column.id == bindparam("sid"), column.lease_owner == worker)
+            .values(
+                next_run_at=bindparam("next_run"),
+                consecutive_failures=case(
+                    (bindparam("ok"), 0), else_=column.consecutive_failures + 1
+                ),
+                lease_owner=None,
+                lease_until=None,
+            )
+        )
         async with self._transaction() as connection:
-            for finished in runs:
-                await connection.execute(
-                    update(subscriptions)
-                    .where(column.id == finished.run.subscription_id, column.lease_owner == worker)
-                    .values(
-                        next_run_at=finished.next_run_at,
-                        consecutive_failures=(
-                            0 if finished.succeeded else column.consecutive_failures + 1
-                        ),
-                        lease_owner=None,
-                        lease_until=None,
-                    )
-                )
+            await connection.execute(
+                ending,
+                [
+                    {"sid": f.run.subscription_id, "next_run": f.next_run_at, "ok": f.succeeded}
+                    for f in runs
+                ],
+            )
             ids = [finished.run.subscription_id for finished in runs]
             present = set(
                 (await connection.execute(select(column.id).where(column.id.in_(ids)))).scalars()

@@ -227,8 +227,9 @@ async def _report_new(
     now: datetime,
 ) -> int:
     """Post what this subscription has not reported yet; returns the actions carried out."""
-    occurrences = [o for o in read_occurrences(batch.records) if o.record.request_id in fresh]
-    groups = group_occurrences(occurrences)
+    if not fresh:
+        return 0
+    groups = group_occurrences(read_occurrences(r for r in batch.records if r.request_id in fresh))
     threads = {}
     for group in groups:
         thread = await store.get_alert_thread(

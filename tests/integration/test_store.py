@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.store.exceptions import InvalidDatabaseUrl, StoreUnavailable
-from bot.store.models import AlertState, AlertThread, DigestRun, Subscription
+from bot.store.models import AlertState, AlertThread, DigestRun, FinishedRun, Subscription
 from bot.store.repository import MIGRATIONS, Store
 from bot.store.schema import VERSION_TABLE, metadata
 
@@ -704,3 +704,39 @@ async def test_claim_due_takes_every_due_subscription_once(store: Store) -> None
     everything = await store.claim_due("w3", NOW, 60, everything=True)
     assert [s.id for s in everything] == [later.id]  # the others are leased
     assert await store.claim_due("w4", NOW + timedelta(seconds=61), 60) != []  # leases expire
+
+
+async def test_unreported_by_subscription_reads_several_at_once(store: Store) -> None:
+    one = await store.upsert_subscription("C1", "acme/x", "every:15m", "UTC", "U1", NOW, NOW)
+    two = await store.upsert_subscription("C2", "acme/x", "every:15m", "UTC", "U1", NOW, NOW)
+    await store.mark_reported(one.id, [("req-a", 1), ("req-b", 2)], NOW)
+    await store.mark_reported(two.id, [("req-b", 2)], NOW)
+    fresh = await store.unreported_by_subscription([one.id, two.id], ["req-a", "req-b", "req-c"])
+    assert fresh == {one.id: {"req-c"}, two.id: {"req-a", "req-c"}}
+    assert await store.unreported_by_subscription([], ["req-a"]) == {}
+
+
+async def test_finish_runs_ends_leases_and_records_runs_in_one_go(store: Store) -> None:
+    subs = [
+        await store.upsert_subscription(f"C{n}", "acme/x", "every:15m", "UTC", "U1", NOW, NOW)
+        for n in range(3)
+    ]
+    assert [s.id for s in await store.claim_due("w1", NOW, 60)] == [s.id for s in subs]
+    later = NOW + timedelta(minutes=15)
+    runs = [
+        FinishedRun(DigestRun(subs[0].id, NOW, NOW, "ok", 2, None), later, True),
+        FinishedRun(DigestRun(subs[1].id, NOW, NOW, "cluster_failed", 0, "503"), later, False),
+    ]
+    await store.remove_subscription("C2", "acme/x")  # gone meanwhile: nothing kept for it
+    await store.finish_runs("w1", [*runs, FinishedRun(
+        DigestRun(subs[2].id, NOW, NOW, "ok", 0, None), later, True)])  # fmt: skip
+    first = await store.get_subscription(subs[0].id)
+    failed = await store.get_subscription(subs[1].id)
+    assert first is not None
+    assert failed is not None
+    assert (first.next_run_at, first.consecutive_failures) == (later, 0)
+    assert failed.consecutive_failures == 1
+    assert await store.claim(subs[0].id, "w2", later, 60)  # the lease was released
+    assert [r.outcome for r in await store.recent_digest_runs(subs[1].id, 5)] == ["cluster_failed"]
+    assert await store.get_subscription(subs[2].id) is None
+    await store.finish_runs("w1", [])  # nothing to do
