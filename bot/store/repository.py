@@ -370,24 +370,22 @@ class Store:
                 reported.update((await connection.execute(statement)).scalars())
         return set(wanted) - reported
 
-    async def unreported_by_subscription(
-        self, subscription_ids: Collection[int], request_ids: Collection[str]
+    async def reported_by_subscription(
+        self, subscription_ids: Collection[int]
     ) -> dict[int, set[str]]:
-        """`unreported` for several subscriptions of one algorithm, in one query per chunk."""
-        wanted = list(dict.fromkeys(request_ids))
+        """Every request id each subscription has reported (pruning keeps this to about the
+        API's window): one read at the start of a digest run instead of one per algorithm."""
         reported: dict[int, set[str]] = {sid: set() for sid in subscription_ids}
-        if not reported:
-            return {}
+        ids = list(reported)
         column = reported_records.c
         async with self._reading() as connection:
-            for start in range(0, len(wanted), _IN_CHUNK):
+            for start in range(0, len(ids), _IN_CHUNK):
                 statement = select(column.subscription_id, column.request_id).where(
-                    column.subscription_id.in_(list(reported)),
-                    column.request_id.in_(wanted[start : start + _IN_CHUNK]),
+                    column.subscription_id.in_(ids[start : start + _IN_CHUNK])
                 )
                 for row in await connection.execute(statement):
                     reported[row.subscription_id].add(row.request_id)
-        return {sid: set(wanted) - seen for sid, seen in reported.items()}
+        return reported
 
     async def mark_reported(
         self, subscription_id: int, records: Iterable[tuple[str, int]], now: datetime

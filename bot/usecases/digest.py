@@ -74,8 +74,8 @@ class DigestStore(Protocol):
 
     async def set_outage_notified(self, subscription_id: int, value: bool) -> bool: ...
 
-    async def unreported_by_subscription(
-        self, subscription_ids: Collection[int], request_ids: Collection[str]
+    async def reported_by_subscription(
+        self, subscription_ids: Collection[int]
     ) -> dict[int, set[str]]: ...
 
     async def mark_reported(
@@ -137,6 +137,7 @@ async def run_digests(
     """
     claimed = await store.claim_due(worker, now, lease_seconds, everything=everything)
     report = DigestReport()
+    reported = await store.reported_by_subscription([s.id for s in claimed])
     by_algorithm: dict[str, list[Subscription]] = defaultdict(list)
     for subscription in claimed:
         by_algorithm[subscription.algorithm].append(subscription)
@@ -152,15 +153,11 @@ async def run_digests(
                 )
             except LookupFailure as failure:
                 batch = failure
-        fresh: dict[int, set[str]] = {}
-        if not isinstance(batch, LookupFailure):
-            fresh = await store.unreported_by_subscription(
-                [s.id for s in subscriptions], [r.request_id for r in batch.records]
-            )
+        ids = set() if isinstance(batch, LookupFailure) else {r.request_id for r in batch.records}
         for subscription in subscriptions:
             async with channel_turns[subscription.channel_id]:
                 run = await _run_one(
-                    store, notifier, subscription, batch, fresh.get(subscription.id, set()),
+                    store, notifier, subscription, batch, ids - reported[subscription.id],
                     now=now, report=report,
                 )  # fmt: skip
                 finished.append(run)

@@ -706,14 +706,15 @@ async def test_claim_due_takes_every_due_subscription_once(store: Store) -> None
     assert await store.claim_due("w4", NOW + timedelta(seconds=61), 60) != []  # leases expire
 
 
-async def test_unreported_by_subscription_reads_several_at_once(store: Store) -> None:
+async def test_reported_by_subscription_reads_several_at_once(store: Store) -> None:
     one = await store.upsert_subscription("C1", "acme/x", "every:15m", "UTC", "U1", NOW, NOW)
     two = await store.upsert_subscription("C2", "acme/x", "every:15m", "UTC", "U1", NOW, NOW)
+    three = await store.upsert_subscription("C3", "acme/x", "every:15m", "UTC", "U1", NOW, NOW)
     await store.mark_reported(one.id, [("req-a", 1), ("req-b", 2)], NOW)
     await store.mark_reported(two.id, [("req-b", 2)], NOW)
-    fresh = await store.unreported_by_subscription([one.id, two.id], ["req-a", "req-b", "req-c"])
-    assert fresh == {one.id: {"req-c"}, two.id: {"req-a", "req-c"}}
-    assert await store.unreported_by_subscription([], ["req-a"]) == {}
+    reported = await store.reported_by_subscription([one.id, two.id, three.id])
+    assert reported == {one.id: {"req-a", "req-b"}, two.id: {"req-b"}, three.id: set()}
+    assert await store.reported_by_subscription([]) == {}
 
 
 async def test_finish_runs_ends_leases_and_records_runs_in_one_go(store: Store) -> None:
