@@ -7,7 +7,9 @@ The sample cluster runs in its own process (`standins.py`); the run is the bot's
 already seen the records (as after `subscribe`), so the run measures fetching, reading and the
 store, not Slack's pacing.
 
-    .venv/bin/python bench/digest_run.py
+    .venv/bin/python bench/digest_run.py            # wall time, requests, max RSS
+    .venv/bin/python bench/digest_run.py --memory   # peak allocations (tracemalloc: slower)
+    .venv/bin/python bench/digest_run.py --profile  # where the time goes
 """
 
 from __future__ import annotations
