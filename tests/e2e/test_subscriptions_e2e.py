@@ -3,11 +3,17 @@ mute from Slack, a restart, unsubscribe. Digests run through the scheduler's own
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import sys
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.store.repository import Store
 from bot.testing.harness import API_KEY, RunningBot, running_bot
 from bot.testing.sample_cluster import SampleCluster, fresh_record
 from bot.testing.slack_stand_in import PostedMessage, SlackStandIn
@@ -202,3 +208,52 @@ async def test_digest_once_from_the_command_line(tmp_path: Path) -> None:
         assert "failed: acme/image_tagger in C_GENERAL" in err
         code, _, err = await run_cli(tmp_path, env, "digest", "--all")
         assert (code, err.strip()) == (2, "error: --all goes with --once")
+
+
+async def _serve_for(
+    env: dict[str, str], *args: str, slack: SlackStandIn, until: Any, seconds: float
+) -> None:
+    """Run `algo-errors-bot serve ARGS` until `until(slack)` holds or `seconds` pass, then
+    SIGTERM (an orderly exit, 0)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", "0", *args,
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        with contextlib.suppress(AssertionError):  # timing out is an answer too
+            await slack.wait_for(until, timeout=seconds)
+    finally:
+        process.terminate()
+        _, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+
+
+async def test_serve_runs_digests_on_its_scheduler_unless_told_not_to(tmp_path: Path) -> None:
+    database = tmp_path / "bot.db"
+    async with (
+        SampleCluster(authorization=f"Simple {API_KEY}") as cluster,
+        SlackStandIn() as slack,
+    ):
+        cluster.load_sample()
+        async with running_bot(database=database, cluster=cluster, slack=slack) as bot:
+            await bot.command("subscribe acme/image_tagger every:1m")
+            await slack.wait_for(lambda s: len(s.messages) == 1)
+        async with await Store.open(f"sqlite:///{database}") as store:  # make it due now
+            past = datetime.now(UTC) - timedelta(minutes=1)
+            await store.upsert_subscription(
+                CHANNEL, "acme/image_tagger", "every:1m", "Europe/Berlin", "U_ALICE", past, past
+            )
+        cluster.append_records("acme", "image_tagger", _kinds(1))
+        env = {
+            "ALGORITHMIA_API_URL": cluster.base_url, "ALGORITHMIA_API_KEY": API_KEY,
+            "SLACK_BOT_TOKEN": "xoxb-serve", "SLACK_SIGNING_SECRET": "s",
+            "SLACK_API_URL": slack.base_url, "DATABASE_URL": f"sqlite:///{database}",
+            "DIGEST_TICK_SECONDS": "1",
+        }  # fmt: skip
+        await _serve_for(
+            env, "--no-scheduler", slack=slack, until=lambda s: len(s.messages) > 1, seconds=4
+        )
+        assert len(slack.messages) == 1  # the listener alone posts no digest
+        await _serve_for(env, slack=slack, until=lambda s: len(_alerts(s)) == 1, seconds=20)
+        assert len(_alerts(slack)) == 1  # the scheduler's first tick ran the due digest

@@ -496,15 +496,19 @@ async def main(url: str, worker: str) -> None:
         while line := await asyncio.to_thread(sys.stdin.readline):
             subscription_id, claim_at = line.split()
             await asyncio.sleep(max(0.0, float(claim_at) - time.time()))
-            won = await store.claim(int(subscription_id), worker, datetime.now(UTC), 60)
+            if subscription_id == "due":  # the bulk claim a digest run makes
+                won = bool(await store.claim_due(worker, datetime.now(UTC), 60))
+            else:
+                won = await store.claim(int(subscription_id), worker, datetime.now(UTC), 60)
             print("won" if won else "lost", flush=True)
 
 asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 
+@pytest.mark.parametrize("bulk", [False, True], ids=["claim", "claim_due"])
 async def test_processes_claiming_one_subscription_at_the_same_moment_make_one_winner(
-    database_url: str,
+    database_url: str, bulk: bool
 ) -> None:
     async with await Store.open(database_url) as store:
         processes = [
@@ -530,7 +534,8 @@ async def test_processes_claiming_one_subscription_at_the_same_moment_make_one_w
                 claim_at = time.time() + 0.2
                 for process in processes:
                     assert process.stdin is not None
-                    process.stdin.write(f"{subscription.id} {claim_at}\n".encode())
+                    target = "due" if bulk else subscription.id
+                    process.stdin.write(f"{target} {claim_at}\n".encode())
                     await process.stdin.drain()
                 answers = []
                 for process in processes:

@@ -121,3 +121,13 @@ async def test_the_channel_hears_what_will_happen(store: Store) -> None:
     listed = blocks.subscription_list(await list_subscriptions(store, "C1"))
     assert "*acme/image_tagger*: `every:15m` (UTC) · next <!date^" in str(listed.blocks)
     assert "no subscriptions" in blocks.subscription_list([]).text
+
+
+async def test_list_shows_why_a_subscription_is_paused(store: Store) -> None:
+    done = await subscribe(store, FakeCluster([]), Subscribe(ACME), channel_id="C1",
+                           user_id="U1", user_timezone=None, now=NOW)  # fmt: skip
+    await store.pause(done.subscription.id, "the channel is archived")
+    listed = blocks.subscription_list(await list_subscriptions(store, "C1"))
+    line = str(listed.blocks)
+    assert "paused: the channel is archived" in line
+    assert "next <!date^" not in line
