@@ -114,10 +114,12 @@ def main() -> None:
     )
     print(f"cluster requests: {counts['cluster_requests']} (target exactly {ALGORITHMS})")
     maxrss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"peak memory: {peak / 2**20:.1f} MiB allocated by Python during the run; "
-        f"process max RSS {maxrss_mib:.0f} MiB"
+    traced = (
+        f"{peak / 2**20:.1f} MiB allocated by Python during the run"
+        if TRACE_MEMORY
+        else "run with --memory for the allocations during the run"
     )
+    print(f"peak memory: process max RSS {maxrss_mib:.0f} MiB; {traced}")
 
 
 if __name__ == "__main__":
