@@ -15,14 +15,15 @@ from slack_sdk.errors import SlackApiError
 from bot.digest.plan import DigestAction, Kind
 from bot.errors.grouping import ErrorGroup
 from bot.slack import blocks
-from bot.slack.service import CannotPost, SlackPoster
+from bot.slack.service import SEND_FAILURES, CannotPost, SlackPoster
 from bot.store.models import AlertThread, Subscription
-from bot.usecases.digest import ChannelGone
+from bot.usecases.digest import AlertGone, ChannelGone
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _GONE = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
+_ALERT_GONE = frozenset({"thread_not_found", "message_not_found"})
 
 
 async def _in_channel(call: Awaitable[T]) -> T:
@@ -34,6 +35,8 @@ async def _in_channel(call: Awaitable[T]) -> T:
         code = str(error.response.get("error", ""))
         if code in _GONE:
             raise ChannelGone(code) from error
+        if code in _ALERT_GONE:
+            raise AlertGone(code) from error
         raise
 
 
@@ -60,10 +63,8 @@ class SlackAlertNotifier:
         parent = blocks.alert_parent(thread, regressed=regression)
         try:
             await self._poster.update(thread.channel_id, thread.parent_ts, parent)
-        except SlackApiError as error:  # e.g. the alert was deleted: the thread still got news
-            log.warning(
-                "could not update alert %s: %s", thread.parent_ts, error.response.get("error")
-            )
+        except SEND_FAILURES as error:  # the reply went out: the news are told, not lost
+            log.warning("could not update alert %s: %s", thread.parent_ts, error)
 
     async def outage(self, subscription: Subscription, detail: str) -> None:
         message = blocks.cluster_outage(subscription.algorithm, detail)

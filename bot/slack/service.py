@@ -32,7 +32,7 @@ _REFUSALS = {
     "restricted_action_thread_only_channel": "the channel only takes replies in threads",
 }
 """Slack's refusals that no retry or invitation can fix, in words a user understands."""
-_SEND_FAILURES = (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError)
+SEND_FAILURES = (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError)
 """What one Web API call can raise: an `ok: false` answer, a transport or a timeout error."""
 
 
@@ -161,7 +161,7 @@ class SlackPoster:
         for group in groups:
             try:
                 await self.post_group(channel, parent_ts, group)
-            except _SEND_FAILURES as error:
+            except SEND_FAILURES as error:
                 log.error("reply %s in %s refused: %s", group.fingerprint, channel, error)
                 continue
             posted += 1
@@ -205,7 +205,7 @@ class SlackPoster:
                 initial_comment=comment,
                 **extra,
             )
-        except _SEND_FAILURES as error:
+        except SEND_FAILURES as error:
             log.warning("could not attach %s in %s: %s", filename, channel, error)
 
 

@@ -42,6 +42,12 @@ class AlertState(enum.StrEnum):
     MUTED = "muted"
 
 
+ALERT_COUNTERS = ("count", "versions", "first_seen_ms", "last_seen_ms", "error_type", "headline")
+"""What a digest changes on an alert thread."""
+ALERT_STATE = ("state", "muted_until", "state_changed_by", "state_changed_at")
+"""What resolve, mute and reopen (and a regression or the end of a mute) change."""
+
+
 @dataclass(frozen=True, slots=True)
 class AlertThread:
     """One kind of error in one channel: its alert message (the parent) and what it has seen.

@@ -450,12 +450,18 @@ class Store:
         )
         return await self._changed(statement) == 1
 
-    async def update_alert_thread(self, thread: AlertThread) -> bool:
-        """Overwrite everything but the key of the thread's row; False when there is none."""
+    async def update_alert_thread(
+        self, thread: AlertThread, *, fields: Collection[str] | None = None
+    ) -> bool:
+        """Write the thread's row (all but the key, or only `fields`); False when there is
+        none. A digest writes the counters and a click the state, each only its own columns,
+        so one never reverts the other."""
         column = alert_threads.c
         values = _alert_thread_values(thread)
         for key in ("channel_id", "algorithm", "fingerprint"):
             del values[key]
+        if fields is not None:
+            values = {name: value for name, value in values.items() if name in fields}
         statement = (
             update(alert_threads)
             .where(
@@ -464,6 +470,17 @@ class Store:
                 column.fingerprint == thread.fingerprint,
             )
             .values(**values)
+        )
+        return await self._changed(statement) == 1
+
+    async def renew_lease(self, subscription_id: int, worker: str, until: datetime) -> bool:
+        """Extend `worker`'s lease before another post; False when it no longer holds it (it
+        expired and someone took over, or the subscription was removed): stop then."""
+        column = subscriptions.c
+        statement = (
+            update(subscriptions)
+            .where(column.id == subscription_id, column.lease_owner == worker)
+            .values(lease_until=until)
         )
         return await self._changed(statement) == 1
 

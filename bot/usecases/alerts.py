@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.store.models import AlertState, AlertThread
+from bot.store.models import ALERT_STATE, AlertState, AlertThread
 
 MUTE_FOR: dict[str, timedelta | None] = {
     "1h": timedelta(hours=1),
@@ -22,7 +23,9 @@ class AlertStore(Protocol):
         self, channel_id: str, algorithm: str, fingerprint: str
     ) -> AlertThread | None: ...
 
-    async def update_alert_thread(self, thread: AlertThread) -> bool: ...
+    async def update_alert_thread(
+        self, thread: AlertThread, *, fields: Collection[str] | None = None
+    ) -> bool: ...
 
 
 def resolved(thread: AlertThread, user: str, now: datetime) -> AlertThread:
@@ -72,5 +75,5 @@ async def change_alert(
         changed = reopened(thread, user, now)
     else:
         return None
-    await store.update_alert_thread(changed)
+    await store.update_alert_thread(changed, fields=ALERT_STATE)  # a digest's counters stay
     return changed

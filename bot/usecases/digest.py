@@ -18,9 +18,16 @@ from bot.digest.plan import DigestAction, Kind, plan_digest
 from bot.digest.schedule import Daily, Every, Schedule, next_run
 from bot.errors.grouping import ErrorGroup, group_occurrences, read_occurrences
 from bot.errors.records import RecordBatch
-from bot.store.models import AlertThread, DigestRun, FinishedRun, Subscription
+from bot.store.models import (
+    ALERT_COUNTERS,
+    ALERT_STATE,
+    AlertThread,
+    DigestRun,
+    FinishedRun,
+    Subscription,
+)
 from bot.usecases.query import ErrorSource, fetch_errors
-from bot.usecases.results import LookupFailure
+from bot.usecases.results import FailureKind, LookupFailure
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +37,14 @@ RETRY_BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=1
 """When a run could not reach the cluster: retried at the next ticks, backing off."""
 REPORTED_KEPT = timedelta(days=8)
 """The API's 7-day window plus a day: older reported ids can never come back."""
+
+
+class AlertGone(Exception):
+    """The alert message of a thread is gone from Slack (deleted): its news need a new one."""
+
+
+class LeaseLost(Exception):
+    """Another worker took this subscription over (the lease expired) or it was removed."""
 
 
 class ChannelGone(Exception):
@@ -90,7 +105,11 @@ class DigestStore(Protocol):
 
     async def create_alert_thread(self, thread: AlertThread) -> bool: ...
 
-    async def update_alert_thread(self, thread: AlertThread) -> bool: ...
+    async def update_alert_thread(
+        self, thread: AlertThread, *, fields: Collection[str] | None = None
+    ) -> bool: ...
+
+    async def renew_lease(self, subscription_id: int, worker: str, until: datetime) -> bool: ...
 
 
 @dataclass
@@ -137,13 +156,18 @@ async def run_digests(
     """
     claimed = await store.claim_due(worker, now, lease_seconds, everything=everything)
     report = DigestReport()
-    reported = await store.reported_by_subscription([s.id for s in claimed])
+    finished: list[FinishedRun] = []
+    try:
+        reported = await store.reported_by_subscription([s.id for s in claimed])
+    except Exception:
+        await store.finish_runs(worker, [])  # nothing ran; the leases expire
+        raise
+    lease = _Lease(store, worker, timedelta(seconds=lease_seconds))
     by_algorithm: dict[str, list[Subscription]] = defaultdict(list)
     for subscription in claimed:
         by_algorithm[subscription.algorithm].append(subscription)
     limit = asyncio.Semaphore(concurrency)
     channel_turns: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-    finished: list[FinishedRun] = []
 
     async def digest_algorithm(algorithm: str, subscriptions: list[Subscription]) -> None:
         async with limit:
@@ -153,12 +177,15 @@ async def run_digests(
                 )
             except LookupFailure as failure:
                 batch = failure
+            except Exception as error:  # a bug or a stored name that no longer parses
+                log.exception("fetching %s failed", algorithm)
+                batch = LookupFailure(FailureKind.BAD_RESPONSE, algorithm, str(error))
         ids = set() if isinstance(batch, LookupFailure) else {r.request_id for r in batch.records}
         for subscription in subscriptions:
             async with channel_turns[subscription.channel_id]:
                 run = await _run_one(
                     store, notifier, subscription, batch, ids - reported[subscription.id],
-                    now=now, report=report,
+                    now=now, report=report, lease=lease,
                 )  # fmt: skip
                 finished.append(run)
 
@@ -179,12 +206,14 @@ async def _run_one(
     *,
     now: datetime,
     report: DigestReport,
+    lease: _Lease,
 ) -> FinishedRun:
     """One subscription's run (`fresh`: the request ids it has not reported); whatever
     happens, it ends in a `FinishedRun` that releases its lease."""
     outcome, detail, posted, succeeded = "ok", None, 0, True
-    next_run_at = next_run(parse_schedule(subscription.schedule), subscription.timezone, now)
+    next_run_at = retry_at(subscription.consecutive_failures, now)
     try:
+        next_run_at = next_run(parse_schedule(subscription.schedule), subscription.timezone, now)
         if isinstance(batch, LookupFailure):
             succeeded, outcome, detail = False, "cluster_failed", str(batch)
             next_run_at = min(next_run_at, retry_at(subscription.consecutive_failures, now))
@@ -198,7 +227,9 @@ async def _run_one(
             if subscription.outage_notified:
                 await notifier.recovered(subscription)
                 await store.set_outage_notified(subscription.id, False)
-            posted = await _report_new(store, notifier, subscription, batch, fresh, now)
+            posted = await _report_new(store, notifier, subscription, batch, fresh, now, lease)
+    except LeaseLost:
+        outcome, detail = "lease_lost", "another worker took over, or it was unsubscribed"
     except ChannelGone as gone:
         succeeded, outcome, detail = False, "paused", gone.reason
         await store.pause(subscription.id, gone.reason)
@@ -215,6 +246,19 @@ async def _run_one(
     return FinishedRun(run, next_run_at, succeeded)
 
 
+class _Lease:
+    """Keeps a subscription's lease alive while its run posts (pacing and rate limits can make
+    a run outlast the first lease); says when it was lost."""
+
+    def __init__(self, store: DigestStore, worker: str, length: timedelta) -> None:
+        self._store, self._worker, self._length = store, worker, length
+
+    async def renew(self, subscription_id: int) -> None:
+        until = datetime.now(UTC) + self._length
+        if not await self._store.renew_lease(subscription_id, self._worker, until):
+            raise LeaseLost
+
+
 async def _report_new(
     store: DigestStore,
     notifier: AlertNotifier,
@@ -222,26 +266,84 @@ async def _report_new(
     batch: RecordBatch,
     fresh: set[str],
     now: datetime,
+    lease: _Lease,
 ) -> int:
-    """Post what this subscription has not reported yet; returns the actions carried out."""
+    """Post what this subscription has not reported yet; returns the actions carried out.
+
+    Before each action the lease is renewed (or the run stops) and the alert thread read
+    again, so a click meanwhile is taken into account; a record counts as reported as soon
+    as Slack confirmed the message that tells of it."""
     if not fresh:
         return 0
     groups = group_occurrences(read_occurrences(r for r in batch.records if r.request_id in fresh))
+    channel, algorithm = subscription.channel_id, subscription.algorithm
     threads = {}
     for group in groups:
-        thread = await store.get_alert_thread(
-            subscription.channel_id, subscription.algorithm, group.fingerprint
-        )
+        thread = await store.get_alert_thread(channel, algorithm, group.fingerprint)
         if thread is not None:
             threads[group.fingerprint] = thread
-    actions = plan_digest(subscription.channel_id, subscription.algorithm, groups, threads, now)
-    for action in actions:
-        if action.kind is Kind.NEW_ALERT:
-            parent_ts = await notifier.new_alert(subscription.channel_id, action.thread)
-            await store.create_alert_thread(replace(action.thread, parent_ts=parent_ts))
-            await notifier.first_reply(subscription.channel_id, parent_ts, action.group)
-        else:
-            await notifier.thread_news(action)
-            await store.update_alert_thread(action.thread)
-        await store.mark_reported(subscription.id, action.reported, now)
-    return len(actions)
+    planned = plan_digest(channel, algorithm, groups, threads, now)
+    for action in planned:
+        await lease.renew(subscription.id)
+        if action.kind is not Kind.NEW_ALERT:
+            current = await store.get_alert_thread(channel, algorithm, action.group.fingerprint)
+            if current is not None:
+                known = {current.fingerprint: current}
+                (action,) = plan_digest(channel, algorithm, [action.group], known, now)
+        try:
+            await _carry_out(store, notifier, subscription, action, now)
+        except AlertGone:  # the alert message was deleted: the news get a new one
+            await _new_alert(
+                store,
+                notifier,
+                subscription,
+                replace(action, kind=Kind.NEW_ALERT),
+                now,
+                exists=True,
+            )
+    return len(planned)
+
+
+async def _carry_out(
+    store: DigestStore,
+    notifier: AlertNotifier,
+    subscription: Subscription,
+    action: DigestAction,
+    now: datetime,
+) -> None:
+    if action.kind is Kind.NEW_ALERT:
+        await _new_alert(store, notifier, subscription, action, now, exists=False)
+        return
+    await notifier.thread_news(action)
+    await store.update_alert_thread(action.thread, fields=ALERT_COUNTERS)
+    if action.kind is Kind.REGRESSION or action.mute_ended:
+        await store.update_alert_thread(action.thread, fields=ALERT_STATE)
+    await store.mark_reported(subscription.id, action.reported, now)
+
+
+async def _new_alert(
+    store: DigestStore,
+    notifier: AlertNotifier,
+    subscription: Subscription,
+    action: DigestAction,
+    now: datetime,
+    *,
+    exists: bool,
+) -> None:
+    """Post the alert, keep its `ts`, count its records reported, then its first reply (best
+    effort: if that fails, the records must not come back as a second alert)."""
+    parent_ts = await notifier.new_alert(subscription.channel_id, action.thread)
+    thread = replace(action.thread, parent_ts=parent_ts)
+    if exists:
+        await store.update_alert_thread(thread, fields=("parent_ts", *ALERT_COUNTERS))
+    else:
+        await store.create_alert_thread(thread)
+    await store.mark_reported(subscription.id, action.reported, now)
+    try:
+        await notifier.first_reply(subscription.channel_id, parent_ts, action.group)
+    except ChannelGone:
+        raise
+    except Exception:
+        log.exception(
+            "the first reply of alert %s in %s failed", parent_ts, subscription.channel_id
+        )

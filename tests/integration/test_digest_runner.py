@@ -18,9 +18,9 @@ from bot.digest.plan import DigestAction, Kind
 from bot.errors.grouping import ErrorGroup
 from bot.errors.records import ErrorRecord, RecordBatch
 from bot.slack.commands import Subscribe
-from bot.store.models import AlertState, AlertThread, Subscription
+from bot.store.models import ALERT_STATE, AlertState, AlertThread, Subscription
 from bot.store.repository import Store
-from bot.usecases.digest import ChannelGone, run_digests
+from bot.usecases.digest import AlertGone, ChannelGone, run_digests
 from bot.usecases.subscriptions import subscribe
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -203,3 +203,116 @@ async def test_two_runners_at_once_never_post_twice(store: Store) -> None:
         run_digests(store, cluster, notifier, now=at, worker="once"),
     )
     assert notifier.kinds().count("alert") == 10
+
+
+class FlakyNotifier(RecordingNotifier):
+    """A notifier whose calls can fail or act (a click, an unsubscribe) at chosen moments."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reply_fails = False
+        self.on_alert: Any = None
+        self.deleted: set[str] = set()
+
+    async def new_alert(self, channel_id: str, thread: AlertThread) -> str:
+        ts = await super().new_alert(channel_id, thread)
+        if self.on_alert is not None:
+            await self.on_alert()
+        return ts
+
+    async def first_reply(self, channel_id: str, parent_ts: str, group: ErrorGroup) -> None:
+        if self.reply_fails:
+            raise RuntimeError("Slack answered 500")
+        await super().first_reply(channel_id, parent_ts, group)
+
+    async def thread_news(self, action: DigestAction) -> None:
+        if action.thread.parent_ts in self.deleted:
+            raise AlertGone("thread_not_found")
+        await super().thread_news(action)
+
+
+async def test_a_failed_first_reply_never_brings_the_error_back_as_news(store: Store) -> None:
+    cluster, notifier = FakeCluster(), FlakyNotifier()
+    await _subscribe(store, cluster)
+    cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
+    notifier.reply_fails = True
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=15))
+    notifier.reply_fails = False
+    report = await _run(store, cluster, notifier, T0 + timedelta(minutes=30))
+    assert notifier.kinds() == ["alert"]
+    assert report.posted == 0
+    thread = await store.get_alert_thread("C1", "acme/image_tagger", notifier.said[0][2])
+    assert thread is not None
+    assert thread.count == 1
+
+
+async def test_unsubscribing_during_a_run_stops_it(store: Store) -> None:
+    cluster, notifier = FakeCluster(), FlakyNotifier()
+    await _subscribe(store, cluster)
+    cluster.records["acme/image_tagger"] = [_record(1, BOOM), _record(2, BANG)]
+
+    async def unsubscribe() -> None:
+        await store.remove_subscription("C1", "acme/image_tagger")
+
+    notifier.on_alert = unsubscribe
+    report = await _run(store, cluster, notifier, T0 + timedelta(minutes=15))
+    assert notifier.kinds() == ["alert", "first_reply"]  # the second kind is not posted
+    assert report.failed == {}
+
+
+async def test_a_click_during_the_run_is_kept(store: Store) -> None:
+    cluster, notifier = FakeCluster(), FlakyNotifier()
+    await _subscribe(store, cluster)
+    cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=15))
+    fingerprint = notifier.said[0][2]
+
+    async def resolve() -> None:  # someone clicks Resolve while the run posts another alert
+        thread = await store.get_alert_thread("C1", "acme/image_tagger", fingerprint)
+        assert thread is not None
+        await store.update_alert_thread(
+            replace(thread, state=AlertState.RESOLVED, state_changed_by="U9"), fields=ALERT_STATE
+        )
+
+    notifier.on_alert = resolve
+    cluster.records["acme/image_tagger"] += [_record(2, BANG, 2), _record(3, BOOM, 1)]
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=30))
+    assert notifier.said[-1] == ("regression", "C1", fingerprint)  # it saw the click
+    thread = await store.get_alert_thread("C1", "acme/image_tagger", fingerprint)
+    assert thread is not None
+    assert (thread.count, thread.state) == (2, AlertState.OPEN)
+
+
+async def test_a_broken_subscription_does_not_stop_the_run_or_keep_its_lease(
+    store: Store,
+) -> None:
+    cluster, notifier = FakeCluster(), RecordingNotifier()
+    good = await _subscribe(store, cluster, "C1")
+    bad = await store.upsert_subscription(
+        "C2", "acme/image_tagger", "daily:09:00", "Mars/Olympus", "U1", T0, T0
+    )
+    cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
+    at = T0 + timedelta(minutes=15)
+    report = await _run(store, cluster, notifier, at)
+    assert good.id in report.ran
+    assert "Mars/Olympus" in report.failed[bad.id]
+    assert "alert" in notifier.kinds()
+    assert await store.claim(bad.id, "w2", at + timedelta(minutes=5), 60)  # lease released
+
+
+async def test_news_of_a_deleted_alert_get_a_new_alert(store: Store) -> None:
+    cluster, notifier = FakeCluster(), FlakyNotifier()
+    await _subscribe(store, cluster)
+    cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=15))
+    fingerprint = notifier.said[0][2]
+    first = await store.get_alert_thread("C1", "acme/image_tagger", fingerprint)
+    assert first is not None
+    notifier.deleted.add(first.parent_ts)
+    cluster.records["acme/image_tagger"].append(_record(2, BOOM))
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=30))
+    assert notifier.kinds() == ["alert", "first_reply", "alert", "first_reply"]
+    again = await store.get_alert_thread("C1", "acme/image_tagger", fingerprint)
+    assert again is not None
+    assert again.parent_ts != first.parent_ts
+    assert again.count == 2

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from bot.slack.blocks import MUTE_CHOICES
 from bot.slack.service import ChannelPacer
-from bot.store.models import AlertState, AlertThread
+from bot.store.models import ALERT_STATE, AlertState, AlertThread
 from bot.usecases.alerts import MUTE_FOR, change_alert
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -60,13 +61,19 @@ THREAD = AlertThread(
 class MemoryAlerts:
     def __init__(self, thread: AlertThread | None) -> None:
         self.thread = thread
+        self.fields: Collection[str] | None = None
 
     async def get_alert_thread(self, channel_id: str, algorithm: str, fingerprint: str
                                ) -> AlertThread | None:  # fmt: skip
         return self.thread
 
-    async def update_alert_thread(self, thread: AlertThread) -> bool:
-        self.thread = thread
+    async def update_alert_thread(
+        self, thread: AlertThread, *, fields: Collection[str] | None = None
+    ) -> bool:
+        assert self.thread is not None
+        changes = {f: getattr(thread, f) for f in fields} if fields else {}
+        self.thread = replace(self.thread, **changes) if fields else thread
+        self.fields = fields
         return True
 
 
@@ -87,6 +94,7 @@ async def test_resolve_mute_and_reopen() -> None:
     reopened = await change_alert(alerts, "C1", "acme/x", "f1", action="reopen", user="U3",
                                   now=NOW)  # fmt: skip
     assert reopened == replace(THREAD, state_changed_by="U3", state_changed_at=NOW)
+    assert alerts.fields == ALERT_STATE  # a click writes the state only, never the counters
 
 
 async def test_unknown_alerts_and_choices_change_nothing() -> None:
