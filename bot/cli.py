@@ -187,26 +187,45 @@ DIGEST_CONCURRENCY = 16
 """Cluster fetches in flight during one digest run."""
 
 
-def start_scheduler(tick: Callable[[], Awaitable[object]], every_s: int) -> AsyncIOScheduler:
-    """Run `tick` every `every_s` seconds: coalesced, never two at once, first one now."""
-    scheduler = AsyncIOScheduler(timezone=UTC)
+class DigestTicker:
+    """The digest scheduler: `tick` every `every_s` seconds, coalesced, never two at once, the
+    first one now; `stop()` lets a run in progress finish (its posts are counted only once
+    Slack confirmed them, so cutting it short would post them again next time)."""
 
-    async def guarded() -> None:
+    def __init__(self, tick: Callable[[], Awaitable[object]], every_s: int) -> None:
+        self._tick = tick
+        self._running = asyncio.Lock()
+        self._stopping = False
+        self._scheduler = AsyncIOScheduler(timezone=UTC)
+        self._scheduler.add_job(
+            self._guarded,
+            IntervalTrigger(seconds=every_s),
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=every_s,
+            next_run_time=datetime.now(UTC),
+        )
+        self._scheduler.start()
+
+    async def _guarded(self) -> None:
+        async with self._running:
+            if self._stopping:
+                return
+            try:
+                await self._tick()
+            except Exception:  # the edge of a scheduled job: log it, the next tick runs anyway
+                log.exception("digest tick failed")
+
+    async def stop(self, grace_s: float = 120) -> None:
+        # APScheduler's shutdown cancels a running job: let the run finish first.
+        self._stopping = True
+        self._scheduler.pause()
         try:
-            await tick()
-        except Exception:  # the edge of a scheduled job: log it, the next tick runs anyway
-            log.exception("digest tick failed")
-
-    scheduler.add_job(
-        guarded,
-        IntervalTrigger(seconds=every_s),
-        coalesce=True,
-        max_instances=1,
-        misfire_grace_time=every_s,
-        next_run_time=datetime.now(UTC),
-    )
-    scheduler.start()
-    return scheduler
+            async with asyncio.timeout(grace_s), self._running:
+                pass
+        except TimeoutError:
+            log.warning("a digest run was still going after %s s; its leases will expire", grace_s)
+        self._scheduler.shutdown(wait=False)
 
 
 async def serve(settings: Settings, host: str, port: int, *, scheduler: bool = True) -> None:
@@ -214,8 +233,8 @@ async def serve(settings: Settings, host: str, port: int, *, scheduler: bool = T
     async with cluster_http() as http, open_store(settings) as store:
         bot = build_bot(settings, http, store)
         await check_slack_token(bot)
-        ticking = (
-            start_scheduler(
+        ticker = (
+            DigestTicker(
                 lambda: digest_once(settings, store, http, bot), settings.digest_tick_seconds
             )
             if scheduler
@@ -224,8 +243,8 @@ async def serve(settings: Settings, host: str, port: int, *, scheduler: bool = T
         try:
             await _serve_slack(settings, bot, host, port)
         finally:
-            if ticking is not None:
-                ticking.shutdown(wait=False)
+            if ticker is not None:
+                await ticker.stop()
 
 
 async def _serve_slack(settings: Settings, bot: Bot, host: str, port: int) -> None:
@@ -264,13 +283,17 @@ async def digest_command(settings: Settings, *, once: bool, everything: bool) ->
             counts = f"{len(report.ran)} ran, {len(report.failed)} failed"
             print(f"digest: {counts}, {report.posted} posted")
             return EXIT_FAILED if report.failed else EXIT_OK
-        ticking = start_scheduler(
+        ticker = DigestTicker(
             lambda: digest_once(settings, store, http, bot), settings.digest_tick_seconds
         )
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
         try:
-            await asyncio.Event().wait()
+            await stopping.wait()
         finally:
-            ticking.shutdown(wait=False)
+            await ticker.stop()
     return EXIT_OK
 
 

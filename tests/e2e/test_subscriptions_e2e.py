@@ -210,13 +210,13 @@ async def test_digest_once_from_the_command_line(tmp_path: Path) -> None:
         assert (code, err.strip()) == (2, "error: --all goes with --once")
 
 
-async def _serve_for(
+async def _run_for(
     env: dict[str, str], *args: str, slack: SlackStandIn, until: Any, seconds: float
 ) -> None:
-    """Run `algo-errors-bot serve ARGS` until `until(slack)` holds or `seconds` pass, then
-    SIGTERM (an orderly exit, 0)."""
+    """Run `algo-errors-bot ARGS` until `until(slack)` holds or `seconds` pass, then SIGTERM
+    (an orderly exit, 0)."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", "0", *args,
+        sys.executable, "-m", "bot", *args,
         env={"PATH": os.environ.get("PATH", ""), **env},
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -251,9 +251,20 @@ async def test_serve_runs_digests_on_its_scheduler_unless_told_not_to(tmp_path: 
             "SLACK_API_URL": slack.base_url, "DATABASE_URL": f"sqlite:///{database}",
             "DIGEST_TICK_SECONDS": "1",
         }  # fmt: skip
-        await _serve_for(
-            env, "--no-scheduler", slack=slack, until=lambda s: len(s.messages) > 1, seconds=4
-        )
+        serve = ("serve", "--host", "127.0.0.1", "--port", "0")
+        await _run_for(
+            env, *serve, "--no-scheduler", slack=slack, until=lambda s: len(s.messages) > 1,
+            seconds=4,
+        )  # fmt: skip
         assert len(slack.messages) == 1  # the listener alone posts no digest
-        await _serve_for(env, slack=slack, until=lambda s: len(_alerts(s)) == 1, seconds=20)
+        await _run_for(env, *serve, slack=slack, until=lambda s: len(_alerts(s)) == 1, seconds=20)
         assert len(_alerts(slack)) == 1  # the scheduler's first tick ran the due digest
+        # The worker form: the scheduler alone.
+        async with await Store.open(f"sqlite:///{database}") as store:
+            past = datetime.now(UTC) - timedelta(minutes=1)
+            await store.upsert_subscription(
+                CHANNEL, "acme/image_tagger", "every:1m", "Europe/Berlin", "U_ALICE", past, past
+            )
+        cluster.append_records("acme", "image_tagger", [_fresh("rs-png-invalid-signature")])
+        await _run_for(env, "digest", slack=slack, until=lambda s: len(_alerts(s)) == 2, seconds=20)
+        assert len(_alerts(slack)) == 2
