@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
@@ -244,7 +245,14 @@ async def _user_timezone(client: AsyncWebClient, user: str) -> str | None:
         log.warning("users.info for %s failed: %s", user, error)
         return None
     zone = (answer.get("user") or {}).get("tz")
-    return str(zone) if zone else None
+    if not zone:
+        return None
+    try:
+        ZoneInfo(str(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("Slack gave %s the unknown time zone %r; using UTC", user, zone)
+        return None
+    return str(zone)
 
 
 async def _tell_user(

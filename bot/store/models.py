@@ -96,3 +96,4 @@ class FinishedRun:
     run: DigestRun
     next_run_at: datetime
     succeeded: bool
+    """The cluster answered: resets the count of consecutive failures (else adds one)."""

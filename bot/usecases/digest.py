@@ -37,6 +37,8 @@ RETRY_BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=1
 """When a run could not reach the cluster: retried at the next ticks, backing off."""
 REPORTED_KEPT = timedelta(days=8)
 """The API's 7-day window plus a day: older reported ids can never come back."""
+RUNS_KEPT = timedelta(days=30)
+"""How long a digest run's record is kept (diagnosis), so storage stays bounded."""
 
 
 class AlertGone(Exception):
@@ -98,6 +100,8 @@ class DigestStore(Protocol):
     ) -> None: ...
 
     async def prune_reported(self, before_ms: int) -> int: ...
+
+    async def prune_digest_runs(self, before: datetime) -> int: ...
 
     async def get_alert_thread(
         self, channel_id: str, algorithm: str, fingerprint: str
@@ -194,6 +198,7 @@ async def run_digests(
     finally:  # one transaction for all: leases end, next runs set, runs recorded
         await store.finish_runs(worker, finished)
     await store.prune_reported(int((now - REPORTED_KEPT).timestamp() * 1000))
+    await store.prune_digest_runs(now - RUNS_KEPT)
     return report
 
 
@@ -243,7 +248,8 @@ async def _run_one(
         where = f"{subscription.algorithm} in {subscription.channel_id}"
         report.failed[subscription.id] = f"{where}: {detail}"
     run = DigestRun(subscription.id, now, datetime.now(UTC), outcome, posted, detail)
-    return FinishedRun(run, next_run_at, succeeded)
+    # Consecutive failures count cluster outages only: a Slack refusal is not one.
+    return FinishedRun(run, next_run_at, succeeded=not isinstance(batch, LookupFailure))
 
 
 class _Lease:
