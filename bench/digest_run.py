@@ -49,7 +49,7 @@ class SilentNotifier:
     async def new_alert(self, *args: Any) -> str:
         raise AssertionError("nothing is new")
 
-    first_reply = thread_news = outage = recovered = new_alert
+    first_reply = thread_news = outage = recovered = mute_over = new_alert
 
 
 async def setup(store: Store, records: list[dict[str, Any]], now: datetime) -> None:

@@ -60,10 +60,17 @@ class SlackAlertNotifier:
                     thread.channel_id, reply, thread_ts=thread.parent_ts, broadcast=regression
                 )
             )
-        parent = blocks.alert_parent(thread, regressed=regression)
+        parent = blocks.alert_parent(thread, regressed=regression, mute_ended=action.mute_ended)
         try:
             await self._poster.update(thread.channel_id, thread.parent_ts, parent)
         except SEND_FAILURES as error:  # the reply went out: the news are told, not lost
+            log.warning("could not update alert %s: %s", thread.parent_ts, error)
+
+    async def mute_over(self, thread: AlertThread) -> None:
+        parent = blocks.alert_parent(thread, mute_ended=True)
+        try:
+            await self._poster.update(thread.channel_id, thread.parent_ts, parent)
+        except SEND_FAILURES as error:
             log.warning("could not update alert %s: %s", thread.parent_ts, error)
 
     async def outage(self, subscription: Subscription, detail: str) -> None:

@@ -437,7 +437,9 @@ def alert_key(thread: AlertThread) -> str:
     return json.dumps({"a": thread.algorithm, "f": thread.fingerprint}, separators=(",", ":"))
 
 
-def _state_line(thread: AlertThread, regressed: bool) -> str:
+def _state_line(thread: AlertThread, regressed: bool, mute_ended: bool) -> str:
+    if mute_ended and thread.state is AlertState.OPEN:
+        return ":bell: *Open*: the mute ran out; later occurrences are posted in the thread"
     if regressed:
         back = date_token(thread.last_seen_ms)
         return f":rotating_light: *Regressed*: it was resolved and came back {back}"
@@ -455,7 +457,9 @@ def _state_line(thread: AlertThread, regressed: bool) -> str:
     return ":red_circle: *Open*: later occurrences are posted in the thread"
 
 
-def alert_parent(thread: AlertThread, *, regressed: bool = False) -> SlackMessage:
+def alert_parent(
+    thread: AlertThread, *, regressed: bool = False, mute_ended: bool = False
+) -> SlackMessage:
     """The top-level alert of one kind of error; edited as its thread grows or its state
     changes. Its buttons carry `alert_key` (value) and the select its block id."""
     title = thread.headline.strip() or thread.error_type.strip() or "Error with no message"
@@ -493,7 +497,7 @@ def alert_parent(thread: AlertThread, *, regressed: bool = False) -> SlackMessag
     blocks: list[Block] = [
         {"type": "header", "text": _plain(cut(title, MAX_HEADER_TEXT))},
         {"type": "section", "fields": [_mrkdwn(f) for f in fields]},
-        _context(_state_line(thread, regressed)),
+        _context(_state_line(thread, regressed, mute_ended)),
         {"type": "actions", "block_id": f"alert:{key}"[:_MAX_ID], "elements": elements},
     ]
     text = f"{thread.algorithm}: {thread.headline} ({_plural(thread.count, 'occurrence')})"

@@ -435,6 +435,22 @@ class Store:
             row = (await connection.execute(statement)).one_or_none()
         return None if row is None else _alert_thread(row)
 
+    async def expired_mutes(
+        self, channel_id: str, algorithm: str, now: datetime
+    ) -> list[AlertThread]:
+        """The channel's alert threads of `algorithm` whose mute has run out by `now`."""
+        column = alert_threads.c
+        statement = select(alert_threads).where(
+            column.channel_id == channel_id,
+            column.algorithm == algorithm,
+            column.state == AlertState.MUTED.value,
+            column.muted_until.is_not(None),
+            column.muted_until <= now,
+        )
+        async with self._reading() as connection:
+            rows = (await connection.execute(statement)).all()
+        return [_alert_thread(row) for row in rows]
+
     async def create_alert_thread(self, thread: AlertThread) -> bool:
         """Store a new alert thread; False (and nothing changed) when its key already has one."""
         statement = (

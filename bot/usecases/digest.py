@@ -21,6 +21,7 @@ from bot.errors.records import RecordBatch
 from bot.store.models import (
     ALERT_COUNTERS,
     ALERT_STATE,
+    AlertState,
     AlertThread,
     DigestRun,
     FinishedRun,
@@ -75,6 +76,10 @@ class AlertNotifier(Protocol):
         the alert message itself."""
         ...
 
+    async def mute_over(self, thread: AlertThread) -> None:
+        """Edit the alert to say its mute ran out (an edit notifies nobody)."""
+        ...
+
     async def outage(self, subscription: Subscription, detail: str) -> None: ...
 
     async def recovered(self, subscription: Subscription) -> None: ...
@@ -108,6 +113,10 @@ class DigestStore(Protocol):
     ) -> AlertThread | None: ...
 
     async def create_alert_thread(self, thread: AlertThread) -> bool: ...
+
+    async def expired_mutes(
+        self, channel_id: str, algorithm: str, now: datetime
+    ) -> list[AlertThread]: ...
 
     async def update_alert_thread(
         self, thread: AlertThread, *, fields: Collection[str] | None = None
@@ -232,6 +241,7 @@ async def _run_one(
             if subscription.outage_notified:
                 await notifier.recovered(subscription)
                 await store.set_outage_notified(subscription.id, False)
+            await _end_mutes(store, notifier, subscription, now, lease)
             posted = await _report_new(store, notifier, subscription, batch, fresh, now, lease)
     except LeaseLost:
         outcome, detail = "lease_lost", "another worker took over, or it was unsubscribed"
@@ -263,6 +273,24 @@ class _Lease:
         until = datetime.now(UTC) + self._length
         if not await self._store.renew_lease(subscription_id, self._worker, until):
             raise LeaseLost
+
+
+async def _end_mutes(
+    store: DigestStore,
+    notifier: AlertNotifier,
+    subscription: Subscription,
+    now: datetime,
+    lease: _Lease,
+) -> None:
+    """A mute ends by itself: the alerts whose mute ran out are open again, and say so."""
+    for thread in await store.expired_mutes(subscription.channel_id, subscription.algorithm, now):
+        await lease.renew(subscription.id)
+        opened = replace(
+            thread, state=AlertState.OPEN, muted_until=None,
+            state_changed_by=None, state_changed_at=thread.muted_until,
+        )  # fmt: skip
+        await notifier.mute_over(opened)
+        await store.update_alert_thread(opened, fields=ALERT_STATE)
 
 
 async def _report_new(

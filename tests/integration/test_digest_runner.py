@@ -66,6 +66,9 @@ class RecordingNotifier:
         self._check(action.thread.channel_id)
         self.said.append((action.kind.value, action.thread.channel_id, action.group.fingerprint))
 
+    async def mute_over(self, thread: AlertThread) -> None:
+        self.said.append(("mute_over", thread.channel_id, thread.fingerprint))
+
     async def outage(self, subscription: Subscription, detail: str) -> None:
         self.said.append(("outage", subscription.channel_id, detail))
 
@@ -316,3 +319,24 @@ async def test_news_of_a_deleted_alert_get_a_new_alert(store: Store) -> None:
     assert again is not None
     assert again.parent_ts != first.parent_ts
     assert again.count == 2
+
+
+async def test_a_mute_ends_by_itself_and_the_next_run_shows_it(store: Store) -> None:
+    cluster, notifier = FakeCluster(), RecordingNotifier()
+    await _subscribe(store, cluster)
+    cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=15))
+    fingerprint = notifier.said[0][2]
+    thread = await store.get_alert_thread("C1", "acme/image_tagger", fingerprint)
+    assert thread is not None
+    until = T0 + timedelta(hours=1)
+    await store.update_alert_thread(
+        replace(thread, state=AlertState.MUTED, muted_until=until), fields=ALERT_STATE
+    )
+    await _run(store, cluster, notifier, until - timedelta(minutes=1))
+    assert notifier.said[-1][0] == "first_reply"  # still muted: nothing
+    await _run(store, cluster, notifier, until + timedelta(minutes=16))  # the next due run
+    assert notifier.said[-1] == ("mute_over", "C1", fingerprint)
+    opened = await store.get_alert_thread("C1", "acme/image_tagger", fingerprint)
+    assert opened is not None
+    assert (opened.state, opened.muted_until) == (AlertState.OPEN, None)

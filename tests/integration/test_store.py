@@ -746,3 +746,16 @@ async def test_finish_runs_ends_leases_and_records_runs_in_one_go(store: Store) 
     assert [r.outcome for r in await store.recent_digest_runs(subs[1].id, 5)] == ["cluster_failed"]
     assert await store.get_subscription(subs[2].id) is None
     await store.finish_runs("w1", [])  # nothing to do
+
+
+async def test_expired_mutes_are_the_muted_threads_whose_time_is_over(store: Store) -> None:
+    base = alert_thread()
+    over = replace(base, fingerprint="over", state=AlertState.MUTED, muted_until=NOW)
+    later = replace(base, fingerprint="later", state=AlertState.MUTED,
+                    muted_until=NOW + timedelta(hours=1))  # fmt: skip
+    forever = replace(base, fingerprint="forever", state=AlertState.MUTED, muted_until=None)
+    elsewhere = replace(over, channel_id="C_ELSEWHERE")
+    for thread in (base, over, later, forever, elsewhere):
+        assert await store.create_alert_thread(thread)
+    expired = await store.expired_mutes(CHANNEL, ALGORITHM, NOW)
+    assert [t.fingerprint for t in expired] == ["over"]
