@@ -435,14 +435,10 @@ class Store:
             row = (await connection.execute(statement)).one_or_none()
         return None if row is None else _alert_thread(row)
 
-    async def expired_mutes(
-        self, channel_id: str, algorithm: str, now: datetime
-    ) -> list[AlertThread]:
-        """The channel's alert threads of `algorithm` whose mute has run out by `now`."""
+    async def expired_mutes(self, now: datetime) -> list[AlertThread]:
+        """The alert threads whose mute has run out by `now` (read once per digest run)."""
         column = alert_threads.c
         statement = select(alert_threads).where(
-            column.channel_id == channel_id,
-            column.algorithm == algorithm,
             column.state == AlertState.MUTED.value,
             column.muted_until.is_not(None),
             column.muted_until <= now,

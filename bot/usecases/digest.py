@@ -114,9 +114,7 @@ class DigestStore(Protocol):
 
     async def create_alert_thread(self, thread: AlertThread) -> bool: ...
 
-    async def expired_mutes(
-        self, channel_id: str, algorithm: str, now: datetime
-    ) -> list[AlertThread]: ...
+    async def expired_mutes(self, now: datetime) -> list[AlertThread]: ...
 
     async def update_alert_thread(
         self, thread: AlertThread, *, fields: Collection[str] | None = None
@@ -172,6 +170,9 @@ async def run_digests(
     finished: list[FinishedRun] = []
     try:
         reported = await store.reported_by_subscription([s.id for s in claimed])
+        mutes_over: dict[tuple[str, str], list[AlertThread]] = defaultdict(list)
+        for thread in await store.expired_mutes(now):
+            mutes_over[thread.channel_id, thread.algorithm].append(thread)
     except Exception:
         await store.finish_runs(worker, [])  # nothing ran; the leases expire
         raise
@@ -199,6 +200,7 @@ async def run_digests(
                 run = await _run_one(
                     store, notifier, subscription, batch, ids - reported[subscription.id],
                     now=now, report=report, lease=lease,
+                    mutes_over=mutes_over[subscription.channel_id, subscription.algorithm],
                 )  # fmt: skip
                 finished.append(run)
 
@@ -221,6 +223,7 @@ async def _run_one(
     now: datetime,
     report: DigestReport,
     lease: _Lease,
+    mutes_over: Sequence[AlertThread] = (),
 ) -> FinishedRun:
     """One subscription's run (`fresh`: the request ids it has not reported); whatever
     happens, it ends in a `FinishedRun` that releases its lease."""
@@ -241,7 +244,7 @@ async def _run_one(
             if subscription.outage_notified:
                 await notifier.recovered(subscription)
                 await store.set_outage_notified(subscription.id, False)
-            await _end_mutes(store, notifier, subscription, now, lease)
+            await _end_mutes(store, notifier, subscription, mutes_over, lease)
             posted = await _report_new(store, notifier, subscription, batch, fresh, now, lease)
     except LeaseLost:
         outcome, detail = "lease_lost", "another worker took over, or it was unsubscribed"
@@ -279,11 +282,11 @@ async def _end_mutes(
     store: DigestStore,
     notifier: AlertNotifier,
     subscription: Subscription,
-    now: datetime,
+    mutes_over: Sequence[AlertThread],
     lease: _Lease,
 ) -> None:
     """A mute ends by itself: the alerts whose mute ran out are open again, and say so."""
-    for thread in await store.expired_mutes(subscription.channel_id, subscription.algorithm, now):
+    for thread in mutes_over:
         await lease.renew(subscription.id)
         opened = replace(
             thread, state=AlertState.OPEN, muted_until=None,
