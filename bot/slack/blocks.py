@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors.grouping import ErrorGroup
 from bot.errors.traces import Origin, Runtime
@@ -357,6 +358,14 @@ def _epoch_ms(instant: datetime) -> int:
     return int(instant.timestamp() * 1000)
 
 
+def _in_zone(instant: datetime, zone: str) -> str:
+    """`Mon 09:00` in the subscription's own time zone (the schedule's clock)."""
+    try:
+        return instant.astimezone(ZoneInfo(zone)).strftime("%a %d %b %H:%M")
+    except (ZoneInfoNotFoundError, ValueError):
+        return instant.astimezone(UTC).strftime("%a %d %b %H:%M UTC")
+
+
 def subscribed(subscription: Subscription, *, again: bool, seen: int, by: str) -> SlackMessage:
     """The confirmation in the channel, so everyone there knows what will be posted."""
     target = escape(subscription.algorithm)
@@ -410,7 +419,8 @@ def subscription_list(subscriptions: Sequence[Subscription]) -> SlackMessage:
                 f" · :double_vertical_bar: paused: {cut_escaped(subscription.paused_reason, 200)}"
             )
         else:
-            line += f" · next {date_token(_epoch_ms(subscription.next_run_at))}"
+            local = _in_zone(subscription.next_run_at, subscription.timezone)
+            line += f" · next {local} ({date_token(_epoch_ms(subscription.next_run_at))} for you)"
         lines.append(line)
     if len(subscriptions) > 40:
         lines.append(f"• … and {len(subscriptions) - 40} more")

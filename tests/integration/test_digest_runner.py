@@ -340,3 +340,17 @@ async def test_a_mute_ends_by_itself_and_the_next_run_shows_it(store: Store) -> 
     opened = await store.get_alert_thread("C1", "acme/image_tagger", fingerprint)
     assert opened is not None
     assert (opened.state, opened.muted_until) == (AlertState.OPEN, None)
+
+
+async def test_a_run_that_cannot_reach_the_cluster_is_retried_before_its_next_time(
+    store: Store,
+) -> None:
+    cluster, notifier = FakeCluster(), RecordingNotifier()
+    sub = await _subscribe(store, cluster)
+    cluster.down.add("acme/image_tagger")
+    at = T0 + timedelta(minutes=15)
+    await _run(store, cluster, notifier, at)
+    retried = await store.get_subscription(sub.id)
+    assert retried is not None
+    assert retried.next_run_at == at + timedelta(minutes=1)  # not at +15 minutes
+    assert retried.consecutive_failures == 1

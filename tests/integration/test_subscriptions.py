@@ -119,7 +119,9 @@ async def test_the_channel_hears_what_will_happen(store: Store) -> None:
     assert "subscribed this channel to *acme/image_tagger*, `every:15m` (UTC)" in text
     assert "1 current error marked as seen" in text
     listed = blocks.subscription_list(await list_subscriptions(store, "C1"))
-    assert "*acme/image_tagger*: `every:15m` (UTC) · next <!date^" in str(listed.blocks)
+    assert "*acme/image_tagger*: `every:15m` (UTC) · next Fri 27 Nov 12:15 (<!date^" in str(
+        listed.blocks
+    )
     assert "no subscriptions" in blocks.subscription_list([]).text
 
 
