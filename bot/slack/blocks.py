@@ -573,18 +573,3 @@ def usage(problem: str | None = None) -> SlackMessage:
     blocks.append(_section(_USAGE))
     text = f"{problem}. " if problem else ""
     return SlackMessage(cut_escaped(text, 1000) + f"Usage: {COMMAND} owner/name", blocks)
-
-
-def message_size(message: SlackMessage) -> int:
-    """Characters across the message's text fields, as Slack counts them against its limit."""
-    return _size(message.blocks)
-
-
-def _size(value: Any) -> int:
-    if isinstance(value, dict):
-        return sum(_size(v) for k, v in value.items() if k in ("text", "fields", "elements"))
-    if isinstance(value, list):
-        return sum(_size(v) for v in value)
-    if isinstance(value, str):
-        return len(value)
-    return 0

@@ -46,6 +46,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.dml import Update
 
 from bot.store.exceptions import InvalidDatabaseUrl, StoreUnavailable
 from bot.store.models import AlertState, AlertThread, DigestRun, FinishedRun, Subscription
@@ -223,20 +224,8 @@ class Store:
         conditional UPDATE, so of any number of workers, in any number of processes, exactly
         one gets it. The lease lasts `lease_seconds`; `finish` ends it.
         """
-        if lease_seconds <= 0:
-            raise ValueError("lease_seconds must be positive")
-        column = subscriptions.c
-        conditions = [
-            column.id == subscription_id,
-            column.paused_reason.is_(None),
-            or_(column.lease_until.is_(None), column.lease_until <= now),
-        ]
-        if not force:
-            conditions.append(column.next_run_at <= now)
-        statement = (
-            update(subscriptions)
-            .where(*conditions)
-            .values(lease_owner=worker, lease_until=now + timedelta(seconds=lease_seconds))
+        statement = _leasing(worker, now, lease_seconds, due_only=not force).where(
+            subscriptions.c.id == subscription_id
         )
         return await self._changed(statement) == 1
 
@@ -245,20 +234,9 @@ class Store:
     ) -> list[Subscription]:
         """Claim every due subscription (`everything`: due or not) in one conditional UPDATE,
         with the same rules as `claim`; returns what this worker got, earliest first."""
-        if lease_seconds <= 0:
-            raise ValueError("lease_seconds must be positive")
         column = subscriptions.c
-        conditions = [
-            column.paused_reason.is_(None),
-            or_(column.lease_until.is_(None), column.lease_until <= now),
-        ]
-        if not everything:
-            conditions.append(column.next_run_at <= now)
-        statement = (
-            update(subscriptions)
-            .where(*conditions)
-            .values(lease_owner=worker, lease_until=now + timedelta(seconds=lease_seconds))
-            .returning(column.id)
+        statement = _leasing(worker, now, lease_seconds, due_only=not everything).returning(
+            column.id
         )
         async with self._transaction() as connection:
             claimed = [row.id for row in await connection.execute(statement)]
@@ -276,18 +254,10 @@ class Store:
         A success resets `consecutive_failures`, a failure adds one. Does nothing (False) when
         `worker` no longer holds the lease (it expired and another worker took it over).
         """
-        column = subscriptions.c
-        statement = (
-            update(subscriptions)
-            .where(column.id == subscription_id, column.lease_owner == worker)
-            .values(
-                next_run_at=next_run_at,
-                consecutive_failures=0 if succeeded else column.consecutive_failures + 1,
-                lease_owner=None,
-                lease_until=None,
-            )
-        )
-        return await self._changed(statement) == 1
+        params = {"sid": subscription_id, "next_run": next_run_at, "ok": succeeded}
+        async with self._transaction() as connection:
+            result: CursorResult[Any] = await connection.execute(_ending(worker), params)
+        return result.rowcount == 1
 
     async def finish_runs(self, worker: str, runs: Sequence[FinishedRun]) -> None:
         """`finish` and `record_digest_run` for many subscriptions in one transaction (a digest
@@ -295,21 +265,9 @@ class Store:
         if not runs:
             return
         column = subscriptions.c
-        ending = (
-            update(subscriptions)
-            .where(column.id == bindparam("sid"), column.lease_owner == worker)
-            .values(
-                next_run_at=bindparam("next_run"),
-                consecutive_failures=case(
-                    (bindparam("ok"), 0), else_=column.consecutive_failures + 1
-                ),
-                lease_owner=None,
-                lease_until=None,
-            )
-        )
         async with self._transaction() as connection:
             await connection.execute(
-                ending,
+                _ending(worker),
                 [
                     {"sid": f.run.subscription_id, "next_run": f.next_run_at, "ok": f.succeeded}
                     for f in runs
@@ -320,14 +278,7 @@ class Store:
                 (await connection.execute(select(column.id).where(column.id.in_(ids)))).scalars()
             )
             rows = [
-                {
-                    "subscription_id": f.run.subscription_id,
-                    "started_at": f.run.started_at,
-                    "finished_at": f.run.finished_at,
-                    "outcome": f.run.outcome,
-                    "posted": f.run.posted,
-                    "detail": f.run.detail,
-                }
+                _run_row(f.run)
                 for f in runs
                 if f.run.subscription_id in present  # removed meanwhile: nothing to keep
             ]
@@ -500,15 +451,9 @@ class Store:
 
     async def record_digest_run(self, run: DigestRun) -> None:
         """Keep what a run did. For a subscription removed meanwhile, nothing is stored."""
-        row = {
-            "subscription_id": run.subscription_id,
-            "started_at": run.started_at,
-            "finished_at": run.finished_at,
-            "outcome": run.outcome,
-            "posted": run.posted,
-            "detail": run.detail,
-        }
-        await self._insert_for_subscription(run.subscription_id, digest_runs.insert(), [row])
+        await self._insert_for_subscription(
+            run.subscription_id, digest_runs.insert(), [_run_row(run)]
+        )
 
     async def recent_digest_runs(self, subscription_id: int, limit: int) -> list[DigestRun]:
         """The subscription's latest `limit` runs, newest first."""
@@ -624,6 +569,53 @@ def _digest_run(row: Row[Any]) -> DigestRun:
     values = row._asdict()
     del values["id"]
     return DigestRun(**values)
+
+
+def _leasing(worker: str, now: datetime, lease_seconds: float, *, due_only: bool) -> Update:
+    """The conditional UPDATE that leases subscriptions to `worker`: not paused, no running
+    lease (none, or an expired one: its holder is presumed dead), and due unless not
+    `due_only`. One statement, so of any number of workers exactly one gets each."""
+    if lease_seconds <= 0:
+        raise ValueError("lease_seconds must be positive")
+    column = subscriptions.c
+    conditions = [
+        column.paused_reason.is_(None),
+        or_(column.lease_until.is_(None), column.lease_until <= now),
+    ]
+    if due_only:
+        conditions.append(column.next_run_at <= now)
+    return (
+        update(subscriptions)
+        .where(*conditions)
+        .values(lease_owner=worker, lease_until=now + timedelta(seconds=lease_seconds))
+    )
+
+
+def _ending(worker: str) -> Update:
+    """The UPDATE that ends `worker`'s lease (params `sid`, `next_run`, `ok`); a worker that
+    no longer holds the lease changes nothing."""
+    column = subscriptions.c
+    return (
+        update(subscriptions)
+        .where(column.id == bindparam("sid"), column.lease_owner == worker)
+        .values(
+            next_run_at=bindparam("next_run"),
+            consecutive_failures=case((bindparam("ok"), 0), else_=column.consecutive_failures + 1),
+            lease_owner=None,
+            lease_until=None,
+        )
+    )
+
+
+def _run_row(run: DigestRun) -> dict[str, Any]:
+    return {
+        "subscription_id": run.subscription_id,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "outcome": run.outcome,
+        "posted": run.posted,
+        "detail": run.detail,
+    }
 
 
 def _create_engine(url: str) -> AsyncEngine:

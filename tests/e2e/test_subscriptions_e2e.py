@@ -252,10 +252,12 @@ async def test_serve_runs_digests_on_its_scheduler_unless_told_not_to(tmp_path: 
             "DIGEST_TICK_SECONDS": "1",
         }  # fmt: skip
         serve = ("serve", "--host", "127.0.0.1", "--port", "0")
+        sign_ins = len(slack.calls_to("auth.test"))
         await _run_for(
             env, *serve, "--no-scheduler", slack=slack, until=lambda s: len(s.messages) > 1,
             seconds=4,
         )  # fmt: skip
+        assert len(slack.calls_to("auth.test")) > sign_ins  # it did start and reach Slack
         assert len(slack.messages) == 1  # the listener alone posts no digest
         await _run_for(env, *serve, slack=slack, until=lambda s: len(_alerts(s)) == 1, seconds=20)
         assert len(_alerts(slack)) == 1  # the scheduler's first tick ran the due digest
