@@ -17,10 +17,10 @@ import time
 import uuid
 from typing import Any
 
+from bot.domain.commands import Query, parse_command
 from bot.errors.grouping import clear_caches
 from bot.errors.records import validate_records
-from bot.slack import blocks
-from bot.slack.commands import Query, parse_command
+from bot.slack.blocks import query as query_blocks
 from bot.testing.sample_cluster import sample_records
 from bot.usecases.query import summarize
 
@@ -52,8 +52,10 @@ def pipeline(payload: bytes, query: Query, now_ms: int, *, cold: bool = True) ->
         clear_caches()  # nothing learnt from the previous run
     batch = validate_records(json.loads(payload))
     result = summarize(query, batch, now_ms)
-    built = [blocks.query_parent(result, "U1")]
-    built += [blocks.group_reply(g).message for g in result.groups[: blocks.MAX_REPLIES]]
+    built = [query_blocks.query_parent(result, "U1")]
+    built += [
+        query_blocks.group_reply(g).message for g in result.groups[: query_blocks.MAX_REPLIES]
+    ]
     return len(built)
 
 

@@ -1,20 +1,41 @@
-"""Fixtures shared by all tests: the sample error records (a copy of shared/fixtures)."""
+"""Fixtures shared by all tests: the sample error records (shipped once, in `bot.testing`),
+and a database location outside the repository for anything that opens the default store."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-DATA = Path(__file__).parent / "data"
+
+def load_sample() -> dict[str, Any]:
+    """The labelled sample records as stored (`age_ms` and all), from the packaged copy."""
+    data: dict[str, Any] = json.loads(
+        files("bot.testing").joinpath("sample_errors.json").read_text("utf-8")
+    )
+    return data
 
 
 @pytest.fixture(scope="session")
 def sample() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((DATA / "sample-errors.json").read_text())
-    return data
+    return load_sample()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _database_outside_the_repository(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """A process a test starts without `DATABASE_URL` would create `algo-errors.db` in the
+    working directory, the repository: point the default elsewhere for the whole session."""
+    patch = pytest.MonkeyPatch()
+    database = Path(tmp_path_factory.mktemp("default-store")) / "algo-errors.db"
+    patch.setenv("DATABASE_URL", f"sqlite:///{database}")
+    yield
+    patch.undo()
 
 
 @pytest.fixture(scope="session")

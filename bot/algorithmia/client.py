@@ -20,7 +20,6 @@ from typing import Any, assert_never
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bot.algorithm_ref import AlgorithmId, AlgorithmRef, OwnerName
 from bot.algorithmia.exceptions import (
     AlgorithmiaError,
     BadResponse,
@@ -31,6 +30,7 @@ from bot.algorithmia.exceptions import (
     Unauthorized,
     Unavailable,
 )
+from bot.domain.algorithm_ref import AlgorithmId, AlgorithmRef, OwnerName
 from bot.errors.records import RecordBatch, validate_records
 
 logger = logging.getLogger(__name__)

@@ -4,23 +4,27 @@ Given the groups of the records this subscription has not reported yet and the c
 alert threads, each group becomes one action:
 - no alert thread yet → a new alert (a top-level message, its trace in the thread); new alerts
   of one run come oldest first, so the channel reads in order;
-- an open thread → a reply in it, and the parent's counters updated;
-- a resolved thread → the same, broadcast to the channel: a regression;
-- a muted thread → no reply; the parent's counters are still updated (an edit notifies
-  nobody). A mute whose time is over counts as open again.
+- a known thread → what the alert state machine (`bot.domain.alerts.sighted`) says: a reply,
+  a broadcast reply (a regression) or silence (muted), and the parent's counters updated.
+
+Grouping strategies change (`bot.errors.grouping.FINGERPRINT_VERSION`); threads keep their key.
+A thread keyed by an older fingerprint is adopted by the first group (oldest first) that
+carries that old fingerprint; any other group the old strategy had merged into it is a bug of
+its own and gets its own alert, which says once that it was split off.
+
 The runner carries the actions out and marks an action's records as reported only once Slack
 confirmed its post.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+from bot.domain.alerts import AlertState, AlertThread, Sighting, Telling, new_thread, sighted
 from bot.errors.grouping import ErrorGroup
-from bot.store.models import AlertState, AlertThread
 
 
 class Kind(StrEnum):
@@ -28,6 +32,13 @@ class Kind(StrEnum):
     RECURRENCE = "recurrence"
     REGRESSION = "regression"
     MUTED = "muted"
+
+
+_KIND_OF_TELLING = {
+    Telling.REPLY: Kind.RECURRENCE,
+    Telling.BROADCAST: Kind.REGRESSION,
+    Telling.SILENT: Kind.MUTED,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +50,10 @@ class DigestAction:
     """The alert thread as it is after this action (for a new alert: without a parent yet)."""
     mute_ended: bool = False
     """The thread was muted and its mute is over: the parent should say so."""
+    adopted_from: str | None = None
+    """The older fingerprint under which the store keeps this thread until it is re-keyed."""
+    split_from: AlertThread | None = None
+    """For a new alert: the thread these errors were counted in by an older grouping."""
 
     @property
     def reported(self) -> list[tuple[str, int]]:
@@ -51,39 +66,8 @@ class DigestAction:
         return self.kind is not Kind.MUTED
 
 
-def mute_is_over(thread: AlertThread, now: datetime) -> bool:
-    return (
-        thread.state is AlertState.MUTED
-        and thread.muted_until is not None
-        and thread.muted_until <= now
-    )
-
-
-def merge(thread: AlertThread, group: ErrorGroup) -> AlertThread:
-    """The thread's counters with the group's new occurrences added."""
-    versions = tuple(sorted(set(thread.versions) | set(group.versions)))
-    return replace(
-        thread,
-        count=thread.count + group.count,
-        versions=versions,
-        first_seen_ms=min(thread.first_seen_ms, group.first_seen),
-        last_seen_ms=max(thread.last_seen_ms, group.last_seen),
-        headline=group.headline,
-        error_type=group.error_type,
-    )
-
-
-def new_thread(channel_id: str, algorithm: str, group: ErrorGroup) -> AlertThread:
-    """The alert thread a new group starts; `parent_ts` is set once Slack posted the alert."""
-    return AlertThread(
-        channel_id=channel_id,
-        algorithm=algorithm,
-        fingerprint=group.fingerprint,
-        parent_ts="",
-        state=AlertState.OPEN,
-        muted_until=None,
-        state_changed_by=None,
-        state_changed_at=None,
+def sighting(group: ErrorGroup) -> Sighting:
+    return Sighting(
         count=group.count,
         versions=group.versions,
         first_seen_ms=group.first_seen,
@@ -93,38 +77,52 @@ def new_thread(channel_id: str, algorithm: str, group: ErrorGroup) -> AlertThrea
     )
 
 
+def thread_keys(groups: Iterable[ErrorGroup]) -> set[str]:
+    """Every key under which the store may hold these groups' threads."""
+    return {key for g in groups for key in (g.fingerprint, *g.legacy_fingerprints)}
+
+
+def known_action(
+    group: ErrorGroup, thread: AlertThread, now: datetime, adopted_from: str | None = None
+) -> DigestAction:
+    """The news of a group that already has an alert thread."""
+    after, telling = sighted(thread, sighting(group), now)
+    mute_ended = thread.state is AlertState.MUTED and after.state is AlertState.OPEN
+    return DigestAction(
+        _KIND_OF_TELLING[telling], group, after, mute_ended=mute_ended, adopted_from=adopted_from
+    )
+
+
 def plan_digest(
     channel_id: str,
     algorithm: str,
     groups: Sequence[ErrorGroup],
-    threads: Mapping[str, AlertThread],
+    threads: Iterable[AlertThread],
     now: datetime,
 ) -> list[DigestAction]:
-    """One action per group: new alerts first, oldest first; then the known groups' news."""
+    """One action per group: new alerts first, oldest first; then the known groups' news.
+
+    `threads`: the channel's alert threads of this algorithm stored under any of the groups'
+    keys (`thread_keys`), current or older."""
+    by_key = {thread.fingerprint: thread for thread in threads}
+    adopted = {t.previous_fingerprint: t for t in by_key.values() if t.previous_fingerprint}
     new_alerts = []
     known = []
-    for group in groups:
-        thread = threads.get(group.fingerprint)
-        if thread is None:
-            thread = new_thread(channel_id, algorithm, group)
-            new_alerts.append(DigestAction(Kind.NEW_ALERT, group, thread))
+    for group in sorted(groups, key=lambda g: g.first_seen):
+        thread = by_key.get(group.fingerprint)
+        if thread is not None:
+            known.append(known_action(group, thread, now))
             continue
-        merged = merge(thread, group)
-        if mute_is_over(thread, now):
-            merged = replace(merged, state=AlertState.OPEN, muted_until=None)
-            known.append(DigestAction(Kind.RECURRENCE, group, merged, mute_ended=True))
-        elif thread.state is AlertState.MUTED:
-            known.append(DigestAction(Kind.MUTED, group, merged))
-        elif thread.state is AlertState.RESOLVED:
-            regressed = replace(
-                merged,
-                state=AlertState.OPEN,
-                state_changed_by=None,
-                state_changed_at=now,
-            )
-            known.append(DigestAction(Kind.REGRESSION, group, regressed))
+        split_from = None
+        for old_key in group.legacy_fingerprints:
+            old = by_key.get(old_key)
+            if old is not None and old_key not in adopted:
+                rekeyed = replace(old, fingerprint=group.fingerprint, previous_fingerprint=old_key)
+                adopted[old_key] = rekeyed
+                known.append(known_action(group, rekeyed, now, adopted_from=old_key))
+                break
+            split_from = split_from or adopted.get(old_key)
         else:
-            known.append(DigestAction(Kind.RECURRENCE, group, merged))
-    new_alerts.sort(key=lambda action: action.group.first_seen)
-    known.sort(key=lambda action: action.group.first_seen)
+            fresh = new_thread(channel_id, algorithm, group.fingerprint, sighting(group))
+            new_alerts.append(DigestAction(Kind.NEW_ALERT, group, fresh, split_from=split_from))
     return new_alerts + known

@@ -1,8 +1,12 @@
 """Fingerprinting and grouping: one bug is one group.
 
-With a stack trace the exception types of the whole chain and the algorithm's own code locations
-(file and function, not line) decide; when no frame is the algorithm's own, the innermost library
-frames do. Without a trace the message decides after numbers, hex ids and UUIDs are masked.
+With a stack trace the exception types of the whole chain, the algorithm's own code locations
+(file and function, not line) and the place each exception was raised decide; when no frame is
+the algorithm's own, the innermost library frames do. Without a trace the message decides after
+numbers, hex ids and UUIDs are masked.
+
+Fingerprints are versioned (`FINGERPRINT_VERSION`): stored alert threads are keyed by them, so
+an older strategy is kept (`legacy_fingerprint`) for as long as stored keys may carry it.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +28,12 @@ _MEMO_MAX_CHARS = 64_000
 _MAX_CYCLE = 4
 _COMPREHENSIONS = frozenset({"<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>"})
 """Python 3.12 inlines comprehensions, so their frames come and go between versions."""
+_EXHAUSTION_TYPES = frozenset(
+    {"RecursionError", "MemoryError", "StackOverflowError", "OutOfMemoryError",
+     "SystemStackError", "NoMemoryError"}
+)  # fmt: skip
+"""Short names of the exceptions of an exhausted stack or heap (Python, Java, torch, Ruby)."""
+_NODE_STACK_OVERFLOW = "Maximum call stack size exceeded"
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _HEX = re.compile(r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b")
@@ -37,14 +48,26 @@ def mask_variable_parts(message: str) -> str:
     return _NUMBER.sub("<n>", masked).strip()
 
 
+FINGERPRINT_VERSION = 2
+"""The strategy `fingerprint` implements. Version 1 (`legacy_fingerprint`) had no raise sites.
+
+Raise it with any change that moves records between groups, and keep the previous strategy as
+the legacy one: alert threads stored under an old fingerprint are adopted through it."""
+
+
 def fingerprint(parsed: ParsedError, error_type: str) -> str:
-    """A short stable id of the bug behind one error (12 hex digits)."""
+    """A short stable id of the bug behind one error: `FINGERPRINT_VERSION`, a colon and 12 hex
+    digits (`2:…`).
+
+    Version 2 adds to version 1 where each exception of the chain was raised
+    (`_raise_sites`): the same own frames reaching two different checks inside a library are
+    two bugs. Library frames are also read alike across runtime versions (`_frame_location`)."""
     frames = parsed.frames
     if frames:
         types = [t for t in parsed.exception_types if not t.startswith("com.algorithmia.")]
         own = _code_locations(f for f in frames if f.origin is Origin.OWN)
         if own:
-            key = ["own", *types, "|", *own]
+            key = ["own", *types, "|", *own, "@", *_raise_sites(parsed)]
         else:
             # Raised inside libraries only: the same frames may serve different causes (two
             # missing modules), so the message's shape also counts.
@@ -53,6 +76,39 @@ def fingerprint(parsed: ParsedError, error_type: str) -> str:
     else:
         stage = parsed.stage or ""
         key = ["msg", error_type, stage, mask_variable_parts(parsed.message)]
+    return f"{FINGERPRINT_VERSION}:{_digest(key)}"
+
+
+def legacy_fingerprint(parsed: ParsedError, error_type: str) -> str:
+    """Version 1: 12 bare hex digits, without raise sites. Frozen bit for bit: databases keep
+    these as alert-thread keys, which groups adopt through `ErrorGroup.legacy_fingerprints`."""
+    frames = parsed.frames
+    if frames:
+        types = [t for t in parsed.exception_types if not t.startswith("com.algorithmia.")]
+        own = _code_locations(f for f in frames if f.origin is Origin.OWN)
+        if own:
+            key = ["own", *types, "|", *own]
+        else:
+            last = parsed.chain[-1].message if parsed.chain else parsed.message
+            key = [
+                "lib", *types, "|", *_legacy_library_locations(parsed), "|",
+                mask_variable_parts(last),
+            ]  # fmt: skip
+    else:
+        stage = parsed.stage or ""
+        key = ["msg", error_type, stage, mask_variable_parts(parsed.message)]
+    return _digest(key)
+
+
+def fingerprint_version(fp: str) -> int:
+    """The strategy that made a fingerprint: 1 for bare hex digits, else its `N:` prefix.
+
+    Raises ValueError for a prefix that is not a number."""
+    version, colon, _ = fp.partition(":")
+    return int(version) if colon else 1
+
+
+def _digest(key: list[str]) -> str:
     return hashlib.sha1("\x1f".join(key).encode()).hexdigest()[:12]
 
 
@@ -60,6 +116,7 @@ def clear_caches() -> None:
     """Forget parsed errors, frames and locations (benchmarks measure a cold response)."""
     traces.clear_caches()
     _location.cache_clear()
+    _frame_location.cache_clear()
     read_error.cache_clear()
 
 
@@ -80,14 +137,84 @@ def _location(file: str, function: str) -> str:
     return f"{file.rsplit('/', 1)[-1]}:{_DIGITS.sub('#', function)}"
 
 
-def _library_locations(parsed: ParsedError) -> list[str]:
-    """The innermost library frames of each exception, outside the language's own internals."""
+def _legacy_library_locations(parsed: ParsedError) -> list[str]:
+    """Version 1's innermost library frames of each exception, outside Node's own internals."""
     locations: list[str] = []
     for exc in parsed.chain:
         library = [f for f in exc.frames if f.origin is Origin.LIBRARY]
         outside_core = [f for f in library if not f.file.startswith(("node:", "internal/"))]
         locations.extend(_code_locations((outside_core or library)[:_LIBRARY_FRAMES_DECIDING]))
     return locations
+
+
+def _library_locations(parsed: ParsedError) -> list[str]:
+    """The innermost library frames of each exception, outside the language's own internals."""
+    runtime = parsed.runtime
+    locations: list[str] = []
+    for exc in parsed.chain:
+        library = [f for f in exc.frames if f.origin is Origin.LIBRARY]
+        outside_core = [f for f in library if not _is_core(f.file, runtime)]
+        picked = (outside_core or library)[:_LIBRARY_FRAMES_DECIDING]
+        found = [_frame_location(f.file, f.function, runtime) for f in picked]
+        locations.extend(_collapse_recursion([location for location in found if location]))
+    return locations
+
+
+def _raise_sites(parsed: ParsedError) -> list[str]:
+    """Where each exception of the chain was raised: its innermost frame's location.
+
+    Every exception counts, not only the last: a wrapper the algorithm raises (Python's
+    `raise StageError(...) from exc`, Java's `Caused by:`) sits in its own code, already in the
+    key, while the cause names the check that failed inside the library. Left out: the
+    platform's frames and wrappers (they never decide), the language's internals (which of
+    them a trace shows changes between versions), and exhausted stacks and heaps, where depth
+    or memory at that moment decides where the limit strikes."""
+    runtime = parsed.runtime
+    sites: list[str] = []
+    for exc in parsed.chain:
+        if exc.type.startswith("com.algorithmia.") or _is_exhaustion(exc.type, exc.message):
+            continue
+        for frame in exc.frames:
+            if frame.origin is Origin.PLATFORM or _is_core(frame.file, runtime):
+                continue
+            site = _frame_location(frame.file, frame.function, runtime)
+            if site:  # "" for comprehension frames, which Python 3.12 inlines
+                sites.append(site)
+                break
+    return sites
+
+
+def _is_exhaustion(exc_type: str, message: str) -> bool:
+    if re.split(r"\.|::", exc_type)[-1] in _EXHAUSTION_TYPES:
+        return True
+    # Node's stack overflow is a plain RangeError, known by its message only.
+    return exc_type == "RangeError" and message.startswith(_NODE_STACK_OVERFLOW)
+
+
+def _is_core(file: str, runtime: Runtime) -> bool:
+    """Frames of the runtime itself, whose presence and names vary between its versions."""
+    if runtime is Runtime.NODE:
+        # `node:fs` and `node:internal/…` since Node 16, `fs.js` and `internal/….js` before;
+        # V8 builtins print `<anonymous>`.
+        return file.startswith(("node:", "internal/")) or "/" not in file
+    if runtime is Runtime.RUBY:
+        return file.startswith("<internal:")  # Ruby 3 moved some core methods into Ruby
+    return False
+
+
+@functools.lru_cache(maxsize=8192)
+def _frame_location(file: str, function: str, runtime: Runtime) -> str:
+    """`_location`, with each runtime's file names made the same across its versions."""
+    if runtime is Runtime.JAVA:
+        # The class in the function already names the file, which some frames print as
+        # `Native Method` or `Unknown Source` instead.
+        return _DIGITS.sub("#", function)
+    if runtime is Runtime.NODE and _is_core(file, runtime):
+        file = file.removeprefix("node:").removesuffix(".js")
+    elif runtime is Runtime.PYTHON and file.startswith("<frozen ") and file.endswith(">"):
+        # Python 3.11 froze `os`, `codecs` and others: `<frozen codecs>` was `…/codecs.py`.
+        file = file[len("<frozen ") : -1].rsplit(".", 1)[-1] + ".py"
+    return _location(file, function)
 
 
 def _collapse_recursion(locations: list[str]) -> list[str]:
@@ -111,6 +238,8 @@ class Occurrence:
     record: ErrorRecord
     parsed: ParsedError
     fingerprint: str
+    legacy_fingerprint: str
+    """Version 1 of the fingerprint, under which older alert threads may be stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +286,14 @@ class ErrorGroup:
     def runtime(self) -> Runtime:
         return self.latest.parsed.runtime
 
+    @property
+    def legacy_fingerprints(self) -> tuple[str, ...]:
+        """The distinct version-1 fingerprints of the occurrences, most frequent first (ties:
+        the most recently seen first). Several when version 1 had merged bugs of this group
+        with others' or split it by accident; an alert thread keyed by one is this group's."""
+        counts = Counter(o.legacy_fingerprint for o in self.occurrences)
+        return tuple(sorted(counts, key=lambda fp: -counts[fp]))
+
 
 def _version_key(version: str) -> tuple[tuple[int, str], ...]:
     return tuple((int(p), "") if p.isdigit() else (-1, p) for p in re.split(r"[.\-+]", version))
@@ -171,19 +308,20 @@ def read_occurrences(records: Iterable[ErrorRecord]) -> list[Occurrence]:
             continue
         seen_ids.add(record.request_id)
         if len(record.error) <= _MEMO_MAX_CHARS:
-            parsed, fp = read_error(record.error, record.error_type)
+            parsed, fp, legacy = read_error(record.error, record.error_type)
         else:
-            parsed, fp = read_error.__wrapped__(record.error, record.error_type)
-        occurrences.append(Occurrence(record, parsed, fp))
+            parsed, fp, legacy = read_error.__wrapped__(record.error, record.error_type)
+        occurrences.append(Occurrence(record, parsed, fp, legacy))
     return occurrences
 
 
 @functools.lru_cache(maxsize=2048)
-def read_error(error: str, error_type: str) -> tuple[ParsedError, str]:
-    """Parse and fingerprint one error string. Memoized: the API returns the same records to
-    every query and digest of the 7-day window, and one bug often repeats its exact text."""
+def read_error(error: str, error_type: str) -> tuple[ParsedError, str, str]:
+    """Parse one error string; its fingerprint and its version-1 fingerprint. Memoized: the API
+    returns the same records to every query and digest of the 7-day window, and one bug often
+    repeats its exact text."""
     parsed = parse_error(error, error_type)
-    return parsed, fingerprint(parsed, error_type)
+    return parsed, fingerprint(parsed, error_type), legacy_fingerprint(parsed, error_type)
 
 
 def group_occurrences(occurrences: Sequence[Occurrence]) -> list[ErrorGroup]:

@@ -65,6 +65,8 @@ class RaisedException:
 
 @dataclass(frozen=True, slots=True)
 class ParsedError:
+    """One error string read: its message, trace, exception chain and the headline of it all."""
+
     message: str
     trace: str | None
     runtime: Runtime
@@ -73,6 +75,42 @@ class ParsedError:
     headline: str
     stage: str | None = None
     """R's legacy runner sends a stage name (`parsing`, `algorithm`, …) instead of a trace."""
+    headline_index: int = -1
+    """Where in `chain` the headline's exception is: Python's last, Java's first one that is
+    not the runner's wrapper, the only one of other runtimes."""
+
+    @property
+    def headline_exception(self) -> RaisedException | None:
+        """The exception the headline and `details` come from (None when the chain is empty)."""
+        return self.chain[self.headline_index] if self.chain else None
+
+    @property
+    def details(self) -> str:
+        """The rest of the headline's message: its lines after the headline's, verbatim (tabs
+        and indents kept), without blank lines around them; "" for a one-line message.
+
+        Often the real cause (`failed with error:` then what failed, R's `Error in f(x) :`
+        then the reason, Rust's `caused by:` lines). Whole: renderers cut to their room."""
+        exc = self.headline_exception
+        return _details(exc.message if exc is not None and exc.line() else self.message)
+
+    @property
+    def innermost_own_frame(self) -> Frame | None:
+        """The algorithm's own frame closest to where the error was raised: the line to read
+        first. None when no frame is the algorithm's own.
+
+        The exceptions are searched from the last printed to the first. In Python that is the
+        final exception (the headline's) first, then its causes, nearest first: the final
+        exception is where the algorithm gave up, by a `raise … from` of its own or a new
+        failure while handling. In Java it is the deepest `Caused by:` first, then outward to
+        the headline's exception: Java prints of a cause only the frames it does not share with
+        its wrapper, so a cause's own frame is the call that failed, while the wrapper's is
+        only the `catch` that rethrew it, maybe far up in `apply`."""
+        for exc in reversed(self.chain):
+            for frame in exc.frames:
+                if frame.origin is Origin.OWN:
+                    return frame
+        return None
 
     @property
     def frames(self) -> tuple[Frame, ...]:
@@ -144,6 +182,18 @@ def _first_line(text: str) -> str:
         if line.strip():
             return line.strip()
     return ""
+
+
+def _details(text: str) -> str:
+    """The lines after `_first_line`'s, without the blank lines before and after them."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip()), len(lines)) + 1
+    end = len(lines)
+    while start < end and not lines[start].strip():
+        start += 1
+    while end > start and not lines[end - 1].strip():
+        end -= 1
+    return "\n".join(lines[start:end])
 
 
 _R_STAGES = frozenset({"parsing", "algorithm"})
@@ -268,9 +318,11 @@ def _parse_java(message: str, trace: str) -> ParsedError:
         exc_type, exc_message = _split_exception(header)
         frames = tuple([_java_frame(func, loc, own_package_seen) for func, loc in raw_frames])
         chain.append(RaisedException(exc_type, exc_message, frames))
-    thrown = [exc for exc in chain if not exc.type.startswith("com.algorithmia.")]
-    headline = (thrown[0] if thrown else chain[0]).line() if chain else _first_line(message)
-    return ParsedError(message, trace, Runtime.JAVA, tuple(chain), headline)
+    # The runner rethrows the algorithm's exception in its own wrapper; the headline skips it.
+    thrown = [i for i, exc in enumerate(chain) if not exc.type.startswith("com.algorithmia.")]
+    index = thrown[0] if thrown else 0
+    headline = chain[index].line() if chain else _first_line(message)
+    return ParsedError(message, trace, Runtime.JAVA, tuple(chain), headline, headline_index=index)
 
 
 @functools.lru_cache(maxsize=8192)

@@ -128,8 +128,10 @@ alert_threads = Table(
     Column("last_seen_ms", BigInteger, nullable=False),
     Column("error_type", Text, nullable=False),
     Column("headline", Text, nullable=False),
+    # The key before a newer grouping strategy adopted the thread (old buttons carry it).
+    Column("previous_fingerprint", Text, nullable=True),
     PrimaryKeyConstraint("channel_id", "algorithm", "fingerprint"),
-    CheckConstraint("state IN ('open', 'resolved', 'muted')", name="state"),
+    CheckConstraint("state IN ('open', 'resolved', 'muted', 'regressed')", name="state"),
 )
 
 digest_runs = Table(

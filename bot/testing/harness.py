@@ -15,13 +15,14 @@ from pathlib import Path
 
 import httpx
 
-from bot.cli import build_bot, cluster_http, digest_once, open_store
 from bot.config import load_settings
 from bot.slack.server import WebServer, create_web_app
 from bot.testing.sample_cluster import SampleCluster
 from bot.testing.signing import block_actions_body, sign, slash_command_body
 from bot.testing.slack_stand_in import PostedMessage, SlackStandIn
 from bot.usecases.digest import DigestReport
+from bot.wiring.build import build_bot, cluster_http, open_store, worker_name
+from bot.wiring.run import DigestRunner
 
 SIGNING_SECRET = "demo-signing-secret"
 API_KEY = "simDEMOKEY000000000000000000"
@@ -115,7 +116,8 @@ async def running_bot(
         server = WebServer(create_web_app(bot.bolt, metrics=bot.metrics), "127.0.0.1", 0)
         await server.start()
         stack.push_async_callback(server.stop)
+        digest = DigestRunner(settings, store, cluster_client, bot, worker_name())
         yield RunningBot(
             f"http://127.0.0.1:{server.port}", slack, cluster, http,
-            lambda: digest_once(settings, store, cluster_client, bot, everything=True),
+            lambda: digest(everything=True),
         )  # fmt: skip

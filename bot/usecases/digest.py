@@ -1,6 +1,9 @@
 """A digest run (INTERFACE §3.2): each due subscription claimed, each algorithm fetched once,
 each new kind of error alerted once, and a record counted as reported only after Slack
 confirmed its post. One failing algorithm or channel never stops the others.
+
+What the cluster cannot answer counts toward the "cluster unreachable" notice; a bug of ours
+never does: it ends that subscription's run as `RunOutcome.ERROR`, logged with its traceback.
 """
 
 from __future__ import annotations
@@ -13,22 +16,23 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from bot.algorithm_ref import parse_algorithm_ref
-from bot.digest.plan import DigestAction, Kind, plan_digest
-from bot.digest.schedule import Daily, Every, Schedule, next_run
-from bot.errors.grouping import ErrorGroup, group_occurrences, read_occurrences
-from bot.errors.records import RecordBatch
-from bot.store.models import (
+from bot.digest.plan import DigestAction, Kind, known_action, plan_digest, thread_keys
+from bot.domain.alerts import (
     ALERT_COUNTERS,
     ALERT_STATE,
-    AlertState,
     AlertThread,
     DigestRun,
     FinishedRun,
+    RunOutcome,
     Subscription,
+    mute_expired,
 )
+from bot.domain.algorithm_ref import parse_algorithm_ref
+from bot.domain.schedule import next_run, parse_schedule
+from bot.errors.grouping import ErrorGroup, group_occurrences, read_occurrences
+from bot.errors.records import RecordBatch
 from bot.usecases.query import ErrorSource, fetch_errors
-from bot.usecases.results import FailureKind, LookupFailure
+from bot.usecases.results import LookupFailure
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +71,17 @@ class AlertNotifier(Protocol):
         """Post the alert message; returns its `ts` (stored at once: never two alerts)."""
         ...
 
-    async def first_reply(self, channel_id: str, parent_ts: str, group: ErrorGroup) -> None:
-        """The new alert's first thread reply: the group's details and trace."""
+    async def first_reply(
+        self,
+        channel_id: str,
+        parent_ts: str,
+        group: ErrorGroup,
+        split_from: AlertThread | None = None,
+    ) -> None:
+        """The new alert's first thread reply: the group's details and trace, and, for a
+        group an older grouping counted in `split_from`, a note saying so. Best effort: a
+        refused reply is logged, not raised (its records are already reported with the
+        alert), except `ChannelGone`."""
         ...
 
     async def thread_news(self, action: DigestAction) -> None:
@@ -86,9 +99,13 @@ class AlertNotifier(Protocol):
 
 
 class DigestStore(Protocol):
+    """What a digest run needs of the store."""
+
     async def claim_due(
         self, worker: str, now: datetime, lease_seconds: float, *, everything: bool = False
     ) -> list[Subscription]: ...
+
+    async def renew_lease(self, subscription_id: int, worker: str, until: datetime) -> bool: ...
 
     async def finish_runs(self, worker: str, runs: Sequence[FinishedRun]) -> None: ...
 
@@ -108,19 +125,19 @@ class DigestStore(Protocol):
 
     async def prune_digest_runs(self, before: datetime) -> int: ...
 
-    async def get_alert_thread(
-        self, channel_id: str, algorithm: str, fingerprint: str
-    ) -> AlertThread | None: ...
+    async def alert_threads(
+        self, channel_id: str, algorithm: str, keys: Collection[str]
+    ) -> list[AlertThread]: ...
 
     async def create_alert_thread(self, thread: AlertThread) -> bool: ...
+
+    async def adopt_alert_thread(self, thread: AlertThread) -> bool: ...
 
     async def expired_mutes(self, now: datetime) -> list[AlertThread]: ...
 
     async def update_alert_thread(
         self, thread: AlertThread, *, fields: Collection[str] | None = None
     ) -> bool: ...
-
-    async def renew_lease(self, subscription_id: int, worker: str, until: datetime) -> bool: ...
 
 
 @dataclass
@@ -131,16 +148,6 @@ class DigestReport:
     failed: dict[int, str] = field(default_factory=dict)
     """Subscription id → why (cluster unreachable, channel gone, an unexpected error)."""
     posted: int = 0
-
-
-def parse_schedule(text: str) -> Schedule:
-    """The store's schedule text back into a schedule (the inverse of `schedule_text`)."""
-    kind, _, value = text.partition(":")
-    if kind == "every":
-        units = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
-        return Every(int(value[:-1]) * units[value[-1]])
-    hour, _, minute = value.partition(":")
-    return Daily(int(hour), int(minute), weekdays_only=kind == "weekdays")
 
 
 def retry_at(failures: int, now: datetime) -> datetime:
@@ -167,13 +174,13 @@ async def run_digests(
     """
     claimed = await store.claim_due(worker, now, lease_seconds, everything=everything)
     report = DigestReport()
-    finished: list[FinishedRun] = []
+    finished: dict[int, FinishedRun] = {}
     try:
         reported = await store.reported_by_subscription([s.id for s in claimed])
         mutes_over: dict[tuple[str, str], list[AlertThread]] = defaultdict(list)
         for thread in await store.expired_mutes(now):
             mutes_over[thread.channel_id, thread.algorithm].append(thread)
-    except Exception:
+    except BaseException:
         await store.finish_runs(worker, [])  # nothing ran; the leases expire
         raise
     lease = _Lease(store, worker, timedelta(seconds=lease_seconds))
@@ -191,26 +198,49 @@ async def run_digests(
                 )
             except LookupFailure as failure:
                 batch = failure
-            except Exception as error:  # a bug or a stored name that no longer parses
-                log.exception("fetching %s failed", algorithm)
-                batch = LookupFailure(FailureKind.BAD_RESPONSE, algorithm, str(error))
         ids = set() if isinstance(batch, LookupFailure) else {r.request_id for r in batch.records}
         for subscription in subscriptions:
             async with channel_turns[subscription.channel_id]:
-                run = await _run_one(
+                finished[subscription.id] = await _run_one(
                     store, notifier, subscription, batch, ids - reported[subscription.id],
                     now=now, report=report, lease=lease,
                     mutes_over=mutes_over[subscription.channel_id, subscription.algorithm],
                 )  # fmt: skip
-                finished.append(run)
 
     try:
-        await asyncio.gather(*(digest_algorithm(a, subs) for a, subs in by_algorithm.items()))
+        outcomes = await asyncio.gather(
+            *(digest_algorithm(a, subs) for a, subs in by_algorithm.items()),
+            return_exceptions=True,
+        )
+        for (algorithm, subscriptions), outcome in zip(by_algorithm.items(), outcomes, strict=True):
+            if isinstance(outcome, Exception):  # a bug before any subscription ran
+                log.error("digest of %s failed", algorithm, exc_info=outcome)
+                for subscription in subscriptions:
+                    if subscription.id not in finished:
+                        finished[subscription.id] = _failed_by_bug(subscription, outcome, now)
+                        report.failed[subscription.id] = _failure_text(subscription, outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
     finally:  # one transaction for all: leases end, next runs set, runs recorded
-        await store.finish_runs(worker, finished)
+        await store.finish_runs(worker, list(finished.values()))
     await store.prune_reported(int((now - REPORTED_KEPT).timestamp() * 1000))
     await store.prune_digest_runs(now - RUNS_KEPT)
     return report
+
+
+def _failure_text(subscription: Subscription, error: BaseException) -> str:
+    return f"{subscription.algorithm} in {subscription.channel_id}: {type(error).__name__}: {error}"
+
+
+def _failed_by_bug(subscription: Subscription, error: Exception, now: datetime) -> FinishedRun:
+    """A run a bug stopped: retried at the next scheduled time, not counted as an outage."""
+    detail = f"{type(error).__name__}: {error}"
+    run = DigestRun(subscription.id, now, datetime.now(UTC), RunOutcome.ERROR, 0, detail)
+    try:
+        next_run_at = next_run(parse_schedule(subscription.schedule), subscription.timezone, now)
+    except ValueError:
+        next_run_at = retry_at(len(RETRY_BACKOFF), now)
+    return FinishedRun(run, next_run_at, succeeded=True)
 
 
 async def _run_one(
@@ -227,12 +257,12 @@ async def _run_one(
 ) -> FinishedRun:
     """One subscription's run (`fresh`: the request ids it has not reported); whatever
     happens, it ends in a `FinishedRun` that releases its lease."""
-    outcome, detail, posted, succeeded = "ok", None, 0, True
+    outcome, detail, posted = RunOutcome.OK, None, 0
     next_run_at = retry_at(subscription.consecutive_failures, now)
     try:
         next_run_at = next_run(parse_schedule(subscription.schedule), subscription.timezone, now)
         if isinstance(batch, LookupFailure):
-            succeeded, outcome, detail = False, "cluster_failed", str(batch)
+            outcome, detail = RunOutcome.CLUSTER_FAILED, str(batch)
             next_run_at = min(next_run_at, retry_at(subscription.consecutive_failures, now))
             if (
                 subscription.consecutive_failures + 1 >= OUTAGE_NOTICE_AFTER
@@ -244,25 +274,25 @@ async def _run_one(
             if subscription.outage_notified:
                 await notifier.recovered(subscription)
                 await store.set_outage_notified(subscription.id, False)
-            await _end_mutes(store, notifier, subscription, mutes_over, lease)
+            await _end_mutes(store, notifier, subscription, mutes_over, lease, now)
             posted = await _report_new(store, notifier, subscription, batch, fresh, now, lease)
     except LeaseLost:
-        outcome, detail = "lease_lost", "another worker took over, or it was unsubscribed"
+        outcome, detail = RunOutcome.LEASE_LOST, "another worker took over, or it was unsubscribed"
     except ChannelGone as gone:
-        succeeded, outcome, detail = False, "paused", gone.reason
+        outcome, detail = RunOutcome.PAUSED, gone.reason
         await store.pause(subscription.id, gone.reason)
     except Exception as error:  # the edge of one subscription's run: the others go on
         log.exception("digest of %s in %s failed", subscription.algorithm, subscription.channel_id)
-        succeeded, outcome, detail = False, "error", f"{type(error).__name__}: {error}"
+        outcome, detail = RunOutcome.ERROR, f"{type(error).__name__}: {error}"
     report.posted += posted
-    if succeeded:
+    if outcome in (RunOutcome.OK, RunOutcome.LEASE_LOST):
         report.ran.append(subscription.id)
     else:
         where = f"{subscription.algorithm} in {subscription.channel_id}"
         report.failed[subscription.id] = f"{where}: {detail}"
     run = DigestRun(subscription.id, now, datetime.now(UTC), outcome, posted, detail)
-    # Consecutive failures count cluster outages only: a Slack refusal is not one.
-    return FinishedRun(run, next_run_at, succeeded=not isinstance(batch, LookupFailure))
+    # Consecutive failures count cluster outages only: a Slack refusal or a bug is not one.
+    return FinishedRun(run, next_run_at, succeeded=outcome is not RunOutcome.CLUSTER_FAILED)
 
 
 class _Lease:
@@ -284,14 +314,12 @@ async def _end_mutes(
     subscription: Subscription,
     mutes_over: Sequence[AlertThread],
     lease: _Lease,
+    now: datetime,
 ) -> None:
     """A mute ends by itself: the alerts whose mute ran out are open again, and say so."""
     for thread in mutes_over:
         await lease.renew(subscription.id)
-        opened = replace(
-            thread, state=AlertState.OPEN, muted_until=None,
-            state_changed_by=None, state_changed_at=thread.muted_until,
-        )  # fmt: skip
+        opened = mute_expired(thread, now)
         await notifier.mute_over(opened)
         await store.update_alert_thread(opened, fields=ALERT_STATE)
 
@@ -314,19 +342,14 @@ async def _report_new(
         return 0
     groups = group_occurrences(read_occurrences(r for r in batch.records if r.request_id in fresh))
     channel, algorithm = subscription.channel_id, subscription.algorithm
-    threads = {}
-    for group in groups:
-        thread = await store.get_alert_thread(channel, algorithm, group.fingerprint)
-        if thread is not None:
-            threads[group.fingerprint] = thread
+    threads = await store.alert_threads(channel, algorithm, thread_keys(groups))
     planned = plan_digest(channel, algorithm, groups, threads, now)
     for action in planned:
         await lease.renew(subscription.id)
-        if action.kind is not Kind.NEW_ALERT:
-            current = await store.get_alert_thread(channel, algorithm, action.group.fingerprint)
-            if current is not None:
-                known = {current.fingerprint: current}
-                (action,) = plan_digest(channel, algorithm, [action.group], known, now)
+        if action.kind is not Kind.NEW_ALERT and action.adopted_from is None:
+            current = await store.alert_threads(channel, algorithm, [action.group.fingerprint])
+            if current:  # re-planned on the thread as it is now
+                action = known_action(action.group, current[0], now)
         try:
             await _carry_out(store, notifier, subscription, action, now)
         except AlertGone:  # the alert message was deleted: the news get a new one
@@ -351,6 +374,9 @@ async def _carry_out(
     if action.kind is Kind.NEW_ALERT:
         await _new_alert(store, notifier, subscription, action, now, exists=False)
         return
+    if action.adopted_from is not None:
+        # Re-keyed before the parent is edited, so its new buttons find the thread.
+        await store.adopt_alert_thread(action.thread)
     await notifier.thread_news(action)
     await store.update_alert_thread(action.thread, fields=ALERT_COUNTERS)
     if action.kind is Kind.REGRESSION or action.mute_ended:
@@ -368,7 +394,7 @@ async def _new_alert(
     exists: bool,
 ) -> None:
     """Post the alert, keep its `ts`, count its records reported, then its first reply (best
-    effort: if that fails, the records must not come back as a second alert)."""
+    effort: the records must not come back as a second alert)."""
     parent_ts = await notifier.new_alert(subscription.channel_id, action.thread)
     thread = replace(action.thread, parent_ts=parent_ts)
     if exists:
@@ -376,11 +402,4 @@ async def _new_alert(
     else:
         await store.create_alert_thread(thread)
     await store.mark_reported(subscription.id, action.reported, now)
-    try:
-        await notifier.first_reply(subscription.channel_id, parent_ts, action.group)
-    except ChannelGone:
-        raise
-    except Exception:
-        log.exception(
-            "the first reply of alert %s in %s failed", parent_ts, subscription.channel_id
-        )
+    await notifier.first_reply(subscription.channel_id, parent_ts, action.group, action.split_from)

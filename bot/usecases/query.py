@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from bot.algorithm_ref import AlgorithmId, AlgorithmRef, OwnerName
 from bot.algorithmia.client import AlgorithmInfo
 from bot.algorithmia.exceptions import (
     AlgorithmiaError,
@@ -16,9 +15,10 @@ from bot.algorithmia.exceptions import (
     Unauthorized,
     Unavailable,
 )
+from bot.domain.algorithm_ref import AlgorithmId, AlgorithmRef, OwnerName
+from bot.domain.commands import Query
 from bot.errors.grouping import RecordFilter, group_occurrences, read_occurrences
 from bot.errors.records import RecordBatch
-from bot.slack.commands import Query
 from bot.usecases.results import FailureKind, LookupFailure, QueryResult
 
 

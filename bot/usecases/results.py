@@ -36,13 +36,17 @@ class FailureKind(StrEnum):
     REJECTED = "rejected"
 
 
-@dataclass(frozen=True, slots=True)
 class LookupFailure(Exception):
-    """Why the errors of an algorithm could not be read; `detail` is the server's message."""
+    """Why the errors of an algorithm could not be read; `detail` is the server's message.
 
-    kind: FailureKind
-    target: str
-    detail: str = ""
+    A plain exception class (not a frozen dataclass: Python sets `__traceback__` and
+    `__context__` on an exception as it travels)."""
+
+    def __init__(self, kind: FailureKind, target: str, detail: str = "") -> None:
+        super().__init__(kind, target, detail)
+        self.kind = kind
+        self.target = target
+        self.detail = detail
 
     def __str__(self) -> str:
         return f"{self.target}: {self.kind.value}" + (f" ({self.detail})" if self.detail else "")

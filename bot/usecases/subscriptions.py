@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from bot.algorithm_ref import AlgorithmRef
-from bot.digest.schedule import next_run, schedule_text
-from bot.slack.commands import Subscribe
-from bot.store.models import Subscription
+from bot.domain.alerts import Subscription
+from bot.domain.algorithm_ref import AlgorithmRef
+from bot.domain.commands import Subscribe
+from bot.domain.schedule import next_run, schedule_text
 from bot.usecases.query import ErrorSource, fetch_errors
 
 DEFAULT_TIMEZONE = "UTC"

@@ -18,12 +18,12 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import cli
 from bot.config import load_settings
 from bot.slack.server import WebServer
 from bot.testing.harness import API_KEY
 from bot.testing.sample_cluster import SampleCluster
 from bot.testing.slack_stand_in import SlackStandIn
+from bot.wiring import run as wiring_run
 
 
 @dataclass
@@ -48,7 +48,7 @@ def web_servers(monkeypatch: pytest.MonkeyPatch) -> list[WebServer]:
             super().__init__(*args, **kwargs)
             created.append(self)
 
-    monkeypatch.setattr(cli, "WebServer", RecordingWebServer)
+    monkeypatch.setattr(wiring_run, "WebServer", RecordingWebServer)
     return created
 
 
@@ -104,7 +104,7 @@ async def bot(web_servers: list[WebServer]) -> AsyncIterator[SocketModeBot]:
             }
         )
         assert settings.slack_signing_secret is None  # Socket Mode must not need it
-        task = asyncio.create_task(cli.serve(settings, "127.0.0.1", 0))
+        task = asyncio.create_task(wiring_run.serve(settings, "127.0.0.1", 0))
         try:
             await _connected(slack, task)
             (server,) = web_servers

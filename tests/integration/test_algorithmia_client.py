@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import respx
 
-from bot.algorithm_ref import AlgorithmId, InvalidAlgorithmRef, OwnerName, parse_algorithm_ref
 from bot.algorithmia.client import AlgorithmiaClient, AlgorithmInfo, default_timeout
 from bot.algorithmia.exceptions import (
     AlgorithmiaError,
@@ -24,6 +21,13 @@ from bot.algorithmia.exceptions import (
     Unauthorized,
     Unavailable,
 )
+from bot.domain.algorithm_ref import (
+    AlgorithmId,
+    InvalidAlgorithmRef,
+    OwnerName,
+    parse_algorithm_ref,
+)
+from tests.conftest import load_sample
 
 BASE = "https://api.cluster.test"
 KEY = "simQ8vT3kLw2Zr9Xy4Bn6Mc1Pd7F"  # the CLI's format: 28 characters starting `sim`
@@ -35,7 +39,7 @@ UUID = "3b8f6c2e-9d41-4a7e-b5c0-71e2d9a4f6b8"
 ECHO = OwnerName("hello", "echo")
 ERRORS_PATH = "/v1/algorithms/hello/echo/errors"
 
-SAMPLE = json.loads((Path(__file__).parents[1] / "data" / "sample-errors.json").read_text())
+SAMPLE = load_sample()
 RECORDS: list[dict[str, Any]] = SAMPLE["records"][:3]
 
 

@@ -11,17 +11,17 @@ from typing import Any
 
 import pytest
 
-from bot.algorithm_ref import AlgorithmRef, OwnerName
 from bot.algorithmia.client import AlgorithmInfo
 from bot.algorithmia.exceptions import Unavailable
 from bot.digest.plan import DigestAction, Kind
+from bot.domain.alerts import ALERT_STATE, AlertState, AlertThread, Subscription
+from bot.domain.algorithm_ref import AlgorithmRef, OwnerName
+from bot.domain.commands import Subscribe
 from bot.errors.grouping import ErrorGroup
 from bot.errors.records import ErrorRecord, RecordBatch
-from bot.slack.commands import Subscribe
-from bot.store.models import ALERT_STATE, AlertState, AlertThread, Subscription
-from bot.store.repository import Store
 from bot.usecases.digest import AlertGone, ChannelGone, run_digests
 from bot.usecases.subscriptions import subscribe
+from tests.store_probe import ProbedStore as Store
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 ACME = OwnerName("acme", "image_tagger")
@@ -59,8 +59,13 @@ class RecordingNotifier:
         self.said.append(("alert", channel_id, thread.fingerprint))
         return f"{self._ts}.0"
 
-    async def first_reply(self, channel_id: str, parent_ts: str, group: ErrorGroup) -> None:
+    async def first_reply(
+        self, channel_id: str, parent_ts: str, group: ErrorGroup,
+        split_from: AlertThread | None = None,
+    ) -> None:  # fmt: skip
         self.said.append(("first_reply", channel_id, parent_ts))
+        if split_from is not None:
+            self.said.append(("split_from", channel_id, split_from.fingerprint))
 
     async def thread_news(self, action: DigestAction) -> None:
         self._check(action.thread.channel_id)
@@ -130,16 +135,16 @@ async def test_recurrence_regression_and_mute(store: Store) -> None:
     cluster.records["acme/image_tagger"].append(_record(2, BOOM))
     await _run(store, cluster, notifier, T0 + timedelta(minutes=30))
     assert notifier.said[-1] == ("recurrence", "C1", fingerprint)
-    thread = await store.get_alert_thread("C1", "acme/image_tagger", fingerprint)
+    thread = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
     assert thread is not None
     assert thread.count == 2
     await store.update_alert_thread(replace(thread, state=AlertState.RESOLVED))
     cluster.records["acme/image_tagger"].append(_record(3, BOOM))
     await _run(store, cluster, notifier, T0 + timedelta(minutes=45))
     assert notifier.said[-1] == ("regression", "C1", fingerprint)
-    regressed = await store.get_alert_thread("C1", "acme/image_tagger", fingerprint)
+    regressed = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
     assert regressed is not None
-    assert regressed.state is AlertState.OPEN
+    assert regressed.state is AlertState.REGRESSED
     await store.update_alert_thread(replace(regressed, state=AlertState.MUTED, muted_until=None))
     cluster.records["acme/image_tagger"].append(_record(4, BOOM))
     await _run(store, cluster, notifier, T0 + timedelta(minutes=60))
@@ -223,10 +228,13 @@ class FlakyNotifier(RecordingNotifier):
             await self.on_alert()
         return ts
 
-    async def first_reply(self, channel_id: str, parent_ts: str, group: ErrorGroup) -> None:
+    async def first_reply(
+        self, channel_id: str, parent_ts: str, group: ErrorGroup,
+        split_from: AlertThread | None = None,
+    ) -> None:  # fmt: skip
         if self.reply_fails:
-            raise RuntimeError("Slack answered 500")
-        await super().first_reply(channel_id, parent_ts, group)
+            raise RuntimeError("a bug after the alert was posted")
+        await super().first_reply(channel_id, parent_ts, group, split_from)
 
     async def thread_news(self, action: DigestAction) -> None:
         if action.thread.parent_ts in self.deleted:
@@ -244,7 +252,7 @@ async def test_a_failed_first_reply_never_brings_the_error_back_as_news(store: S
     report = await _run(store, cluster, notifier, T0 + timedelta(minutes=30))
     assert notifier.kinds() == ["alert"]
     assert report.posted == 0
-    thread = await store.get_alert_thread("C1", "acme/image_tagger", notifier.said[0][2])
+    thread = await store.find_alert_thread("C1", "acme/image_tagger", notifier.said[0][2])
     assert thread is not None
     assert thread.count == 1
 
@@ -271,7 +279,7 @@ async def test_a_click_during_the_run_is_kept(store: Store) -> None:
     fingerprint = notifier.said[0][2]
 
     async def resolve() -> None:  # someone clicks Resolve while the run posts another alert
-        thread = await store.get_alert_thread("C1", "acme/image_tagger", fingerprint)
+        thread = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
         assert thread is not None
         await store.update_alert_thread(
             replace(thread, state=AlertState.RESOLVED, state_changed_by="U9"), fields=ALERT_STATE
@@ -281,9 +289,9 @@ async def test_a_click_during_the_run_is_kept(store: Store) -> None:
     cluster.records["acme/image_tagger"] += [_record(2, BANG, 2), _record(3, BOOM, 1)]
     await _run(store, cluster, notifier, T0 + timedelta(minutes=30))
     assert notifier.said[-1] == ("regression", "C1", fingerprint)  # it saw the click
-    thread = await store.get_alert_thread("C1", "acme/image_tagger", fingerprint)
+    thread = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
     assert thread is not None
-    assert (thread.count, thread.state) == (2, AlertState.OPEN)
+    assert (thread.count, thread.state) == (2, AlertState.REGRESSED)
 
 
 async def test_a_broken_subscription_does_not_stop_the_run_or_keep_its_lease(
@@ -309,13 +317,13 @@ async def test_news_of_a_deleted_alert_get_a_new_alert(store: Store) -> None:
     cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
     await _run(store, cluster, notifier, T0 + timedelta(minutes=15))
     fingerprint = notifier.said[0][2]
-    first = await store.get_alert_thread("C1", "acme/image_tagger", fingerprint)
+    first = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
     assert first is not None
     notifier.deleted.add(first.parent_ts)
     cluster.records["acme/image_tagger"].append(_record(2, BOOM))
     await _run(store, cluster, notifier, T0 + timedelta(minutes=30))
     assert notifier.kinds() == ["alert", "first_reply", "alert", "first_reply"]
-    again = await store.get_alert_thread("C1", "acme/image_tagger", fingerprint)
+    again = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
     assert again is not None
     assert again.parent_ts != first.parent_ts
     assert again.count == 2
@@ -327,7 +335,7 @@ async def test_a_mute_ends_by_itself_and_the_next_run_shows_it(store: Store) -> 
     cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
     await _run(store, cluster, notifier, T0 + timedelta(minutes=15))
     fingerprint = notifier.said[0][2]
-    thread = await store.get_alert_thread("C1", "acme/image_tagger", fingerprint)
+    thread = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
     assert thread is not None
     until = T0 + timedelta(hours=1)
     await store.update_alert_thread(
@@ -337,7 +345,7 @@ async def test_a_mute_ends_by_itself_and_the_next_run_shows_it(store: Store) -> 
     assert notifier.said[-1][0] == "first_reply"  # still muted: nothing
     await _run(store, cluster, notifier, until + timedelta(minutes=16))  # the next due run
     assert notifier.said[-1] == ("mute_over", "C1", fingerprint)
-    opened = await store.get_alert_thread("C1", "acme/image_tagger", fingerprint)
+    opened = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
     assert opened is not None
     assert (opened.state, opened.muted_until) == (AlertState.OPEN, None)
 

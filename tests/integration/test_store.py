@@ -29,10 +29,18 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from bot.domain.alerts import (
+    AlertState,
+    AlertThread,
+    DigestRun,
+    FinishedRun,
+    RunOutcome,
+    Subscription,
+)
+from bot.store.engine import MIGRATIONS
 from bot.store.exceptions import InvalidDatabaseUrl, StoreUnavailable
-from bot.store.models import AlertState, AlertThread, DigestRun, FinishedRun, Subscription
-from bot.store.repository import MIGRATIONS, Store
 from bot.store.schema import VERSION_TABLE, metadata
+from tests.store_probe import ProbedStore as Store
 
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "")
 NO_POSTGRES = "TEST_DATABASE_URL not set: PostgreSQL store tests skipped"
@@ -159,7 +167,7 @@ async def test_everything_survives_a_restart(database_url: str) -> None:
     async with await Store.open(database_url) as second:
         assert await second.get_subscription(subscription.id) == subscription
         assert await second.unreported(subscription.id, ["req-1", "req-2"]) == {"req-2"}
-        assert await second.get_alert_thread(CHANNEL, ALGORITHM, "3f9a0c1e") == alert_thread()
+        assert await second.find_alert_thread(CHANNEL, ALGORITHM, "3f9a0c1e") == alert_thread()
 
 
 _OPENER = """
@@ -290,7 +298,7 @@ async def test_removing_a_subscription_forgets_its_records_and_keeps_its_alert_t
 ) -> None:
     subscription = await subscribe(store)
     await store.mark_reported(subscription.id, [("req-1", 1_000), ("req-2", 2_000)], NOW)
-    await store.record_digest_run(DigestRun(subscription.id, NOW, NOW, "ok", 2, None))
+    await store.record_digest_run(DigestRun(subscription.id, NOW, NOW, RunOutcome.OK, 2, None))
     await store.create_alert_thread(alert_thread())
 
     assert await store.remove_subscription(CHANNEL, ALGORITHM) is True
@@ -299,11 +307,11 @@ async def test_removing_a_subscription_forgets_its_records_and_keeps_its_alert_t
     assert await store.channel_subscriptions(CHANNEL) == []
     assert await store.unreported(subscription.id, ["req-1", "req-2"]) == {"req-1", "req-2"}
     assert await store.recent_digest_runs(subscription.id, 10) == []
-    assert await store.get_alert_thread(CHANNEL, ALGORITHM, "3f9a0c1e") == alert_thread()
+    assert await store.find_alert_thread(CHANNEL, ALGORITHM, "3f9a0c1e") == alert_thread()
 
     again = await subscribe(store)
     assert again.id != subscription.id
-    assert await store.get_alert_thread(CHANNEL, ALGORITHM, "3f9a0c1e") == alert_thread()
+    assert await store.find_alert_thread(CHANNEL, ALGORITHM, "3f9a0c1e") == alert_thread()
 
 
 async def test_removing_a_subscription_leaves_the_channels_other_ones(store: Store) -> None:
@@ -348,7 +356,7 @@ async def test_times_come_back_as_aware_utc_and_compare_as_instants(store: Store
     muted_until = datetime(2026, 3, 2, 9, 0, tzinfo=berlin)
     thread = alert_thread(state=AlertState.MUTED, muted_until=muted_until, state_changed_at=local)
     await store.create_alert_thread(thread)
-    stored = await store.get_alert_thread(CHANNEL, ALGORITHM, thread.fingerprint)
+    stored = await store.find_alert_thread(CHANNEL, ALGORITHM, thread.fingerprint)
     assert stored is not None
     assert stored.muted_until == muted_until
     assert stored.muted_until is not None
@@ -488,7 +496,7 @@ async def test_twenty_concurrent_claims_of_one_subscription_make_one_winner(
 _CLAIMER = """
 import asyncio, sys, time
 from datetime import UTC, datetime
-from bot.store.repository import Store
+from tests.store_probe import ProbedStore as Store
 
 async def main(url: str, worker: str) -> None:
     async with await Store.open(url) as store:
@@ -608,10 +616,10 @@ async def test_pruning_forgets_only_records_older_than_the_bound(
 
 async def test_an_alert_thread_is_stored_once_per_key(store: Store) -> None:
     thread = alert_thread()
-    assert await store.get_alert_thread(CHANNEL, ALGORITHM, thread.fingerprint) is None
+    assert await store.find_alert_thread(CHANNEL, ALGORITHM, thread.fingerprint) is None
     assert await store.create_alert_thread(thread) is True
     assert await store.create_alert_thread(replace(thread, parent_ts="1767229999.000200")) is False
-    assert await store.get_alert_thread(CHANNEL, ALGORITHM, thread.fingerprint) == thread
+    assert await store.find_alert_thread(CHANNEL, ALGORITHM, thread.fingerprint) == thread
 
     # Each part of the key makes a different thread.
     elsewhere = replace(thread, channel_id=OTHER_CHANNEL, parent_ts="1767229999.000300")
@@ -619,7 +627,7 @@ async def test_an_alert_thread_is_stored_once_per_key(store: Store) -> None:
     other_group = alert_thread("77aa00ff", parent_ts="1767229999.000500")
     for distinct in (elsewhere, other_algorithm, other_group):
         assert await store.create_alert_thread(distinct) is True
-        stored = await store.get_alert_thread(
+        stored = await store.find_alert_thread(
             distinct.channel_id, distinct.algorithm, distinct.fingerprint
         )
         assert stored == distinct
@@ -642,18 +650,18 @@ async def test_updating_an_alert_thread_keeps_every_field(store: Store) -> None:
         error_type="UnknownError",
     )
     assert await store.update_alert_thread(changed) is True
-    assert await store.get_alert_thread(CHANNEL, ALGORITHM, thread.fingerprint) == changed
+    assert await store.find_alert_thread(CHANNEL, ALGORITHM, thread.fingerprint) == changed
 
     muted_forever = replace(changed, muted_until=None)
     await store.update_alert_thread(muted_forever)
-    assert await store.get_alert_thread(CHANNEL, ALGORITHM, thread.fingerprint) == muted_forever
+    assert await store.find_alert_thread(CHANNEL, ALGORITHM, thread.fingerprint) == muted_forever
 
     resolved = replace(changed, state=AlertState.RESOLVED, muted_until=None, versions=())
     await store.update_alert_thread(resolved)
-    assert await store.get_alert_thread(CHANNEL, ALGORITHM, thread.fingerprint) == resolved
+    assert await store.find_alert_thread(CHANNEL, ALGORITHM, thread.fingerprint) == resolved
 
     assert await store.update_alert_thread(alert_thread("0000dead")) is False
-    assert await store.get_alert_thread(CHANNEL, ALGORITHM, "0000dead") is None
+    assert await store.find_alert_thread(CHANNEL, ALGORITHM, "0000dead") is None
 
 
 # Digest runs
@@ -667,7 +675,7 @@ async def test_digest_runs_are_listed_newest_first(store: Store) -> None:
             subscription.id,
             NOW + timedelta(minutes=15 * index),
             NOW + timedelta(minutes=15 * index, seconds=3),
-            "ok" if index % 2 else "cluster_unreachable",
+            RunOutcome.OK if index % 2 else RunOutcome.CLUSTER_FAILED,
             index,
             None if index % 2 else "Unavailable: 503 after 3 attempts",
         )
@@ -675,7 +683,7 @@ async def test_digest_runs_are_listed_newest_first(store: Store) -> None:
     ]
     for run in runs:
         await store.record_digest_run(run)
-    await store.record_digest_run(DigestRun(other.id, NOW, NOW, "ok", 0, None))
+    await store.record_digest_run(DigestRun(other.id, NOW, NOW, RunOutcome.OK, 0, None))
 
     assert await store.recent_digest_runs(subscription.id, 3) == runs[:1:-1]
     assert await store.recent_digest_runs(subscription.id, 100) == runs[::-1]
@@ -690,7 +698,7 @@ async def test_digest_runs_are_listed_newest_first(store: Store) -> None:
 async def test_a_digest_run_of_a_removed_subscription_is_not_kept(store: Store) -> None:
     subscription = await subscribe(store)
     await store.remove_subscription(CHANNEL, ALGORITHM)
-    await store.record_digest_run(DigestRun(subscription.id, NOW, NOW, "ok", 0, None))
+    await store.record_digest_run(DigestRun(subscription.id, NOW, NOW, RunOutcome.OK, 0, None))
     assert await store.recent_digest_runs(subscription.id, 10) == []
 
 
@@ -730,12 +738,14 @@ async def test_finish_runs_ends_leases_and_records_runs_in_one_go(store: Store) 
     assert [s.id for s in await store.claim_due("w1", NOW, 60)] == [s.id for s in subs]
     later = NOW + timedelta(minutes=15)
     runs = [
-        FinishedRun(DigestRun(subs[0].id, NOW, NOW, "ok", 2, None), later, True),
-        FinishedRun(DigestRun(subs[1].id, NOW, NOW, "cluster_failed", 0, "503"), later, False),
+        FinishedRun(DigestRun(subs[0].id, NOW, NOW, RunOutcome.OK, 2, None), later, True),
+        FinishedRun(
+            DigestRun(subs[1].id, NOW, NOW, RunOutcome.CLUSTER_FAILED, 0, "503"), later, False
+        ),
     ]
     await store.remove_subscription("C2", "acme/x")  # gone meanwhile: nothing kept for it
     await store.finish_runs("w1", [*runs, FinishedRun(
-        DigestRun(subs[2].id, NOW, NOW, "ok", 0, None), later, True)])  # fmt: skip
+        DigestRun(subs[2].id, NOW, NOW, RunOutcome.OK, 0, None), later, True)])  # fmt: skip
     first = await store.get_subscription(subs[0].id)
     failed = await store.get_subscription(subs[1].id)
     assert first is not None

@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.algorithm_ref import AlgorithmRef, OwnerName
 from bot.algorithmia.client import AlgorithmInfo
 from bot.algorithmia.exceptions import NotFound
-from bot.digest.schedule import Daily, Every
+from bot.domain.algorithm_ref import AlgorithmRef, OwnerName
+from bot.domain.commands import Subscribe
+from bot.domain.schedule import Daily, Every
 from bot.errors.records import ErrorRecord, RecordBatch
-from bot.slack import blocks
-from bot.slack.commands import Subscribe
-from bot.store.repository import Store
+from bot.slack.blocks import subscriptions as subscription_blocks
 from bot.usecases.results import FailureKind, LookupFailure
 from bot.usecases.subscriptions import list_subscriptions, subscribe, unsubscribe
+from tests.store_probe import ProbedStore as Store
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)  # a Friday
 ACME = OwnerName("acme", "image_tagger")
@@ -114,22 +114,24 @@ async def test_unsubscribe_and_list(store: Store) -> None:
 async def test_the_channel_hears_what_will_happen(store: Store) -> None:
     done = await subscribe(store, FakeCluster([_record("r")]), Subscribe(ACME),
                            channel_id="C1", user_id="U1", user_timezone=None, now=NOW)  # fmt: skip
-    message = blocks.subscribed(done.subscription, again=done.again, seen=done.seen, by="U1")
+    message = subscription_blocks.subscribed(
+        done.subscription, again=done.again, seen=done.seen, by="U1"
+    )
     text = str(message.blocks)
     assert "subscribed this channel to *acme/image_tagger*, `every:15m` (UTC)" in text
     assert "1 current error marked as seen" in text
-    listed = blocks.subscription_list(await list_subscriptions(store, "C1"))
+    listed = subscription_blocks.subscription_list(await list_subscriptions(store, "C1"))
     assert "*acme/image_tagger*: `every:15m` (UTC) · next Fri 27 Nov 12:15 (<!date^" in str(
         listed.blocks
     )
-    assert "no subscriptions" in blocks.subscription_list([]).text
+    assert "no subscriptions" in subscription_blocks.subscription_list([]).text
 
 
 async def test_list_shows_why_a_subscription_is_paused(store: Store) -> None:
     done = await subscribe(store, FakeCluster([]), Subscribe(ACME), channel_id="C1",
                            user_id="U1", user_timezone=None, now=NOW)  # fmt: skip
     await store.pause(done.subscription.id, "the channel is archived")
-    listed = blocks.subscription_list(await list_subscriptions(store, "C1"))
+    listed = subscription_blocks.subscription_list(await list_subscriptions(store, "C1"))
     line = str(listed.blocks)
     assert "paused: the channel is archived" in line
     assert "next <!date^" not in line

@@ -12,11 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from syrupy.assertion import SnapshotAssertion
 
-from bot.digest.plan import new_thread
+from bot.digest.plan import sighting
+from bot.domain.alerts import AlertState, AlertThread, new_thread
 from bot.errors.grouping import ErrorGroup, group_records
 from bot.errors.records import ErrorRecord
-from bot.slack import blocks
-from bot.store.models import AlertState, AlertThread
+from bot.slack.blocks import alerts as alert_blocks
+from bot.slack.blocks import base
 from tests.unit.test_blocks import assert_cannot_ping, assert_fits_slack, untrusted
 
 CHANGED = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
@@ -30,10 +31,14 @@ def group(sample_record_by_bug: dict[str, Any]) -> ErrorGroup:
 
 
 def _thread(group: ErrorGroup, **changes: Any) -> AlertThread:
-    return replace(new_thread("C1", "acme/image_tagger", group), parent_ts="1.0", **changes)
+    return replace(
+        new_thread("C1", "acme/image_tagger", group.fingerprint, sighting(group)),
+        parent_ts="1.0",
+        **changes,
+    )
 
 
-def _actions(message: blocks.SlackMessage) -> dict[str, Any]:
+def _actions(message: base.SlackMessage) -> dict[str, Any]:
     (block,) = [b for b in message.blocks if b["type"] == "actions"]
     return {element["action_id"]: element for element in block["elements"]} | {
         "block_id": block["block_id"]
@@ -42,13 +47,13 @@ def _actions(message: blocks.SlackMessage) -> dict[str, Any]:
 
 def test_an_open_alert_offers_resolve_and_mute(group: ErrorGroup) -> None:
     thread = _thread(group)
-    actions = _actions(blocks.alert_parent(thread))
+    actions = _actions(alert_blocks.alert_parent(thread))
     assert set(actions) == {"group_resolve", "group_mute", "block_id"}
     assert json.loads(actions["group_resolve"]["value"]) == {
         "a": "acme/image_tagger", "f": group.fingerprint,
     }  # fmt: skip
     assert [o["value"] for o in actions["group_mute"]["options"]] == ["1h", "24h", "7d", "forever"]
-    assert actions["block_id"] == "alert:" + blocks.alert_key(thread)
+    assert actions["block_id"] == "alert:" + alert_blocks.alert_key(thread)
 
 
 @pytest.mark.parametrize(
@@ -65,21 +70,25 @@ def test_an_open_alert_offers_resolve_and_mute(group: ErrorGroup) -> None:
 def test_a_resolved_or_muted_alert_says_who_and_offers_reopen(
     group: ErrorGroup, changes: dict[str, Any], line: str
 ) -> None:
-    message = blocks.alert_parent(_thread(group, **changes))
+    message = alert_blocks.alert_parent(_thread(group, **changes))
     assert line in str(message.blocks)
     assert set(_actions(message)) == {"group_reopen", "block_id"}
 
 
 def test_a_regression_says_so(group: ErrorGroup) -> None:
-    message = blocks.alert_parent(_thread(group), regressed=True)
-    assert "*Regressed*" in str(message.blocks)
-    reply = blocks.recurrence_reply(group, regression=True)
+    regressed = _thread(group, state=AlertState.REGRESSED, state_changed_at=CHANGED)
+    message = alert_blocks.alert_parent(regressed)
+    assert ":rotating_light: *Regressed*: it was resolved and came back <!date^" in str(
+        message.blocks
+    )
+    assert set(_actions(message)) == {"group_resolve", "group_mute", "block_id"}
+    reply = alert_blocks.recurrence_reply(group, regression=True)
     assert reply.text.startswith("Regression: 1 new:")
 
 
 def test_alert_messages_snapshot(group: ErrorGroup, snapshot: SnapshotAssertion) -> None:
-    assert blocks.alert_parent(_thread(group)) == snapshot
-    assert blocks.recurrence_reply(group) == snapshot
+    assert alert_blocks.alert_parent(_thread(group)) == snapshot
+    assert alert_blocks.recurrence_reply(group) == snapshot
 
 
 @settings(max_examples=100, deadline=None)
@@ -97,7 +106,7 @@ def test_alerts_fit_and_cannot_ping(
         group, headline=headline, algorithm=algorithm, versions=tuple(versions), state=state,
         state_changed_by=user or None, state_changed_at=CHANGED,
     )  # fmt: skip
-    for message in (blocks.alert_parent(thread), blocks.alert_parent(thread, regressed=True)):
+    for message in (alert_blocks.alert_parent(thread),):
         assert_fits_slack(message)
         assert_cannot_ping(message, allowed_mentions=(user,))
         assert len(_actions(message)["block_id"]) <= 255

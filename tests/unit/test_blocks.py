@@ -13,7 +13,8 @@ from syrupy.assertion import SnapshotAssertion
 from bot.errors.grouping import ErrorGroup, group_records
 from bot.errors.records import ErrorRecord, validate_records
 from bot.errors.traces import Runtime
-from bot.slack import blocks
+from bot.slack.blocks import answers, base
+from bot.slack.blocks import query as query_blocks
 from bot.usecases.results import FailureKind, LookupFailure, QueryResult
 
 _OUR_TOKENS = re.compile(
@@ -22,7 +23,7 @@ _OUR_TOKENS = re.compile(
 _SLACK_LIMIT = 12_000
 
 
-def _mrkdwn_texts(message: blocks.SlackMessage) -> list[str]:
+def _mrkdwn_texts(message: base.SlackMessage) -> list[str]:
     texts = [message.text]
 
     def walk(value: Any) -> None:
@@ -48,7 +49,7 @@ def _mrkdwn_objects(value: Any) -> list[dict[str, Any]]:
     return []
 
 
-def _message_size(message: blocks.SlackMessage) -> int:
+def _message_size(message: base.SlackMessage) -> int:
     """Characters across the message's text fields, as Slack counts them against its limit."""
 
     def size(value: Any) -> int:
@@ -61,8 +62,8 @@ def _message_size(message: blocks.SlackMessage) -> int:
     return size(message.blocks)
 
 
-def assert_fits_slack(message: blocks.SlackMessage) -> None:
-    assert len(message.blocks) <= blocks.MAX_BLOCKS
+def assert_fits_slack(message: base.SlackMessage) -> None:
+    assert len(message.blocks) <= base.MAX_BLOCKS
     assert message.blocks or message.text
     assert len(message.text) <= 40_000
     assert _message_size(message) < _SLACK_LIMIT
@@ -86,14 +87,12 @@ def assert_fits_slack(message: blocks.SlackMessage) -> None:
                 assert all(part["text"] for part in element["elements"])
 
 
-def assert_cannot_ping(
-    message: blocks.SlackMessage, allowed_mentions: tuple[str, ...] = ()
-) -> None:
+def assert_cannot_ping(message: base.SlackMessage, allowed_mentions: tuple[str, ...] = ()) -> None:
     """No mrkdwn text holds a `<` of its own: no @channel, mention or link can come through.
     `allowed_mentions`: Slack user ids the bot itself names (who resolved an alert)."""
     for text in _mrkdwn_texts(message):
         for user in allowed_mentions:
-            text = text.replace(f"<@{blocks.escape(user)}>", "")
+            text = text.replace(f"<@{base.escape(user)}>", "")
         assert "<" not in _OUR_TOKENS.sub("", text), text
     # Verbatim mrkdwn: Slack makes no links of bare URLs or #channel names either.
     assert all(obj.get("verbatim") is True for obj in _mrkdwn_objects(message.blocks))
@@ -150,16 +149,16 @@ def test_every_message_fits_and_untrusted_text_cannot_ping(
         input=input_text,
     )
     result = _result([group], target=target)
-    reply = blocks.group_reply(group, show_input=True).message
-    failure = blocks.lookup_failed(LookupFailure(FailureKind.FORBIDDEN, target, message))
+    reply = query_blocks.group_reply(group, show_input=True).message
+    failure = answers.lookup_failed(LookupFailure(FailureKind.FORBIDDEN, target, message))
     for built in (
-        blocks.query_parent(result, "U_ALICE"),
+        query_blocks.query_parent(result, "U_ALICE"),
         reply,
-        blocks.no_errors(result),
+        query_blocks.no_errors(result),
         failure,
-        blocks.usage(message),
-        blocks.invite_me("UBOT", message),
-        blocks.lookup_started(target),
+        answers.usage(message),
+        answers.invite_me("UBOT", message),
+        answers.lookup_started(target),
     ):
         assert_fits_slack(built)
         assert_cannot_ping(built)
@@ -173,7 +172,7 @@ def test_traces_and_inputs_go_only_in_preformatted_blocks(trace: str, size: int)
     structure, whatever their length."""
     marker = "QQTRACEQQ"
     group = _group("boom", f"{trace}{marker}{'x' * size}", input=f"{marker}input")
-    reply = blocks.group_reply(group, show_input=True).message
+    reply = query_blocks.group_reply(group, show_input=True).message
     assert not any(marker in text for text in _mrkdwn_texts(reply))
     preformatted = [
         element["elements"][0]["text"]
@@ -184,16 +183,16 @@ def test_traces_and_inputs_go_only_in_preformatted_blocks(trace: str, size: int)
     ]
     assert len(preformatted) == 2
     assert all(text.strip() for text in preformatted)
-    assert all(len(text) <= blocks.TRACE_BUDGET for text in preformatted)
+    assert all(len(text) <= query_blocks.TRACE_BUDGET for text in preformatted)
 
 
 def test_escaping_turns_pings_into_text() -> None:
-    assert blocks.escape("<!channel> & <@U1|bob>") == "&lt;!channel&gt; &amp; &lt;@U1|bob&gt;"
+    assert base.escape("<!channel> & <@U1|bob>") == "&lt;!channel&gt; &amp; &lt;@U1|bob&gt;"
 
 
 def test_cut_escaped_never_splits_an_entity() -> None:
     for limit in range(2, 20):
-        shortened = blocks.cut_escaped("a&b<c>" * 5, limit)
+        shortened = base.cut_escaped("a&b<c>" * 5, limit)
         assert len(shortened) <= limit
         assert not re.search(r"&[a-z]*…$", shortened), shortened
 
@@ -201,7 +200,7 @@ def test_cut_escaped_never_splits_an_entity() -> None:
 def test_fixture_with_slack_syntax_is_escaped(sample_record_by_bug: dict[str, Any]) -> None:
     record = sample_record_by_bug["py-notify-channel-id-int"]
     (group,) = group_records([ErrorRecord.model_validate(record)])
-    built = blocks.group_reply(group, show_input=True).message
+    built = query_blocks.group_reply(group, show_input=True).message
     assert_cannot_ping(built)
     assert "&lt;!here&gt;" in built.text
     raw = [b for b in built.blocks if b["type"] == "rich_text"]
@@ -221,7 +220,7 @@ _LONG_PY = (
 
 @given(st.integers(min_value=200, max_value=5000))
 def test_a_long_python_trace_keeps_the_exception_line_and_says_what_was_cut(budget: int) -> None:
-    trimmed = blocks.trim_trace(_LONG_PY, Runtime.PYTHON, budget)
+    trimmed = query_blocks.trim_trace(_LONG_PY, Runtime.PYTHON, budget)
     assert len(trimmed.text) <= budget
     assert trimmed.text.endswith("ValueError: the final line")
     assert trimmed.text.startswith("… ")
@@ -238,17 +237,17 @@ def test_a_huge_final_line_keeps_the_exception_type_and_the_frames_above() -> No
         + "ValueError: "
         + "x" * 10_000
     )
-    trimmed = blocks.trim_trace(trace, Runtime.PYTHON)
+    trimmed = query_blocks.trim_trace(trace, Runtime.PYTHON)
     last = trimmed.text.splitlines()[-1]
     assert last.startswith("ValueError: xxx")
     assert last.endswith("…")
     assert 'File "./src/m39.py", line 39, in f39' in trimmed.text
-    assert len(trimmed.text) <= blocks.TRACE_BUDGET
+    assert len(trimmed.text) <= query_blocks.TRACE_BUDGET
 
 
 def test_a_record_with_a_blank_message_is_headed_by_its_type() -> None:
     group = _group("   ", None, error_type="")
-    header = blocks.group_reply(group).message.blocks[0]
+    header = query_blocks.group_reply(group).message.blocks[0]
     assert header["text"]["text"] == "AlgorithmError"
 
 
@@ -256,7 +255,7 @@ def test_a_node_trace_is_cut_below_keeping_the_innermost_frames() -> None:
     trace = "TypeError: x is not a function\n" + "".join(
         f"    at f{i} (/opt/algorithm/src/a.js:{i}:1)\n" for i in range(400)
     )
-    trimmed = blocks.trim_trace(trace, Runtime.NODE, 1000)
+    trimmed = query_blocks.trim_trace(trace, Runtime.NODE, 1000)
     assert trimmed.text.startswith("TypeError: x is not a function\n    at f0 ")
     assert "cut below" in trimmed.text.splitlines()[-1]
 
@@ -267,8 +266,8 @@ def test_a_short_trace_is_shown_whole_and_not_attached(
     (group,) = group_records(
         [ErrorRecord.model_validate(sample_record_by_bug["py-pil-antialias-removed"])]
     )
-    reply = blocks.group_reply(group)
-    assert reply.full_trace is None
+    reply = query_blocks.group_reply(group)
+    assert reply.trace_file is None
     shown = [
         b["elements"][0]["elements"][0]["text"]
         for b in reply.message.blocks
@@ -281,15 +280,17 @@ def test_a_long_trace_is_attached_in_full(sample_record_by_bug: dict[str, Any]) 
     (group,) = group_records(
         [ErrorRecord.model_validate(sample_record_by_bug["py-vitmatte-channel-mismatch"])]
     )
-    reply = blocks.group_reply(group)
-    assert reply.full_trace == group.latest.parsed.trace
+    reply = query_blocks.group_reply(group)
+    assert reply.trace_file is not None
+    assert reply.trace_file.content == group.latest.parsed.trace
+    assert reply.trace_file.filename == f"trace-{group.latest.record.request_id}.txt"
     assert "cut above" in str(reply.message.blocks)
     assert_fits_slack(reply.message)
 
 
 def test_parent_names_the_algorithm_counts_and_what_is_not_shown(sample: dict[str, Any]) -> None:
     groups = group_records(validate_records(sample["records"]).records)
-    parent = blocks.query_parent(_result(groups), "U_ALICE")
+    parent = query_blocks.query_parent(_result(groups), "U_ALICE")
     text = str(parent.blocks)
     assert "*acme/image_tagger*: 80 errors in 25 groups in the last 7 days" in text
     assert "5 more not shown" in text
@@ -299,8 +300,8 @@ def test_parent_names_the_algorithm_counts_and_what_is_not_shown(sample: dict[st
 def test_input_is_shown_only_when_asked(sample_record_by_bug: dict[str, Any]) -> None:
     record = sample_record_by_bug["py-pil-antialias-removed"]
     (group,) = group_records([ErrorRecord.model_validate(record)])
-    assert record["input"] not in str(blocks.group_reply(group).message.blocks)
-    assert record["input"] in str(blocks.group_reply(group, show_input=True).message.blocks)
+    assert record["input"] not in str(query_blocks.group_reply(group).message.blocks)
+    assert record["input"] in str(query_blocks.group_reply(group, show_input=True).message.blocks)
 
 
 @pytest.mark.parametrize(
@@ -317,13 +318,13 @@ def test_group_reply_snapshot(
     sample_record_by_bug: dict[str, Any], bug: str, snapshot: SnapshotAssertion
 ) -> None:
     (group,) = group_records([ErrorRecord.model_validate(sample_record_by_bug[bug])])
-    assert blocks.group_reply(group).message == snapshot
+    assert query_blocks.group_reply(group).message == snapshot
 
 
 def test_parent_and_answers_snapshot(sample: dict[str, Any], snapshot: SnapshotAssertion) -> None:
     groups = group_records(validate_records(sample["records"]).records)
-    assert blocks.query_parent(_result(groups[:3], options="since:2d"), "U_ALICE") == snapshot
-    assert blocks.no_errors(_result([], options="type:KeyError")) == snapshot
-    assert blocks.usage("`acme` is not an algorithm: write `owner/name` or `id:UUID`") == snapshot
+    assert query_blocks.query_parent(_result(groups[:3], options="since:2d"), "U_ALICE") == snapshot
+    assert query_blocks.no_errors(_result([], options="type:KeyError")) == snapshot
+    assert answers.usage("`acme` is not an algorithm: write `owner/name` or `id:UUID`") == snapshot
     for kind in FailureKind:
-        assert blocks.lookup_failed(LookupFailure(kind, "acme/x", "server said no")) == snapshot
+        assert answers.lookup_failed(LookupFailure(kind, "acme/x", "server said no")) == snapshot

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.algorithm_ref import AlgorithmId, OwnerName
-from bot.digest.schedule import Daily, Every
-from bot.slack.commands import (
+from bot.domain.algorithm_ref import AlgorithmId, OwnerName
+from bot.domain.commands import (
     CommandSyntaxError,
     Help,
     ListSubscriptions,
@@ -15,6 +14,7 @@ from bot.slack.commands import (
     Unsubscribe,
     parse_command,
 )
+from bot.domain.schedule import Daily, Every
 
 UUID = "3b8f6c2e-9d41-4a7e-b5c0-71e2d9a4f6b8"
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from bot.digest.plan import Kind, merge, new_thread, plan_digest
+from bot.digest.plan import Kind, plan_digest, sighting
+from bot.domain.alerts import AlertState, AlertThread, new_thread, sighted
 from bot.errors.grouping import ErrorGroup, group_records
 from bot.errors.records import ErrorRecord
-from bot.store.models import AlertState, AlertThread
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -23,12 +23,16 @@ def groups(sample: dict[str, Any]) -> list[ErrorGroup]:
 
 
 def _thread(group: ErrorGroup, state: AlertState, **changes: Any) -> AlertThread:
-    thread = replace(new_thread("C1", "acme/image_tagger", group), parent_ts="1.0", state=state)
+    thread = replace(
+        new_thread("C1", "acme/image_tagger", group.fingerprint, sighting(group)),
+        parent_ts="1.0",
+        state=state,
+    )
     return replace(thread, count=5, versions=("1.0.0",), first_seen_ms=1, **changes)
 
 
 def test_groups_without_a_thread_become_new_alerts_oldest_first(groups: list[ErrorGroup]) -> None:
-    actions = plan_digest("C1", "acme/image_tagger", groups, {}, NOW)
+    actions = plan_digest("C1", "acme/image_tagger", groups, [], NOW)
     assert [a.kind for a in actions] == [Kind.NEW_ALERT] * len(groups)
     first_seen = [a.group.first_seen for a in actions]
     assert first_seen == sorted(first_seen)
@@ -45,11 +49,13 @@ def test_known_groups_reply_regress_or_stay_silent(groups: list[ErrorGroup]) -> 
         muted.fingerprint: _thread(muted, AlertState.MUTED, muted_until=NOW + timedelta(hours=1)),
         mute_over.fingerprint: _thread(mute_over, AlertState.MUTED, muted_until=NOW),
     }
-    actions = {a.group.fingerprint: a for a in plan_digest("C1", "a", groups[:4], threads, NOW)}
+    actions = {
+        a.group.fingerprint: a for a in plan_digest("C1", "a", groups[:4], threads.values(), NOW)
+    }
     assert actions[open_.fingerprint].kind is Kind.RECURRENCE
     regression = actions[resolved.fingerprint]
     assert regression.kind is Kind.REGRESSION
-    assert regression.thread.state is AlertState.OPEN
+    assert regression.thread.state is AlertState.REGRESSED
     assert regression.replies
     silent = actions[muted.fingerprint]
     assert silent.kind is Kind.MUTED
@@ -65,13 +71,13 @@ def test_known_groups_reply_regress_or_stay_silent(groups: list[ErrorGroup]) -> 
 def test_muted_forever_stays_silent(groups: list[ErrorGroup]) -> None:
     group = groups[0]
     thread = _thread(group, AlertState.MUTED, muted_until=None)
-    (action,) = plan_digest("C1", "a", [group], {group.fingerprint: thread}, NOW)
+    (action,) = plan_digest("C1", "a", [group], [thread], NOW)
     assert action.kind is Kind.MUTED
 
 
-def test_merge_adds_counts_and_versions(groups: list[ErrorGroup]) -> None:
+def test_a_sighting_adds_counts_and_versions(groups: list[ErrorGroup]) -> None:
     group = groups[0]
-    merged = merge(_thread(group, AlertState.OPEN), group)
+    merged, _ = sighted(_thread(group, AlertState.OPEN), sighting(group), NOW)
     assert merged.count == 5 + group.count
     assert set(merged.versions) == {"1.0.0", *group.versions}
     assert merged.first_seen_ms == 1
@@ -81,7 +87,6 @@ def test_merge_adds_counts_and_versions(groups: list[ErrorGroup]) -> None:
 
 def test_new_alerts_come_before_news_of_known_groups(groups: list[ErrorGroup]) -> None:
     known = groups[-1]
-    threads = {known.fingerprint: _thread(known, AlertState.OPEN)}
-    actions = plan_digest("C1", "a", groups, threads, NOW)
+    actions = plan_digest("C1", "a", groups, [_thread(known, AlertState.OPEN)], NOW)
     assert actions[-1].group is known
     assert {a.kind for a in actions[:-1]} == {Kind.NEW_ALERT}

@@ -7,10 +7,19 @@ from collections.abc import Collection
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from bot.slack.blocks import MUTE_CHOICES
-from bot.slack.service import ChannelPacer
-from bot.store.models import ALERT_STATE, AlertState, AlertThread
-from bot.usecases.alerts import MUTE_FOR, change_alert
+import pytest
+
+from bot.domain.alerts import (
+    ALERT_STATE,
+    MUTE_FOR,
+    AlertAction,
+    AlertState,
+    AlertThread,
+    IllegalTransition,
+)
+from bot.slack.blocks.alerts import MUTE_CHOICES
+from bot.slack.sender import ChannelPacer
+from bot.usecases.alerts import change_alert
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -63,7 +72,7 @@ class MemoryAlerts:
         self.thread = thread
         self.fields: Collection[str] | None = None
 
-    async def get_alert_thread(self, channel_id: str, algorithm: str, fingerprint: str
+    async def find_alert_thread(self, channel_id: str, algorithm: str, fingerprint: str
                                ) -> AlertThread | None:  # fmt: skip
         return self.thread
 
@@ -79,31 +88,37 @@ class MemoryAlerts:
 
 async def test_resolve_mute_and_reopen() -> None:
     alerts = MemoryAlerts(THREAD)
-    resolved = await change_alert(alerts, "C1", "acme/x", "f1", action="resolve", user="U1",
-                                  now=NOW)  # fmt: skip
+    resolved = await change_alert(alerts, "C1", "acme/x", "f1", action=AlertAction.RESOLVE,
+                                  user="U1", now=NOW)  # fmt: skip
     assert resolved is not None
     assert (resolved.state, resolved.state_changed_by) == (AlertState.RESOLVED, "U1")
-    muted = await change_alert(alerts, "C1", "acme/x", "f1", action="mute", user="U2", now=NOW,
-                               mute="24h")  # fmt: skip
+    assert alerts.fields == ALERT_STATE  # a click writes the state only, never the counters
+    reopened = await change_alert(alerts, "C1", "acme/x", "f1", action=AlertAction.REOPEN,
+                                  user="U3", now=NOW)  # fmt: skip
+    assert reopened == replace(THREAD, state_changed_by="U3", state_changed_at=NOW)
+    muted = await change_alert(alerts, "C1", "acme/x", "f1", action=AlertAction.MUTE, user="U2",
+                               now=NOW, mute="24h")  # fmt: skip
     assert muted is not None
     assert (muted.state, muted.muted_until) == (AlertState.MUTED, NOW + timedelta(hours=24))
-    forever = await change_alert(alerts, "C1", "acme/x", "f1", action="mute", user="U2", now=NOW,
-                                 mute="forever")  # fmt: skip
+    await change_alert(alerts, "C1", "acme/x", "f1", action=AlertAction.REOPEN, user="U2",
+                       now=NOW)  # fmt: skip
+    forever = await change_alert(alerts, "C1", "acme/x", "f1", action=AlertAction.MUTE,
+                                 user="U2", now=NOW, mute="forever")  # fmt: skip
     assert forever is not None
-    assert forever.muted_until is None
-    reopened = await change_alert(alerts, "C1", "acme/x", "f1", action="reopen", user="U3",
-                                  now=NOW)  # fmt: skip
-    assert reopened == replace(THREAD, state_changed_by="U3", state_changed_at=NOW)
-    assert alerts.fields == ALERT_STATE  # a click writes the state only, never the counters
+    assert (forever.state, forever.muted_until) == (AlertState.MUTED, None)
 
 
 async def test_unknown_alerts_and_choices_change_nothing() -> None:
-    assert await change_alert(MemoryAlerts(None), "C1", "a", "f", action="resolve", user="U",
-                              now=NOW) is None  # fmt: skip
+    assert await change_alert(MemoryAlerts(None), "C1", "a", "f", action=AlertAction.RESOLVE,
+                              user="U", now=NOW) is None  # fmt: skip
     alerts = MemoryAlerts(THREAD)
-    assert await change_alert(alerts, "C1", "a", "f", action="mute", user="U", now=NOW,
-                              mute="1y") is None  # fmt: skip
+    with pytest.raises(IllegalTransition, match="not a mute length"):
+        await change_alert(alerts, "C1", "a", "f", action=AlertAction.MUTE, user="U", now=NOW,
+                           mute="1y")  # fmt: skip
+    with pytest.raises(IllegalTransition, match="cannot be reopened"):
+        await change_alert(alerts, "C1", "a", "f", action=AlertAction.REOPEN, user="U", now=NOW)
     assert alerts.thread == THREAD
+    assert alerts.fields is None  # nothing written
 
 
 def test_the_mute_select_offers_exactly_the_known_lengths() -> None:

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from bot.algorithm_ref import AlgorithmId, AlgorithmRef, OwnerName
 from bot.algorithmia.client import AlgorithmInfo
 from bot.algorithmia.exceptions import NotFound, Unavailable
+from bot.domain.algorithm_ref import AlgorithmId, AlgorithmRef, OwnerName
 from bot.errors.records import RecordBatch
 from bot.usecases.query import fetch_errors
 from bot.usecases.results import FailureKind, LookupFailure

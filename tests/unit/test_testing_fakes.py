@@ -761,13 +761,3 @@ async def test_load_sample_rebases_the_fixture_onto_the_clock(
         "name": SAMPLE_NAME,
         "id": SAMPLE_ALGORITHM_ID,
     }
-
-
-def test_the_packaged_sample_is_the_tests_copy() -> None:
-    """The demo and benchmarks read the packaged sample; the tests read tests/data."""
-    from importlib.resources import files
-    from pathlib import Path
-
-    packaged = files("bot.testing").joinpath("sample_errors.json").read_bytes()
-    copy = (Path(__file__).parent.parent / "data" / "sample-errors.json").read_bytes()
-    assert packaged == copy

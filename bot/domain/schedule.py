@@ -8,11 +8,14 @@ becomes 03:30); a time that a fall-back repeats runs once, at its first occurren
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 _SATURDAY = 5
+_DURATION = re.compile(r"(\d{1,6})([mhdw])")
+_UNIT_SECONDS = {"w": 7 * 86400, "d": 86400, "h": 3600, "m": 60}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +33,18 @@ class Daily:
 Schedule = Every | Daily
 
 
+def duration_seconds(text: str) -> int | None:
+    """`30m`, `6h`, `2d`, `1w` (case-insensitive) in seconds; None for anything else,
+    zero included."""
+    match = _DURATION.fullmatch(text.lower())
+    if match is None or int(match.group(1)) == 0:
+        return None
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
 def format_duration(seconds: int) -> str:
     """`900` → `15m`, `7200` → `2h`: the largest whole unit, as users type durations."""
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600)):
+    for unit, size in _UNIT_SECONDS.items():
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds // 60}m"
@@ -63,3 +75,15 @@ def next_run(schedule: Schedule, timezone: str, after: datetime) -> datetime:
             if candidate > after:
                 return candidate
         day += timedelta(days=1)
+
+
+def parse_schedule(text: str) -> Schedule:
+    """A schedule as `schedule_text` wrote it (the store keeps that text)."""
+    kind, _, value = text.partition(":")
+    if kind == "every":
+        seconds = duration_seconds(value)
+        if seconds is None:
+            raise ValueError(f"not a stored schedule: {text!r}")
+        return Every(seconds)
+    hour, _, minute = value.partition(":")
+    return Daily(int(hour), int(minute), weekdays_only=kind == "weekdays")

@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.algorithm_ref import AlgorithmRef, InvalidAlgorithmRef, parse_algorithm_ref
-from bot.digest.schedule import Daily, Every, Schedule, format_duration
+from bot.domain.algorithm_ref import AlgorithmRef, InvalidAlgorithmRef, parse_algorithm_ref
+from bot.domain.schedule import Daily, Every, Schedule, duration_seconds, format_duration
 
 COMMAND = "/algo-errors"
 API_WINDOW_SECONDS = 7 * 24 * 3600
@@ -18,8 +18,6 @@ API_WINDOW_SECONDS = 7 * 24 * 3600
 DEFAULT_EVERY_SECONDS = 15 * 60
 MIN_EVERY_SECONDS = 60
 
-_DURATION = re.compile(r"(\d{1,6})([mhdw])")
-_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 _QUERY_OPTIONS = ("since", "version", "type")
 _SUBSCRIBE_OPTIONS = ("every", "daily", "weekdays", "tz")
@@ -80,13 +78,13 @@ Command = Help | Query | Subscribe | Unsubscribe | ListSubscriptions
 
 
 def parse_duration(text: str, option: str) -> int:
-    match = _DURATION.fullmatch(text.lower())
-    if match is None or int(match.group(1)) == 0:
+    seconds = duration_seconds(text)
+    if seconds is None:
         raise CommandSyntaxError(
             f"`{option}:{text}` is not a duration: write a positive number and a unit,"
             " e.g. `30m`, `6h`, `2d` or `1w`"
         )
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    return seconds
 
 
 def parse_command(text: str) -> Command:

@@ -1,0 +1,302 @@
+"""Subscriptions, alert threads and the alert state machine: every transition in one place.
+
+An alert thread is one kind of error in one channel. Its state moves by two kinds of event:
+what people do from Slack (`AlertAction`: resolve, mute, reopen) and what digests see (new
+occurrences, a mute running out). `act`, `sighted` and `mute_expired` are the only functions
+that change a thread's state; the store maps rows to these values and back, digest planning and
+the use cases call them.
+
+```
+            resolve                        new occurrence
+  OPEN ───────────────▶ RESOLVED ───────────────────────▶ REGRESSED
+   ▲ │ mute                 │ reopen                  resolve │ mute
+   │ ▼                      ▼                                 ▼
+  MUTED ──reopen / mute runs out──▶ OPEN             RESOLVED / MUTED
+```
+
+Pure: no I/O, no clock (every transition takes `now`). Every `datetime` is timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A channel's standing order for digests of one algorithm's new errors."""
+
+    id: int
+    channel_id: str
+    algorithm: str
+    """As the user typed it: `owner/name` or `id:UUID`."""
+    schedule: str
+    """`every:15m`, `daily:09:00` or `weekdays:09:00` (see `bot.domain.schedule`)."""
+    timezone: str
+    """An IANA name such as `Europe/Berlin`; `daily:` and `weekdays:` times are local to it."""
+    created_by: str
+    """The Slack user id of who subscribed first."""
+    created_at: datetime
+    next_run_at: datetime
+    paused_reason: str | None
+    """Why digests stopped (e.g. `channel_not_found`); `None` while running. Subscribing again
+    clears it."""
+    consecutive_failures: int
+    """Runs in a row that could not reach the cluster; a successful run resets it."""
+    outage_notified: bool
+    """The channel has been told the cluster is unreachable and not yet that it recovered."""
+
+
+class RunOutcome(enum.StrEnum):
+    """How one subscription's digest run ended."""
+
+    OK = "ok"
+    CLUSTER_FAILED = "cluster_failed"
+    """The cluster could not be reached or answered badly: retried with backoff."""
+    PAUSED = "paused"
+    """Slack will not take posts in the channel: the subscription is paused."""
+    LEASE_LOST = "lease_lost"
+    """Another worker took the subscription over, or it was unsubscribed meanwhile."""
+    ERROR = "error"
+    """A bug: logged with its traceback, never counted as the cluster's fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class DigestRun:
+    """What one digest run of one subscription did, for logs and diagnosis."""
+
+    subscription_id: int
+    started_at: datetime
+    finished_at: datetime
+    outcome: RunOutcome
+    posted: int
+    """Messages posted to Slack by this run."""
+    detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedRun:
+    """A subscription's run as it ends: when it runs next, whether it succeeded, what it did."""
+
+    run: DigestRun
+    next_run_at: datetime
+    succeeded: bool
+    """The cluster answered: resets the count of consecutive failures (else adds one)."""
+
+
+class AlertState(enum.StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+    MUTED = "muted"
+    REGRESSED = "regressed"
+    """It was resolved and came back; open until someone acts on it again."""
+
+
+class AlertAction(enum.StrEnum):
+    """What a person can do to an alert from its buttons (`action_id` = `group_` + value)."""
+
+    RESOLVE = "resolve"
+    MUTE = "mute"
+    REOPEN = "reopen"
+
+
+MUTE_FOR: dict[str, timedelta | None] = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "forever": None,
+}
+"""The mute choices of the alert's select; `None`: until someone reopens it."""
+
+ALERT_COUNTERS = ("count", "versions", "first_seen_ms", "last_seen_ms", "error_type", "headline")
+"""What a digest changes on an alert thread."""
+ALERT_STATE = ("state", "muted_until", "state_changed_by", "state_changed_at")
+"""What resolve, mute and reopen (and a regression or the end of a mute) change."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertThread:
+    """One kind of error in one channel: its alert message (the parent) and what it has seen.
+
+    Keyed by (channel_id, algorithm, fingerprint); there is never more than one per key. It
+    outlives the subscription, so a channel that subscribes again keeps its threads.
+    """
+
+    channel_id: str
+    algorithm: str
+    fingerprint: str
+    parent_ts: str
+    """The Slack `ts` of the alert message; replies go to its thread."""
+    state: AlertState
+    muted_until: datetime | None
+    """When a mute ends; `None` while muted means muted until reopened."""
+    state_changed_by: str | None
+    """Who resolved, muted or reopened it; `None` when the bot changed it (a regression, the
+    end of a mute)."""
+    state_changed_at: datetime | None
+    count: int
+    versions: tuple[str, ...]
+    first_seen_ms: int
+    """Epoch milliseconds, as the API gives record times."""
+    last_seen_ms: int
+    error_type: str
+    headline: str
+    previous_fingerprint: str | None = None
+    """The key this thread had under an older grouping strategy, before a group of the current
+    one adopted it (old buttons still carry it)."""
+
+    @property
+    def is_open(self) -> bool:
+        """Open or regressed: new occurrences are told in the thread."""
+        return self.state in (AlertState.OPEN, AlertState.REGRESSED)
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """New occurrences of a thread's error seen by one digest run (plain values, so this
+    module needs nothing of how errors are read)."""
+
+    count: int
+    versions: tuple[str, ...]
+    first_seen_ms: int
+    last_seen_ms: int
+    error_type: str
+    headline: str
+
+
+class Telling(enum.StrEnum):
+    """How a digest tells a thread's new occurrences."""
+
+    REPLY = "reply"
+    """A reply in the thread."""
+    BROADCAST = "broadcast"
+    """A reply also sent to the channel: a regression."""
+    SILENT = "silent"
+    """Nothing posted (muted); the parent's counters are still edited."""
+
+
+class IllegalTransition(ValueError):
+    """The action does not apply to the alert in its state (a stale button, a forged value);
+    the message says why, for the user who clicked."""
+
+
+def new_thread(channel_id: str, algorithm: str, fingerprint: str, seen: Sighting) -> AlertThread:
+    """The thread a new kind of error starts: open; `parent_ts` is set once Slack posted it."""
+    return AlertThread(
+        channel_id=channel_id,
+        algorithm=algorithm,
+        fingerprint=fingerprint,
+        parent_ts="",
+        state=AlertState.OPEN,
+        muted_until=None,
+        state_changed_by=None,
+        state_changed_at=None,
+        count=seen.count,
+        versions=seen.versions,
+        first_seen_ms=seen.first_seen_ms,
+        last_seen_ms=seen.last_seen_ms,
+        error_type=seen.error_type,
+        headline=seen.headline,
+    )
+
+
+_ALLOWED: dict[AlertAction, frozenset[AlertState]] = {
+    AlertAction.RESOLVE: frozenset({AlertState.OPEN, AlertState.REGRESSED}),
+    AlertAction.MUTE: frozenset({AlertState.OPEN, AlertState.REGRESSED}),
+    AlertAction.REOPEN: frozenset({AlertState.RESOLVED, AlertState.MUTED}),
+}
+"""The actions an alert's parent offers in each state (the same table draws its buttons)."""
+
+
+def actions_offered(state: AlertState) -> tuple[AlertAction, ...]:
+    return tuple(action for action, states in _ALLOWED.items() if state in states)
+
+
+def act(
+    thread: AlertThread,
+    action: AlertAction,
+    *,
+    user: str,
+    now: datetime,
+    mute: str | None = None,
+) -> AlertThread:
+    """A person's action: resolve, mute (for one of `MUTE_FOR`) or reopen.
+
+    Raises `IllegalTransition` when the action does not apply in the thread's state (the
+    alert already resolved, a mute of a muted alert) or the mute choice is unknown."""
+    if thread.state not in _ALLOWED[action]:
+        done = {AlertAction.RESOLVE: "resolved", AlertAction.MUTE: "muted"}
+        raise IllegalTransition(
+            f"this alert is {thread.state.value}; it cannot be {done.get(action, 'reopened')}"
+        )
+    until: datetime | None = None
+    if action is AlertAction.MUTE:
+        if mute not in MUTE_FOR:
+            raise IllegalTransition(f"{mute!r} is not a mute length")
+        length = MUTE_FOR[mute]
+        until = now + length if length is not None else None
+    state = {
+        AlertAction.RESOLVE: AlertState.RESOLVED,
+        AlertAction.MUTE: AlertState.MUTED,
+        AlertAction.REOPEN: AlertState.OPEN,
+    }[action]
+    return replace(
+        thread, state=state, muted_until=until, state_changed_by=user, state_changed_at=now
+    )
+
+
+def mute_is_over(thread: AlertThread, now: datetime) -> bool:
+    return (
+        thread.state is AlertState.MUTED
+        and thread.muted_until is not None
+        and thread.muted_until <= now
+    )
+
+
+def mute_expired(thread: AlertThread, now: datetime) -> AlertThread:
+    """A mute that ran out: open again, changed by nobody at the moment the mute ended.
+    Raises `IllegalTransition` when the thread is not muted or its mute still runs."""
+    if not mute_is_over(thread, now):
+        raise IllegalTransition("the alert is not muted, or its mute has not run out")
+    return replace(
+        thread,
+        state=AlertState.OPEN,
+        muted_until=None,
+        state_changed_by=None,
+        state_changed_at=thread.muted_until,
+    )
+
+
+def sighted(thread: AlertThread, seen: Sighting, now: datetime) -> tuple[AlertThread, Telling]:
+    """New occurrences of the thread's error: its counters grow and, by its state,
+
+    - open or regressed → told in the thread;
+    - resolved → regressed, told in the thread and the channel;
+    - muted → not told (an edit of the counters notifies nobody);
+    - muted with its mute run out → open again first, then told.
+    """
+    grown = replace(
+        thread,
+        count=thread.count + seen.count,
+        versions=tuple(sorted(set(thread.versions) | set(seen.versions))),
+        first_seen_ms=min(thread.first_seen_ms, seen.first_seen_ms),
+        last_seen_ms=max(thread.last_seen_ms, seen.last_seen_ms),
+        headline=seen.headline,
+        error_type=seen.error_type,
+    )
+    if mute_is_over(grown, now):
+        return mute_expired(grown, now), Telling.REPLY
+    if grown.state is AlertState.MUTED:
+        return grown, Telling.SILENT
+    if grown.state is AlertState.RESOLVED:
+        regressed = replace(
+            grown,
+            state=AlertState.REGRESSED,
+            muted_until=None,
+            state_changed_by=None,
+            state_changed_at=now,
+        )
+        return regressed, Telling.BROADCAST
+    return grown, Telling.REPLY

@@ -1,0 +1,184 @@
+"""Digest alerts: the alert parent with its buttons, thread replies and cluster notices.
+
+Pure builders. Whatever a button needs travels in its value (`alert_key`: the algorithm and the
+fingerprint, never text); the channel comes with the click.
+"""
+
+from __future__ import annotations
+
+import json
+
+from bot.domain.alerts import AlertAction, AlertState, AlertThread, actions_offered
+from bot.errors.grouping import ErrorGroup
+from bot.slack.blocks.base import (
+    MAX_FALLBACK_TEXT,
+    MAX_HEADER_TEXT,
+    Block,
+    SlackMessage,
+    context,
+    cut,
+    cut_escaped,
+    date_token,
+    epoch_ms,
+    escape,
+    mrkdwn,
+    plain,
+    plural,
+    section,
+)
+
+ACTION_PREFIX = "group_"
+"""An alert action's `action_id` is this prefix and the `AlertAction` value."""
+MUTE_CHOICES = (
+    ("1h", "1 hour"),
+    ("24h", "24 hours"),
+    ("7d", "7 days"),
+    ("forever", "Until reopened"),
+)
+_MAX_ID = 255
+
+
+def action_id(action: AlertAction) -> str:
+    return f"{ACTION_PREFIX}{action.value}"
+
+
+def alert_key(thread: AlertThread) -> str:
+    """What a button needs to find its alert thread (the channel comes with the click)."""
+    return json.dumps({"a": thread.algorithm, "f": thread.fingerprint}, separators=(",", ":"))
+
+
+def _state_line(thread: AlertThread) -> str:
+    changed = date_token(epoch_ms(thread.state_changed_at)) if thread.state_changed_at else ""
+    by = f" by <@{escape(thread.state_changed_by)}>" if thread.state_changed_by else ""
+    match thread.state:
+        case AlertState.REGRESSED:
+            return f":rotating_light: *Regressed*: it was resolved and came back {changed}"
+        case AlertState.RESOLVED:
+            return f":white_check_mark: *Resolved*{by} {changed}".rstrip()
+        case AlertState.MUTED:
+            until = (
+                f"until {date_token(epoch_ms(thread.muted_until))}"
+                if thread.muted_until
+                else "until reopened"
+            )
+            return f":mute: *Muted*{by} {until}"
+        case AlertState.OPEN if thread.state_changed_at is not None and not by:
+            return (
+                f":bell: *Open*: the mute ran out {changed}; later occurrences are posted in "
+                "the thread"
+            )
+    return ":red_circle: *Open*: later occurrences are posted in the thread"
+
+
+def _button(action: AlertAction, label: str, key: str, style: str | None = None) -> Block:
+    button: Block = {
+        "type": "button",
+        "text": plain(label),
+        "action_id": action_id(action),
+        "value": key,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def _elements(thread: AlertThread, key: str) -> list[Block]:
+    """The buttons of the actions the state machine allows in the thread's state."""
+    elements: list[Block] = []
+    for action in actions_offered(thread.state):
+        if action is AlertAction.RESOLVE:
+            elements.append(_button(action, "Resolve", key, "primary"))
+        elif action is AlertAction.MUTE:
+            elements.append(
+                {
+                    "type": "static_select",
+                    "action_id": action_id(action),
+                    "placeholder": plain("Mute…"),
+                    "options": [
+                        {"text": plain(label), "value": value} for value, label in MUTE_CHOICES
+                    ],
+                }
+            )
+        else:
+            elements.append(_button(action, "Reopen", key))
+    return elements
+
+
+def alert_parent(thread: AlertThread) -> SlackMessage:
+    """The top-level alert of one kind of error; edited as its thread grows or its state
+    changes. Its buttons carry `alert_key` (value) and the select its block id."""
+    title = thread.headline.strip() or thread.error_type.strip() or "Error with no message"
+    fields = [
+        f"*Algorithm*\n{cut_escaped(thread.algorithm, 200)}",
+        f"*Type*\n{cut_escaped(thread.error_type or 'unknown', 200)}",
+        f"*Occurrences*\n{thread.count:,}",
+        f"*Versions*\n{cut_escaped(', '.join(thread.versions) or 'unknown', 500)}",
+        f"*First seen*\n{date_token(thread.first_seen_ms)}",
+        f"*Last seen*\n{date_token(thread.last_seen_ms)}",
+    ]
+    key = alert_key(thread)
+    blocks: list[Block] = [
+        {"type": "header", "text": plain(cut(title, MAX_HEADER_TEXT))},
+        {"type": "section", "fields": [mrkdwn(f) for f in fields]},
+        context(_state_line(thread)),
+        {
+            "type": "actions",
+            "block_id": f"alert:{key}"[:_MAX_ID],
+            "elements": _elements(thread, key),
+        },
+    ]
+    text = f"{thread.algorithm}: {thread.headline} ({plural(thread.count, 'occurrence')})"
+    return SlackMessage(cut_escaped(text, MAX_FALLBACK_TEXT), blocks)
+
+
+def split_note(earlier: AlertThread) -> str:
+    """Said once, first in the thread of an alert split off an older grouping's alert."""
+    return (
+        ":scissors: Until now the bot counted these errors with the alert "
+        f"*{cut_escaped(earlier.headline or earlier.error_type, 150)}* in this channel "
+        f"(first seen {date_token(earlier.first_seen_ms)}). It now tells them apart: they are "
+        "raised at another place, so they get an alert of their own."
+    )
+
+
+def recurrence_reply(group: ErrorGroup, *, regression: bool = False) -> SlackMessage:
+    """A reply in an alert's thread: the new occurrences of this run."""
+    latest = group.latest.record
+    lead = (
+        ":rotating_light: *Regression*: this error was resolved and is back. " if regression else ""
+    )
+    text = (
+        f"{lead}{plural(group.count, 'new occurrence')} · last {date_token(group.last_seen)} · "
+        f"versions {cut_escaped(', '.join(group.versions) or 'unknown', 300)}"
+    )
+    details = f"Latest request {cut_escaped(latest.request_id, 200)}"
+    fallback = f"{'Regression: ' if regression else ''}{group.count} new: {group.headline}"
+    return SlackMessage(cut_escaped(fallback, MAX_FALLBACK_TEXT), [section(text), context(details)])
+
+
+def cluster_outage(algorithm: str, detail: str) -> SlackMessage:
+    text = (
+        f":warning: The last digests of *{escape(algorithm)}* could not reach the Algorithmia "
+        f"cluster ({cut_escaped(detail, 300)}). The bot keeps trying and says here when it "
+        "answers again; new errors are not lost meanwhile."
+    )
+    return SlackMessage(text, [section(text)])
+
+
+def cluster_recovered(algorithm: str) -> SlackMessage:
+    text = (
+        f":white_check_mark: The cluster answers again: digests of *{escape(algorithm)}* "
+        "are back, with everything that happened meanwhile."
+    )
+    return SlackMessage(text, [section(text)])
+
+
+def alert_unknown() -> SlackMessage:
+    text = "This alert is not in the bot's records any more, so it cannot be changed."
+    return SlackMessage(text, [section(text)])
+
+
+def action_refused(reason: str) -> SlackMessage:
+    """A click that does not apply to the alert as it is now (someone acted first)."""
+    text = f"Nothing changed: {escape(reason)}. The alert now shows its current state."
+    return SlackMessage(text, [section(text)])

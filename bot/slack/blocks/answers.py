@@ -1,0 +1,120 @@
+"""What only the user who typed a command sees: progress, failures, help.
+
+Pure builders; the Slack layer sends them as ephemeral messages.
+"""
+
+from __future__ import annotations
+
+from bot.domain.commands import COMMAND
+from bot.slack.blocks.base import (
+    MAX_FALLBACK_TEXT,
+    Block,
+    SlackMessage,
+    context,
+    cut,
+    cut_escaped,
+    escape,
+    section,
+)
+from bot.usecases.results import FailureKind, LookupFailure
+
+
+def lookup_started(target: str) -> SlackMessage:
+    return SlackMessage(f"Looking up the recent errors of {cut_escaped(target, 200)}…")
+
+
+_FAILURE_TEXT: dict[FailureKind, str] = {
+    FailureKind.UNAUTHORIZED: (
+        "The cluster rejected the bot's credentials. An admin of the bot should check "
+        "`ALGORITHMIA_API_KEY` (a standard, non-admin key with Management Access) or "
+        "`ALGORITHMIA_JWT`."
+    ),
+    FailureKind.FORBIDDEN: (
+        "The bot's key may not read the errors of *{target}*. Use a key of the owner, or of a "
+        "member of the owning organization, with Management Access turned on."
+    ),
+    FailureKind.ALGORITHM_NOT_FOUND: (
+        "There is no algorithm *{target}* on this cluster. Check the owner and the name "
+        "(both are case-sensitive)."
+    ),
+    FailureKind.ERROR_LOGS_DISABLED: (
+        "*{target}* exists, but error logs are switched off on this cluster. A cluster admin "
+        "can turn on the `algorithm-errors` feature (Admin Panel, or "
+        '`PUT /v1/admin/features/algorithm-errors` with `{{"enabled": true}}`).'
+    ),
+    FailureKind.NOT_FOUND_BY_ID: (
+        "The cluster knows no errors route for *{target}*: no algorithm has this id, or error "
+        "logs are switched off on this cluster. Check the id, try `owner/name`, or ask a "
+        "cluster admin to turn on the `algorithm-errors` feature."
+    ),
+    FailureKind.UNAVAILABLE: (
+        "The Algorithmia cluster could not be reached for *{target}*. Try again in a few "
+        "minutes; if it keeps failing, check `ALGORITHMIA_API_URL` and the cluster's status."
+    ),
+    FailureKind.BAD_RESPONSE: (
+        "The cluster's answer for *{target}* could not be read. Check that "
+        "`ALGORITHMIA_API_URL` points at the cluster's API."
+    ),
+    FailureKind.REJECTED: (
+        "The cluster refused the request for *{target}*. If it keeps refusing, an admin of "
+        "the bot should check its logs and the cluster's API version."
+    ),
+}
+
+
+def lookup_failed(failure: LookupFailure) -> SlackMessage:
+    text = ":warning: " + _FAILURE_TEXT[failure.kind].format(target=escape(failure.target))
+    blocks = [section(text)]
+    if failure.detail:
+        blocks.append(context(f"Details: {cut_escaped(failure.detail, 500)}"))
+    return SlackMessage(cut(text, MAX_FALLBACK_TEXT), blocks)
+
+
+def invite_me(bot_user_id: str | None, command_text: str) -> SlackMessage:
+    """Answer in a private channel the bot cannot post in."""
+    me = f"<@{escape(bot_user_id)}>" if bot_user_id else "the algo-errors app"
+    again = escape(f"{COMMAND} {command_text}".strip())
+    text = (
+        f":lock: I can't post in this channel. Invite me with `/invite` and pick {me}, "
+        f"then run `{again}` again."
+    )
+    return SlackMessage(text, [section(text)])
+
+
+def channel_unavailable(reason: str) -> SlackMessage:
+    text = f":warning: I can't post in this channel: {escape(reason)}."
+    return SlackMessage(text, [section(text)])
+
+
+def partly_posted(posted: int, total: int, target: str) -> SlackMessage:
+    text = (
+        f":warning: Slack refused part of the answer for *{escape(target)}*: {posted} of "
+        f"{total} groups are in the thread. The bot's logs say why; try again with "
+        "`since:`, `version:` or `type:` to narrow it."
+    )
+    return SlackMessage(text, [section(text)])
+
+
+def internal_error() -> SlackMessage:
+    text = ":warning: Something went wrong on the bot's side; it is logged. Please try again."
+    return SlackMessage(text, [section(text)])
+
+
+_USAGE = f"""*{COMMAND}* shows an Algorithmia algorithm's recent errors, grouped by cause.
+• `{COMMAND} owner/name` or `{COMMAND} id:UUID`: the errors of the last 7 days, one thread \
+reply per group with its stack trace
+• options: `since:6h` (`30m`, `6h`, `2d`, `1w`), `version:1.2.3`, `type:ValueError`
+• `{COMMAND} subscribe owner/name [every:15m | daily:09:00 | weekdays:09:00] [tz:Europe/Berlin]`: \
+an alert in this channel for each new kind of error, later occurrences in its thread
+• `{COMMAND} unsubscribe owner/name` · `{COMMAND} list` · `{COMMAND} help`
+Example: `{COMMAND} acme/image_tagger since:1d type:ValueError`"""
+
+
+def usage(problem: str | None = None) -> SlackMessage:
+    """The help message, headed by what was wrong when the command did not parse."""
+    blocks: list[Block] = []
+    if problem:
+        blocks.append(section(f":warning: {cut_escaped(problem, 1000)}"))
+    blocks.append(section(_USAGE))
+    text = f"{problem}. " if problem else ""
+    return SlackMessage(cut_escaped(text, 1000) + f"Usage: {COMMAND} owner/name", blocks)

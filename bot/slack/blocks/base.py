@@ -1,0 +1,101 @@
+"""The parts every Slack message is built of: limits, escaping, text objects and blocks.
+
+Pure functions returning plain dicts. Untrusted text (messages, traces, inputs, names) reaches
+mrkdwn only escaped; traces and inputs go in rich-text preformatted blocks, which Slack does not
+parse for mentions or links. Every message stays within Slack's limits (50 blocks, 3000 per
+section, 150 per header, and well under the ~12k characters Slack accepts across a message's
+blocks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+Block = dict[str, Any]
+
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_FIELD_TEXT = 2000
+MAX_HEADER_TEXT = 150
+MAX_FALLBACK_TEXT = 3000
+
+
+@dataclass(frozen=True, slots=True)
+class SlackMessage:
+    """A message to send: fallback `text` (used for notifications) and the blocks."""
+
+    text: str
+    blocks: list[Block] = field(default_factory=list)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks}
+
+
+def escape(text: str) -> str:
+    """Escape Slack's control characters (`&` first) so text can never ping, mention or link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def cut(text: str, limit: int) -> str:
+    """Shorten to `limit` characters with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def cut_escaped(text: str, limit: int) -> str:
+    """Escape, then shorten without splitting an entity such as `&amp;`."""
+    escaped = escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    shortened = escaped[: limit - 1]
+    amp = shortened.rfind("&", max(0, len(shortened) - 5))
+    if amp != -1 and ";" not in shortened[amp:]:
+        shortened = shortened[:amp]
+    return shortened + "…"
+
+
+def date_token(epoch_ms: int) -> str:
+    """A Slack date token: every reader sees the time in their own time zone."""
+    seconds = epoch_ms // 1000
+    fallback = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{seconds}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+def plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": False}
+
+
+def mrkdwn(text: str) -> dict[str, Any]:
+    """Verbatim: Slack then makes no links of bare URLs or `#channel` names in the text, so
+    an error message can never make a link; our explicit `<!date…>`/`<@U…>` tokens still work."""
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
+def section(text: str) -> Block:
+    return {"type": "section", "text": mrkdwn(cut(text, MAX_SECTION_TEXT))}
+
+
+def context(*texts: str) -> Block:
+    return {"type": "context", "elements": [mrkdwn(cut(t, MAX_SECTION_TEXT)) for t in texts]}
+
+
+def preformatted(text: str) -> Block:
+    return {
+        "type": "rich_text",
+        "elements": [
+            {
+                "type": "rich_text_preformatted",
+                "border": 0,
+                "elements": [{"type": "text", "text": text}],
+            }
+        ],
+    }
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count:,} {word}" + ("" if count == 1 else "s")
+
+
+def epoch_ms(instant: datetime) -> int:
+    return int(instant.timestamp() * 1000)

@@ -1,0 +1,93 @@
+"""Subscriptions in the channel: the confirmations everyone sees, and `list`.
+
+Pure builders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.domain.alerts import Subscription
+from bot.domain.commands import COMMAND
+from bot.slack.blocks.base import (
+    SlackMessage,
+    context,
+    cut_escaped,
+    date_token,
+    epoch_ms,
+    escape,
+    plural,
+    section,
+)
+
+
+def _in_zone(instant: datetime, zone: str) -> str:
+    """`Mon 09:00` in the subscription's own time zone (the schedule's clock)."""
+    try:
+        return instant.astimezone(ZoneInfo(zone)).strftime("%a %d %b %H:%M")
+    except (ZoneInfoNotFoundError, ValueError):
+        return instant.astimezone(UTC).strftime("%a %d %b %H:%M UTC")
+
+
+def subscribed(subscription: Subscription, *, again: bool, seen: int, by: str) -> SlackMessage:
+    """The confirmation in the channel, so everyone there knows what will be posted."""
+    target = escape(subscription.algorithm)
+    when = f"`{escape(subscription.schedule)}` ({escape(subscription.timezone)})"
+    if again:
+        text = f":pushpin: <@{escape(by)}> changed this channel's digest of *{target}* to {when}."
+    else:
+        text = (
+            f":pushpin: <@{escape(by)}> subscribed this channel to *{target}*, {when}: each new "
+            "kind of error gets one alert here, later occurrences go to its thread."
+        )
+    notes = [f"First digest {date_token(epoch_ms(subscription.next_run_at))}"]
+    if not again:
+        notes.append(f"{plural(seen, 'current error')} marked as seen")
+    notes.append(f"`{COMMAND} unsubscribe {target}` to stop")
+    return SlackMessage(text, [section(text), context(" · ".join(notes))])
+
+
+def unsubscribed(algorithm: str, *, by: str) -> SlackMessage:
+    text = (
+        f":wave: <@{escape(by)}> unsubscribed this channel from *{escape(algorithm)}*. Its alert "
+        "threads stay and are reused if the channel subscribes again."
+    )
+    return SlackMessage(text, [section(text)])
+
+
+def not_subscribed(algorithm: str) -> SlackMessage:
+    text = (
+        f"This channel is not subscribed to *{escape(algorithm)}*. "
+        f"`{COMMAND} list` shows what it is subscribed to."
+    )
+    return SlackMessage(text, [section(text)])
+
+
+def subscription_list(subscriptions: Sequence[Subscription]) -> SlackMessage:
+    """The channel's subscriptions, only for the asking user."""
+    if not subscriptions:
+        text = (
+            "This channel has no subscriptions. Add one with "
+            f"`{COMMAND} subscribe owner/name [every:15m | daily:09:00] [tz:Area/City]`."
+        )
+        return SlackMessage(text, [section(text)])
+    lines = []
+    for subscription in subscriptions[:40]:
+        line = (
+            f"• *{escape(subscription.algorithm)}*: `{escape(subscription.schedule)}` "
+            f"({escape(subscription.timezone)})"
+        )
+        if subscription.paused_reason:
+            line += (
+                f" · :double_vertical_bar: paused: {cut_escaped(subscription.paused_reason, 200)}"
+            )
+        else:
+            local = _in_zone(subscription.next_run_at, subscription.timezone)
+            line += f" · next {local} ({date_token(epoch_ms(subscription.next_run_at))} for you)"
+        lines.append(line)
+    if len(subscriptions) > 40:
+        lines.append(f"• … and {len(subscriptions) - 40} more")
+    heading = f"This channel's subscriptions ({len(subscriptions)}):"
+    return SlackMessage(heading, [section(heading), section("\n".join(lines))])

@@ -1,0 +1,173 @@
+"""`/algo-errors`: parse the text, ack at once, then answer the command after the ack.
+
+Bolt keeps a listener running once `ack()` answered Slack, so every answer below is sent after
+the ack; the user hears of a failure ephemerally, the channel only of what worked.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.domain.commands import (
+    COMMAND,
+    CommandSyntaxError,
+    Help,
+    ListSubscriptions,
+    Query,
+    Subscribe,
+    Unsubscribe,
+    parse_command,
+)
+from bot.slack.blocks import answers, query, subscriptions
+from bot.slack.blocks.base import SlackMessage
+from bot.slack.listeners.services import Respond, Services, tell_user
+from bot.slack.sender import SEND_FAILURES, CannotPost
+from bot.usecases.query import run_query
+from bot.usecases.results import LookupFailure
+from bot.usecases.subscriptions import list_subscriptions, subscribe, unsubscribe
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """Who typed what where, and how to answer only them."""
+
+    text: str
+    channel: str
+    user: str
+    respond: Respond
+    bot_user_id: str | None
+    services: Services
+
+    async def tell(self, message: SlackMessage) -> None:
+        await tell_user(self.respond, self.services.answers, self.channel, self.user, message)
+
+    def cannot_post(self, cannot: CannotPost) -> SlackMessage:
+        if cannot.private:
+            return answers.invite_me(self.bot_user_id, self.text)
+        return answers.channel_unavailable(cannot.reason)
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    @app.command(COMMAND)
+    async def on_command(
+        ack: Any, body: dict[str, Any], respond: Respond, client: AsyncWebClient, context: Any
+    ) -> None:
+        text = str(body.get("text") or "")
+        try:
+            command = parse_command(text)
+        except CommandSyntaxError as problem:
+            services.metrics.commands.labels(kind="invalid").inc()
+            await ack(response_type="ephemeral", **answers.usage(str(problem)).as_kwargs())
+            return
+        services.metrics.commands.labels(kind=type(command).__name__.lower()).inc()
+        if isinstance(command, Help):
+            await ack(response_type="ephemeral", **answers.usage().as_kwargs())
+            return
+        started = (
+            answers.lookup_started(str(command.target))
+            if isinstance(command, Query | Subscribe)
+            else None
+        )
+        await ack(response_type="ephemeral", **(started.as_kwargs() if started else {}))
+        invocation = Invocation(
+            text,
+            str(body.get("channel_id", "")),
+            str(body.get("user_id", "")),
+            respond,
+            context.get("bot_user_id"),
+            services,
+        )
+        match command:
+            case Query():
+                await _query(invocation, command)
+            case Subscribe():
+                await _subscribe(invocation, command, client)
+            case Unsubscribe():
+                await _unsubscribe(invocation, command)
+            case ListSubscriptions():
+                found = await list_subscriptions(services.store, invocation.channel)
+                await invocation.tell(subscriptions.subscription_list(found))
+
+
+async def _query(invocation: Invocation, command: Query) -> None:
+    services = invocation.services
+    try:
+        result = await run_query(services.source, command, int(services.clock() * 1000))
+    except LookupFailure as failure:
+        log.info("lookup failed: %s", failure)
+        services.metrics.lookups.labels(outcome=failure.kind.value).inc()
+        await invocation.tell(answers.lookup_failed(failure))
+        return
+    services.metrics.lookups.labels(outcome="ok").inc()
+    if not result.groups:
+        await invocation.tell(query.no_errors(result))
+        return
+    answer = query.query_answer(result, invocation.user or None, show_input=services.show_input)
+    try:
+        report = await services.answers.send_answer(invocation.channel, answer)
+    except CannotPost as cannot:
+        await invocation.tell(invocation.cannot_post(cannot))
+        return
+    if report.posted < report.total:
+        await invocation.tell(answers.partly_posted(report.posted, report.total, result.target))
+
+
+async def _subscribe(invocation: Invocation, command: Subscribe, client: AsyncWebClient) -> None:
+    services = invocation.services
+    user_tz = None if command.timezone else await _user_timezone(client, invocation.user)
+    try:
+        done = await subscribe(
+            services.store, services.source, command,
+            channel_id=invocation.channel, user_id=invocation.user, user_timezone=user_tz,
+            now=services.now(),
+        )  # fmt: skip
+    except LookupFailure as failure:
+        await invocation.tell(answers.lookup_failed(failure))
+        return
+    confirmation = subscriptions.subscribed(
+        done.subscription, again=done.again, seen=done.seen, by=invocation.user
+    )
+    try:
+        await services.notices.post(invocation.channel, confirmation)
+    except CannotPost as cannot:
+        if not done.again:  # a subscription that can never post is no subscription
+            await unsubscribe(services.store, command.target, invocation.channel)
+        await invocation.tell(invocation.cannot_post(cannot))
+
+
+async def _unsubscribe(invocation: Invocation, command: Unsubscribe) -> None:
+    services, target = invocation.services, str(command.target)
+    if not await unsubscribe(services.store, command.target, invocation.channel):
+        await invocation.tell(subscriptions.not_subscribed(target))
+        return
+    goodbye = subscriptions.unsubscribed(target, by=invocation.user)
+    try:
+        await services.notices.post(invocation.channel, goodbye)
+    except CannotPost:
+        await invocation.tell(goodbye)
+
+
+async def _user_timezone(client: AsyncWebClient, user: str) -> str | None:
+    """The user's Slack time zone (`users.info`), or None when Slack does not say."""
+    try:
+        answer = await client.users_info(user=user)
+    except SEND_FAILURES as error:
+        log.warning("users.info for %s failed: %s", user, error)
+        return None
+    zone = (answer.get("user") or {}).get("tz")
+    if not zone:
+        return None
+    try:
+        ZoneInfo(str(zone))
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        log.warning("Slack gave %s the unknown time zone %r; using UTC", user, zone)
+        return None
+    return str(zone)

@@ -1,0 +1,67 @@
+"""What the listeners share: the use cases' collaborators, the senders and the clock."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from bot.metrics import Metrics
+from bot.slack.blocks.base import SlackMessage
+from bot.slack.sender import SEND_FAILURES, SlackSender
+from bot.usecases.alerts import AlertStore
+from bot.usecases.query import ErrorSource
+from bot.usecases.subscriptions import SubscriptionStore
+
+log = logging.getLogger(__name__)
+
+Respond = Callable[..., Awaitable[Any]]
+
+
+class BotStore(SubscriptionStore, AlertStore, Protocol):
+    """What the Slack listeners need of the store, through the use cases."""
+
+
+@dataclass(frozen=True)
+class Services:
+    source: ErrorSource
+    store: BotStore
+    metrics: Metrics
+    answers: SlackSender
+    """Query answers: a parent and its replies at once (Slack allows short bursts)."""
+    notices: SlackSender
+    """Everything else posted in a channel, paced with the digests' pacer."""
+    show_input: bool
+    clock: Callable[[], float]
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+
+async def tell_user(
+    respond: Respond,
+    sender: SlackSender,
+    channel: str | None,
+    user: str | None,
+    message: SlackMessage,
+    *,
+    replace_original: bool | None = None,
+) -> None:
+    """Answer only the user: through the payload's `response_url`, else `chat.postEphemeral`
+    (the URL expires after 30 minutes and 5 uses, and can fail like any request)."""
+    extra = {} if replace_original is None else {"replace_original": replace_original}
+    try:
+        response = await respond(response_type="ephemeral", **extra, **message.as_kwargs())
+        if getattr(response, "status_code", 200) < 300:
+            return
+        log.warning("response_url answered %s", response.status_code)
+    except SEND_FAILURES as error:
+        log.warning("response_url failed: %s", error)
+    if not user or not channel:
+        return
+    try:
+        await sender.post_ephemeral(channel, user, message)
+    except SEND_FAILURES as error:
+        log.error("could not answer %s in %s either: %s", user, channel, error)

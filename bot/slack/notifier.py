@@ -1,0 +1,96 @@
+"""Digest alerts in Slack: the `AlertNotifier` the digest runner talks to.
+
+Builds each message with `blocks.alerts` / `blocks.query`, sends it with the sender, and turns
+Slack's "never" answers (`refusals`) into `ChannelGone` (the subscription pauses) and
+`AlertGone` (the news get a new alert).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import TypeVar
+
+from slack_sdk.errors import SlackApiError
+
+from bot.digest.plan import DigestAction, Kind
+from bot.domain.alerts import AlertThread, Subscription
+from bot.errors.grouping import ErrorGroup
+from bot.slack.blocks import alerts, query
+from bot.slack.refusals import Refusal, meaning
+from bot.slack.sender import SEND_FAILURES, CannotPost, SlackSender, error_code
+from bot.usecases.digest import AlertGone, ChannelGone
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+async def _in_channel(call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except CannotPost as cannot:
+        raise ChannelGone(cannot.reason) from cannot
+    except SlackApiError as error:
+        known = meaning(error_code(error))
+        if known is not None and known.refusal is Refusal.MESSAGE_GONE:
+            raise AlertGone(known.reason) from error
+        if known is not None:
+            raise ChannelGone(known.reason) from error
+        raise
+
+
+class SlackAlertNotifier:
+    def __init__(self, sender: SlackSender, *, show_input: bool = False) -> None:
+        self._sender = sender
+        self._show_input = show_input
+
+    async def new_alert(self, channel_id: str, thread: AlertThread) -> str:
+        return await _in_channel(self._sender.post(channel_id, alerts.alert_parent(thread)))
+
+    async def first_reply(
+        self,
+        channel_id: str,
+        parent_ts: str,
+        group: ErrorGroup,
+        split_from: AlertThread | None = None,
+    ) -> None:
+        lead = alerts.split_note(split_from) if split_from is not None else None
+        reply = query.group_reply(group, show_input=self._show_input, lead=lead)
+        try:
+            await _in_channel(self._sender.send_reply(channel_id, parent_ts, reply))
+        except (AlertGone, *SEND_FAILURES) as error:  # the alert is told; its trace: best effort
+            log.warning(
+                "the first reply of alert %s in %s failed: %s", parent_ts, channel_id, error
+            )
+
+    async def thread_news(self, action: DigestAction) -> None:
+        thread = action.thread
+        regression = action.kind is Kind.REGRESSION
+        if action.replies:
+            reply = alerts.recurrence_reply(action.group, regression=regression)
+            await _in_channel(
+                self._sender.post(
+                    thread.channel_id, reply, thread_ts=thread.parent_ts, broadcast=regression
+                )
+            )
+        await self._edit(thread)
+
+    async def mute_over(self, thread: AlertThread) -> None:
+        await self._edit(thread)
+
+    async def _edit(self, thread: AlertThread) -> None:
+        try:
+            await self._sender.update(
+                thread.channel_id, thread.parent_ts, alerts.alert_parent(thread)
+            )
+        except SEND_FAILURES as error:  # an edit only refreshes what the thread already told
+            log.warning("could not update alert %s: %s", thread.parent_ts, error)
+
+    async def outage(self, subscription: Subscription, detail: str) -> None:
+        message = alerts.cluster_outage(subscription.algorithm, detail)
+        await _in_channel(self._sender.post(subscription.channel_id, message))
+
+    async def recovered(self, subscription: Subscription) -> None:
+        message = alerts.cluster_recovered(subscription.algorithm)
+        await _in_channel(self._sender.post(subscription.channel_id, message))

@@ -1,0 +1,181 @@
+"""The one way messages reach Slack: posts, replies, trace files, edits and ephemeral answers.
+
+It sends what the builders in `bot.slack.blocks` planned, never builds messages itself: paced
+per channel (when given a pacer), retried by the Web API client's retry handlers (rate limits,
+5xx, connection errors), and it reports what Slack accepted. Slack's refusals that no retry can
+fix become `CannotPost` (see `refusals`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.slack.blocks.base import SlackMessage
+from bot.slack.blocks.query import QueryAnswer, Reply
+from bot.slack.refusals import Refusal, meaning
+
+log = logging.getLogger(__name__)
+
+SEND_FAILURES = (SlackClientError, aiohttp.ClientError, asyncio.TimeoutError)
+"""What one Web API call can raise: an `ok: false` answer, a transport or a timeout error."""
+
+
+class CannotPost(Exception):
+    """The bot cannot post in the channel; `private` means inviting it would help."""
+
+    def __init__(self, reason: str, *, private: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.private = private
+
+
+def error_code(error: SlackApiError) -> str:
+    return str(error.response.get("error", "unknown_error"))
+
+
+class ChannelPacer:
+    """About one post per second per channel (Slack's `chat.postMessage` limit); channels do
+    not wait for each other."""
+
+    def __init__(
+        self,
+        interval_s: float = 1.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._interval = interval_s
+        self._clock, self._sleep = clock, sleep
+        self._next: dict[str, float] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def wait(self, channel: str) -> None:
+        async with self._locks.setdefault(channel, asyncio.Lock()):
+            delay = self._next.get(channel, 0.0) - self._clock()
+            if delay > 0:
+                await self._sleep(delay)
+            self._next[channel] = self._clock() + self._interval
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadReport:
+    parent_ts: str
+    posted: int
+    """Group replies Slack accepted."""
+    total: int
+
+
+class SlackSender:
+    """Sends in one workspace through one `AsyncWebClient` (shared settings, retry handlers)."""
+
+    def __init__(self, client: AsyncWebClient, *, pacer: ChannelPacer | None = None) -> None:
+        self._client = client
+        self._pacer = pacer
+
+    async def post(
+        self,
+        channel: str,
+        message: SlackMessage,
+        *,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+    ) -> str:
+        """Post a message (joining a public channel first if needed); returns its `ts`."""
+        try:
+            return await self._post_once(channel, message, thread_ts, broadcast)
+        except SlackApiError as error:
+            known = meaning(error_code(error))
+            if known is None or known.refusal is Refusal.MESSAGE_GONE:
+                raise
+            if known.refusal is Refusal.CHANNEL_CLOSED:
+                raise CannotPost(known.reason) from error
+        if channel.startswith("D"):
+            raise CannotPost("apps cannot post in a direct message between people; use a channel")
+        await self._join(channel)
+        return await self._post_once(channel, message, thread_ts, broadcast)
+
+    async def update(self, channel: str, ts: str, message: SlackMessage) -> None:
+        """Edit a message in place (notifies nobody)."""
+        await self._client.chat_update(channel=channel, ts=ts, **message.as_kwargs())
+
+    async def post_ephemeral(self, channel: str, user: str, message: SlackMessage) -> None:
+        await self._client.chat_postEphemeral(channel=channel, user=user, **message.as_kwargs())
+
+    async def send_answer(self, channel: str, answer: QueryAnswer) -> ThreadReport:
+        """A query's planned answer: the parent in the channel, then each reply in its thread.
+
+        The parent failing raises (nothing was said yet); a reply failing is logged and the
+        others still go out, so one message Slack refuses cannot silence the whole thread.
+        """
+        parent_ts = await self.post(channel, answer.parent)
+        posted = 0
+        for reply in answer.replies:
+            try:
+                await self.send_reply(channel, parent_ts, reply)
+            except SEND_FAILURES as error:
+                log.error("a reply in %s was refused: %s", channel, error)
+                continue
+            posted += 1
+        return ThreadReport(parent_ts, posted, len(answer.replies))
+
+    async def send_reply(self, channel: str, thread_ts: str, reply: Reply) -> None:
+        """A reply in a thread, then its trace file; the reply already shows the trace's end,
+        so a failed upload is logged, not raised."""
+        await self._post_once(channel, reply.message, thread_ts)
+        trace = reply.trace_file
+        if trace is None:
+            return
+        extra: dict[str, Any] = {"snippet_type": trace.snippet_type} if trace.snippet_type else {}
+        try:
+            await self._client.files_upload_v2(
+                channel=channel,
+                thread_ts=thread_ts,
+                content=trace.content,
+                filename=trace.filename,
+                title=trace.filename,
+                initial_comment=trace.comment,
+                **extra,
+            )
+        except SEND_FAILURES as error:
+            log.warning("could not attach %s in %s: %s", trace.filename, channel, error)
+
+    async def _post_once(
+        self,
+        channel: str,
+        message: SlackMessage,
+        thread_ts: str | None,
+        broadcast: bool = False,
+    ) -> str:
+        extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
+        if broadcast:
+            extra["reply_broadcast"] = True
+        if self._pacer is not None:
+            await self._pacer.wait(channel)
+        response = await self._client.chat_postMessage(
+            channel=channel, unfurl_links=False, unfurl_media=False, **message.as_kwargs(), **extra
+        )
+        return str(response["ts"])
+
+    async def _join(self, channel: str) -> None:
+        try:
+            await self._client.conversations_join(channel=channel)
+        except SlackApiError as error:
+            code = error_code(error)
+            known = meaning(code)
+            if known is not None and known.refusal is Refusal.HIDDEN:
+                raise CannotPost(known.reason, private=True) from error
+            if known is not None:
+                raise CannotPost(known.reason) from error
+            if code == "missing_scope":
+                raise CannotPost("the app lacks the channels:join scope; reinstall it") from error
+            raise CannotPost(code) from error
+        log.info("joined channel %s to answer there", channel)

@@ -1,0 +1,220 @@
+"""The database under the store: engine, connections, transactions and migrations.
+
+`Database.open(url)` connects to SQLite (aiosqlite) or PostgreSQL (asyncpg) and upgrades the
+schema (Alembic, `migrations/`); the query modules run their statements through
+`transaction()` and `reading()`, which turn "the database did not answer" into
+`StoreUnavailable` and let bugs through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any, Final
+
+import asyncpg
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import CursorResult, Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    InterfaceError,
+    OperationalError,
+    StatementError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from bot.store.exceptions import InvalidDatabaseUrl, StoreUnavailable
+
+MIGRATIONS: Final = Path(__file__).parent / "migrations"
+
+# How long a SQLite connection waits for another writer (another process included) before
+# giving up with "database is locked". Writes here are single short statements.
+SQLITE_BUSY_TIMEOUT_MS: Final = 5_000
+
+# Any fixed key: PostgreSQL processes opening the store at once migrate one after the other.
+_MIGRATION_LOCK_KEY: Final = 0x616C676F_6572  # "algoer" in ASCII
+
+_USAGE = "use sqlite:///path/to/file.db or postgresql://user@host:5432/database"
+
+
+class Database:
+    """One engine and the rules for using it. Open with `await Database.open(url)`."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        """Wrap an engine whose database is already at the head revision (see `open`)."""
+        self._engine = engine
+        dialect = engine.dialect.name
+        if dialect not in {"sqlite", "postgresql"}:
+            raise InvalidDatabaseUrl(f"the store does not support {dialect}: {_USAGE}")
+        self.dialect = dialect
+        # SQLite has one writer at a time; connections of one process that collide wait in
+        # SQLite's busy handler, which sleeps up to 100 ms a try. Taking turns in-process
+        # instead keeps the busy handler for other processes.
+        self._turn = asyncio.Lock() if dialect == "sqlite" else contextlib.nullcontext()
+
+    @classmethod
+    async def open(cls, url: str) -> Database:
+        """Connect to `url` and upgrade its schema to the newest revision.
+
+        `sqlite:///path.db` (a file: relative to the working directory, `sqlite:////abs.db`
+        absolute) or `postgresql://user:password@host:port/database`; for PostgreSQL the URL is
+        handed to asyncpg as is, so libpq options such as `sslmode=require` work, and any other
+        query parameter is a server setting (`?search_path=algo_errors` keeps the tables in
+        that schema). Several processes may open one database at once: they migrate in turn.
+
+        Raises `InvalidDatabaseUrl` for anything else (an in-memory SQLite included: claims
+        across processes and WAL need a file), `StoreUnavailable` when it cannot connect or the
+        database refuses (no such role or database, no right to create the tables).
+        """
+        engine = _create_engine(url)
+        try:
+            if engine.dialect.name == "sqlite":
+                await _probe_sqlite_file(engine.url)
+            async with _translated_errors(), engine.connect() as connection:
+                await connection.run_sync(_upgrade_to_head)
+                await connection.commit()
+        except DBAPIError as error:
+            # Refused at connect or at migrating (no such role or database, no right to
+            # create tables): either way the bot cannot start with this database.
+            await engine.dispose()
+            raise StoreUnavailable(_one_line(f"cannot open the store: {error.orig}")) from error
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine)
+
+    async def close(self) -> None:
+        """Close every connection. The database cannot be used afterwards."""
+        await self._engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction: on SQLite, the process's writers take turns."""
+        async with self._turn, _translated_errors(), self._engine.begin() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction: in WAL mode readers need no turn."""
+        async with _translated_errors(), self._engine.begin() as connection:
+            yield connection
+
+    async def changed(self, statement: Any, parameters: Any = None) -> int:
+        """Run one write statement in its own transaction; the number of rows it changed."""
+        async with self.transaction() as connection:
+            result: CursorResult[Any] = await connection.execute(statement, parameters)
+        return result.rowcount
+
+    def insert(self, table: Table) -> sqlite.Insert | postgresql.Insert:
+        """An INSERT with this backend's `ON CONFLICT` clauses."""
+        return sqlite.insert(table) if self.dialect == "sqlite" else postgresql.insert(table)
+
+
+def _create_engine(url: str) -> AsyncEngine:
+    scheme, separator, rest = url.partition("://")
+    backend, _, driver = scheme.partition("+")
+    if separator and backend in {"postgresql", "postgres"} and driver in {"", "asyncpg"}:
+        # asyncpg parses the URL itself (libpq's syntax and options); SQLAlchemy only needs
+        # to know the dialect.
+        dsn = f"postgresql://{rest}"
+        return create_async_engine(
+            "postgresql+asyncpg://",
+            async_creator=partial(asyncpg.connect, dsn),
+            pool_pre_ping=True,  # a server restart must not break the next run
+        )
+    if separator and backend == "sqlite" and driver in {"", "aiosqlite"}:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise InvalidDatabaseUrl(f"not a database URL: {_USAGE}") from None
+        database = parsed.database or ""
+        if database in {"", ":memory:"} or parsed.query.get("mode") == "memory":
+            raise InvalidDatabaseUrl(
+                "an in-memory SQLite database cannot be shared between processes or survive a"
+                " restart: use a file, sqlite:///path/to/file.db"
+            )
+        engine = create_async_engine(parsed.set(drivername="sqlite+aiosqlite"))
+        event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
+        return engine
+    raise InvalidDatabaseUrl(f"unsupported database URL scheme {scheme!r}: {_USAGE}")
+
+
+async def _probe_sqlite_file(url: URL) -> None:
+    """Raise `StoreUnavailable` if SQLite cannot open (or create) the database file.
+
+    Tried with the standard library first because aiosqlite, when its first connection fails,
+    leaves a worker thread that later reports into the closed event loop (a stray traceback).
+    """
+
+    def probe() -> None:
+        sqlite3.connect(url.database or "", uri=url.query.get("uri") == "true").close()
+
+    try:
+        await asyncio.to_thread(probe)
+    except sqlite3.Error as error:
+        raise StoreUnavailable(
+            _one_line(f"cannot open the store: {error}: {url.database}")
+        ) from error
+
+
+def _configure_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        # The busy timeout first: switching to WAL needs a lock another process may hold.
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        # WAL: readers never block the writer nor the writer them; kept in the file.
+        cursor.execute("PRAGMA journal_mode = WAL")
+        # Off by default in SQLite; the cascades from subscriptions rely on it.
+        cursor.execute("PRAGMA foreign_keys = ON")
+        # In WAL mode NORMAL cannot corrupt the file; it skips an fsync per commit, which the
+        # many small transactions of a digest run would otherwise each wait for. A power cut
+        # may lose the last commits: at worst an alert of that moment is posted again.
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _upgrade_to_head(connection: Connection) -> None:
+    """Run the Alembic revisions up to head, one process at a time."""
+    if connection.dialect.name == "sqlite":
+        # Take the write lock before Alembic reads the version, so a second process waits
+        # (busy timeout) and then finds the schema current instead of creating it again.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    config.set_main_option("path_separator", "os")
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+@asynccontextmanager
+async def _translated_errors() -> AsyncIterator[None]:
+    """Turn "the database did not answer" into `StoreUnavailable`; let bugs through."""
+    try:
+        yield
+    except (OperationalError, InterfaceError, PoolTimeout) as error:
+        cause = error.orig if isinstance(error, DBAPIError) else error
+        raise StoreUnavailable(_one_line(f"database unavailable: {cause}")) from error
+    except OSError as error:  # no connection at all (refused, unreachable, DNS)
+        raise StoreUnavailable(_one_line(f"database unavailable: {error}")) from error
+    except StatementError as error:
+        # A value the column type refused (a naive datetime): the caller's ValueError, as is.
+        if not isinstance(error, DBAPIError) and isinstance(error.orig, ValueError):
+            raise error.orig from None
+        raise
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())

@@ -1,0 +1,313 @@
+"""Queries of subscriptions, their leases, the records they reported and their runs.
+
+Every method is one short transaction, and every write that must not race is one conditional
+statement whose row count decides (a claim, a finish). Times are aware UTC datetimes; record
+times stay epoch milliseconds as the API gives them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import Row, bindparam, case, delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.dml import Update
+
+from bot.domain.alerts import DigestRun, FinishedRun, Subscription
+from bot.store.engine import Database
+from bot.store.schema import digest_runs, reported_records, subscriptions
+
+# Ids per `IN (…)` list; far below SQLite's and asyncpg's bound-parameter limits.
+_IN_CHUNK: Final = 500
+
+
+class SubscriptionQueries:
+    """Subscriptions: what the subscribe, list and digest use cases read and write."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def upsert_subscription(
+        self,
+        channel_id: str,
+        algorithm: str,
+        schedule: str,
+        timezone: str,
+        created_by: str,
+        next_run_at: datetime,
+        now: datetime,
+    ) -> Subscription:
+        """Subscribe `channel_id` to `algorithm`, or change the schedule of its subscription.
+
+        Subscribing again sets the schedule, time zone and next run and clears a pause; the id,
+        `created_by`, `created_at`, the reported records and the failure count stay.
+        """
+        insert = self._db.insert(subscriptions).values(
+            channel_id=channel_id,
+            algorithm=algorithm,
+            schedule=schedule,
+            timezone=timezone,
+            created_by=created_by,
+            created_at=now,
+            next_run_at=next_run_at,
+            paused_reason=None,
+            consecutive_failures=0,
+            outage_notified=False,
+        )
+        statement = insert.on_conflict_do_update(
+            index_elements=[subscriptions.c.channel_id, subscriptions.c.algorithm],
+            set_={
+                "schedule": insert.excluded.schedule,
+                "timezone": insert.excluded.timezone,
+                "next_run_at": insert.excluded.next_run_at,
+                "paused_reason": None,
+            },
+        ).returning(*SUBSCRIPTION_COLUMNS)
+        async with self._db.transaction() as connection:
+            row = (await connection.execute(statement)).one()
+        return subscription_of(row)
+
+    async def remove_subscription(self, channel_id: str, algorithm: str) -> bool:
+        """Unsubscribe; False when there was no such subscription.
+
+        Its reported records and digest runs go with it; its alert threads stay, to be reused
+        if the channel subscribes again.
+        """
+        statement = delete(subscriptions).where(
+            subscriptions.c.channel_id == channel_id, subscriptions.c.algorithm == algorithm
+        )
+        return await self._db.changed(statement) == 1
+
+    async def channel_subscriptions(self, channel_id: str) -> list[Subscription]:
+        """The channel's subscriptions (paused ones included), by algorithm."""
+        statement = (
+            select(*SUBSCRIPTION_COLUMNS)
+            .where(subscriptions.c.channel_id == channel_id)
+            .order_by(subscriptions.c.algorithm)
+        )
+        async with self._db.reading() as connection:
+            rows = (await connection.execute(statement)).all()
+        return [subscription_of(row) for row in rows]
+
+    # Leases: who runs a subscription now
+
+    async def claim_due(
+        self, worker: str, now: datetime, lease_seconds: float, *, everything: bool = False
+    ) -> list[Subscription]:
+        """Claim every due subscription (`everything`: due or not) for `worker` (unique per
+        process) in one conditional UPDATE (see `leasing`); returns what this worker got,
+        earliest first."""
+        column = subscriptions.c
+        statement = leasing(worker, now, lease_seconds, due_only=not everything).returning(
+            column.id
+        )
+        async with self._db.transaction() as connection:
+            claimed = [row.id for row in await connection.execute(statement)]
+            if not claimed:
+                return []
+            rows = await connection.execute(
+                select(*SUBSCRIPTION_COLUMNS)
+                .where(column.id.in_(claimed), column.lease_owner == worker)
+                .order_by(column.next_run_at)
+            )
+            return [subscription_of(row) for row in rows]
+
+    async def renew_lease(self, subscription_id: int, worker: str, until: datetime) -> bool:
+        """Extend `worker`'s lease before another post; False when it no longer holds it (it
+        expired and someone took over, or the subscription was removed): stop then."""
+        column = subscriptions.c
+        statement = (
+            update(subscriptions)
+            .where(column.id == subscription_id, column.lease_owner == worker)
+            .values(lease_until=until)
+        )
+        return await self._db.changed(statement) == 1
+
+    async def finish_runs(self, worker: str, runs: Sequence[FinishedRun]) -> None:
+        """End `worker`'s leases of these runs, set their next runs, count their failures and
+        record them, in one transaction (a digest run ends dozens at a time; one commit each
+        would cost more than the run itself). A lease `worker` no longer holds is left alone."""
+        if not runs:
+            return
+        column = subscriptions.c
+        async with self._db.transaction() as connection:
+            await connection.execute(ending(worker), [ending_parameters(f) for f in runs])
+            ids = [finished.run.subscription_id for finished in runs]
+            present = set(
+                (await connection.execute(select(column.id).where(column.id.in_(ids)))).scalars()
+            )
+            rows = [
+                run_row(f.run)
+                for f in runs
+                if f.run.subscription_id in present  # removed meanwhile: nothing to keep
+            ]
+            if rows:
+                await connection.execute(digest_runs.insert(), rows)
+
+    async def pause(self, subscription_id: int, reason: str) -> bool:
+        """Stop running the subscription until the channel subscribes again; False if gone.
+
+        A lease in progress is left to its finish.
+        """
+        statement = (
+            update(subscriptions)
+            .where(subscriptions.c.id == subscription_id)
+            .values(paused_reason=reason)
+        )
+        return await self._db.changed(statement) == 1
+
+    async def set_outage_notified(self, subscription_id: int, value: bool) -> bool:
+        """Record whether the channel was told its cluster is unreachable; False if gone."""
+        statement = (
+            update(subscriptions)
+            .where(subscriptions.c.id == subscription_id)
+            .values(outage_notified=value)
+        )
+        return await self._db.changed(statement) == 1
+
+    # Reported records
+
+    async def reported_by_subscription(
+        self, subscription_ids: Collection[int]
+    ) -> dict[int, set[str]]:
+        """Every request id each subscription has reported (pruning keeps this to about the
+        API's window): one read at the start of a digest run instead of one per algorithm."""
+        reported: dict[int, set[str]] = {sid: set() for sid in subscription_ids}
+        ids = list(reported)
+        column = reported_records.c
+        async with self._db.reading() as connection:
+            for start in range(0, len(ids), _IN_CHUNK):
+                statement = select(column.subscription_id, column.request_id).where(
+                    column.subscription_id.in_(ids[start : start + _IN_CHUNK])
+                )
+                for row in await connection.execute(statement):
+                    reported[row.subscription_id].add(row.request_id)
+        return reported
+
+    async def mark_reported(
+        self, subscription_id: int, records: Iterable[tuple[str, int]], now: datetime
+    ) -> None:
+        """Remember `(request_id, created_at_ms)` records as reported (Slack confirmed them).
+
+        Marking a record again changes nothing. For a subscription removed meanwhile, nothing
+        is stored.
+        """
+        created_at_ms_by_id = dict(records)
+        if not created_at_ms_by_id:
+            return
+        rows = [
+            {
+                "subscription_id": subscription_id,
+                "request_id": request_id,
+                "created_at_ms": created_at_ms,
+                "reported_at": now,
+            }
+            for request_id, created_at_ms in created_at_ms_by_id.items()
+        ]
+        statement = self._db.insert(reported_records).on_conflict_do_nothing(
+            index_elements=[reported_records.c.subscription_id, reported_records.c.request_id]
+        )
+        try:
+            async with self._db.transaction() as connection:
+                await connection.execute(statement, rows)
+        except IntegrityError:
+            # The foreign key: the subscription went while its digest was running.
+            async with self._db.reading() as connection:
+                exists = await connection.scalar(
+                    select(subscriptions.c.id).where(subscriptions.c.id == subscription_id)
+                )
+            if exists is None:
+                return
+            raise
+
+    async def prune_reported(self, before_ms: int) -> int:
+        """Forget reported records created before `before_ms` (epoch ms); how many went.
+
+        Call it with the API's window plus a margin: an older record can no longer come back.
+        """
+        statement = delete(reported_records).where(reported_records.c.created_at_ms < before_ms)
+        return await self._db.changed(statement)
+
+    async def prune_digest_runs(self, before: datetime) -> int:
+        """Forget runs started before `before`; how many went."""
+        return await self._db.changed(delete(digest_runs).where(digest_runs.c.started_at < before))
+
+
+SUBSCRIPTION_COLUMNS: Final = tuple(
+    subscriptions.c[name]
+    for name in (
+        "id",
+        "channel_id",
+        "algorithm",
+        "schedule",
+        "timezone",
+        "created_by",
+        "created_at",
+        "next_run_at",
+        "paused_reason",
+        "consecutive_failures",
+        "outage_notified",
+    )
+)
+
+
+def subscription_of(row: Row[Any]) -> Subscription:
+    return Subscription(**row._asdict())
+
+
+def leasing(worker: str, now: datetime, lease_seconds: float, *, due_only: bool) -> Update:
+    """The conditional UPDATE that leases subscriptions to `worker`: not paused, no running
+    lease (none, or an expired one: its holder is presumed dead), and due unless not
+    `due_only`. One statement, so of any number of workers exactly one gets each."""
+    if lease_seconds <= 0:
+        raise ValueError("lease_seconds must be positive")
+    column = subscriptions.c
+    conditions = [
+        column.paused_reason.is_(None),
+        or_(column.lease_until.is_(None), column.lease_until <= now),
+    ]
+    if due_only:
+        conditions.append(column.next_run_at <= now)
+    return (
+        update(subscriptions)
+        .where(*conditions)
+        .values(lease_owner=worker, lease_until=now + timedelta(seconds=lease_seconds))
+    )
+
+
+def ending(worker: str) -> Update:
+    """The UPDATE that ends `worker`'s lease (parameters: `ending_parameters`); a worker that
+    no longer holds the lease changes nothing. A success resets `consecutive_failures`, a
+    failure adds one."""
+    column = subscriptions.c
+    return (
+        update(subscriptions)
+        .where(column.id == bindparam("sid"), column.lease_owner == worker)
+        .values(
+            next_run_at=bindparam("next_run"),
+            consecutive_failures=case((bindparam("ok"), 0), else_=column.consecutive_failures + 1),
+            lease_owner=None,
+            lease_until=None,
+        )
+    )
+
+
+def ending_parameters(finished: FinishedRun) -> dict[str, Any]:
+    return {
+        "sid": finished.run.subscription_id,
+        "next_run": finished.next_run_at,
+        "ok": finished.succeeded,
+    }
+
+
+def run_row(run: DigestRun) -> dict[str, Any]:
+    return {
+        "subscription_id": run.subscription_id,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "outcome": run.outcome.value,
+        "posted": run.posted,
+        "detail": run.detail,
+    }

@@ -1,0 +1,93 @@
+"""The `errors` command's output: a query's result as terminal text or one JSON object.
+
+Pure: strings in, strings out. The same result a Slack answer is built from; a group shows its
+headline, the rest of its message (up to `DETAIL_LINES` lines) and the algorithm's own frames.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.errors.grouping import ErrorGroup
+from bot.usecases.results import LookupFailure, QueryResult
+
+DETAIL_LINES = 8
+_INDENT = "    "
+
+
+def _iso(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def group_as_json(group: ErrorGroup) -> dict[str, Any]:
+    parsed = group.latest.parsed
+    return {
+        "fingerprint": group.fingerprint,
+        "error_type": group.error_type,
+        "headline": group.headline,
+        "details": parsed.details,
+        "count": group.count,
+        "request_ids": list(group.request_ids),
+        "versions": list(group.versions),
+        "first_seen": group.first_seen,
+        "last_seen": group.last_seen,
+        "own_frames": [f.location() for f in parsed.own_frames],
+    }
+
+
+def result_as_json(result: QueryResult) -> dict[str, Any]:
+    return {
+        "algorithm": result.target,
+        "errors": result.errors,
+        "groups": [group_as_json(g) for g in result.groups],
+        "skipped_records": result.skipped,
+    }
+
+
+def result_as_text(result: QueryResult) -> str:
+    scope = f"matching {result.options}" if result.options else "in the last 7 days"
+    lines = [
+        f"{result.target}: {_plural(result.errors, 'error')} in "
+        f"{_plural(len(result.groups), 'group')} {scope}"
+    ]
+    if result.beyond_window:
+        lines.append("(the API keeps only the last 7 days)")
+    if result.skipped:
+        lines.append(f"({result.skipped} malformed records from the cluster left out)")
+    for number, group in enumerate(result.groups, 1):
+        lines.append("")
+        lines.extend(_group_lines(number, group))
+    return "\n".join(lines)
+
+
+def _group_lines(number: int, group: ErrorGroup) -> list[str]:
+    parsed = group.latest.parsed
+    lines = [f"[{number}] {group.headline}"]
+    details = parsed.details.split("\n") if parsed.details else []
+    lines.extend(_INDENT + "│ " + line for line in details[:DETAIL_LINES])
+    if len(details) > DETAIL_LINES:
+        lines.append(_INDENT + f"│ … {_plural(len(details) - DETAIL_LINES, 'more line')}")
+    lines.append(
+        f"{_INDENT}{group.count}× · {group.error_type} · versions "
+        f"{', '.join(group.versions) or '?'} · first {_iso(group.first_seen)} · "
+        f"last {_iso(group.last_seen)}"
+    )
+    innermost = parsed.innermost_own_frame
+    own = [innermost, *parsed.own_frames] if innermost is not None else list(parsed.own_frames)
+    locations = list(dict.fromkeys(f.location() for f in own))[:5]
+    if locations:
+        lines.append(f"{_INDENT}your code: " + " ← ".join(locations))
+    lines.append(
+        f"{_INDENT}latest request: {group.latest.record.request_id} · id {group.fingerprint}"
+    )
+    return lines
+
+
+def failure_as_text(failure: LookupFailure) -> str:
+    detail = f": {failure.detail}" if failure.detail else ""
+    return f"error: {failure.target}: {failure.kind.value.replace('_', ' ')}{detail}"

@@ -1,0 +1,143 @@
+"""The process's collaborators, each made once: the cluster's HTTP client, the Slack Web API
+client, the store, and the Bolt app with its senders and the digest notifier."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+import httpx
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.algorithmia.client import AlgorithmiaClient, default_timeout
+from bot.config import Settings, require
+from bot.metrics import Metrics
+from bot.slack.app import create_app
+from bot.slack.listeners.services import Services
+from bot.slack.notifier import SlackAlertNotifier
+from bot.slack.sender import ChannelPacer, SlackSender
+from bot.store.exceptions import StoreError
+from bot.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The bot cannot start; the message is one line for the operator."""
+
+
+def worker_name() -> str:
+    """This process's name on the leases it takes: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def make_slack_client(token: str, base_url: str) -> AsyncWebClient:
+    """One Web API client; Bolt copies its base URL and retry handlers to every request."""
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def make_cluster_client(settings: Settings, http: httpx.AsyncClient) -> AlgorithmiaClient:
+    return AlgorithmiaClient(http, settings.algorithmia_api_url, settings.authorization_header())
+
+
+@asynccontextmanager
+async def cluster_http() -> AsyncIterator[httpx.AsyncClient]:
+    """The process's one HTTP client toward the cluster (connection reuse, bounded pool)."""
+    limits = httpx.Limits(max_connections=20, max_keepalive_connections=20)
+    async with httpx.AsyncClient(
+        timeout=default_timeout(), limits=limits, follow_redirects=True
+    ) as http:
+        yield http
+
+
+@asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[Store]:
+    """The store of `DATABASE_URL`, upgraded to the current schema."""
+    try:
+        store = await Store.open(settings.database_url)
+    except StoreError as error:
+        raise StartupError(f"DATABASE_URL: {error}") from None
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def require_slack(settings: Settings, command: str) -> None:
+    """Before anything is opened: the Slack settings `command` cannot do without."""
+    require(settings, command, "SLACK_BOT_TOKEN")
+    if command == "serve" and not settings.socket_mode:
+        require(settings, command, "SLACK_SIGNING_SECRET")
+
+
+@dataclass
+class Bot:
+    """The Slack side of one process: the Bolt app, its metrics, and the digest path."""
+
+    bolt: AsyncApp
+    metrics: Metrics
+    notifier: SlackAlertNotifier
+    """Posts digests through the Bolt app's client, paced with the same per-channel pacer."""
+
+
+def build_bot(
+    settings: Settings, http: httpx.AsyncClient, store: Store, *, post_interval_s: float = 1.0
+) -> Bot:
+    """`post_interval_s`: posts per channel other than query answers are at least this far
+    apart (Slack takes about one message per second per channel)."""
+    require(settings, "the bot", "SLACK_BOT_TOKEN")
+    assert settings.slack_bot_token is not None  # checked by require()
+    secret = settings.slack_signing_secret
+    metrics = Metrics()
+    client = make_slack_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
+    paced = SlackSender(client, pacer=ChannelPacer(post_interval_s))
+    services = Services(
+        source=make_cluster_client(settings, http),
+        store=store,
+        metrics=metrics,
+        answers=SlackSender(client),
+        notices=paced,
+        show_input=settings.show_input,
+        clock=time.time,
+    )
+    bolt = create_app(
+        client=client,
+        signing_secret=secret.get_secret_value() if secret is not None else "",
+        services=services,
+    )
+    return Bot(bolt, metrics, SlackAlertNotifier(paced, show_input=settings.show_input))
+
+
+async def check_slack_token(bot: Bot) -> None:
+    """Fail at start, not at the first command, when Slack refuses the token."""
+    try:
+        identity = await bot.bolt.client.auth_test()
+    except SlackApiError as error:
+        raise StartupError(
+            f"SLACK_BOT_TOKEN: Slack refused it ({error.response.get('error')})"
+        ) from None
+    except (SlackClientError, aiohttp.ClientError, TimeoutError) as error:
+        raise StartupError(f"SLACK_API_URL: cannot reach Slack ({error})") from None
+    log.info("signed in to Slack as %s in %s", identity.get("user"), identity.get("team"))

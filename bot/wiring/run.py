@@ -1,0 +1,139 @@
+"""The process's commands, composed from `build`: `serve`, the `digest` worker, one digest run,
+and one lookup for `errors`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+from starlette.applications import Starlette
+
+from bot.config import Settings
+from bot.digest.ticker import DigestTicker
+from bot.domain.commands import Query
+from bot.slack.server import WebServer, create_web_app
+from bot.store.repository import Store
+from bot.usecases.digest import DigestReport, run_digests
+from bot.usecases.query import run_query
+from bot.usecases.results import QueryResult
+from bot.wiring.build import (
+    Bot,
+    build_bot,
+    check_slack_token,
+    cluster_http,
+    make_cluster_client,
+    open_store,
+    require_slack,
+    worker_name,
+)
+
+log = logging.getLogger(__name__)
+
+DIGEST_CONCURRENCY = 16
+"""Cluster fetches in flight during one digest run."""
+
+
+@dataclass(frozen=True)
+class DigestRunner:
+    """One digest run with this process's collaborators: the very code path of the
+    scheduler's tick, `digest --once` and the demo."""
+
+    settings: Settings
+    store: Store
+    http: httpx.AsyncClient
+    bot: Bot
+    worker: str
+
+    async def __call__(self, *, everything: bool = False) -> DigestReport:
+        report = await run_digests(
+            self.store,
+            make_cluster_client(self.settings, self.http),
+            self.bot.notifier,
+            now=datetime.now(UTC),
+            worker=self.worker,
+            everything=everything,
+            concurrency=DIGEST_CONCURRENCY,
+        )
+        for reason in report.failed.values():
+            log.warning("digest failed: %s", reason)
+        return report
+
+
+async def serve(settings: Settings, host: str, port: int, *, scheduler: bool = True) -> None:
+    require_slack(settings, "serve")
+    async with cluster_http() as http, open_store(settings) as store:
+        bot = build_bot(settings, http, store)
+        await check_slack_token(bot)
+        digest = DigestRunner(settings, store, http, bot, worker_name())
+        ticker = DigestTicker(digest, settings.digest_tick_seconds) if scheduler else None
+        try:
+            await _serve_slack(settings, bot, host, port)
+        finally:
+            if ticker is not None:
+                await ticker.stop()
+
+
+async def _serve_slack(settings: Settings, bot: Bot, host: str, port: int) -> None:
+    if settings.slack_app_token is None:
+        await _serve_http(create_web_app(bot.bolt, metrics=bot.metrics), host, port)
+        return
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    handler = AsyncSocketModeHandler(
+        bot.bolt, app_token=settings.slack_app_token.get_secret_value()
+    )
+    await handler.connect_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
+    log.info("connected to Slack over Socket Mode")
+
+    async def connected() -> bool:
+        return bool(await handler.client.is_connected())
+
+    try:
+        web_app = create_web_app(None, metrics=bot.metrics, ready=connected)
+        await _serve_http(web_app, host, port)
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
+
+
+async def _serve_http(web_app: Starlette, host: str, port: int) -> None:
+    server = WebServer(web_app, host, port)
+    log.info("serving on %s:%s", host, server.port)
+    await server.serve()
+
+
+async def digest_once(settings: Settings, *, everything: bool) -> DigestReport:
+    """`digest --once [--all]`: one run."""
+    require_slack(settings, "digest")
+    async with cluster_http() as http, open_store(settings) as store:
+        bot = build_bot(settings, http, store)
+        await check_slack_token(bot)
+        return await DigestRunner(settings, store, http, bot, worker_name())(everything=everything)
+
+
+async def digest_worker(settings: Settings) -> None:
+    """`digest`: the scheduler alone (a worker process), until SIGTERM or SIGINT."""
+    require_slack(settings, "digest")
+    async with cluster_http() as http, open_store(settings) as store:
+        bot = build_bot(settings, http, store)
+        await check_slack_token(bot)
+        digest = DigestRunner(settings, store, http, bot, worker_name())
+        ticker = DigestTicker(digest, settings.digest_tick_seconds)
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        try:
+            await stopping.wait()
+        finally:
+            await ticker.stop()
+
+
+async def look_up(settings: Settings, query: Query) -> QueryResult:
+    """`errors`: one lookup; raises `LookupFailure` when the errors cannot be read."""
+    async with cluster_http() as http:
+        return await run_query(make_cluster_client(settings, http), query, int(time.time() * 1000))
