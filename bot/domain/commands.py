@@ -183,7 +183,7 @@ def _timezone(name: str) -> str:
         return "UTC"
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
         raise CommandSyntaxError(
             f"`tz:{name}` is not a time zone: write `Area/City`, e.g. `tz:Europe/Berlin`"
         ) from None

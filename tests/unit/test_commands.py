@@ -69,6 +69,7 @@ def test_valid_commands(text: str, command: object) -> None:
         ("subscribe acme/x daily:25:00", "is not a time of day"),
         ("subscribe acme/x every:1h daily:09:00", "one schedule"),
         ("subscribe acme/x tz:Mars/Olympus", "is not a time zone"),
+        ("subscribe acme/x tz:" + "Europe/" * 300, "is not a time zone"),
         ("subscribe acme/x since:1h", "`since:` is not an option here"),
         ("list all", "takes nothing"),
         ("help me", "takes nothing"),

@@ -27,7 +27,7 @@ def _in_zone(instant: datetime, zone: str) -> str:
     """`Mon 09:00` in the subscription's own time zone (the schedule's clock)."""
     try:
         return instant.astimezone(ZoneInfo(zone)).strftime("%a %d %b %H:%M")
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return instant.astimezone(UTC).strftime("%a %d %b %H:%M UTC")
 
 
