@@ -45,3 +45,20 @@ def sample_record_by_bug(sample: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for record in sample["records"]:
         by_bug.setdefault(sample["bugs"][record["request_id"]], record)
     return by_bug
+
+
+_REPOSITORY = Path(__file__).parent.parent
+_BEFORE: set[Path] = set()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _BEFORE.update(_REPOSITORY.glob("*.db*"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Tests never write into the repository: a database file left there fails the run."""
+    left = sorted(set(_REPOSITORY.glob("*.db*")) - _BEFORE)
+    if left:
+        names = ", ".join(path.name for path in left)
+        session.config.get_terminal_writer().line(f"tests wrote into the repository: {names}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

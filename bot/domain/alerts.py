@@ -147,11 +147,6 @@ class AlertThread:
     """The key this thread had under an older grouping strategy, before a group of the current
     one adopted it (old buttons still carry it)."""
 
-    @property
-    def is_open(self) -> bool:
-        """Open or regressed: new occurrences are told in the thread."""
-        return self.state in (AlertState.OPEN, AlertState.REGRESSED)
-
 
 @dataclass(frozen=True, slots=True)
 class Sighting:

@@ -100,14 +100,6 @@ def legacy_fingerprint(parsed: ParsedError, error_type: str) -> str:
     return _digest(key)
 
 
-def fingerprint_version(fp: str) -> int:
-    """The strategy that made a fingerprint: 1 for bare hex digits, else its `N:` prefix.
-
-    Raises ValueError for a prefix that is not a number."""
-    version, colon, _ = fp.partition(":")
-    return int(version) if colon else 1
-
-
 def _digest(key: list[str]) -> str:
     return hashlib.sha1("\x1f".join(key).encode()).hexdigest()[:12]
 
@@ -238,8 +230,12 @@ class Occurrence:
     record: ErrorRecord
     parsed: ParsedError
     fingerprint: str
-    legacy_fingerprint: str
-    """Version 1 of the fingerprint, under which older alert threads may be stored."""
+
+    @property
+    def legacy_fingerprint(self) -> str:
+        """Version 1 of the fingerprint, under which older alert threads may be stored.
+        Computed when asked: only a digest that meets an unknown group needs it."""
+        return legacy_fingerprint(self.parsed, self.record.error_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,20 +304,19 @@ def read_occurrences(records: Iterable[ErrorRecord]) -> list[Occurrence]:
             continue
         seen_ids.add(record.request_id)
         if len(record.error) <= _MEMO_MAX_CHARS:
-            parsed, fp, legacy = read_error(record.error, record.error_type)
+            parsed, fp = read_error(record.error, record.error_type)
         else:
-            parsed, fp, legacy = read_error.__wrapped__(record.error, record.error_type)
-        occurrences.append(Occurrence(record, parsed, fp, legacy))
+            parsed, fp = read_error.__wrapped__(record.error, record.error_type)
+        occurrences.append(Occurrence(record, parsed, fp))
     return occurrences
 
 
 @functools.lru_cache(maxsize=2048)
-def read_error(error: str, error_type: str) -> tuple[ParsedError, str, str]:
-    """Parse one error string; its fingerprint and its version-1 fingerprint. Memoized: the API
-    returns the same records to every query and digest of the 7-day window, and one bug often
-    repeats its exact text."""
+def read_error(error: str, error_type: str) -> tuple[ParsedError, str]:
+    """Parse and fingerprint one error string. Memoized: the API returns the same records to
+    every query and digest of the 7-day window, and one bug often repeats its exact text."""
     parsed = parse_error(error, error_type)
-    return parsed, fingerprint(parsed, error_type), legacy_fingerprint(parsed, error_type)
+    return parsed, fingerprint(parsed, error_type)
 
 
 def group_occurrences(occurrences: Sequence[Occurrence]) -> list[ErrorGroup]:

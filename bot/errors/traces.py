@@ -155,12 +155,13 @@ def parse_error(error: str, error_type: str = "") -> ParsedError:
         return ParsedError(message, None, Runtime.NONE, chain, _first_line(message) or error_type)
     if "Traceback (most recent call last):" in trace:
         return _parse_python(message, trace)
-    head = trace[:2000]
-    if _JAVA_FRAME_LINE.search(head):
+    # However long the message printed above the frames: a JVM frame anywhere makes it Java
+    # (Node prints `fn (location)`, never `fn(location)`), else an indented `at …` is Node.
+    if _JAVA_FRAME_LINE.search(trace):
         return _parse_java(message, trace)
-    if _NODE_FRAME_START.search(head):
+    if _NODE_FRAME_START.search(trace):
         return _parse_node(message, trace)
-    if _RUBY_FRAME.match(head.lstrip()):
+    if _RUBY_FRAME.match(trace[:2000].lstrip()):
         return _parse_ruby(message, trace, error_type)
     stage = trace.strip()
     if stage in _R_STAGES or stage.startswith("pipe.r:"):

@@ -26,6 +26,8 @@ from uuid import uuid4
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from bot.testing.loopback import LoopbackServer
+
 DEFAULT_AUTHORIZATION = "Simple simTESTKEY0000000000000000000"
 SAMPLE_OWNER = "acme"
 SAMPLE_NAME = "image_tagger"
@@ -75,8 +77,7 @@ class SampleCluster:
         self._by_name: dict[tuple[str, str], _Algorithm] = {}
         self._by_uuid: dict[str, _Algorithm] = {}
         self._faults: list[_Fault] = []
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
+        self._server = LoopbackServer("SampleCluster")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -88,12 +89,7 @@ class SampleCluster:
         # algorithm named `errors`.
         app.router.add_get("/v1/algorithms/{first}/{second}", self._algorithm_or_errors_by_id)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
+        await self._server.start(app)
         return self
 
     async def __aexit__(
@@ -102,16 +98,12 @@ class SampleCluster:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._server.stop()
 
     @property
     def base_url(self) -> str:
         """The API base, as `ALGORITHMIA_API_URL` (no trailing slash)."""
-        if self._port is None:
-            raise RuntimeError("SampleCluster is not running: use `async with SampleCluster()`")
-        return f"http://127.0.0.1:{self._port}"
+        return self._server.url
 
     # -- registry ----------------------------------------------------------------------------
 

@@ -30,6 +30,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import BodyPartReader, WSCloseCode, WSMsgType, web
 from aiohttp.typedefs import Handler, Middleware
 
+from bot.testing.loopback import LoopbackServer
+
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
 TEAM_ID = "T0001"
@@ -167,8 +169,7 @@ class SlackStandIn:
         self._file_count = 0
         self._in_flight = 0
         self._last_activity = time.monotonic()
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
+        self._server = LoopbackServer("SlackStandIn")
         # Socket Mode: tickets handed out by `apps.connections.open`, open sockets (oldest
         # first), acknowledgements received, and the envelopes still waiting for theirs.
         self.socket_acks: list[dict[str, Any]] = []
@@ -186,12 +187,7 @@ class SlackStandIn:
         app.router.add_post("/response/{name}", self._response_url)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_get(SOCKET_MODE_PATH, self._socket_mode)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
+        await self._server.start(app)
         self._last_activity = time.monotonic()
         return self
 
@@ -208,15 +204,11 @@ class SlackStandIn:
                 )
         for pending in self._pending_acks.values():
             pending.cancel()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._server.stop()
 
     @property
     def root_url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("SlackStandIn is not running: use `async with SlackStandIn()`")
-        return f"http://127.0.0.1:{self._port}"
+        return self._server.url
 
     @property
     def base_url(self) -> str:

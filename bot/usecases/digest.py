@@ -346,10 +346,8 @@ async def _report_new(
     planned = plan_digest(channel, algorithm, groups, threads, now)
     for action in planned:
         await lease.renew(subscription.id)
-        if action.kind is not Kind.NEW_ALERT and action.adopted_from is None:
-            current = await store.alert_threads(channel, algorithm, [action.group.fingerprint])
-            if current:  # re-planned on the thread as it is now
-                action = known_action(action.group, current[0], now)
+        if action.kind is not Kind.NEW_ALERT:
+            action = await _replanned(store, action, channel, algorithm, now)
         try:
             await _carry_out(store, notifier, subscription, action, now)
         except AlertGone:  # the alert message was deleted: the news get a new one
@@ -364,6 +362,23 @@ async def _report_new(
     return len(planned)
 
 
+async def _replanned(
+    store: DigestStore, action: DigestAction, channel: str, algorithm: str, now: datetime
+) -> DigestAction:
+    """A known group's action planned again on its thread as stored now, so a click since
+    the plan (on the alert's current or old buttons) is taken into account."""
+    key = action.adopted_from or action.group.fingerprint
+    current = next(
+        (t for t in await store.alert_threads(channel, algorithm, [key]) if t.fingerprint == key),
+        None,
+    )
+    if current is None:
+        return action
+    if action.adopted_from is not None:  # not re-keyed yet: this group still adopts it
+        current = replace(current, fingerprint=action.group.fingerprint, previous_fingerprint=key)
+    return known_action(action.group, current, now, adopted_from=action.adopted_from)
+
+
 async def _carry_out(
     store: DigestStore,
     notifier: AlertNotifier,
@@ -374,9 +389,10 @@ async def _carry_out(
     if action.kind is Kind.NEW_ALERT:
         await _new_alert(store, notifier, subscription, action, now, exists=False)
         return
-    if action.adopted_from is not None:
-        # Re-keyed before the parent is edited, so its new buttons find the thread.
-        await store.adopt_alert_thread(action.thread)
+    # Re-keyed before the parent is edited, so its new buttons find the thread; only one
+    # worker can (the others lost their lease meanwhile).
+    if action.adopted_from is not None and not await store.adopt_alert_thread(action.thread):
+        raise LeaseLost
     await notifier.thread_news(action)
     await store.update_alert_thread(action.thread, fields=ALERT_COUNTERS)
     if action.kind is Kind.REGRESSION or action.mute_ended:

@@ -69,3 +69,23 @@ async def test_a_direct_message_is_told_to_use_a_channel(bot: RunningBot) -> Non
     assert "use a channel" in bot.slack.ephemerals[0].text
     assert bot.slack.calls_to("conversations.join") == []
     assert bot.slack.messages == []
+
+
+async def test_a_bug_behind_a_command_is_logged_and_told_only_to_the_user(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.slack.listeners import commands
+
+    async def broken(*args: object) -> None:
+        raise RuntimeError("a bug in the bot")
+
+    monkeypatch.setattr(commands, "list_subscriptions", broken)
+    ack = await bot.command("list")
+    assert ack.status_code == 200
+    await bot.slack.wait_for(lambda s: len(s.ephemerals) == 1, timeout=10)
+    (told,) = bot.slack.ephemerals
+    assert "Something went wrong on the bot's side" in told.text
+    assert bot.slack.messages == []  # nothing in the channel
+    (logged,) = [r for r in caplog.records if r.exc_info and r.levelname == "ERROR"]
+    assert "RuntimeError: a bug in the bot" in caplog.text
+    assert logged.name == "bot.slack.app"

@@ -10,6 +10,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -87,7 +88,7 @@ def _still_serving(server: WebServer) -> bool:
 
 
 @pytest.fixture
-async def bot(web_servers: list[WebServer]) -> AsyncIterator[SocketModeBot]:
+async def bot(web_servers: list[WebServer], tmp_path: Path) -> AsyncIterator[SocketModeBot]:
     async with (
         SampleCluster(authorization=f"Simple {API_KEY}") as cluster,
         SlackStandIn() as slack,
@@ -101,6 +102,7 @@ async def bot(web_servers: list[WebServer]) -> AsyncIterator[SocketModeBot]:
                 "SLACK_BOT_TOKEN": "xoxb-test",
                 "SLACK_APP_TOKEN": "xapp-test",
                 "SLACK_API_URL": slack.base_url,
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
             }
         )
         assert settings.slack_signing_secret is None  # Socket Mode must not need it

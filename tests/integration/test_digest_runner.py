@@ -14,7 +14,7 @@ import pytest
 from bot.algorithmia.client import AlgorithmInfo
 from bot.algorithmia.exceptions import Unavailable
 from bot.digest.plan import DigestAction, Kind
-from bot.domain.alerts import ALERT_STATE, AlertState, AlertThread, Subscription
+from bot.domain.alerts import ALERT_STATE, AlertState, AlertThread, RunOutcome, Subscription
 from bot.domain.algorithm_ref import AlgorithmRef, OwnerName
 from bot.domain.commands import Subscribe
 from bot.errors.grouping import ErrorGroup
@@ -362,3 +362,22 @@ async def test_a_run_that_cannot_reach_the_cluster_is_retried_before_its_next_ti
     assert retried is not None
     assert retried.next_run_at == at + timedelta(minutes=1)  # not at +15 minutes
     assert retried.consecutive_failures == 1
+
+
+async def test_a_bug_is_never_counted_as_the_cluster_s_fault(store: Store) -> None:
+    class BuggySource(FakeCluster):
+        async def list_errors(self, ref: AlgorithmRef) -> RecordBatch:
+            raise TypeError("a bug in the bot")
+
+    cluster, notifier = FakeCluster(), RecordingNotifier()
+    subscription = await _subscribe(store, cluster)
+    buggy = BuggySource()
+    for minutes in (15, 30, 45, 60):  # more runs than it takes to tell of an outage
+        report = await _run(store, buggy, notifier, T0 + timedelta(minutes=minutes))
+        assert "TypeError: a bug in the bot" in report.failed[subscription.id]
+    assert notifier.said == []  # no "cluster unreachable" notice in the channel
+    current = await store.get_subscription(subscription.id)
+    assert current is not None
+    assert (current.consecutive_failures, current.outage_notified) == (0, False)
+    runs = await store.recent_digest_runs(subscription.id, 1)
+    assert runs[0].outcome is RunOutcome.ERROR

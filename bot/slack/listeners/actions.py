@@ -16,7 +16,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.domain.alerts import AlertAction, IllegalTransition
 from bot.slack.blocks import alerts
 from bot.slack.blocks.base import SlackMessage
-from bot.slack.listeners.services import Respond, Services, tell_user
+from bot.slack.listeners.services import Respond, Services, acknowledge, tell_user
 from bot.usecases.alerts import change_alert
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def register(app: AsyncApp, services: Services) -> None:
     async def on_alert_action(
         ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Respond
     ) -> None:
-        await ack()
+        await acknowledge(ack)
         channel = str((body.get("channel") or {}).get("id", ""))
         user = str((body.get("user") or {}).get("id", ""))
 

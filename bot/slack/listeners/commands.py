@@ -26,7 +26,7 @@ from bot.domain.commands import (
 )
 from bot.slack.blocks import answers, query, subscriptions
 from bot.slack.blocks.base import SlackMessage
-from bot.slack.listeners.services import Respond, Services, tell_user
+from bot.slack.listeners.services import Respond, Services, acknowledge, tell_user
 from bot.slack.sender import SEND_FAILURES, CannotPost
 from bot.usecases.query import run_query
 from bot.usecases.results import LookupFailure
@@ -76,7 +76,9 @@ def register(app: AsyncApp, services: Services) -> None:
             if isinstance(command, Query | Subscribe)
             else None
         )
-        await ack(response_type="ephemeral", **(started.as_kwargs() if started else {}))
+        await acknowledge(
+            ack, response_type="ephemeral", **(started.as_kwargs() if started else {})
+        )
         invocation = Invocation(
             text,
             str(body.get("channel_id", "")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,6 +19,20 @@ from bot.usecases.subscriptions import SubscriptionStore
 log = logging.getLogger(__name__)
 
 Respond = Callable[..., Awaitable[Any]]
+
+_BOLT_ACK_POLL_S = 0.01
+"""How often Bolt's runner looks for the ack while a listener runs (`asyncio_runner.py`)."""
+
+
+async def acknowledge(ack: Callable[..., Awaitable[Any]], **answer: Any) -> None:
+    """`ack()`, then wait until Bolt has taken the answer.
+
+    Bolt polls for the ack every 10 ms; if the listener raises before that poll, its runner
+    overwrites the ack with "no response" and Slack gets a 404 (the command "failed"), although
+    `app.error` still told the user. The runner's poll timer is due before this one, so waiting
+    one poll interval after the ack always lets it through first."""
+    await ack(**answer)
+    await asyncio.sleep(_BOLT_ACK_POLL_S * 1.5)
 
 
 class BotStore(SubscriptionStore, AlertStore, Protocol):
