@@ -204,10 +204,11 @@ def group_reply(group: ErrorGroup, *, show_input: bool = False, lead: str | None
     if lead:
         blocks.append(context(lead))
     blocks.append({"type": "header", "text": plain(cut(title, MAX_HEADER_TEXT))})
+    has_trace = parsed.trace is not None and parsed.stage is None
     details = parsed.details
     if len(title) > MAX_HEADER_TEXT:  # the header lost the end of the first line
         details = f"{title}\n{details}".strip("\n")
-    if details:
+    if details and has_trace:  # without a trace, the whole message is shown below anyway
         blocks.append(preformatted(_first_lines(details, DETAIL_LINES)))
     own = _own_locations(parsed.innermost_own_frame, parsed.own_frames)
     if own:
@@ -217,7 +218,7 @@ def group_reply(group: ErrorGroup, *, show_input: bool = False, lead: str | None
         blocks.append(context("No frame of the algorithm's own code: raised inside libraries"))
     blocks.append(context(_counts(group)))
     trace_file = None
-    if parsed.trace is not None and parsed.stage is None:
+    if parsed.trace is not None and has_trace:
         trimmed = trim_trace(parsed.trace, parsed.runtime)
         blocks.append(preformatted(trimmed.text))
         if trimmed.was_cut:
