@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.errors.grouping import ErrorGroup
+from bot.errors.traces import DETAIL_LINES
 from bot.usecases.results import LookupFailure, QueryResult
 
-DETAIL_LINES = 8
 _INDENT = "    "
 
 
@@ -77,9 +77,7 @@ def _group_lines(number: int, group: ErrorGroup) -> list[str]:
         f"{', '.join(group.versions) or '?'} · first {_iso(group.first_seen)} · "
         f"last {_iso(group.last_seen)}"
     )
-    innermost = parsed.innermost_own_frame
-    own = [innermost, *parsed.own_frames] if innermost is not None else list(parsed.own_frames)
-    locations = list(dict.fromkeys(f.location() for f in own))[:5]
+    locations = parsed.own_locations(5)
     if locations:
         lines.append(f"{_INDENT}your code: " + " ← ".join(locations))
     lines.append(

@@ -234,7 +234,7 @@ class Occurrence:
     @property
     def legacy_fingerprint(self) -> str:
         """Version 1 of the fingerprint, under which older alert threads may be stored.
-        Computed when asked: only a digest that meets an unknown group needs it."""
+        Computed when asked: digests ask (to find such threads), queries never do."""
         return legacy_fingerprint(self.parsed, self.record.error_type)
 
 
@@ -277,10 +277,6 @@ class ErrorGroup:
     def versions(self) -> tuple[str, ...]:
         found = {o.record.algoversion for o in self.occurrences if o.record.algoversion}
         return tuple(sorted(found, key=_version_key))
-
-    @property
-    def runtime(self) -> Runtime:
-        return self.latest.parsed.runtime
 
     @property
     def legacy_fingerprints(self) -> tuple[str, ...]:

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
+DETAIL_LINES = 8
+"""Lines of a message after its headline that a reply or the terminal shows: enough for the
+cause, few enough that the algorithm's own frame stays near the top."""
+
 _ERROR_PREFIX = "error:\n"
 _TRACE_MARKER = "\nstacktrace:\n"
 
@@ -119,6 +123,13 @@ class ParsedError:
     @property
     def own_frames(self) -> tuple[Frame, ...]:
         return tuple(frame for frame in self.frames if frame.origin is Origin.OWN)
+
+    def own_locations(self, limit: int) -> list[str]:
+        """Where the algorithm's own code is in the trace, as readers see it: the innermost
+        own frame first, then the others as printed, each place once, at most `limit`."""
+        innermost = self.innermost_own_frame
+        ordered = [innermost, *self.own_frames] if innermost is not None else self.own_frames
+        return list(dict.fromkeys(frame.location() for frame in ordered))[:limit]
 
     @property
     def exception_types(self) -> tuple[str, ...]:

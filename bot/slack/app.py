@@ -31,6 +31,8 @@ def create_app(*, client: AsyncWebClient, signing_secret: str, services: Service
         """The edge of every listener: a bug is logged with its traceback, the user told."""
         what = body.get("command") or (body.get("actions") or [{}])[0].get("action_id") or "?"
         log.error("handling %s failed", what, exc_info=error)
+        if body.get("command"):
+            services.metrics.lookups.labels(outcome="internal_error").inc()
         if respond is None:  # not a command or an interaction: nobody to tell
             return
         channel = body.get("channel_id") or (body.get("channel") or {}).get("id")

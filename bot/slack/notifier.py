@@ -74,16 +74,15 @@ class SlackAlertNotifier:
                     thread.channel_id, reply, thread_ts=thread.parent_ts, broadcast=regression
                 )
             )
-        await self._edit(thread)
+        await self._edit(thread, mute_ended=action.mute_ended)
 
     async def mute_over(self, thread: AlertThread) -> None:
-        await self._edit(thread)
+        await self._edit(thread, mute_ended=True)
 
-    async def _edit(self, thread: AlertThread) -> None:
+    async def _edit(self, thread: AlertThread, *, mute_ended: bool) -> None:
+        parent = alerts.alert_parent(thread, mute_ended=mute_ended)
         try:
-            await self._sender.update(
-                thread.channel_id, thread.parent_ts, alerts.alert_parent(thread)
-            )
+            await self._sender.update(thread.channel_id, thread.parent_ts, parent)
         except SEND_FAILURES as error:  # an edit only refreshes what the thread already told
             log.warning("could not update alert %s: %s", thread.parent_ts, error)
 

@@ -2,8 +2,9 @@
 
 It sends what the builders in `bot.slack.blocks` planned, never builds messages itself: paced
 per channel (when given a pacer), retried by the Web API client's retry handlers (rate limits,
-5xx, connection errors), and it reports what Slack accepted. Slack's refusals that no retry can
-fix become `CannotPost` (see `refusals`).
+5xx, connection errors), and it reports what Slack accepted. A post to a channel the bot cannot
+post in (see `refusals`) raises `CannotPost`; other refusals (a deleted thread) raise Slack's
+own `SlackApiError` for the caller to read.
 """
 
 from __future__ import annotations

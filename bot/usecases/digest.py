@@ -55,8 +55,9 @@ class LeaseLost(Exception):
 
 
 class ChannelGone(Exception):
-    """Slack will not take posts in this channel (`not_in_channel`, `channel_not_found`,
-    `is_archived`): the subscription is paused with `reason`, not retried forever."""
+    """Slack will not take posts in this channel (not in it and cannot join, private,
+    archived, restricted: see `bot.slack.refusals`): the subscription is paused with `reason`,
+    not retried forever."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -80,8 +81,8 @@ class AlertNotifier(Protocol):
     ) -> None:
         """The new alert's first thread reply: the group's details and trace, and, for a
         group an older grouping counted in `split_from`, a note saying so. Best effort: a
-        refused reply is logged, not raised (its records are already reported with the
-        alert), except `ChannelGone`."""
+        reply Slack refuses is logged, not raised (its records are already reported with the
+        alert), except `ChannelGone`; a bug ends the subscription's run, never re-alerts."""
         ...
 
     async def thread_news(self, action: DigestAction) -> None:
@@ -213,7 +214,7 @@ async def run_digests(
             return_exceptions=True,
         )
         for (algorithm, subscriptions), outcome in zip(by_algorithm.items(), outcomes, strict=True):
-            if isinstance(outcome, Exception):  # a bug before any subscription ran
+            if isinstance(outcome, Exception):  # a bug, or a store failure, outside a run
                 log.error("digest of %s failed", algorithm, exc_info=outcome)
                 for subscription in subscriptions:
                     if subscription.id not in finished:
@@ -233,14 +234,11 @@ def _failure_text(subscription: Subscription, error: BaseException) -> str:
 
 
 def _failed_by_bug(subscription: Subscription, error: Exception, now: datetime) -> FinishedRun:
-    """A run a bug stopped: retried at the next scheduled time, not counted as an outage."""
+    """A run that failed outside the subscription's own run: tried again after the longest
+    backoff, not counted as an outage."""
     detail = f"{type(error).__name__}: {error}"
     run = DigestRun(subscription.id, now, datetime.now(UTC), RunOutcome.ERROR, 0, detail)
-    try:
-        next_run_at = next_run(parse_schedule(subscription.schedule), subscription.timezone, now)
-    except ValueError:
-        next_run_at = retry_at(len(RETRY_BACKOFF), now)
-    return FinishedRun(run, next_run_at, succeeded=True)
+    return FinishedRun(run, retry_at(len(RETRY_BACKOFF), now), succeeded=True)
 
 
 async def _run_one(
@@ -291,8 +289,9 @@ async def _run_one(
         where = f"{subscription.algorithm} in {subscription.channel_id}"
         report.failed[subscription.id] = f"{where}: {detail}"
     run = DigestRun(subscription.id, now, datetime.now(UTC), outcome, posted, detail)
-    # Consecutive failures count cluster outages only: a Slack refusal or a bug is not one.
-    return FinishedRun(run, next_run_at, succeeded=outcome is not RunOutcome.CLUSTER_FAILED)
+    # Consecutive failures count cluster outages only (a Slack refusal or a bug is not one),
+    # also when telling of the outage failed.
+    return FinishedRun(run, next_run_at, succeeded=not isinstance(batch, LookupFailure))
 
 
 class _Lease:

@@ -247,7 +247,8 @@ async def test_a_failed_first_reply_never_brings_the_error_back_as_news(store: S
     await _subscribe(store, cluster)
     cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
     notifier.reply_fails = True
-    await _run(store, cluster, notifier, T0 + timedelta(minutes=15))
+    first = await _run(store, cluster, notifier, T0 + timedelta(minutes=15))
+    assert "RuntimeError: a bug after the alert was posted" in next(iter(first.failed.values()))
     notifier.reply_fails = False
     report = await _run(store, cluster, notifier, T0 + timedelta(minutes=30))
     assert notifier.kinds() == ["alert"]
@@ -381,3 +382,42 @@ async def test_a_bug_is_never_counted_as_the_cluster_s_fault(store: Store) -> No
     assert (current.consecutive_failures, current.outage_notified) == (0, False)
     runs = await store.recent_digest_runs(subscription.id, 1)
     assert runs[0].outcome is RunOutcome.ERROR
+
+
+async def test_an_outage_notice_slack_refuses_still_counts_the_outage(store: Store) -> None:
+    class GoneAtTheNotice(RecordingNotifier):
+        async def outage(self, subscription: Subscription, detail: str) -> None:
+            raise ChannelGone("channel_not_found")
+
+    cluster, notifier = FakeCluster(), GoneAtTheNotice()
+    subscription = await _subscribe(store, cluster)
+    cluster.down.add("acme/image_tagger")
+    at = T0 + timedelta(minutes=15)
+    for _ in range(2):
+        await _run(store, cluster, notifier, at, everything=True)
+        at += timedelta(minutes=15)
+    # The third failure's notice finds the channel gone.
+    report = await _run(store, cluster, notifier, at, everything=True)
+    assert "channel_not_found" in report.failed[subscription.id]
+    current = await store.get_subscription(subscription.id)
+    assert current is not None
+    assert current.paused_reason == "channel_not_found"
+    assert current.consecutive_failures == 3  # the outage is still counted, not reset
+
+
+async def test_a_bug_outside_a_subscription_s_run_still_ends_its_lease(store: Store) -> None:
+    class BrokenAfterFetch(FakeCluster):
+        async def list_errors(self, ref: AlgorithmRef) -> RecordBatch:
+            raise KeyError("a bug in the bot")
+
+    cluster = FakeCluster()
+    good = await _subscribe(store, cluster, "C1")
+    odd = await store.upsert_subscription(
+        "C2", "acme/other", "daily:09:00", "Mars/Olympus", "U1", T0, T0
+    )  # a zone that cannot be loaded any more
+    at = T0 + timedelta(minutes=15)
+    report = await _run(store, BrokenAfterFetch(), RecordingNotifier(), at, everything=True)
+    assert set(report.failed) == {good.id, odd.id}
+    assert all("KeyError" in reason for reason in report.failed.values())
+    for subscription in (good, odd):  # leases ended: another worker may take them at once
+        assert await store.claim(subscription.id, "w2", at, 60, force=True)

@@ -110,3 +110,12 @@ def test_alerts_fit_and_cannot_ping(
         assert_fits_slack(message)
         assert_cannot_ping(message, allowed_mentions=(user,))
         assert len(_actions(message)["block_id"]) <= 255
+
+
+def test_the_edit_that_ends_a_mute_says_so_and_later_edits_do_not(group: ErrorGroup) -> None:
+    opened = _thread(group, state=AlertState.OPEN, state_changed_at=CHANGED)
+    ended = str(alert_blocks.alert_parent(opened, mute_ended=True).blocks)
+    assert ":bell: *Open*: the mute ran out" in ended
+    later = str(alert_blocks.alert_parent(opened).blocks)
+    assert "mute ran out" not in later
+    assert ":red_circle: *Open*" in later

@@ -47,7 +47,7 @@ def alert_key(thread: AlertThread) -> str:
     return json.dumps({"a": thread.algorithm, "f": thread.fingerprint}, separators=(",", ":"))
 
 
-def _state_line(thread: AlertThread) -> str:
+def _state_line(thread: AlertThread, mute_ended: bool) -> str:
     changed = date_token(epoch_ms(thread.state_changed_at)) if thread.state_changed_at else ""
     by = f" by <@{escape(thread.state_changed_by)}>" if thread.state_changed_by else ""
     match thread.state:
@@ -62,11 +62,8 @@ def _state_line(thread: AlertThread) -> str:
                 else "until reopened"
             )
             return f":mute: *Muted*{by} {until}"
-        case AlertState.OPEN if thread.state_changed_at is not None and not by:
-            return (
-                f":bell: *Open*: the mute ran out {changed}; later occurrences are posted in "
-                "the thread"
-            )
+        case AlertState.OPEN if mute_ended:
+            return ":bell: *Open*: the mute ran out; later occurrences are posted in the thread"
     return ":red_circle: *Open*: later occurrences are posted in the thread"
 
 
@@ -104,9 +101,10 @@ def _elements(thread: AlertThread, key: str) -> list[Block]:
     return elements
 
 
-def alert_parent(thread: AlertThread) -> SlackMessage:
+def alert_parent(thread: AlertThread, *, mute_ended: bool = False) -> SlackMessage:
     """The top-level alert of one kind of error; edited as its thread grows or its state
-    changes. Its buttons carry `alert_key` (value) and the select its block id."""
+    changes. Its buttons carry `alert_key` (value) and the select its block id. `mute_ended`:
+    this edit is the one that reopens it because its mute ran out (said on that edit only)."""
     title = thread.headline.strip() or thread.error_type.strip() or "Error with no message"
     fields = [
         f"*Algorithm*\n{cut_escaped(thread.algorithm, 200)}",
@@ -120,7 +118,7 @@ def alert_parent(thread: AlertThread) -> SlackMessage:
     blocks: list[Block] = [
         {"type": "header", "text": plain(cut(title, MAX_HEADER_TEXT))},
         {"type": "section", "fields": [mrkdwn(f) for f in fields]},
-        context(_state_line(thread)),
+        context(_state_line(thread, mute_ended)),
         {
             "type": "actions",
             "block_id": f"alert:{key}"[:_MAX_ID],

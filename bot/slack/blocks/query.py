@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from bot.errors.grouping import ErrorGroup
-from bot.errors.traces import Frame, Runtime
+from bot.errors.traces import DETAIL_LINES, Runtime
 from bot.slack.blocks.base import (
     MAX_FALLBACK_TEXT,
     MAX_HEADER_TEXT,
@@ -39,8 +39,6 @@ TRACE_BUDGET = 2800
 """Characters of trace shown inline; the full trace goes to the thread as a file."""
 MAX_LINE = 1000
 """A trace line longer than this is cut at its end, so one huge line cannot crowd out the rest."""
-DETAIL_LINES = 8
-"""Lines of a message shown after its headline; the whole message is in the trace."""
 MAX_MESSAGE_LINES_IN_TRACE = 10
 """A Python trace cut from the top keeps at most this many lines of its final message, so the
 frames above it are not crowded out."""
@@ -210,7 +208,7 @@ def group_reply(group: ErrorGroup, *, show_input: bool = False, lead: str | None
         details = f"{title}\n{details}".strip("\n")
     if details and has_trace:  # without a trace, the whole message is shown below anyway
         blocks.append(preformatted(_first_lines(details, DETAIL_LINES)))
-    own = _own_locations(parsed.innermost_own_frame, parsed.own_frames)
+    own = parsed.own_locations(_OWN_FRAMES_SHOWN)
     if own:
         path = " ← ".join(f"`{cut_escaped(where.replace('`', ''), 120)}`" for where in own)
         blocks.append(context(f"*Raised in your code* at {path}"))
@@ -253,12 +251,6 @@ def _counts(group: ErrorGroup) -> str:
             f"latest request `{cut_escaped(group.latest.record.request_id.replace('`', ''), 200)}`",
         ]
     )
-
-
-def _own_locations(innermost: Frame | None, own: tuple[Frame, ...]) -> list[str]:
-    """The own frame closest to the raise first, then the others, each once."""
-    ordered = [innermost, *own] if innermost is not None else list(own)
-    return list(dict.fromkeys(f.location() for f in ordered if f is not None))[:_OWN_FRAMES_SHOWN]
 
 
 def _first_lines(text: str, limit: int) -> str:

@@ -45,9 +45,10 @@ class Services:
     store: BotStore
     metrics: Metrics
     answers: SlackSender
-    """Query answers: a parent and its replies at once (Slack allows short bursts)."""
+    """Unpaced: query answers (a parent and its replies at once; Slack allows short bursts),
+    edits of alert parents and answers only the user sees."""
     notices: SlackSender
-    """Everything else posted in a channel, paced with the digests' pacer."""
+    """Paced with the digests' pacer: confirmations posted in a channel."""
     show_input: bool
     clock: Callable[[], float]
 
