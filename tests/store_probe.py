@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.domain.alerts import DigestRun, FinishedRun, RunOutcome, Subscription
+from bot.domain.alerts import AlertThread, DigestRun, FinishedRun, RunOutcome, Subscription
 from bot.store.repository import Store
 from bot.store.schema import digest_runs, reported_records, subscriptions
 from bot.store.subscriptions import (
@@ -87,6 +87,15 @@ class ProbedStore(Store):
             values["outcome"] = RunOutcome(values["outcome"])
             runs.append(DigestRun(**values))
         return runs
+
+    async def find_alert_thread(
+        self, channel_id: str, algorithm: str, fingerprint: str
+    ) -> AlertThread | None:
+        """The channel's thread of this algorithm and key (current or the one adopted)."""
+        for thread in await self.channel_alert_threads(channel_id, fingerprint):
+            if thread.algorithm == algorithm:
+                return thread
+        return None
 
     async def reported_count(self) -> int:
         async with self.database.reading() as connection:

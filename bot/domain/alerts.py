@@ -20,6 +20,8 @@ Pure: no I/O, no clock (every transition takes `now`). Every `datetime` is timez
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -146,6 +148,52 @@ class AlertThread:
     previous_fingerprint: str | None = None
     """The key this thread had under an older grouping strategy, before a group of the current
     one adopted it (old buttons still carry it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRef:
+    """What an alert's buttons carry to find their thread again: the fingerprint and a short
+    digest of the algorithm's name (never the name: a button's value holds at most 2,000
+    characters and a block id 255). The channel comes with the click, from Slack."""
+
+    fingerprint: str
+    algorithm_digest: str
+
+    @classmethod
+    def of(cls, thread: AlertThread) -> AlertRef:
+        return cls(thread.fingerprint, algorithm_digest(thread.algorithm))
+
+    @property
+    def text(self) -> str:
+        return f"{self.fingerprint}@{self.algorithm_digest}"
+
+    @classmethod
+    def parse(cls, text: str) -> AlertRef | None:
+        """The ref `text` wrote, or the JSON key older alerts carry (`{"a": …, "f": …}`);
+        None for anything else."""
+        fingerprint, at, digest = text.partition("@")
+        if at and fingerprint and len(digest) == _DIGEST_LENGTH:
+            return cls(fingerprint, digest)
+        try:
+            key = json.loads(text)
+            return cls(str(key["f"]), algorithm_digest(str(key["a"])))
+        except (ValueError, TypeError, KeyError):
+            return None
+
+    def matches(self, thread: AlertThread) -> bool:
+        return self.fingerprint in (
+            thread.fingerprint,
+            thread.previous_fingerprint,
+        ) and self.algorithm_digest == algorithm_digest(thread.algorithm)
+
+
+_DIGEST_LENGTH = 10
+
+
+def algorithm_digest(algorithm: str) -> str:
+    """A short stable stand-in for an algorithm's name (40 bits: collisions within one channel's
+    alerts of one fingerprint are out of reach)."""
+    return hashlib.sha1(algorithm.encode()).hexdigest()[:_DIGEST_LENGTH]
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,10 @@ Pure: no I/O, no clock. INTERFACE §3 is the contract.
 
 from __future__ import annotations
 
+import functools
 import re
+import zoneinfo
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.domain.algorithm_ref import AlgorithmRef, InvalidAlgorithmRef, parse_algorithm_ref
 from bot.domain.schedule import Daily, Every, Schedule, duration_seconds, format_duration
@@ -17,6 +18,10 @@ API_WINDOW_SECONDS = 7 * 24 * 3600
 """The API returns the errors of the past 7 days (and at most 200 executions)."""
 DEFAULT_EVERY_SECONDS = 15 * 60
 MIN_EVERY_SECONDS = 60
+MAX_TEXT = 2000
+"""Characters of command text read at all; longer text is refused, not parsed."""
+MAX_OPTION = 200
+"""Characters of one option's value (`version:`, `type:`, `tz:` …)."""
 
 _CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 _QUERY_OPTIONS = ("since", "version", "type")
@@ -89,6 +94,10 @@ def parse_duration(text: str, option: str) -> int:
 
 def parse_command(text: str) -> Command:
     """Parse what follows `/algo-errors`. Raises `CommandSyntaxError` saying what was wrong."""
+    if len(text) > MAX_TEXT:
+        raise CommandSyntaxError(
+            f"the command is {len(text):,} characters long; at most {MAX_TEXT:,} are read"
+        )
     tokens = [token.strip("`*") for token in text.split()]
     tokens = [token for token in tokens if token]
     if not tokens or tokens[0].lower() == "help":
@@ -150,6 +159,8 @@ def _options(tokens: list[str], allowed: tuple[str, ...]) -> dict[str, str]:
             raise CommandSyntaxError(f"`{key}:` needs a value")
         if key in options:
             raise CommandSyntaxError(f"`{key}:` is given twice")
+        if len(value) > MAX_OPTION:
+            raise CommandSyntaxError(f"`{key}:` takes at most {MAX_OPTION} characters")
         options[key] = value
     return options
 
@@ -179,12 +190,16 @@ def _subscribe(target: AlgorithmRef, options: dict[str, str]) -> Subscribe:
 
 
 def _timezone(name: str) -> str:
+    """A name of the time-zone database (`Europe/Berlin`), never a path or a file of it."""
     if name.upper() == "UTC":
         return "UTC"
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file
+    if name not in _zone_names():
         raise CommandSyntaxError(
             f"`tz:{name}` is not a time zone: write `Area/City`, e.g. `tz:Europe/Berlin`"
-        ) from None
+        )
     return name
+
+
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())

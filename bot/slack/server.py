@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Awaitable, Callable
 
@@ -10,12 +11,16 @@ import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.internals import parse_body
+from slack_sdk.signature import SignatureVerifier
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.metrics import Metrics
+
+log = logging.getLogger(__name__)
 
 
 async def _always_ready() -> bool:
@@ -26,16 +31,41 @@ def create_web_app(
     bolt: AsyncApp | None,
     *,
     metrics: Metrics,
+    signing_secret: str = "",
     ready: Callable[[], Awaitable[bool]] = _always_ready,
 ) -> Starlette:
     """`bolt` is None in Socket Mode: Slack traffic then arrives over the socket, and `ready`
-    says whether the socket is connected."""
+    says whether the socket is connected.
+
+    Every request to `/slack/events` is verified with `signing_secret` before anything reads
+    its body (Bolt parses the body before it checks the signature): unsigned, stale or forged
+    requests get 401 whatever they carry, and a signed body that is not a Slack payload 400."""
     routes = []
     if bolt is not None:
         handler = AsyncSlackRequestHandler(bolt)
+        verifier = SignatureVerifier(signing_secret)
 
         async def slack_events(request: Request) -> Response:
-            response: Response = await handler.handle(request)
+            body = await request.body()  # Starlette keeps it for Bolt to read again
+            timestamp = request.headers.get("x-slack-request-timestamp", "")
+            signature = request.headers.get("x-slack-signature", "")
+            # The verifier raises on a timestamp that is not a number.
+            signed = timestamp.isascii() and timestamp.isdigit()
+            if not (signed and verifier.is_valid(body, timestamp, signature)):
+                return JSONResponse({"error": "invalid signature"}, status_code=401)
+            try:
+                payload = parse_body(body.decode("utf-8"), request.headers.get("content-type"))
+            except ValueError:  # not UTF-8, or a payload that is not JSON
+                payload = None
+            if not isinstance(payload, dict):
+                return JSONResponse({"error": "not a Slack payload"}, status_code=400)
+            try:
+                response: Response = await handler.handle(request)
+            except (KeyError, IndexError, TypeError, AttributeError) as error:
+                # Bolt reads a payload's parts before any listener runs (an interaction
+                # without actions, a field of the wrong type): the request is at fault.
+                log.warning("a signed but malformed payload was refused: %r", error)
+                return JSONResponse({"error": "malformed payload"}, status_code=400)
             return response
 
         routes.append(Route("/slack/events", slack_events, methods=["POST"]))

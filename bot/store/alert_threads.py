@@ -26,15 +26,17 @@ class AlertThreadQueries:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    async def find_alert_thread(
-        self, channel_id: str, algorithm: str, fingerprint: str
-    ) -> AlertThread | None:
-        """The channel's thread of this key; also found by the key it had before a newer
-        grouping adopted it (an alert's old buttons carry that one)."""
-        for thread in await self.alert_threads(channel_id, algorithm, [fingerprint]):
-            if thread.fingerprint == fingerprint or thread.previous_fingerprint == fingerprint:
-                return thread
-        return None
+    async def channel_alert_threads(self, channel_id: str, fingerprint: str) -> list[AlertThread]:
+        """The channel's threads of this fingerprint, of any algorithm; also those found by the
+        key they had before a newer grouping adopted them (old buttons carry that one)."""
+        column = alert_threads.c
+        statement = select(alert_threads).where(
+            column.channel_id == channel_id,
+            or_(column.fingerprint == fingerprint, column.previous_fingerprint == fingerprint),
+        )
+        async with self._db.reading() as connection:
+            rows = (await connection.execute(statement)).all()
+        return [alert_thread_of(row) for row in rows]
 
     async def alert_threads(
         self, channel_id: str, algorithm: str, keys: Collection[str]

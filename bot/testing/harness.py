@@ -113,7 +113,8 @@ async def running_bot(
         store = await stack.enter_async_context(open_store(settings))
         # Pacing is unit-tested; here it would only make the tests slow.
         bot = build_bot(settings, cluster_client, store, post_interval_s=0.01)
-        server = WebServer(create_web_app(bot.bolt, metrics=bot.metrics), "127.0.0.1", 0)
+        web_app = create_web_app(bot.bolt, metrics=bot.metrics, signing_secret=SIGNING_SECRET)
+        server = WebServer(web_app, "127.0.0.1", 0)
         await server.start()
         stack.push_async_callback(server.stop)
         digest = DigestRunner(settings, store, cluster_client, bot, worker_name())

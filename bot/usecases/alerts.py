@@ -3,41 +3,63 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from bot.domain.alerts import ALERT_STATE, AlertAction, AlertThread, act
+from bot.domain.alerts import (
+    ALERT_STATE,
+    AlertAction,
+    AlertRef,
+    AlertThread,
+    IllegalTransition,
+    act,
+)
 
 
 class AlertStore(Protocol):
-    async def find_alert_thread(
-        self, channel_id: str, algorithm: str, fingerprint: str
-    ) -> AlertThread | None: ...
+    async def channel_alert_threads(
+        self, channel_id: str, fingerprint: str
+    ) -> list[AlertThread]: ...
 
     async def update_alert_thread(
         self, thread: AlertThread, *, fields: Collection[str] | None = None
     ) -> bool: ...
 
 
+@dataclass(frozen=True, slots=True)
+class AlertChange:
+    thread: AlertThread | None
+    """The alert as it is now; None when the channel has no such alert."""
+    refused: str | None = None
+    """Why nothing changed: the action does not apply in the alert's state (someone acted
+    first) or the mute choice is unknown."""
+
+
+async def find_alert(store: AlertStore, channel_id: str, ref: AlertRef) -> AlertThread | None:
+    """The channel's alert `ref` names: only this channel's, whatever the ref says."""
+    threads = await store.channel_alert_threads(channel_id, ref.fingerprint)
+    return next((thread for thread in threads if ref.matches(thread)), None)
+
+
 async def change_alert(
     store: AlertStore,
     channel_id: str,
-    algorithm: str,
-    fingerprint: str,
+    ref: AlertRef,
     *,
     action: AlertAction,
     user: str,
     now: datetime,
     mute: str | None = None,
-) -> AlertThread | None:
-    """Apply a person's action to the channel's alert; the changed thread, or None when the
-    channel has no such alert (another channel's, another installation's, or forged).
-
-    Raises `IllegalTransition` (nothing changed) when the action does not apply in the alert's
-    state or the mute choice is unknown."""
-    thread = await store.find_alert_thread(channel_id, algorithm, fingerprint)
+) -> AlertChange:
+    """Apply a person's action to the channel's alert (another channel's, another
+    installation's or a forged one is not found, and nothing changes)."""
+    thread = await find_alert(store, channel_id, ref)
     if thread is None:
-        return None
-    changed = act(thread, action, user=user, now=now, mute=mute)
+        return AlertChange(None)
+    try:
+        changed = act(thread, action, user=user, now=now, mute=mute)
+    except IllegalTransition as refused:
+        return AlertChange(thread, str(refused))
     await store.update_alert_thread(changed, fields=ALERT_STATE)  # a digest's counters stay
-    return changed
+    return AlertChange(changed)

@@ -97,6 +97,8 @@ class Bot:
     """The Slack side of one process: the Bolt app, its metrics, and the digest path."""
 
     bolt: AsyncApp
+    signing_secret: str
+    """Verifies every HTTP request from Slack (empty in Socket Mode)."""
     metrics: Metrics
     notifier: SlackAlertNotifier
     """Posts digests through the Bolt app's client, paced with the same per-channel pacer."""
@@ -110,6 +112,7 @@ def build_bot(
     require(settings, "the bot", "SLACK_BOT_TOKEN")
     assert settings.slack_bot_token is not None  # checked by require()
     secret = settings.slack_signing_secret
+    signing_secret = secret.get_secret_value() if secret is not None else ""
     metrics = Metrics()
     client = make_slack_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
     paced = SlackSender(client, pacer=ChannelPacer(post_interval_s))
@@ -122,12 +125,9 @@ def build_bot(
         show_input=settings.show_input,
         clock=time.time,
     )
-    bolt = create_app(
-        client=client,
-        signing_secret=secret.get_secret_value() if secret is not None else "",
-        services=services,
-    )
-    return Bot(bolt, metrics, SlackAlertNotifier(paced, show_input=settings.show_input))
+    bolt = create_app(client=client, signing_secret=signing_secret, services=services)
+    notifier = SlackAlertNotifier(paced, show_input=settings.show_input)
+    return Bot(bolt, signing_secret, metrics, notifier)
 
 
 async def check_slack_token(bot: Bot) -> None:

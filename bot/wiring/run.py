@@ -80,7 +80,8 @@ async def serve(settings: Settings, host: str, port: int, *, scheduler: bool = T
 
 async def _serve_slack(settings: Settings, bot: Bot, host: str, port: int) -> None:
     if settings.slack_app_token is None:
-        await _serve_http(create_web_app(bot.bolt, metrics=bot.metrics), host, port)
+        web_app = create_web_app(bot.bolt, metrics=bot.metrics, signing_secret=bot.signing_secret)
+        await _serve_http(web_app, host, port)
         return
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 

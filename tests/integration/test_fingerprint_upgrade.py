@@ -9,6 +9,7 @@ intact. On SQLite always and on PostgreSQL when TEST_DATABASE_URL is set.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -28,7 +29,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from bot.domain.alerts import ALERT_STATE, AlertAction, AlertState, AlertThread
+from bot.domain.alerts import ALERT_STATE, AlertAction, AlertRef, AlertState, AlertThread
 from bot.errors.grouping import ErrorGroup, fingerprint, legacy_fingerprint
 from bot.errors.records import ErrorRecord
 from bot.errors.traces import parse_error
@@ -229,9 +230,12 @@ async def test_an_old_button_still_acts_on_the_adopted_thread(store: Store) -> N
     at = T0 + timedelta(minutes=15)
     cluster.add(SKLEARN_FEATURE_COUNT, at)
     await _run(store, cluster, notifier, at)
-    resolved = await change_alert(
-        store, CHANNEL, ALGORITHM, OLD_KEY, action=AlertAction.RESOLVE, user="U9", now=at
+    old_button = AlertRef.parse(json.dumps({"a": ALGORITHM, "f": OLD_KEY}))  # as 0.1 drew it
+    assert old_button is not None
+    change = await change_alert(
+        store, CHANNEL, old_button, action=AlertAction.RESOLVE, user="U9", now=at
     )
+    resolved = change.thread
     assert resolved is not None
     assert (resolved.fingerprint, resolved.state) == (FEATURES, AlertState.RESOLVED)
     at += timedelta(minutes=15)
@@ -502,10 +506,12 @@ async def test_a_click_on_the_old_alert_during_the_adopting_run_is_kept(store: S
     await _known_channel(store, old_thread())
 
     async def resolve() -> None:  # Resolve clicked on the old alert while the split one posts
-        resolved = await change_alert(
-            store, CHANNEL, ALGORITHM, OLD_KEY, action=AlertAction.RESOLVE, user="U9", now=T0
+        old_button = AlertRef.parse(json.dumps({"a": ALGORITHM, "f": OLD_KEY}))
+        assert old_button is not None
+        change = await change_alert(
+            store, CHANNEL, old_button, action=AlertAction.RESOLVE, user="U9", now=T0
         )
-        assert resolved is not None
+        assert change.thread is not None
 
     notifier.on_alert = resolve
     at = T0 + timedelta(minutes=15)

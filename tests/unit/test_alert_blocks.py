@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +12,7 @@ from hypothesis import strategies as st
 from syrupy.assertion import SnapshotAssertion
 
 from bot.digest.plan import sighting
-from bot.domain.alerts import AlertState, AlertThread, new_thread
+from bot.domain.alerts import AlertRef, AlertState, AlertThread, new_thread
 from bot.errors.grouping import ErrorGroup, group_records
 from bot.errors.records import ErrorRecord
 from bot.slack.blocks import alerts as alert_blocks
@@ -49,9 +48,11 @@ def test_an_open_alert_offers_resolve_and_mute(group: ErrorGroup) -> None:
     thread = _thread(group)
     actions = _actions(alert_blocks.alert_parent(thread))
     assert set(actions) == {"group_resolve", "group_mute", "block_id"}
-    assert json.loads(actions["group_resolve"]["value"]) == {
-        "a": "acme/image_tagger", "f": group.fingerprint,
-    }  # fmt: skip
+    ref = AlertRef.parse(actions["group_resolve"]["value"])
+    assert ref is not None
+    assert ref.matches(thread)
+    assert not ref.matches(replace(thread, algorithm="acme/other"))
+    assert len(actions["group_resolve"]["value"]) < 40  # an id, never the algorithm's name
     assert [o["value"] for o in actions["group_mute"]["options"]] == ["1h", "24h", "7d", "forever"]
     assert actions["block_id"] == "alert:" + alert_blocks.alert_key(thread)
 
@@ -119,3 +120,17 @@ def test_the_edit_that_ends_a_mute_says_so_and_later_edits_do_not(group: ErrorGr
     later = str(alert_blocks.alert_parent(opened).blocks)
     assert "mute ran out" not in later
     assert ":red_circle: *Open*" in later
+
+
+def test_a_long_algorithm_name_keeps_every_element_within_slack_s_limits(
+    group: ErrorGroup,
+) -> None:
+    thread = _thread(group, algorithm="acme/" + "n" * 3000)  # valid: names have no length limit
+    message = alert_blocks.alert_parent(thread)
+    assert_fits_slack(message)
+    (actions,) = [b for b in message.blocks if b["type"] == "actions"]
+    assert len(actions["block_id"]) <= 255
+    assert all(len(e.get("value", "")) <= 2000 for e in actions["elements"])
+    ref = AlertRef.parse(actions["block_id"].removeprefix("alert:"))
+    assert ref is not None
+    assert ref.matches(thread)

@@ -7,19 +7,17 @@ from collections.abc import Collection
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from bot.domain.alerts import (
     ALERT_STATE,
     MUTE_FOR,
     AlertAction,
+    AlertRef,
     AlertState,
     AlertThread,
-    IllegalTransition,
 )
 from bot.slack.blocks.alerts import MUTE_CHOICES
 from bot.slack.sender import ChannelPacer
-from bot.usecases.alerts import change_alert
+from bot.usecases.alerts import AlertChange, change_alert
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -72,9 +70,10 @@ class MemoryAlerts:
         self.thread = thread
         self.fields: Collection[str] | None = None
 
-    async def find_alert_thread(self, channel_id: str, algorithm: str, fingerprint: str
-                               ) -> AlertThread | None:  # fmt: skip
-        return self.thread
+    async def channel_alert_threads(self, channel_id: str, fingerprint: str
+                                    ) -> list[AlertThread]:  # fmt: skip
+        thread = self.thread
+        return [thread] if thread is not None and thread.channel_id == channel_id else []
 
     async def update_alert_thread(
         self, thread: AlertThread, *, fields: Collection[str] | None = None
@@ -86,37 +85,44 @@ class MemoryAlerts:
         return True
 
 
+REF = AlertRef.of(THREAD)
+
+
+async def _click(alerts: MemoryAlerts, action: AlertAction, user: str, mute: str | None = None,
+                 channel: str = "C1", ref: AlertRef = REF) -> AlertChange:  # fmt: skip
+    return await change_alert(alerts, channel, ref, action=action, user=user, now=NOW, mute=mute)
+
+
 async def test_resolve_mute_and_reopen() -> None:
     alerts = MemoryAlerts(THREAD)
-    resolved = await change_alert(alerts, "C1", "acme/x", "f1", action=AlertAction.RESOLVE,
-                                  user="U1", now=NOW)  # fmt: skip
+    resolved = (await _click(alerts, AlertAction.RESOLVE, "U1")).thread
     assert resolved is not None
     assert (resolved.state, resolved.state_changed_by) == (AlertState.RESOLVED, "U1")
     assert alerts.fields == ALERT_STATE  # a click writes the state only, never the counters
-    reopened = await change_alert(alerts, "C1", "acme/x", "f1", action=AlertAction.REOPEN,
-                                  user="U3", now=NOW)  # fmt: skip
+    reopened = (await _click(alerts, AlertAction.REOPEN, "U3")).thread
     assert reopened == replace(THREAD, state_changed_by="U3", state_changed_at=NOW)
-    muted = await change_alert(alerts, "C1", "acme/x", "f1", action=AlertAction.MUTE, user="U2",
-                               now=NOW, mute="24h")  # fmt: skip
+    muted = (await _click(alerts, AlertAction.MUTE, "U2", "24h")).thread
     assert muted is not None
     assert (muted.state, muted.muted_until) == (AlertState.MUTED, NOW + timedelta(hours=24))
-    await change_alert(alerts, "C1", "acme/x", "f1", action=AlertAction.REOPEN, user="U2",
-                       now=NOW)  # fmt: skip
-    forever = await change_alert(alerts, "C1", "acme/x", "f1", action=AlertAction.MUTE,
-                                 user="U2", now=NOW, mute="forever")  # fmt: skip
+    await _click(alerts, AlertAction.REOPEN, "U2")
+    forever = (await _click(alerts, AlertAction.MUTE, "U2", "forever")).thread
     assert forever is not None
     assert (forever.state, forever.muted_until) == (AlertState.MUTED, None)
 
 
 async def test_unknown_alerts_and_choices_change_nothing() -> None:
-    assert await change_alert(MemoryAlerts(None), "C1", "a", "f", action=AlertAction.RESOLVE,
-                              user="U", now=NOW) is None  # fmt: skip
+    assert (await _click(MemoryAlerts(None), AlertAction.RESOLVE, "U")).thread is None
     alerts = MemoryAlerts(THREAD)
-    with pytest.raises(IllegalTransition, match="not a mute length"):
-        await change_alert(alerts, "C1", "a", "f", action=AlertAction.MUTE, user="U", now=NOW,
-                           mute="1y")  # fmt: skip
-    with pytest.raises(IllegalTransition, match="cannot be reopened"):
-        await change_alert(alerts, "C1", "a", "f", action=AlertAction.REOPEN, user="U", now=NOW)
+    # Another channel's alert, or a ref of another algorithm: not found, nothing changed.
+    assert (await _click(alerts, AlertAction.RESOLVE, "U", channel="C2")).thread is None
+    other = AlertRef(REF.fingerprint, "0123456789")
+    assert (await _click(alerts, AlertAction.RESOLVE, "U", ref=other)).thread is None
+    refused = await _click(alerts, AlertAction.MUTE, "U", "1y")
+    assert refused.refused is not None
+    assert "not a mute length" in refused.refused
+    refused = await _click(alerts, AlertAction.REOPEN, "U")
+    assert refused.thread == THREAD
+    assert refused.refused == "this alert is open; it cannot be reopened"
     assert alerts.thread == THREAD
     assert alerts.fields is None  # nothing written
 

@@ -1,14 +1,12 @@
 """Digest alerts: the alert parent with its buttons, thread replies and cluster notices.
 
-Pure builders. Whatever a button needs travels in its value (`alert_key`: the algorithm and the
-fingerprint, never text); the channel comes with the click.
+Pure builders. Whatever a button needs travels in its value (`alert_key`: the fingerprint and a
+digest of the algorithm's name, never text); the channel comes with the click.
 """
 
 from __future__ import annotations
 
-import json
-
-from bot.domain.alerts import AlertAction, AlertState, AlertThread, actions_offered
+from bot.domain.alerts import AlertAction, AlertRef, AlertState, AlertThread, actions_offered
 from bot.errors.grouping import ErrorGroup
 from bot.slack.blocks.base import (
     MAX_FALLBACK_TEXT,
@@ -35,7 +33,6 @@ MUTE_CHOICES = (
     ("7d", "7 days"),
     ("forever", "Until reopened"),
 )
-_MAX_ID = 255
 
 
 def action_id(action: AlertAction) -> str:
@@ -44,7 +41,7 @@ def action_id(action: AlertAction) -> str:
 
 def alert_key(thread: AlertThread) -> str:
     """What a button needs to find its alert thread (the channel comes with the click)."""
-    return json.dumps({"a": thread.algorithm, "f": thread.fingerprint}, separators=(",", ":"))
+    return AlertRef.of(thread).text
 
 
 def _state_line(thread: AlertThread, mute_ended: bool) -> str:
@@ -121,7 +118,7 @@ def alert_parent(thread: AlertThread, *, mute_ended: bool = False) -> SlackMessa
         context(_state_line(thread, mute_ended)),
         {
             "type": "actions",
-            "block_id": f"alert:{key}"[:_MAX_ID],
+            "block_id": f"alert:{key}",
             "elements": _elements(thread, key),
         },
     ]

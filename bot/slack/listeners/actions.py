@@ -6,14 +6,13 @@ forged value can only name an alert of that channel.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.domain.alerts import AlertAction, IllegalTransition
+from bot.domain.alerts import AlertAction, AlertRef
 from bot.slack.blocks import alerts
 from bot.slack.blocks.base import SlackMessage
 from bot.slack.listeners.services import Respond, Services, acknowledge, tell_user
@@ -26,18 +25,10 @@ _ALERT_ACTIONS = re.compile(
 )
 
 
-class MalformedAction(ValueError):
-    """A signed payload that does not carry what an alert action needs."""
-
-
-def _alert_key(action: dict[str, Any]) -> tuple[str, str]:
-    """(algorithm, fingerprint) from the button's value or the select's block id."""
+def _alert_ref(action: dict[str, Any]) -> AlertRef | None:
+    """The alert a click names: the button's value, or the select's block id."""
     text = action.get("value") or str(action.get("block_id", "")).removeprefix("alert:")
-    try:
-        key = json.loads(text)
-        return str(key["a"]), str(key["f"])
-    except (ValueError, TypeError, KeyError) as error:
-        raise MalformedAction(f"not an alert key: {text[:80]!r}") from error
+    return AlertRef.parse(str(text))
 
 
 def register(app: AsyncApp, services: Services) -> None:
@@ -55,23 +46,19 @@ def register(app: AsyncApp, services: Services) -> None:
             )
 
         verb = AlertAction(str(action["action_id"]).removeprefix(alerts.ACTION_PREFIX))
-        try:
-            algorithm, fingerprint = _alert_key(action)
-        except MalformedAction as error:
-            log.warning("%s refused: %s", verb, error)
+        ref = _alert_ref(action)
+        if ref is None:
+            log.warning("%s refused: not an alert key", verb)
             await tell(alerts.alert_unknown())
             return
         mute = (action.get("selected_option") or {}).get("value")
-        try:
-            changed = await change_alert(
-                services.store, channel, algorithm, fingerprint,
-                action=verb, user=user, now=services.now(), mute=mute,
-            )  # fmt: skip
-        except IllegalTransition as refused:  # someone acted first: show the alert as it is
-            await tell(alerts.action_refused(str(refused)))
-            changed = await services.store.find_alert_thread(channel, algorithm, fingerprint)
-        else:
-            if changed is None:
-                await tell(alerts.alert_unknown())
-        if changed is not None:
-            await services.answers.update(channel, changed.parent_ts, alerts.alert_parent(changed))
+        change = await change_alert(
+            services.store, channel, ref, action=verb, user=user, now=services.now(), mute=mute
+        )
+        if change.thread is None:
+            await tell(alerts.alert_unknown())
+            return
+        if change.refused is not None:  # someone acted first: the alert is shown as it is
+            await tell(alerts.action_refused(change.refused))
+        thread = change.thread
+        await services.answers.update(channel, thread.parent_ts, alerts.alert_parent(thread))

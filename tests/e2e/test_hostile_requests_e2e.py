@@ -1,0 +1,113 @@
+"""Whatever arrives at `/slack/events`: unsigned, stale or forged requests get 401 whatever
+their body; signed but malformed payloads a 4xx or an answer, never a 5xx; no command text
+makes a handler fail."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.testing.harness import SIGNING_SECRET, RunningBot, running_bot
+from bot.testing.signing import sign
+
+
+@pytest.fixture
+async def bot() -> AsyncIterator[RunningBot]:
+    async with running_bot() as running:
+        yield running
+
+
+async def _post(bot: RunningBot, body: str, headers: dict[str, str]) -> int:
+    response = await bot.http.post(f"{bot.url}/slack/events", content=body, headers=headers)
+    return response.status_code
+
+
+UNSIGNED_BODIES = [
+    "not json at all {{{",
+    '{"type": "url_verification", "challenge": "x"}',
+    "payload=%7Bnot-json",
+    "",
+    "\x00\xff" * 10,
+]
+
+
+@pytest.mark.parametrize("body", UNSIGNED_BODIES)
+async def test_unsigned_stale_or_forged_requests_get_401_whatever_the_body(
+    bot: RunningBot, body: str
+) -> None:
+    assert await _post(bot, body, {"content-type": "application/json"}) == 401
+    stale = sign(SIGNING_SECRET, body, int(time.time()) - 600)
+    assert await _post(bot, body, stale) == 401
+    forged = sign("not-the-secret", body)
+    assert await _post(bot, body, forged) == 401
+
+
+def _interaction(payload: Any) -> str:
+    return urlencode({"payload": json.dumps(payload)})
+
+
+MALFORMED_SIGNED = [
+    "payload=%7Bnot-json",
+    _interaction([1, 2, 3]),
+    _interaction({"type": "block_actions"}),
+    _interaction({"type": "block_actions", "actions": []}),
+    _interaction({"type": "block_actions", "actions": [{"action_id": "group_resolve"}]}),
+    _interaction(
+        {
+            "type": "block_actions",
+            "actions": [{"action_id": "group_resolve", "value": "{not json"}],
+            "channel": {"id": "C_GENERAL"},
+            "user": {"id": "U_ALICE"},
+        }
+    ),
+    _interaction(
+        {
+            "type": "block_actions",
+            "actions": [{"action_id": "group_mute", "block_id": "alert:[]"}],
+            "channel": {"id": "C_GENERAL"},
+            "user": {"id": "U_ALICE"},
+            "container": {"message_ts": "1.2"},
+        }
+    ),
+    _interaction({"type": "view_submission", "view": {}}),
+    '{"type": "event_callback", "event": {"type": "something_else"}}',
+    "command=%2Falgo-errors",
+    "command=%2Falgo-errors&text=list&channel_id=&user_id=",
+]
+
+
+@pytest.mark.parametrize("body", MALFORMED_SIGNED)
+async def test_malformed_signed_payloads_never_get_a_5xx(bot: RunningBot, body: str) -> None:
+    status = await _post(bot, body, sign(SIGNING_SECRET, body))
+    assert status < 500, body
+    await bot.slack.wait_idle(quiet_s=0.1)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(text=st.text(max_size=5000))
+async def test_no_command_text_makes_a_handler_fail(bot: RunningBot, text: str) -> None:
+    body = urlencode(
+        {
+            "command": "/algo-errors",
+            "text": text,
+            "channel_id": "C_GENERAL",
+            "user_id": "U_ALICE",
+            "team_id": "T0001",
+            "response_url": bot.slack.response_url(),
+        }
+    )
+    response = await bot.http.post(
+        f"{bot.url}/slack/events", content=body, headers=sign(SIGNING_SECRET, body)
+    )
+    assert response.status_code == 200, text
