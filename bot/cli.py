@@ -92,10 +92,10 @@ def _digest(settings: Settings, once: bool, everything: bool) -> int:
         asyncio.run(digest_worker(settings))
         return EXIT_OK
     report = asyncio.run(digest_once(settings, everything=everything))
-    for reason in report.failed.values():
+    for reason in [*report.failed.values(), *filter(None, [report.error])]:
         print(f"failed: {reason}", file=sys.stderr)
     print(f"digest: {len(report.ran)} ran, {len(report.failed)} failed, {report.posted} posted")
-    return EXIT_FAILED if report.failed else EXIT_OK
+    return EXIT_FAILED if report.failed or report.error else EXIT_OK
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack.blocks import answers
 from bot.slack.listeners import actions, commands
 from bot.slack.listeners.services import Respond, Services, tell_user
+from bot.store.exceptions import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +29,17 @@ def create_app(*, client: AsyncWebClient, signing_secret: str, services: Service
 
     @app.error
     async def on_unexpected(error: Exception, body: dict[str, Any], respond: Respond) -> None:
-        """The edge of every listener: a bug is logged with its traceback, the user told."""
+        """The edge of every listener: a bug is logged with its traceback, the user told; a
+        database outage is one line in the log, and the user hears storage is unavailable."""
         what = body.get("command") or (body.get("actions") or [{}])[0].get("action_id") or "?"
-        log.error("handling %s failed", what, exc_info=error)
-        if body.get("command"):
-            services.metrics.lookups.labels(outcome="internal_error").inc()
+        if isinstance(error, StoreUnavailable):
+            log.warning("handling %s needed the database: %s", what, error)
+            answer = answers.storage_unavailable()
+        else:
+            log.error("handling %s failed", what, exc_info=error)
+            answer = answers.internal_error()
+            if body.get("command"):
+                services.metrics.lookups.labels(outcome="internal_error").inc()
         if respond is None:  # not a command or an interaction: nobody to tell
             return
         channel = body.get("channel_id") or (body.get("channel") or {}).get("id")
@@ -42,7 +49,7 @@ def create_app(*, client: AsyncWebClient, signing_secret: str, services: Service
             services.answers,
             channel,
             user,
-            answers.internal_error(),
+            answer,
             replace_original=None if body.get("command") else False,
         )
 

@@ -1,4 +1,5 @@
-"""The HTTP surface of `serve`: Slack's `/slack/events`, `/healthz` and `/metrics` on uvicorn."""
+"""The HTTP surface of `serve`: Slack's `/slack/events`, `/healthz`, `/readyz` and `/metrics` on
+uvicorn."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import logging
 import socket
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -23,8 +25,17 @@ from bot.metrics import Metrics
 log = logging.getLogger(__name__)
 
 
-async def _always_ready() -> bool:
-    return True
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """What `/readyz` says: `blocking` parts stop Slack traffic (503, e.g. the socket);
+    `degraded` parts do not (200: queries need no database, so a Service keeps routing)."""
+
+    blocking: tuple[str, ...] = ()
+    degraded: tuple[str, ...] = ()
+
+
+async def _ready() -> Readiness:
+    return Readiness()
 
 
 def create_web_app(
@@ -32,10 +43,12 @@ def create_web_app(
     *,
     metrics: Metrics,
     signing_secret: str = "",
-    ready: Callable[[], Awaitable[bool]] = _always_ready,
+    readiness: Callable[[], Awaitable[Readiness]] = _ready,
 ) -> Starlette:
-    """`bolt` is None in Socket Mode: Slack traffic then arrives over the socket, and `ready`
-    says whether the socket is connected.
+    """`bolt` is None in Socket Mode: Slack traffic then arrives over the socket.
+
+    `/healthz` answers 200 while the event loop runs, whatever the dependencies do; `/readyz`
+    says what `readiness` finds.
 
     Every request to `/slack/events` is verified with `signing_secret` before anything reads
     its body (Bolt parses the body before it checks the signature): unsigned, stale or forged
@@ -71,14 +84,22 @@ def create_web_app(
         routes.append(Route("/slack/events", slack_events, methods=["POST"]))
 
     async def healthz(_: Request) -> Response:
-        if await ready():
-            return JSONResponse({"status": "ok"})
-        return JSONResponse({"status": "starting"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        found = await readiness()
+        if found.blocking:
+            reasons = [*found.blocking, *found.degraded]
+            return JSONResponse({"status": "not ready", "reasons": reasons}, status_code=503)
+        if found.degraded:
+            return JSONResponse({"status": "degraded", "reasons": list(found.degraded)})
+        return JSONResponse({"status": "ready"})
 
     async def metrics_endpoint(_: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     routes.append(Route("/healthz", healthz, methods=["GET"]))
+    routes.append(Route("/readyz", readyz, methods=["GET"]))
     routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
     return Starlette(routes=routes)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,12 +29,13 @@ from sqlalchemy.exc import (
     DBAPIError,
     InterfaceError,
     OperationalError,
+    ProgrammingError,
     StatementError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from bot.store.exceptions import InvalidDatabaseUrl, StoreUnavailable
+from bot.store.exceptions import InvalidDatabaseUrl, SchemaMissing, StoreUnavailable
 
 MIGRATIONS: Final = Path(__file__).parent / "migrations"
 
@@ -45,6 +47,8 @@ SQLITE_BUSY_TIMEOUT_MS: Final = 5_000
 _MIGRATION_LOCK_KEY: Final = 0x616C676F_6572  # "algoer" in ASCII
 
 _USAGE = "use sqlite:///path/to/file.db or postgresql://user@host:5432/database"
+
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -96,6 +100,23 @@ class Database:
     async def close(self) -> None:
         """Close every connection. The database cannot be used afterwards."""
         await self._engine.dispose()
+
+    async def ping(self, timeout_s: float = 2.0) -> None:
+        """Check that the database answers and holds the bot's tables; raises
+        `StoreUnavailable` when it does not answer within `timeout_s`. A database that answers
+        without the tables (recreated empty) gets them again, as at start."""
+        try:
+            async with asyncio.timeout(timeout_s), self.reading() as connection:
+                await connection.execute(text("SELECT 1 FROM subscriptions LIMIT 1"))
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"database unavailable: no answer within {timeout_s:g} s"
+            ) from None
+        except SchemaMissing:
+            async with _translated_errors(), self._engine.connect() as connection:
+                await connection.run_sync(_upgrade_to_head)
+                await connection.commit()
+            log.warning("the database had none of the bot's tables (recreated?): built them again")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -204,9 +225,20 @@ async def _translated_errors() -> AsyncIterator[None]:
     """Turn "the database did not answer" into `StoreUnavailable`; let bugs through."""
     try:
         yield
-    except (OperationalError, InterfaceError, PoolTimeout) as error:
+    except (OperationalError, InterfaceError, PoolTimeout, ProgrammingError) as error:
         cause = error.orig if isinstance(error, DBAPIError) else error
+        if _is_missing_table(error):
+            raise SchemaMissing(_one_line(f"the bot's tables are missing: {cause}")) from error
+        if isinstance(error, ProgrammingError):  # a bug in a statement: let it through
+            raise
         raise StoreUnavailable(_one_line(f"database unavailable: {cause}")) from error
+    except DBAPIError as error:
+        # A driver error SQLAlchemy has no class for (asyncpg: "database … is not currently
+        # accepting connections"), or a connection that broke: the database, not the
+        # statement. Constraint and data errors have classes of their own and go through.
+        if type(error) is not DBAPIError and not error.connection_invalidated:
+            raise
+        raise StoreUnavailable(_one_line(f"database unavailable: {error.orig}")) from error
     except OSError as error:  # no connection at all (refused, unreachable, DNS)
         raise StoreUnavailable(_one_line(f"database unavailable: {error}")) from error
     except StatementError as error:
@@ -214,6 +246,12 @@ async def _translated_errors() -> AsyncIterator[None]:
         if not isinstance(error, DBAPIError) and isinstance(error.orig, ValueError):
             raise error.orig from None
         raise
+
+
+def _is_missing_table(error: DBAPIError | PoolTimeout) -> bool:
+    """SQLite's "no such table", PostgreSQL's undefined table (SQLSTATE 42P01)."""
+    orig = getattr(error, "orig", None)
+    return getattr(orig, "sqlstate", None) == "42P01" or "no such table" in str(orig)
 
 
 def _one_line(message: str) -> str:

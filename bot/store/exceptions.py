@@ -3,6 +3,7 @@
 StoreError
 ├── InvalidDatabaseUrl   DATABASE_URL names no backend the store supports (also a ValueError)
 └── StoreUnavailable     the database could not be reached, opened or stayed locked
+    └── SchemaMissing    the database answers but has none of the bot's tables (recreated empty)
 """
 
 from __future__ import annotations
@@ -21,3 +22,8 @@ class InvalidDatabaseUrl(StoreError, ValueError):
 
 class StoreUnavailable(StoreError):
     """The database did not answer: refused, unreachable, unopenable, or locked too long."""
+
+
+class SchemaMissing(StoreUnavailable):
+    """The database answers but the bot's tables are gone (a database recreated empty while
+    the bot ran): `Database.ping` builds them again."""

@@ -22,6 +22,7 @@ from bot.testing.signing import block_actions_body, sign, slash_command_body
 from bot.testing.slack_stand_in import PostedMessage, SlackStandIn
 from bot.usecases.digest import DigestReport
 from bot.wiring.build import build_bot, cluster_http, open_store, worker_name
+from bot.wiring.health import DatabaseWatch, readiness
 from bot.wiring.run import DigestRunner
 
 SIGNING_SECRET = "demo-signing-secret"
@@ -80,13 +81,14 @@ async def running_bot(
     *,
     show_input: bool = False,
     database: Path | None = None,
+    database_url: str | None = None,
     cluster: SampleCluster | None = None,
     slack: SlackStandIn | None = None,
 ) -> AsyncIterator[RunningBot]:
     """Start the sample cluster (loaded with the sample records), the stand-in and the bot.
 
     Pass `database` (a file) and running `cluster`/`slack` stand-ins to start a second bot
-    on the same state, as after a restart."""
+    on the same state, as after a restart; `database_url` for another store (PostgreSQL)."""
     async with contextlib.AsyncExitStack() as stack:
         if cluster is None:
             cluster = await stack.enter_async_context(
@@ -97,6 +99,8 @@ async def running_bot(
             slack = await stack.enter_async_context(SlackStandIn())
         if database is None:
             database = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "bot.db"
+        if database_url is None:
+            database_url = f"sqlite:///{database}"
         cluster_client = await stack.enter_async_context(cluster_http())
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
         settings = load_settings(
@@ -107,13 +111,18 @@ async def running_bot(
                 "SLACK_SIGNING_SECRET": SIGNING_SECRET,
                 "SLACK_API_URL": slack.base_url,
                 "SHOW_INPUT": str(show_input).lower(),
-                "DATABASE_URL": f"sqlite:///{database}",
+                "DATABASE_URL": database_url,
             }
         )
         store = await stack.enter_async_context(open_store(settings))
         # Pacing is unit-tested; here it would only make the tests slow.
         bot = build_bot(settings, cluster_client, store, post_interval_s=0.01)
-        web_app = create_web_app(bot.bolt, metrics=bot.metrics, signing_secret=SIGNING_SECRET)
+        web_app = create_web_app(
+            bot.bolt,
+            metrics=bot.metrics,
+            signing_secret=SIGNING_SECRET,
+            readiness=readiness(DatabaseWatch(store)),
+        )
         server = WebServer(web_app, "127.0.0.1", 0)
         await server.start()
         stack.push_async_callback(server.stop)

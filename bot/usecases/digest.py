@@ -149,6 +149,8 @@ class DigestReport:
     failed: dict[int, str] = field(default_factory=dict)
     """Subscription id → why (cluster unreachable, channel gone, an unexpected error)."""
     posted: int = 0
+    error: str | None = None
+    """Why the run as a whole could not happen (the database did not answer)."""
 
 
 def retry_at(failures: int, now: datetime) -> datetime:

@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.digest.ticker import DigestTicker
 from bot.domain.commands import Query
 from bot.slack.server import WebServer, create_web_app
+from bot.store.exceptions import StoreUnavailable
 from bot.store.repository import Store
 from bot.usecases.digest import DigestReport, run_digests
 from bot.usecases.query import run_query
@@ -31,6 +32,7 @@ from bot.wiring.build import (
     require_slack,
     worker_name,
 )
+from bot.wiring.health import DatabaseWatch, readiness
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +52,19 @@ class DigestRunner:
     worker: str
 
     async def __call__(self, *, everything: bool = False) -> DigestReport:
-        report = await run_digests(
-            self.store,
-            make_cluster_client(self.settings, self.http),
-            self.bot.notifier,
-            now=datetime.now(UTC),
-            worker=self.worker,
-            everything=everything,
-            concurrency=DIGEST_CONCURRENCY,
-        )
+        try:
+            report = await run_digests(
+                self.store,
+                make_cluster_client(self.settings, self.http),
+                self.bot.notifier,
+                now=datetime.now(UTC),
+                worker=self.worker,
+                everything=everything,
+                concurrency=DIGEST_CONCURRENCY,
+            )
+        except StoreUnavailable as error:  # retried at the next tick; one line, no traceback
+            log.warning("digest run skipped: %s", error)
+            return DigestReport(error=f"DATABASE_URL: {error}")
         for reason in report.failed.values():
             log.warning("digest failed: %s", reason)
         return report
@@ -72,15 +78,22 @@ async def serve(settings: Settings, host: str, port: int, *, scheduler: bool = T
         digest = DigestRunner(settings, store, http, bot, worker_name())
         ticker = DigestTicker(digest, settings.digest_tick_seconds) if scheduler else None
         try:
-            await _serve_slack(settings, bot, host, port)
+            await _serve_slack(settings, bot, DatabaseWatch(store), host, port)
         finally:
             if ticker is not None:
                 await ticker.stop()
 
 
-async def _serve_slack(settings: Settings, bot: Bot, host: str, port: int) -> None:
+async def _serve_slack(
+    settings: Settings, bot: Bot, database: DatabaseWatch, host: str, port: int
+) -> None:
     if settings.slack_app_token is None:
-        web_app = create_web_app(bot.bolt, metrics=bot.metrics, signing_secret=bot.signing_secret)
+        web_app = create_web_app(
+            bot.bolt,
+            metrics=bot.metrics,
+            signing_secret=bot.signing_secret,
+            readiness=readiness(database),
+        )
         await _serve_http(web_app, host, port)
         return
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -95,7 +108,9 @@ async def _serve_slack(settings: Settings, bot: Bot, host: str, port: int) -> No
         return bool(await handler.client.is_connected())
 
     try:
-        web_app = create_web_app(None, metrics=bot.metrics, ready=connected)
+        web_app = create_web_app(
+            None, metrics=bot.metrics, readiness=readiness(database, socket=connected)
+        )
         await _serve_http(web_app, host, port)
     finally:
         await handler.close_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt

@@ -95,6 +95,15 @@ def partly_posted(posted: int, total: int, target: str) -> SlackMessage:
     return SlackMessage(text, [section(text)])
 
 
+def storage_unavailable() -> SlackMessage:
+    text = (
+        ":warning: The bot's database does not answer right now, so subscriptions and alerts "
+        "cannot be read or changed; nothing was changed. Queries still work. Please try again "
+        "in a few minutes."
+    )
+    return SlackMessage(text, [section(text)])
+
+
 def internal_error() -> SlackMessage:
     text = ":warning: Something went wrong on the bot's side; it is logged. Please try again."
     return SlackMessage(text, [section(text)])

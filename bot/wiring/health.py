@@ -1,0 +1,48 @@
+"""How the process's dependencies are doing, for `/readyz`: checked when asked, and each change
+logged once (a WARNING when a part goes down, an INFO when it is back), never a traceback."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from bot.slack.server import Readiness
+from bot.store.exceptions import StoreUnavailable
+from bot.store.repository import Store
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseWatch:
+    """Pings the store's database; a database recreated empty gets its tables again."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._down: str | None = None
+
+    async def up(self) -> bool:
+        try:
+            await self._store.database.ping()
+        except StoreUnavailable as error:
+            if self._down is None:
+                log.warning("the database is unavailable: %s", error)
+            self._down = str(error)
+            return False
+        if self._down is not None:
+            log.info("the database answers again")
+            self._down = None
+        return True
+
+
+def readiness(
+    database: DatabaseWatch, socket: Callable[[], Awaitable[bool]] | None = None
+) -> Callable[[], Awaitable[Readiness]]:
+    """`/readyz`: a socket that is not connected blocks Slack traffic; a database that does
+    not answer only degrades the bot (queries need none)."""
+
+    async def check() -> Readiness:
+        blocking = ("socket",) if socket is not None and not await socket() else ()
+        degraded = () if await database.up() else ("database",)
+        return Readiness(blocking, degraded)
+
+    return check
