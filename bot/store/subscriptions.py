@@ -114,16 +114,23 @@ class SubscriptionQueries:
             )
             return [subscription_of(row) for row in rows]
 
-    async def renew_lease(self, subscription_id: int, worker: str, until: datetime) -> bool:
-        """Extend `worker`'s lease before another post; False when it no longer holds it (it
-        expired and someone took over, or the subscription was removed): stop then."""
+    async def renew_leases(
+        self, worker: str, subscription_ids: Collection[int], until: datetime
+    ) -> set[int]:
+        """Extend `worker`'s leases of these subscriptions to `until` (a run's heartbeat, and
+        before each post); returns those it still held. One it no longer holds (expired and
+        taken over, or the subscription removed) is not extended: its run stops."""
+        if not subscription_ids:
+            return set()
         column = subscriptions.c
         statement = (
             update(subscriptions)
-            .where(column.id == subscription_id, column.lease_owner == worker)
+            .where(column.id.in_(list(subscription_ids)), column.lease_owner == worker)
             .values(lease_until=until)
+            .returning(column.id)
         )
-        return await self._db.changed(statement) == 1
+        async with self._db.transaction() as connection:
+            return set((await connection.execute(statement)).scalars())
 
     async def finish_runs(self, worker: str, runs: Sequence[FinishedRun]) -> None:
         """End `worker`'s leases of these runs, set their next runs, count their failures and

@@ -9,9 +9,10 @@ never does: it ends that subscription's run as `RunOutcome.ERROR`, logged with i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -31,6 +32,7 @@ from bot.domain.algorithm_ref import parse_algorithm_ref
 from bot.domain.schedule import next_run, parse_schedule
 from bot.errors.grouping import ErrorGroup, group_occurrences, read_occurrences
 from bot.errors.records import RecordBatch
+from bot.store.exceptions import StoreUnavailable
 from bot.usecases.query import ErrorSource, fetch_errors
 from bot.usecases.results import LookupFailure
 
@@ -44,6 +46,9 @@ REPORTED_KEPT = timedelta(days=8)
 """The API's 7-day window plus a day: older reported ids can never come back."""
 RUNS_KEPT = timedelta(days=30)
 """How long a digest run's record is kept (diagnosis), so storage stays bounded."""
+LEASE_SECONDS = 45.0
+"""A run's hold on its subscriptions, renewed by a heartbeat while it works: a run whose
+process died leaves them to the next worker's tick within about a minute."""
 
 
 class AlertGone(Exception):
@@ -106,7 +111,9 @@ class DigestStore(Protocol):
         self, worker: str, now: datetime, lease_seconds: float, *, everything: bool = False
     ) -> list[Subscription]: ...
 
-    async def renew_lease(self, subscription_id: int, worker: str, until: datetime) -> bool: ...
+    async def renew_leases(
+        self, worker: str, subscription_ids: Collection[int], until: datetime
+    ) -> set[int]: ...
 
     async def finish_runs(self, worker: str, runs: Sequence[FinishedRun]) -> None: ...
 
@@ -167,7 +174,7 @@ async def run_digests(
     worker: str,
     everything: bool = False,
     concurrency: int = 8,
-    lease_seconds: float = 900,
+    lease_seconds: float = LEASE_SECONDS,
 ) -> DigestReport:
     """Run every due subscription once (`everything`: all of them, due or not).
 
@@ -187,6 +194,7 @@ async def run_digests(
         await store.finish_runs(worker, [])  # nothing ran; the leases expire
         raise
     lease = _Lease(store, worker, timedelta(seconds=lease_seconds))
+    running = [s.id for s in claimed]
     by_algorithm: dict[str, list[Subscription]] = defaultdict(list)
     for subscription in claimed:
         by_algorithm[subscription.algorithm].append(subscription)
@@ -210,6 +218,9 @@ async def run_digests(
                     mutes_over=mutes_over[subscription.channel_id, subscription.algorithm],
                 )  # fmt: skip
 
+    heartbeat = asyncio.create_task(
+        lease.keep_alive(lambda: [sid for sid in running if sid not in finished])
+    )
     try:
         outcomes = await asyncio.gather(
             *(digest_algorithm(a, subs) for a, subs in by_algorithm.items()),
@@ -225,6 +236,9 @@ async def run_digests(
             elif isinstance(outcome, BaseException):
                 raise outcome
     finally:  # one transaction for all: leases end, next runs set, runs recorded
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
         await store.finish_runs(worker, list(finished.values()))
     await store.prune_reported(int((now - REPORTED_KEPT).timestamp() * 1000))
     await store.prune_digest_runs(now - RUNS_KEPT)
@@ -284,6 +298,8 @@ async def _run_one(
     except Exception as error:  # the edge of one subscription's run: the others go on
         log.exception("digest of %s in %s failed", subscription.algorithm, subscription.channel_id)
         outcome, detail = RunOutcome.ERROR, f"{type(error).__name__}: {error}"
+        # What could not be posted is tried again at the next ticks, not a schedule later.
+        next_run_at = min(next_run_at, retry_at(0, now))
     report.posted += posted
     if outcome in (RunOutcome.OK, RunOutcome.LEASE_LOST):
         report.ran.append(subscription.id)
@@ -297,16 +313,28 @@ async def _run_one(
 
 
 class _Lease:
-    """Keeps a subscription's lease alive while its run posts (pacing and rate limits can make
-    a run outlast the first lease); says when it was lost."""
+    """Keeps a run's leases alive while it works (pacing and rate limits can make a run
+    outlast one lease) and says, before each post, whether one was lost."""
 
     def __init__(self, store: DigestStore, worker: str, length: timedelta) -> None:
         self._store, self._worker, self._length = store, worker, length
 
     async def renew(self, subscription_id: int) -> None:
         until = datetime.now(UTC) + self._length
-        if not await self._store.renew_lease(subscription_id, self._worker, until):
+        if not await self._store.renew_leases(self._worker, [subscription_id], until):
             raise LeaseLost
+
+    async def keep_alive(self, still_running: Callable[[], list[int]]) -> None:
+        """The heartbeat: every third of a lease, renew the leases of the runs not done yet
+        (a database that does not answer is tried again at the next beat)."""
+        while True:
+            await asyncio.sleep(self._length.total_seconds() / 3)
+            try:
+                await self._store.renew_leases(
+                    self._worker, still_running(), datetime.now(UTC) + self._length
+                )
+            except StoreUnavailable as error:
+                log.warning("could not renew the digest leases: %s", error)
 
 
 async def _end_mutes(

@@ -17,6 +17,7 @@ from bot.digest.plan import DigestAction, Kind
 from bot.domain.alerts import ALERT_STATE, AlertState, AlertThread, RunOutcome, Subscription
 from bot.domain.algorithm_ref import AlgorithmRef, OwnerName
 from bot.domain.commands import Subscribe
+from bot.domain.schedule import Daily
 from bot.errors.grouping import ErrorGroup
 from bot.errors.records import ErrorRecord, RecordBatch
 from bot.usecases.digest import AlertGone, ChannelGone, run_digests
@@ -421,3 +422,56 @@ async def test_a_bug_outside_a_subscription_s_run_still_ends_its_lease(store: St
     assert all("KeyError" in reason for reason in report.failed.values())
     for subscription in (good, odd):  # leases ended: another worker may take them at once
         assert await store.claim(subscription.id, "w2", at, 60, force=True)
+
+
+async def test_a_long_run_keeps_its_leases_with_a_heartbeat(store: Store) -> None:
+    class SlowNotifier(RecordingNotifier):
+        async def new_alert(self, channel_id: str, thread: AlertThread) -> str:
+            await asyncio.sleep(1.0)  # Slack rate-limits us: longer than a lease
+            return await super().new_alert(channel_id, thread)
+
+    cluster = FakeCluster()
+    await _subscribe(store, cluster)
+    cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
+    run = asyncio.create_task(
+        run_digests(
+            store, cluster, SlowNotifier(), now=datetime.now(UTC), worker="w1",
+            everything=True, lease_seconds=0.3,
+        )
+    )  # fmt: skip
+    await asyncio.sleep(0.6)  # two leases long
+    assert await store.claim_due("w2", datetime.now(UTC), 60, everything=True) == []
+    report = await run
+    assert report.failed == {}
+    # Ended with the run: the next worker takes it at once.
+    assert await store.claim_due("w2", datetime.now(UTC), 60, everything=True)
+
+
+async def test_a_dead_run_s_subscriptions_are_taken_over_when_its_lease_runs_out(
+    store: Store,
+) -> None:
+    subscription = await _subscribe(store, FakeCluster())
+    now = datetime.now(UTC)
+    assert await store.claim_due("dead", now, 0.2, everything=True)  # then the process dies
+    assert await store.claim_due("w2", now, 60, everything=True) == []
+    await asyncio.sleep(0.3)
+    (taken,) = await store.claim_due("w2", datetime.now(UTC), 60, everything=True)
+    assert taken.id == subscription.id
+
+
+async def test_what_could_not_be_posted_is_tried_at_the_next_ticks(store: Store) -> None:
+    class SlackDown(RecordingNotifier):
+        async def new_alert(self, channel_id: str, thread: AlertThread) -> str:
+            raise RuntimeError("Slack answered 500 three times")
+
+    cluster = FakeCluster()
+    done = await subscribe(
+        store, cluster, Subscribe(ACME, Daily(9, 0)), channel_id="C1", user_id="U1",
+        user_timezone=None, now=T0,
+    )  # fmt: skip
+    cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
+    at = T0 + timedelta(days=1)
+    await _run(store, cluster, SlackDown(), at, everything=True)
+    current = await store.get_subscription(done.subscription.id)
+    assert current is not None
+    assert current.next_run_at <= at + timedelta(minutes=1)  # not tomorrow at 09:00
