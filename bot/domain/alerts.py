@@ -88,6 +88,36 @@ class FinishedRun:
     """The cluster answered: resets the count of consecutive failures (else adds one)."""
 
 
+class PostKind(enum.StrEnum):
+    """What a digest posts for an alert thread, each recorded as an intent before it is sent."""
+
+    ALERT = "alert"
+    """A new alert: the top-level message."""
+    TRACE = "trace"
+    """A new alert's first reply: the group's details and trace (and its file)."""
+    NEWS = "news"
+    """A reply telling new occurrences (broadcast for a regression)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PostIntent:
+    """A post a digest is about to make, stored before it is sent and settled once Slack
+    confirmed it. Its id travels in the message's metadata, so after a crash a run finds in
+    Slack what was posted and adopts it instead of posting it again."""
+
+    id: str
+    subscription_id: int
+    kind: PostKind
+    channel_id: str
+    algorithm: str
+    fingerprint: str
+    thread_ts: str | None
+    """The alert's `ts`, for replies."""
+    request_ids: tuple[str, ...]
+    """The records the post tells of."""
+    created_at: datetime
+
+
 class AlertState(enum.StrEnum):
     OPEN = "open"
     RESOLVED = "resolved"

@@ -11,10 +11,11 @@ from typing import Self
 
 from bot.store.alert_threads import AlertThreadQueries
 from bot.store.engine import Database
+from bot.store.intents import IntentQueries
 from bot.store.subscriptions import SubscriptionQueries
 
 
-class Store(SubscriptionQueries, AlertThreadQueries):
+class Store(SubscriptionQueries, AlertThreadQueries, IntentQueries):
     """Open with `await Store.open(url)`, end with `await close()` (or `async with`)."""
 
     def __init__(self, database: Database) -> None:

@@ -152,3 +152,26 @@ digest_runs = Table(
     Index(None, "subscription_id", "started_at"),
     sqlite_autoincrement=True,
 )
+
+post_intents = Table(
+    "post_intents",
+    metadata,
+    # A digest's post recorded before it is sent, deleted once Slack confirmed it
+    # (see `bot.domain.alerts.PostIntent`).
+    Column("id", Text, primary_key=True),
+    Column(
+        "subscription_id",
+        Integer,
+        ForeignKey("subscriptions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("kind", Text, nullable=False),
+    Column("channel_id", Text, nullable=False),
+    Column("algorithm", Text, nullable=False),
+    Column("fingerprint", Text, nullable=False),
+    Column("thread_ts", Text, nullable=True),
+    Column("request_ids", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint("kind IN ('alert', 'trace', 'news')", name="kind"),
+    Index(None, "subscription_id"),
+)

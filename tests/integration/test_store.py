@@ -34,6 +34,8 @@ from bot.domain.alerts import (
     AlertThread,
     DigestRun,
     FinishedRun,
+    PostIntent,
+    PostKind,
     RunOutcome,
     Subscription,
 )
@@ -771,3 +773,36 @@ async def test_expired_mutes_are_the_muted_threads_whose_time_is_over(store: Sto
     assert sorted((t.channel_id, t.fingerprint) for t in expired) == sorted(
         [("C_ELSEWHERE", "over"), (CHANNEL, "over")]
     )
+
+
+# Post intents
+
+
+def _intent(subscription_id: int, name: str, kind: PostKind, at: datetime) -> PostIntent:
+    return PostIntent(
+        id=name, subscription_id=subscription_id, kind=kind, channel_id=CHANNEL,
+        algorithm=ALGORITHM, fingerprint="2:abc", thread_ts=None if kind is PostKind.ALERT
+        else "1.5", request_ids=("req-1", "req-2"), created_at=at,
+    )  # fmt: skip
+
+
+async def test_intents_are_open_until_settled_and_a_follow_up_replaces_one_atomically(
+    store: Store,
+) -> None:
+    subscription = await subscribe(store)
+    other = await subscribe(store, "acme/other")
+    alert = _intent(subscription.id, "i-alert", PostKind.ALERT, NOW)
+    news = _intent(subscription.id, "i-news", PostKind.NEWS, NOW - timedelta(seconds=1))
+    await store.record_intent(alert)
+    await store.record_intent(news)
+    assert await store.open_intents([subscription.id, other.id]) == {
+        subscription.id: [news, alert],  # oldest first
+        other.id: [],
+    }
+    trace = _intent(subscription.id, "i-trace", PostKind.TRACE, NOW)
+    await store.settle_intent(alert.id, then=trace)
+    await store.settle_intent(news.id)
+    assert await store.open_intents([subscription.id]) == {subscription.id: [trace]}
+    await store.settle_intent("never-recorded")  # settling twice or late changes nothing
+    await store.remove_subscription(CHANNEL, ALGORITHM)
+    assert await store.open_intents([subscription.id]) == {subscription.id: []}

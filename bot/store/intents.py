@@ -1,0 +1,71 @@
+"""Queries of post intents: recorded before a digest posts, settled once Slack confirmed."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any, Final
+
+from sqlalchemy import Row, delete, select
+
+from bot.domain.alerts import PostIntent, PostKind
+from bot.store.engine import Database
+from bot.store.schema import post_intents
+
+_IN_CHUNK: Final = 500
+
+
+class IntentQueries:
+    """Post intents: what a digest run records, settles and finds open after a crash."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    async def record_intent(self, intent: PostIntent) -> None:
+        """Store the intent before its post is sent."""
+        async with self._db.transaction() as connection:
+            await connection.execute(post_intents.insert().values(**_values(intent)))
+
+    async def settle_intent(self, intent_id: str, *, then: PostIntent | None = None) -> None:
+        """Slack confirmed the post (or it was found there): forget the intent, and record
+        the post that follows it (a new alert's trace reply) in the same transaction."""
+        async with self._db.transaction() as connection:
+            await connection.execute(delete(post_intents).where(post_intents.c.id == intent_id))
+            if then is not None:
+                await connection.execute(post_intents.insert().values(**_values(then)))
+
+    async def open_intents(self, subscription_ids: Collection[int]) -> dict[int, list[PostIntent]]:
+        """Each subscription's intents not settled yet, oldest first: one read per run."""
+        found: dict[int, list[PostIntent]] = {sid: [] for sid in subscription_ids}
+        ids = list(found)
+        column = post_intents.c
+        async with self._db.reading() as connection:
+            for start in range(0, len(ids), _IN_CHUNK):
+                statement = (
+                    select(post_intents)
+                    .where(column.subscription_id.in_(ids[start : start + _IN_CHUNK]))
+                    .order_by(column.created_at, column.id)
+                )
+                for row in await connection.execute(statement):
+                    found[row.subscription_id].append(_intent(row))
+        return found
+
+
+def _values(intent: PostIntent) -> dict[str, Any]:
+    return {
+        "id": intent.id,
+        "subscription_id": intent.subscription_id,
+        "kind": intent.kind.value,
+        "channel_id": intent.channel_id,
+        "algorithm": intent.algorithm,
+        "fingerprint": intent.fingerprint,
+        "thread_ts": intent.thread_ts,
+        "request_ids": list(intent.request_ids),
+        "created_at": intent.created_at,
+    }
+
+
+def _intent(row: Row[Any]) -> PostIntent:
+    values = row._asdict()
+    values["kind"] = PostKind(values["kind"])
+    values["request_ids"] = tuple(values["request_ids"])
+    return PostIntent(**values)
