@@ -14,16 +14,17 @@ from typing import TypeVar
 from slack_sdk.errors import SlackApiError
 
 from bot.digest.plan import DigestAction, Kind
-from bot.domain.alerts import AlertThread, Subscription
+from bot.domain.alerts import AlertThread, PostIntent, Subscription
 from bot.errors.grouping import ErrorGroup
 from bot.slack.blocks import alerts, query
 from bot.slack.refusals import Refusal, meaning
-from bot.slack.sender import SEND_FAILURES, CannotPost, SlackSender, error_code
-from bot.usecases.digest import AlertGone, ChannelGone
+from bot.slack.sender import SEND_FAILURES, CannotPost, SlackSender, error_code, intent_metadata
+from bot.usecases.digest_ports import AlertGone, ChannelGone
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_CLOCK_MARGIN_S = 120.0
 
 
 async def _in_channel(call: Awaitable[T]) -> T:
@@ -45,36 +46,63 @@ class SlackAlertNotifier:
         self._sender = sender
         self._show_input = show_input
 
-    async def new_alert(self, channel_id: str, thread: AlertThread) -> str:
-        return await _in_channel(self._sender.post(channel_id, alerts.alert_parent(thread)))
+    async def new_alert(self, channel_id: str, thread: AlertThread, intent_id: str) -> str:
+        message = alerts.alert_parent(thread)
+        metadata = intent_metadata(intent_id)
+        return await _in_channel(self._sender.post(channel_id, message, metadata=metadata))
 
     async def first_reply(
         self,
         channel_id: str,
         parent_ts: str,
         group: ErrorGroup,
-        split_from: AlertThread | None = None,
-    ) -> None:
+        split_from: AlertThread | None,
+        intent_id: str,
+        *,
+        again: bool = False,
+    ) -> bool:
         lead = alerts.split_note(split_from) if split_from is not None else None
         reply = query.group_reply(group, show_input=self._show_input, lead=lead)
         try:
-            await _in_channel(self._sender.send_reply(channel_id, parent_ts, reply))
-        except (AlertGone, *SEND_FAILURES) as error:  # the alert is told; its trace: best effort
+            await _in_channel(
+                self._sender.send_reply(
+                    channel_id, parent_ts, reply, metadata=intent_metadata(intent_id), again=again
+                )
+            )
+        except AlertGone as gone:  # the alert itself was deleted: nothing to reply to
+            log.warning("the alert %s in %s is gone: %s", parent_ts, channel_id, gone)
+            return True
+        except SEND_FAILURES as error:  # the alert is told; its trace follows at a later run
             log.warning(
                 "the first reply of alert %s in %s failed: %s", parent_ts, channel_id, error
             )
+            return False
+        return True
 
-    async def thread_news(self, action: DigestAction) -> None:
+    async def thread_news(self, action: DigestAction, intent_id: str | None) -> None:
         thread = action.thread
         regression = action.kind is Kind.REGRESSION
         if action.replies:
             reply = alerts.recurrence_reply(action.group, regression=regression)
             await _in_channel(
                 self._sender.post(
-                    thread.channel_id, reply, thread_ts=thread.parent_ts, broadcast=regression
+                    thread.channel_id, reply, thread_ts=thread.parent_ts, broadcast=regression,
+                    metadata=intent_metadata(intent_id) if intent_id else None,
+                )
+            )  # fmt: skip
+        await self._edit(thread, mute_ended=action.mute_ended)
+
+    async def find_post(self, intent: PostIntent) -> str | None:
+        # A margin before the intent was recorded: clocks of hosts and Slack differ a little.
+        oldest = intent.created_at.timestamp() - _CLOCK_MARGIN_S
+        try:
+            return await _in_channel(
+                self._sender.find_tagged(
+                    intent.channel_id, intent.id, thread_ts=intent.thread_ts, oldest=oldest
                 )
             )
-        await self._edit(thread, mute_ended=action.mute_ended)
+        except AlertGone:  # the thread was deleted: nothing of it is there
+            return None
 
     async def mute_over(self, thread: AlertThread) -> None:
         await self._edit(thread, mute_ended=True)

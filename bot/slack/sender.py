@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -67,6 +67,31 @@ class ChannelPacer:
             self._next[channel] = self._clock() + self._interval
 
 
+EVENT_TYPE = "algo_errors_post"
+"""The metadata event type of the bot's digest posts; the payload names the post's intent."""
+_MAX_PAGES = 10
+
+
+def intent_metadata(intent_id: str) -> dict[str, Any]:
+    """Message metadata tagging a post with its intent (found again after a crash)."""
+    return {"event_type": EVENT_TYPE, "event_payload": {"intent": intent_id}}
+
+
+def _intent_of(metadata: object) -> str | None:
+    if not isinstance(metadata, dict) or metadata.get("event_type") != EVENT_TYPE:
+        return None
+    payload = metadata.get("event_payload")
+    intent = payload.get("intent") if isinstance(payload, dict) else None
+    return str(intent) if intent is not None else None
+
+
+@dataclass
+class _Thread:
+    intents: dict[str, str] = field(default_factory=dict)
+    """Intent id → the `ts` of the message tagged with it."""
+    file_titles: set[str] = field(default_factory=set)
+
+
 @dataclass(frozen=True, slots=True)
 class ThreadReport:
     parent_ts: str
@@ -89,10 +114,11 @@ class SlackSender:
         *,
         thread_ts: str | None = None,
         broadcast: bool = False,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
         """Post a message (joining a public channel first if needed); returns its `ts`."""
         try:
-            return await self._post_once(channel, message, thread_ts, broadcast)
+            return await self._post_once(channel, message, thread_ts, broadcast, metadata=metadata)
         except SlackApiError as error:
             known = meaning(error_code(error))
             if known is None or known.refusal is Refusal.MESSAGE_GONE:
@@ -102,7 +128,7 @@ class SlackSender:
         if channel.startswith("D"):
             raise CannotPost("apps cannot post in a direct message between people; use a channel")
         await self._join(channel)
-        return await self._post_once(channel, message, thread_ts, broadcast)
+        return await self._post_once(channel, message, thread_ts, broadcast, metadata=metadata)
 
     async def update(self, channel: str, ts: str, message: SlackMessage) -> None:
         """Edit a message in place (notifies nobody)."""
@@ -128,12 +154,25 @@ class SlackSender:
             posted += 1
         return ThreadReport(parent_ts, posted, len(answer.replies))
 
-    async def send_reply(self, channel: str, thread_ts: str, reply: Reply) -> None:
+    async def send_reply(
+        self,
+        channel: str,
+        thread_ts: str,
+        reply: Reply,
+        *,
+        metadata: dict[str, Any] | None = None,
+        again: bool = False,
+    ) -> None:
         """A reply in a thread, then its trace file; the reply already shows the trace's end,
-        so a failed upload is logged, not raised."""
-        await self._post_once(channel, reply.message, thread_ts)
+        so a failed upload is logged, not raised. `again`: an earlier try may have got
+        through before its process died: what the thread already holds (the reply by its
+        metadata, the file by its title) is not sent twice."""
+        held = await self.thread_contents(channel, thread_ts) if again else _Thread()
+        tagged = metadata is not None and _intent_of(metadata) in held.intents
+        if not tagged:
+            await self._post_once(channel, reply.message, thread_ts, metadata=metadata)
         trace = reply.trace_file
-        if trace is None:
+        if trace is None or trace.title in held.file_titles:
             return
         extra: dict[str, Any] = {"snippet_type": trace.snippet_type} if trace.snippet_type else {}
         try:
@@ -142,12 +181,54 @@ class SlackSender:
                 thread_ts=thread_ts,
                 content=trace.content,
                 filename=trace.filename,
-                title=trace.filename,
+                title=trace.title,
                 initial_comment=trace.comment,
                 **extra,
             )
         except SEND_FAILURES as error:
             log.warning("could not attach %s in %s: %s", trace.filename, channel, error)
+
+    async def find_tagged(
+        self, channel: str, intent_id: str, *, thread_ts: str | None, oldest: float
+    ) -> str | None:
+        """The `ts` of the message tagged with this intent: in the thread of `thread_ts`, or
+        among the channel's messages since `oldest` (epoch seconds); None when there is none."""
+        if thread_ts is not None:
+            return (await self.thread_contents(channel, thread_ts)).intents.get(intent_id)
+        cursor: str | None = None
+        for _ in range(_MAX_PAGES):
+            page = await self._client.conversations_history(
+                channel=channel, oldest=f"{oldest:.6f}", limit=200, cursor=cursor,
+                include_all_metadata=True,
+            )  # fmt: skip
+            for message in page.get("messages") or []:
+                if _intent_of(message.get("metadata")) == intent_id:
+                    return str(message["ts"])
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return None
+
+    async def thread_contents(self, channel: str, thread_ts: str) -> _Thread:
+        """What a thread holds of ours: tagged messages by intent, and file titles."""
+        held = _Thread()
+        cursor: str | None = None
+        for _ in range(_MAX_PAGES):
+            page = await self._client.conversations_replies(
+                channel=channel, ts=thread_ts, limit=200, cursor=cursor,
+                include_all_metadata=True,
+            )  # fmt: skip
+            for message in page.get("messages") or []:
+                intent = _intent_of(message.get("metadata"))
+                if intent is not None:
+                    held.intents[intent] = str(message["ts"])
+                held.file_titles.update(
+                    str(f.get("title")) for f in message.get("files") or [] if f.get("title")
+                )
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return held
 
     async def _post_once(
         self,
@@ -155,10 +236,14 @@ class SlackSender:
         message: SlackMessage,
         thread_ts: str | None,
         broadcast: bool = False,
+        *,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
         extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
         if broadcast:
             extra["reply_broadcast"] = True
+        if metadata is not None:
+            extra["metadata"] = metadata
         if self._pacer is not None:
             await self._pacer.wait(channel)
         response = await self._client.chat_postMessage(

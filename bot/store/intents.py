@@ -6,6 +6,7 @@ from collections.abc import Collection
 from typing import Any, Final
 
 from sqlalchemy import Row, delete, select
+from sqlalchemy.exc import IntegrityError
 
 from bot.domain.alerts import PostIntent, PostKind
 from bot.store.engine import Database
@@ -20,18 +21,32 @@ class IntentQueries:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    async def record_intent(self, intent: PostIntent) -> None:
-        """Store the intent before its post is sent."""
-        async with self._db.transaction() as connection:
-            await connection.execute(post_intents.insert().values(**_values(intent)))
+    async def record_intent(self, intent: PostIntent) -> bool:
+        """Store the intent before its post is sent; False (nothing stored) when its
+        subscription was removed meanwhile: do not post then."""
+        try:
+            async with self._db.transaction() as connection:
+                await connection.execute(post_intents.insert().values(**_values(intent)))
+        except IntegrityError:  # the foreign key: unsubscribed while the run was going
+            return False
+        return True
 
-    async def settle_intent(self, intent_id: str, *, then: PostIntent | None = None) -> None:
+    async def settle_intent(self, intent_id: str, *, then: PostIntent | None = None) -> bool:
         """Slack confirmed the post (or it was found there): forget the intent, and record
-        the post that follows it (a new alert's trace reply) in the same transaction."""
-        async with self._db.transaction() as connection:
-            await connection.execute(delete(post_intents).where(post_intents.c.id == intent_id))
-            if then is not None:
-                await connection.execute(post_intents.insert().values(**_values(then)))
+        the post that follows it (a new alert's trace reply) in the same transaction. False
+        when the follow-up could not be recorded (its subscription was removed)."""
+        try:
+            async with self._db.transaction() as connection:
+                statement = delete(post_intents).where(post_intents.c.id == intent_id)
+                await connection.execute(statement)
+                if then is not None:
+                    await connection.execute(post_intents.insert().values(**_values(then)))
+        except IntegrityError:
+            async with self._db.transaction() as connection:  # settle it alone, then
+                statement = delete(post_intents).where(post_intents.c.id == intent_id)
+                await connection.execute(statement)
+            return False
+        return True
 
     async def open_intents(self, subscription_ids: Collection[int]) -> dict[int, list[PostIntent]]:
         """Each subscription's intents not settled yet, oldest first: one read per run."""

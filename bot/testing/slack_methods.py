@@ -23,7 +23,7 @@ from bot.testing.slack_records import (
     UploadedFile,
     message_json,
 )
-from bot.testing.slack_requests import as_flag, message_content, text_param
+from bot.testing.slack_requests import as_flag, as_metadata, message_content, text_param
 
 # Message timestamps start here and grow by 100 µs per message, so they are unique, strictly
 # increasing and the same in every run (transcripts can be compared).
@@ -113,6 +113,7 @@ class WebApiMethods:
     def _chat_post_message(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._check_can_post(text_param(params, "channel"))
         text, blocks = message_content(params)
+        metadata = as_metadata(params.get("metadata"))
         message = PostedMessage(
             channel=channel,
             ts=self._next_ts(),
@@ -121,6 +122,7 @@ class WebApiMethods:
             blocks=blocks,
             reply_broadcast=as_flag(params.get("reply_broadcast")),
             at=time.monotonic(),
+            metadata=metadata,
         )
         self.messages.append(message)
         return {"channel": channel, "ts": message.ts, "message": message_json(message)}
@@ -133,11 +135,14 @@ class WebApiMethods:
         if message is None:
             raise Refusal("message_not_found")
         text, blocks = message_content(params)
+        metadata = as_metadata(params.get("metadata"))
         message.updates.append(dict(params))
         if "text" in params:
             message.text = text
         if "blocks" in params:
             message.blocks = blocks
+        if metadata is not None:
+            message.metadata = metadata
         return {
             "channel": channel,
             "ts": message.ts,

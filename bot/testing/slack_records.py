@@ -1,9 +1,12 @@
 """What the Slack stand-in records and answers with: its calls, messages, ephemerals and files,
-its fault and pending-upload records, the refusal it raises, and the workspace it pretends to be.
+its fault, hold and pending-upload records, the refusal it raises, and the workspace it pretends
+to be.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,8 +19,11 @@ TEAM_DOMAIN = "algo-errors-demo"
 SOCKET_MODE_PATH = "/socket-mode"
 DEFAULT_TZ = "Europe/Berlin"
 # Granted scopes, as Slack reports them in `x-oauth-scopes`. Without `chat:write.public` the bot
-# must join a public channel before posting, which is what the stand-in enforces.
-BOT_SCOPES = "commands,chat:write,channels:join,files:write,users:read"
+# must join a public channel before posting, which is what the stand-in enforces; the history
+# scopes let it read back channels and threads it is a member of (conversations.history/replies).
+BOT_SCOPES = (
+    "commands,chat:write,channels:join,channels:history,groups:history,files:write,users:read"
+)
 
 
 @dataclass
@@ -33,7 +39,11 @@ class SlackCall:
 
 @dataclass
 class PostedMessage:
-    """A message in a channel; `thread_ts` is set for a thread reply."""
+    """A message in a channel; `thread_ts` is set for a thread reply.
+
+    `metadata` is the message metadata it was posted (or last updated) with:
+    `{"event_type": str, "event_payload": {...}}`, or None.
+    """
 
     channel: str
     ts: str
@@ -43,6 +53,7 @@ class PostedMessage:
     reply_broadcast: bool = False
     updates: list[dict[str, Any]] = field(default_factory=list)
     at: float = 0.0
+    metadata: dict[str, Any] | None = None
 
 
 @dataclass
@@ -63,7 +74,11 @@ class Ephemeral:
 
 @dataclass
 class UploadedFile:
-    """A file shared by `files.completeUploadExternal`; `ts` orders it among thread replies."""
+    """A file shared by `files.completeUploadExternal`.
+
+    `ts` is the ts of the message that shared it (given when shared): it orders the file among
+    the channel's messages or the thread's replies, as history shows it.
+    """
 
     file_id: str
     filename: str
@@ -93,6 +108,53 @@ class PendingUpload:
     content: bytes | None = None
 
 
+class HeldCall:
+    """A hold on the next call of one Web API method, from `SlackStandIn.hold(method)`.
+
+    It owns the moment that call's HTTP answer leaves: Slack carries the call out in full (a
+    message is stored, a refusal recorded), then the answer waits until `release()`. That is
+    "Slack kept the message, the client died before reading the answer". A held call does not
+    count as in flight for `wait_idle()`.
+    """
+
+    def __init__(self, method: str, describe: Callable[[], str]) -> None:
+        self.method = method
+        self.call: SlackCall | None = None
+        """The held call once it has arrived and been carried out."""
+        self._describe = describe
+        self._arrived = asyncio.Event()
+        self._released = asyncio.Event()
+
+    @property
+    def released(self) -> bool:
+        return self._released.is_set()
+
+    def release(self) -> None:
+        """Let the answer go (idempotent). Released before the call arrives, nothing is held."""
+        self._released.set()
+
+    # The deadline is the helper's own, as for `SlackStandIn.wait_for`.
+    async def arrived(self, timeout: float = 5.0) -> SlackCall:  # noqa: ASYNC109
+        """Wait until the held call has been carried out (its answer not yet sent); return it."""
+        try:
+            await asyncio.wait_for(self._arrived.wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"no {self.method} call arrived to hold within {timeout} s\n{self._describe()}"
+            ) from None
+        assert self.call is not None
+        return self.call
+
+    def hold(self, call: SlackCall) -> None:
+        """Used by the stand-in: `call` was carried out and its answer now waits."""
+        self.call = call
+        self._arrived.set()
+
+    async def until_released(self) -> None:
+        """Used by the stand-in: wait for `release()`."""
+        await self._released.wait()
+
+
 class Refusal(Exception):
     """Slack refused the call: answered as HTTP 200 `{"ok": false, "error": error}`.
 
@@ -111,7 +173,8 @@ class Refusal(Exception):
         return body
 
 
-def message_json(message: PostedMessage) -> dict[str, Any]:
+def message_json(message: PostedMessage, *, with_metadata: bool = True) -> dict[str, Any]:
+    """The message object Slack answers with; `metadata` only if it has some and is asked for."""
     body: dict[str, Any] = {
         "type": "message",
         "user": BOT_USER_ID,
@@ -122,4 +185,6 @@ def message_json(message: PostedMessage) -> dict[str, Any]:
     }
     if message.thread_ts is not None:
         body["thread_ts"] = message.thread_ts
+    if with_metadata and message.metadata is not None:
+        body["metadata"] = message.metadata
     return body

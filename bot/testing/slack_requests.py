@@ -1,5 +1,5 @@
 """Reading the Slack stand-in's requests: merged query, form and JSON parameters, uploaded
-bytes, and the text, flag and blocks parameters as Slack reads them.
+bytes, and the text, flag, blocks and metadata parameters as Slack reads them.
 """
 
 from __future__ import annotations
@@ -73,6 +73,27 @@ def as_blocks(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not all(isinstance(block, dict) for block in value):
         raise Refusal("invalid_blocks", ["must be an array of objects [json-pointer:/blocks]"])
     return value
+
+
+def as_metadata(value: Any) -> dict[str, Any] | None:
+    """Message `metadata` as Slack reads it: an object in a JSON body, a JSON string in a form.
+
+    None when absent. Slack refuses with `invalid_metadata_format` anything but
+    `{"event_type": non-empty string, "event_payload": object}`; other keys are dropped.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, str | bytes):
+        try:
+            value = json.loads(value)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise Refusal("invalid_metadata_format") from None
+    if not isinstance(value, dict):
+        raise Refusal("invalid_metadata_format")
+    event_type, payload = value.get("event_type"), value.get("event_payload")
+    if not isinstance(event_type, str) or not event_type or not isinstance(payload, dict):
+        raise Refusal("invalid_metadata_format")
+    return {"event_type": event_type, "event_payload": payload}
 
 
 def message_content(params: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:

@@ -8,6 +8,9 @@ Messages are refused as Slack refuses them (`invalid_blocks`, `msg_too_long`, â€
 Point `AsyncWebClient(base_url=slack.base_url)` at it; use `slack.response_url()` as the
 `response_url` of signed slash commands and interactions.
 
+It serves the history it keeps (`conversations.history`, `conversations.replies`), and
+`hold(method)` carries out the next call of a method but holds its answer until released.
+
 It also speaks Socket Mode: `apps.connections.open` (with an `xapp-` app-level token) hands out a
 `ws://` URL on the same port; the WebSocket greets with `hello`, and `send_slash_command()`
 delivers a `slash_commands` envelope and returns the payload of the app's acknowledgement.
@@ -27,6 +30,7 @@ from aiohttp import WSCloseCode, web
 from aiohttp.typedefs import Handler, Middleware
 
 from bot.testing.loopback import LoopbackServer
+from bot.testing.slack_history import ConversationHistory
 from bot.testing.slack_limits import BLOCK_TYPES as BLOCK_TYPES
 from bot.testing.slack_limits import MAX_BLOCKS as MAX_BLOCKS
 from bot.testing.slack_limits import MAX_BLOCKS_TEXT_CHARS as MAX_BLOCKS_TEXT_CHARS
@@ -42,6 +46,7 @@ from bot.testing.slack_records import DEFAULT_TZ as DEFAULT_TZ
 from bot.testing.slack_records import TEAM_DOMAIN as TEAM_DOMAIN
 from bot.testing.slack_records import TEAM_ID as TEAM_ID
 from bot.testing.slack_records import Ephemeral as Ephemeral
+from bot.testing.slack_records import HeldCall as HeldCall
 from bot.testing.slack_records import PostedMessage as PostedMessage
 from bot.testing.slack_records import SlackCall as SlackCall
 from bot.testing.slack_records import UploadedFile as UploadedFile
@@ -49,7 +54,7 @@ from bot.testing.slack_requests import as_blocks, as_flag, request_params, text_
 from bot.testing.slack_socket_mode import SocketMode
 
 
-class SlackStandIn(SocketMode, WebApiMethods):
+class SlackStandIn(SocketMode, WebApiMethods, ConversationHistory):
     """Slack Web API, `response_url` and file-upload endpoints on one local port."""
 
     def __init__(
@@ -72,6 +77,7 @@ class SlackStandIn(SocketMode, WebApiMethods):
         self.ephemerals: list[Ephemeral] = []
         self.files: list[UploadedFile] = []
         self._faults: dict[str, list[Fault]] = {}
+        self._holds: list[HeldCall] = []
         self._uploads: dict[str, PendingUpload] = {}
         self._ts_count = 0
         self._file_count = 0
@@ -112,6 +118,8 @@ class SlackStandIn(SocketMode, WebApiMethods):
                 )
         for pending in self._pending_acks.values():
             pending.cancel()
+        for held in self._holds:
+            held.release()
         await self._server.stop()
 
     @property
@@ -150,6 +158,17 @@ class SlackStandIn(SocketMode, WebApiMethods):
         fault = Fault(error, status, retry_after, times, after)
         self._faults.setdefault(method, []).append(fault)
 
+    def hold(self, method: str) -> HeldCall:
+        """Hold the answer of the next call of `method` (after earlier holds on it) until released.
+
+        The call is carried out in full first, as Slack does (the message is stored, a refusal
+        recorded); `await held.arrived()` returns it, `held.release()` lets its answer go. A
+        held call is not in flight for `wait_idle()`; holds left open are released on exit.
+        """
+        held = HeldCall(method, self.summary)
+        self._holds.append(held)
+        return held
+
     # The polling helpers take `timeout` so a test reads as one call; the deadline is theirs.
     async def wait_for(
         self,
@@ -164,7 +183,10 @@ class SlackStandIn(SocketMode, WebApiMethods):
             await asyncio.sleep(0.01)
 
     async def wait_idle(self, quiet_s: float = 0.3, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-        """Return once no request has been received or in progress for `quiet_s` seconds."""
+        """Return once no request has been received or in progress for `quiet_s` seconds.
+
+        A call whose answer is held (`hold`) is not in progress: it has been carried out.
+        """
         deadline = time.monotonic() + timeout
         while self._in_flight or time.monotonic() - self._last_activity < quiet_s:
             if time.monotonic() >= deadline:
@@ -253,6 +275,17 @@ class SlackStandIn(SocketMode, WebApiMethods):
         except Refusal as refusal:
             status, body = 200, refusal.body()
         call.status, call.response = status, body
+        held = next(
+            (h for h in self._holds if h.method == method and h.call is None and not h.released),
+            None,
+        )
+        if held is not None:
+            held.hold(call)
+            self._in_flight -= 1  # carried out: only its answer waits
+            try:
+                await held.until_released()
+            finally:
+                self._in_flight += 1
         return web.json_response(body, status=status, headers=headers)
 
     def _answer(
@@ -294,6 +327,8 @@ class SlackStandIn(SocketMode, WebApiMethods):
             "chat.postEphemeral": self._chat_post_ephemeral,
             "conversations.join": self._conversations_join,
             "conversations.info": self._conversations_info,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,

@@ -11,28 +11,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
-from bot.digest.plan import DigestAction, Kind, known_action, plan_digest, thread_keys
 from bot.domain.alerts import (
-    ALERT_COUNTERS,
     ALERT_STATE,
     AlertThread,
     DigestRun,
     FinishedRun,
+    PostIntent,
     RunOutcome,
     Subscription,
     mute_expired,
 )
 from bot.domain.algorithm_ref import parse_algorithm_ref
 from bot.domain.schedule import next_run, parse_schedule
-from bot.errors.grouping import ErrorGroup, group_occurrences, read_occurrences
 from bot.errors.records import RecordBatch
 from bot.store.exceptions import StoreUnavailable
+from bot.usecases.alert_posts import Posting
+from bot.usecases.digest_ports import AlertNotifier, ChannelGone, DigestStore, LeaseLost
 from bot.usecases.query import ErrorSource, fetch_errors
 from bot.usecases.results import LookupFailure
 
@@ -49,103 +49,6 @@ RUNS_KEPT = timedelta(days=30)
 LEASE_SECONDS = 45.0
 """A run's hold on its subscriptions, renewed by a heartbeat while it works: a run whose
 process died leaves them to the next worker's tick within about a minute."""
-
-
-class AlertGone(Exception):
-    """The alert message of a thread is gone from Slack (deleted): its news need a new one."""
-
-
-class LeaseLost(Exception):
-    """Another worker took this subscription over (the lease expired) or it was removed."""
-
-
-class ChannelGone(Exception):
-    """Slack will not take posts in this channel (not in it and cannot join, private,
-    archived, restricted: see `bot.slack.refusals`): the subscription is paused with `reason`,
-    not retried forever."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class AlertNotifier(Protocol):
-    """What a digest says in a channel; the Slack adapter builds and paces the messages.
-    Every method returns once Slack confirmed, and raises `ChannelGone` when it never will."""
-
-    async def new_alert(self, channel_id: str, thread: AlertThread) -> str:
-        """Post the alert message; returns its `ts` (stored at once: never two alerts)."""
-        ...
-
-    async def first_reply(
-        self,
-        channel_id: str,
-        parent_ts: str,
-        group: ErrorGroup,
-        split_from: AlertThread | None = None,
-    ) -> None:
-        """The new alert's first thread reply: the group's details and trace, and, for a
-        group an older grouping counted in `split_from`, a note saying so. Best effort: a
-        reply Slack refuses is logged, not raised (its records are already reported with the
-        alert), except `ChannelGone`; a bug ends the subscription's run, never re-alerts."""
-        ...
-
-    async def thread_news(self, action: DigestAction) -> None:
-        """Reply in the alert's thread (broadcast for a regression) unless muted, and update
-        the alert message itself."""
-        ...
-
-    async def mute_over(self, thread: AlertThread) -> None:
-        """Edit the alert to say its mute ran out (an edit notifies nobody)."""
-        ...
-
-    async def outage(self, subscription: Subscription, detail: str) -> None: ...
-
-    async def recovered(self, subscription: Subscription) -> None: ...
-
-
-class DigestStore(Protocol):
-    """What a digest run needs of the store."""
-
-    async def claim_due(
-        self, worker: str, now: datetime, lease_seconds: float, *, everything: bool = False
-    ) -> list[Subscription]: ...
-
-    async def renew_leases(
-        self, worker: str, subscription_ids: Collection[int], until: datetime
-    ) -> set[int]: ...
-
-    async def finish_runs(self, worker: str, runs: Sequence[FinishedRun]) -> None: ...
-
-    async def pause(self, subscription_id: int, reason: str) -> bool: ...
-
-    async def set_outage_notified(self, subscription_id: int, value: bool) -> bool: ...
-
-    async def reported_by_subscription(
-        self, subscription_ids: Collection[int]
-    ) -> dict[int, set[str]]: ...
-
-    async def mark_reported(
-        self, subscription_id: int, records: Iterable[tuple[str, int]], now: datetime
-    ) -> None: ...
-
-    async def prune_reported(self, before_ms: int) -> int: ...
-
-    async def prune_digest_runs(self, before: datetime) -> int: ...
-
-    async def alert_threads(
-        self, channel_id: str, algorithm: str, keys: Collection[str]
-    ) -> list[AlertThread]: ...
-
-    async def create_alert_thread(self, thread: AlertThread) -> bool: ...
-
-    async def adopt_alert_thread(self, thread: AlertThread) -> bool: ...
-
-    async def expired_mutes(self, now: datetime) -> list[AlertThread]: ...
-
-    async def update_alert_thread(
-        self, thread: AlertThread, *, fields: Collection[str] | None = None
-    ) -> bool: ...
 
 
 @dataclass
@@ -187,13 +90,14 @@ async def run_digests(
     finished: dict[int, FinishedRun] = {}
     try:
         reported = await store.reported_by_subscription([s.id for s in claimed])
+        intents = await store.open_intents([s.id for s in claimed])
         mutes_over: dict[tuple[str, str], list[AlertThread]] = defaultdict(list)
         for thread in await store.expired_mutes(now):
             mutes_over[thread.channel_id, thread.algorithm].append(thread)
     except BaseException:
         await store.finish_runs(worker, [])  # nothing ran; the leases expire
         raise
-    lease = _Lease(store, worker, timedelta(seconds=lease_seconds))
+    lease = _Lease(store, worker, timedelta(seconds=lease_seconds), now)
     running = [s.id for s in claimed]
     by_algorithm: dict[str, list[Subscription]] = defaultdict(list)
     for subscription in claimed:
@@ -214,7 +118,7 @@ async def run_digests(
             async with channel_turns[subscription.channel_id]:
                 finished[subscription.id] = await _run_one(
                     store, notifier, subscription, batch, ids - reported[subscription.id],
-                    now=now, report=report, lease=lease,
+                    now=now, report=report, lease=lease, intents=intents[subscription.id],
                     mutes_over=mutes_over[subscription.channel_id, subscription.algorithm],
                 )  # fmt: skip
 
@@ -267,6 +171,7 @@ async def _run_one(
     now: datetime,
     report: DigestReport,
     lease: _Lease,
+    intents: Sequence[PostIntent] = (),
     mutes_over: Sequence[AlertThread] = (),
 ) -> FinishedRun:
     """One subscription's run (`fresh`: the request ids it has not reported); whatever
@@ -288,8 +193,14 @@ async def _run_one(
             if subscription.outage_notified:
                 await notifier.recovered(subscription)
                 await store.set_outage_notified(subscription.id, False)
+            posting = Posting(
+                store, notifier, subscription, batch, now, lambda: lease.renew(subscription.id)
+            )
+            await posting.settle_open(intents)
             await _end_mutes(store, notifier, subscription, mutes_over, lease, now)
-            posted = await _report_new(store, notifier, subscription, batch, fresh, now, lease)
+            posted = await posting.report_new(fresh)
+            if posting.unconfirmed:  # what Slack did not take is tried at the next ticks
+                next_run_at = min(next_run_at, retry_at(0, now))
     except LeaseLost:
         outcome, detail = RunOutcome.LEASE_LOST, "another worker took over, or it was unsubscribed"
     except ChannelGone as gone:
@@ -316,12 +227,16 @@ class _Lease:
     """Keeps a run's leases alive while it works (pacing and rate limits can make a run
     outlast one lease) and says, before each post, whether one was lost."""
 
-    def __init__(self, store: DigestStore, worker: str, length: timedelta) -> None:
+    def __init__(self, store: DigestStore, worker: str, length: timedelta, now: datetime) -> None:
         self._store, self._worker, self._length = store, worker, length
+        self._now, self._started = now, time.monotonic()
+
+    def _until(self) -> datetime:
+        """On the run's own clock (`now` when it claimed, plus the time it has taken)."""
+        return self._now + timedelta(seconds=time.monotonic() - self._started) + self._length
 
     async def renew(self, subscription_id: int) -> None:
-        until = datetime.now(UTC) + self._length
-        if not await self._store.renew_leases(self._worker, [subscription_id], until):
+        if not await self._store.renew_leases(self._worker, [subscription_id], self._until()):
             raise LeaseLost
 
     async def keep_alive(self, still_running: Callable[[], list[int]]) -> None:
@@ -330,9 +245,7 @@ class _Lease:
         while True:
             await asyncio.sleep(self._length.total_seconds() / 3)
             try:
-                await self._store.renew_leases(
-                    self._worker, still_running(), datetime.now(UTC) + self._length
-                )
+                await self._store.renew_leases(self._worker, still_running(), self._until())
             except StoreUnavailable as error:
                 log.warning("could not renew the digest leases: %s", error)
 
@@ -351,100 +264,3 @@ async def _end_mutes(
         opened = mute_expired(thread, now)
         await notifier.mute_over(opened)
         await store.update_alert_thread(opened, fields=ALERT_STATE)
-
-
-async def _report_new(
-    store: DigestStore,
-    notifier: AlertNotifier,
-    subscription: Subscription,
-    batch: RecordBatch,
-    fresh: set[str],
-    now: datetime,
-    lease: _Lease,
-) -> int:
-    """Post what this subscription has not reported yet; returns the actions carried out.
-
-    Before each action the lease is renewed (or the run stops) and the alert thread read
-    again, so a click meanwhile is taken into account; a record counts as reported as soon
-    as Slack confirmed the message that tells of it."""
-    if not fresh:
-        return 0
-    groups = group_occurrences(read_occurrences(r for r in batch.records if r.request_id in fresh))
-    channel, algorithm = subscription.channel_id, subscription.algorithm
-    threads = await store.alert_threads(channel, algorithm, thread_keys(groups))
-    planned = plan_digest(channel, algorithm, groups, threads, now)
-    for action in planned:
-        await lease.renew(subscription.id)
-        if action.kind is not Kind.NEW_ALERT:
-            action = await _replanned(store, action, channel, algorithm, now)
-        try:
-            await _carry_out(store, notifier, subscription, action, now)
-        except AlertGone:  # the alert message was deleted: the news get a new one
-            await _new_alert(
-                store,
-                notifier,
-                subscription,
-                replace(action, kind=Kind.NEW_ALERT),
-                now,
-                exists=True,
-            )
-    return len(planned)
-
-
-async def _replanned(
-    store: DigestStore, action: DigestAction, channel: str, algorithm: str, now: datetime
-) -> DigestAction:
-    """A known group's action planned again on its thread as stored now, so a click since
-    the plan (on the alert's current or old buttons) is taken into account."""
-    key = action.adopted_from or action.group.fingerprint
-    current = next(
-        (t for t in await store.alert_threads(channel, algorithm, [key]) if t.fingerprint == key),
-        None,
-    )
-    if current is None:
-        return action
-    if action.adopted_from is not None:  # not re-keyed yet: this group still adopts it
-        current = replace(current, fingerprint=action.group.fingerprint, previous_fingerprint=key)
-    return known_action(action.group, current, now, adopted_from=action.adopted_from)
-
-
-async def _carry_out(
-    store: DigestStore,
-    notifier: AlertNotifier,
-    subscription: Subscription,
-    action: DigestAction,
-    now: datetime,
-) -> None:
-    if action.kind is Kind.NEW_ALERT:
-        await _new_alert(store, notifier, subscription, action, now, exists=False)
-        return
-    # Re-keyed before the parent is edited, so its new buttons find the thread; only one
-    # worker can (the others lost their lease meanwhile).
-    if action.adopted_from is not None and not await store.adopt_alert_thread(action.thread):
-        raise LeaseLost
-    await notifier.thread_news(action)
-    await store.update_alert_thread(action.thread, fields=ALERT_COUNTERS)
-    if action.kind is Kind.REGRESSION or action.mute_ended:
-        await store.update_alert_thread(action.thread, fields=ALERT_STATE)
-    await store.mark_reported(subscription.id, action.reported, now)
-
-
-async def _new_alert(
-    store: DigestStore,
-    notifier: AlertNotifier,
-    subscription: Subscription,
-    action: DigestAction,
-    now: datetime,
-    *,
-    exists: bool,
-) -> None:
-    """Post the alert, keep its `ts`, count its records reported, then its first reply (best
-    effort: the records must not come back as a second alert)."""
-    parent_ts = await notifier.new_alert(subscription.channel_id, action.thread)
-    thread = replace(action.thread, parent_ts=parent_ts)
-    if exists:
-        await store.update_alert_thread(thread, fields=("parent_ts", *ALERT_COUNTERS))
-    else:
-        await store.create_alert_thread(thread)
-    await store.mark_reported(subscription.id, action.reported, now)
-    await notifier.first_reply(subscription.channel_id, parent_ts, action.group, action.split_from)

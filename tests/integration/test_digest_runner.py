@@ -14,13 +14,21 @@ import pytest
 from bot.algorithmia.client import AlgorithmInfo
 from bot.algorithmia.exceptions import Unavailable
 from bot.digest.plan import DigestAction, Kind
-from bot.domain.alerts import ALERT_STATE, AlertState, AlertThread, RunOutcome, Subscription
+from bot.domain.alerts import (
+    ALERT_STATE,
+    AlertState,
+    AlertThread,
+    PostIntent,
+    RunOutcome,
+    Subscription,
+)
 from bot.domain.algorithm_ref import AlgorithmRef, OwnerName
 from bot.domain.commands import Subscribe
 from bot.domain.schedule import Daily
 from bot.errors.grouping import ErrorGroup
 from bot.errors.records import ErrorRecord, RecordBatch
-from bot.usecases.digest import AlertGone, ChannelGone, run_digests
+from bot.usecases.digest import run_digests
+from bot.usecases.digest_ports import AlertGone, ChannelGone
 from bot.usecases.subscriptions import subscribe
 from tests.store_probe import ProbedStore as Store
 
@@ -45,32 +53,47 @@ class FakeCluster:
 
 
 class RecordingNotifier:
+    """Says what a digest posts, and holds what was posted under each intent, as Slack does
+    in the metadata of its messages."""
+
     def __init__(self) -> None:
         self.said: list[tuple[str, ...]] = []
         self.gone: set[str] = set()
+        self.posted: dict[str, str] = {}
+        """Intent id → the `ts` of the message tagged with it."""
         self._ts = 0
 
     def _check(self, channel: str) -> None:
         if channel in self.gone:
             raise ChannelGone("channel_not_found")
 
-    async def new_alert(self, channel_id: str, thread: AlertThread) -> str:
+    async def new_alert(self, channel_id: str, thread: AlertThread, intent_id: str) -> str:
         self._check(channel_id)
         self._ts += 1
         self.said.append(("alert", channel_id, thread.fingerprint))
+        self.posted[intent_id] = f"{self._ts}.0"
         return f"{self._ts}.0"
 
     async def first_reply(
         self, channel_id: str, parent_ts: str, group: ErrorGroup,
-        split_from: AlertThread | None = None,
-    ) -> None:  # fmt: skip
+        split_from: AlertThread | None, intent_id: str, *, again: bool = False,
+    ) -> bool:  # fmt: skip
+        if again and intent_id in self.posted:
+            return True
         self.said.append(("first_reply", channel_id, parent_ts))
+        self.posted[intent_id] = parent_ts
         if split_from is not None:
             self.said.append(("split_from", channel_id, split_from.fingerprint))
+        return True
 
-    async def thread_news(self, action: DigestAction) -> None:
+    async def thread_news(self, action: DigestAction, intent_id: str | None) -> None:
         self._check(action.thread.channel_id)
         self.said.append((action.kind.value, action.thread.channel_id, action.group.fingerprint))
+        if intent_id is not None:
+            self.posted[intent_id] = action.thread.parent_ts
+
+    async def find_post(self, intent: PostIntent) -> str | None:
+        return self.posted.get(intent.id)
 
     async def mute_over(self, thread: AlertThread) -> None:
         self.said.append(("mute_over", thread.channel_id, thread.fingerprint))
@@ -223,27 +246,31 @@ class FlakyNotifier(RecordingNotifier):
         self.on_alert: Any = None
         self.deleted: set[str] = set()
 
-    async def new_alert(self, channel_id: str, thread: AlertThread) -> str:
-        ts = await super().new_alert(channel_id, thread)
+    async def new_alert(self, channel_id: str, thread: AlertThread, intent_id: str) -> str:
+        ts = await super().new_alert(channel_id, thread, intent_id)
         if self.on_alert is not None:
             await self.on_alert()
         return ts
 
     async def first_reply(
         self, channel_id: str, parent_ts: str, group: ErrorGroup,
-        split_from: AlertThread | None = None,
-    ) -> None:  # fmt: skip
+        split_from: AlertThread | None, intent_id: str, *, again: bool = False,
+    ) -> bool:  # fmt: skip
         if self.reply_fails:
             raise RuntimeError("a bug after the alert was posted")
-        await super().first_reply(channel_id, parent_ts, group, split_from)
+        return await super().first_reply(
+            channel_id, parent_ts, group, split_from, intent_id, again=again
+        )
 
-    async def thread_news(self, action: DigestAction) -> None:
+    async def thread_news(self, action: DigestAction, intent_id: str | None) -> None:
         if action.thread.parent_ts in self.deleted:
             raise AlertGone("thread_not_found")
-        await super().thread_news(action)
+        await super().thread_news(action, intent_id)
 
 
-async def test_a_failed_first_reply_never_brings_the_error_back_as_news(store: Store) -> None:
+async def test_a_failed_first_reply_is_posted_by_the_next_run_never_the_alert_again(
+    store: Store,
+) -> None:
     cluster, notifier = FakeCluster(), FlakyNotifier()
     await _subscribe(store, cluster)
     cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
@@ -252,11 +279,54 @@ async def test_a_failed_first_reply_never_brings_the_error_back_as_news(store: S
     assert "RuntimeError: a bug after the alert was posted" in next(iter(first.failed.values()))
     notifier.reply_fails = False
     report = await _run(store, cluster, notifier, T0 + timedelta(minutes=30))
-    assert notifier.kinds() == ["alert"]
-    assert report.posted == 0
+    assert notifier.kinds() == ["alert", "first_reply"]  # the trace, in the alert's thread
+    assert notifier.said[1][2] == "1.0"
+    assert report.posted == 0  # nothing new was planned: no second alert, no recurrence
     thread = await store.find_alert_thread("C1", "acme/image_tagger", notifier.said[0][2])
     assert thread is not None
     assert thread.count == 1
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=45))
+    assert notifier.kinds() == ["alert", "first_reply"]  # settled: said once
+
+
+async def test_a_post_slack_holds_is_adopted_after_a_crash_never_posted_again(
+    store: Store,
+) -> None:
+    class DiesAfterPosting(RecordingNotifier):
+        async def new_alert(self, channel_id: str, thread: AlertThread, intent_id: str) -> str:
+            await super().new_alert(channel_id, thread, intent_id)  # Slack keeps it …
+            raise asyncio.CancelledError  # … and the process dies before hearing back
+
+    cluster, notifier = FakeCluster(), RecordingNotifier()
+    subscription = await _subscribe(store, cluster)
+    cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
+    dying = DiesAfterPosting()
+    with pytest.raises(asyncio.CancelledError):
+        await _run(store, cluster, dying, T0 + timedelta(minutes=15))
+    assert dying.kinds() == ["alert"]
+    notifier.posted = dying.posted  # the same Slack, seen by the next run
+    report = await _run(store, cluster, notifier, T0 + timedelta(minutes=30), everything=True)
+    assert notifier.kinds() == ["first_reply"]  # the trace reply; the alert was adopted
+    assert report.failed == {}
+    (thread,) = await store.alert_threads("C1", "acme/image_tagger", [dying.said[0][2]])
+    assert thread.parent_ts == "1.0"
+    assert await store.unreported(subscription.id, ["req-1"]) == set()
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=45), everything=True)
+    assert notifier.kinds() == ["first_reply"]  # nothing more
+
+
+async def test_a_post_that_never_reached_slack_is_posted_by_the_next_run(store: Store) -> None:
+    class DiesBeforePosting(RecordingNotifier):
+        async def new_alert(self, channel_id: str, thread: AlertThread, intent_id: str) -> str:
+            raise asyncio.CancelledError  # killed with the intent recorded, nothing sent
+
+    cluster, notifier = FakeCluster(), RecordingNotifier()
+    await _subscribe(store, cluster)
+    cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
+    with pytest.raises(asyncio.CancelledError):
+        await _run(store, cluster, DiesBeforePosting(), T0 + timedelta(minutes=15))
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=30), everything=True)
+    assert notifier.kinds() == ["alert", "first_reply"]
 
 
 async def test_unsubscribing_during_a_run_stops_it(store: Store) -> None:
@@ -426,9 +496,9 @@ async def test_a_bug_outside_a_subscription_s_run_still_ends_its_lease(store: St
 
 async def test_a_long_run_keeps_its_leases_with_a_heartbeat(store: Store) -> None:
     class SlowNotifier(RecordingNotifier):
-        async def new_alert(self, channel_id: str, thread: AlertThread) -> str:
+        async def new_alert(self, channel_id: str, thread: AlertThread, intent_id: str) -> str:
             await asyncio.sleep(1.0)  # Slack rate-limits us: longer than a lease
-            return await super().new_alert(channel_id, thread)
+            return await super().new_alert(channel_id, thread, intent_id)
 
     cluster = FakeCluster()
     await _subscribe(store, cluster)
@@ -461,7 +531,7 @@ async def test_a_dead_run_s_subscriptions_are_taken_over_when_its_lease_runs_out
 
 async def test_what_could_not_be_posted_is_tried_at_the_next_ticks(store: Store) -> None:
     class SlackDown(RecordingNotifier):
-        async def new_alert(self, channel_id: str, thread: AlertThread) -> str:
+        async def new_alert(self, channel_id: str, thread: AlertThread, intent_id: str) -> str:
             raise RuntimeError("Slack answered 500 three times")
 
     cluster = FakeCluster()

@@ -112,9 +112,9 @@ class KeepingNotifier(RecordingNotifier):
 
     async def first_reply(
         self, channel_id: str, parent_ts: str, group: ErrorGroup,
-        split_from: AlertThread | None = None,
-    ) -> None:  # fmt: skip
-        await super().first_reply(channel_id, parent_ts, group, split_from)
+        split_from: AlertThread | None, intent_id: str, *, again: bool = False,
+    ) -> bool:  # fmt: skip
+        await super().first_reply(channel_id, parent_ts, group, split_from, intent_id, again=again)
         if split_from is not None:
             self.split_from.append(split_from)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
@@ -214,6 +216,253 @@ async def test_wait_for_reports_what_slack_received(
     with pytest.raises(AssertionError, match=r"chat\.postMessage .*only this"):
         await slack.wait_for(lambda s: len(s.messages) == 2, timeout=0.05)
     await slack.wait_idle(quiet_s=0.02, timeout=1.0)
+
+
+# -- Slack stand-in: message metadata, history and held answers (reference §7) -------------
+
+ALERT_METADATA = {"event_type": "error_alert", "event_payload": {"fingerprint": "f1", "count": 3}}
+
+
+async def test_post_message_keeps_metadata_sent_as_json_or_as_a_form_string(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    posted = await client.chat_postMessage(channel="C_GENERAL", text="a", metadata=ALERT_METADATA)
+    assert posted["message"]["metadata"] == ALERT_METADATA
+    form = await client.api_call(
+        "chat.postMessage",
+        data={"channel": "C_GENERAL", "text": "b", "metadata": json.dumps(ALERT_METADATA)},
+    )
+    assert form["message"]["metadata"] == ALERT_METADATA
+    plain = await client.chat_postMessage(channel="C_GENERAL", text="c")
+    assert "metadata" not in plain["message"]
+    assert [m.metadata for m in slack.messages] == [ALERT_METADATA, ALERT_METADATA, None]
+
+    for bad in (
+        {"event_payload": {}},
+        {"event_type": 3, "event_payload": {}},
+        {"event_type": "error_alert", "event_payload": [1]},
+        {"event_type": "error_alert"},
+        "not json",
+        ["error_alert"],
+    ):
+        body: dict[str, Any] = {"channel": "C_GENERAL", "text": "x", "metadata": bad}
+        with pytest.raises(SlackApiError) as refused:
+            await client.api_call("chat.postMessage", json=body)
+        assert refused.value.response["error"] == "invalid_metadata_format", bad
+    assert len(slack.messages) == 3
+
+    updated = {"event_type": "error_alert", "event_payload": {"fingerprint": "f1", "count": 4}}
+    await client.chat_update(channel="C_GENERAL", ts=posted["ts"], text="a2", metadata=updated)
+    assert slack.messages[0].metadata == updated
+
+
+async def _history_fixture(client: AsyncWebClient) -> dict[str, str]:
+    """A channel with a thread (a reply, a broadcast reply, a file), a file and two more posts."""
+    ts: dict[str, str] = {}
+    ts["parent"] = (
+        await client.chat_postMessage(channel="C_GENERAL", text="parent", metadata=ALERT_METADATA)
+    )["ts"]
+    ts["reply"] = (
+        await client.chat_postMessage(channel="C_GENERAL", text="reply", thread_ts=ts["parent"])
+    )["ts"]
+    ts["broadcast"] = (
+        await client.chat_postMessage(
+            channel="C_GENERAL", text="broadcast", thread_ts=ts["parent"], reply_broadcast=True
+        )
+    )["ts"]
+    await client.files_upload_v2(
+        channel="C_GENERAL", content="trace", filename="trace.txt", thread_ts=ts["parent"]
+    )
+    await client.files_upload_v2(channel="C_GENERAL", content="log", filename="log.txt")
+    ts["second"] = (await client.chat_postMessage(channel="C_GENERAL", text="second"))["ts"]
+    ts["third"] = (await client.chat_postMessage(channel="C_GENERAL", text="third"))["ts"]
+    await client.conversations_join(channel="C_OTHER")
+    await client.chat_postMessage(channel="C_OTHER", text="elsewhere")
+    return ts
+
+
+async def test_conversations_history_lists_top_level_messages_newest_first(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    ts = await _history_fixture(client)
+    trace, log = slack.files
+
+    history = await client.conversations_history(channel="C_GENERAL")
+    assert [(m["ts"], m["text"]) for m in history["messages"]] == [
+        (ts["third"], "third"),
+        (ts["second"], "second"),
+        (log.ts, ""),
+        (ts["broadcast"], "broadcast"),
+        (ts["parent"], "parent"),
+    ]
+    assert history["has_more"] is False
+    assert "response_metadata" not in history
+    third, _, log_share, broadcast, parent = history["messages"]
+    assert (third["type"], third["bot_id"], third["blocks"]) == ("message", "BBOT", [])
+    assert "thread_ts" not in third
+    assert log_share["files"] == [{"id": log.file_id, "name": "log.txt", "title": "log.txt"}]
+    assert (broadcast["subtype"], broadcast["thread_ts"]) == ("thread_broadcast", ts["parent"])
+    assert (parent["thread_ts"], parent["reply_count"], parent["latest_reply"]) == (
+        ts["parent"],
+        3,
+        trace.ts,
+    )
+    assert "metadata" not in parent
+
+    with_metadata = await client.conversations_history(
+        channel="C_GENERAL", include_all_metadata=True, oldest=ts["parent"], inclusive=True
+    )
+    assert with_metadata["messages"][-1]["metadata"] == ALERT_METADATA
+    between = await client.conversations_history(
+        channel="C_GENERAL", oldest=ts["parent"], latest=ts["third"]
+    )
+    assert [m["text"] for m in between["messages"]] == ["second", "", "broadcast"]
+    assert between["latest"] == ts["third"]
+    inclusive = await client.conversations_history(
+        channel="C_GENERAL", oldest=ts["second"], latest=ts["third"], inclusive=True
+    )
+    assert [m["text"] for m in inclusive["messages"]] == ["third", "second"]
+
+
+async def test_conversations_history_pages_with_a_cursor_and_needs_membership(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    with pytest.raises(SlackApiError) as refused:
+        await client.conversations_history(channel="C_OTHER")
+    assert refused.value.response["error"] == "not_in_channel"
+    await _history_fixture(client)
+    texts: list[str] = []
+    pages: list[bool] = []
+    cursor: str | None = None
+    while True:
+        page = await client.conversations_history(channel="C_GENERAL", limit=2, cursor=cursor)
+        texts += [m["text"] for m in page["messages"]]
+        pages.append(page["has_more"])
+        cursor = page.get("response_metadata", {}).get("next_cursor")
+        if not cursor:
+            break
+    assert texts == ["third", "second", "", "broadcast", "parent"]
+    assert pages == [True, True, False]
+
+    for channel, error in (
+        ("C_NOPE", "channel_not_found"),
+        ("G_PRIVATE", "channel_not_found"),
+        ("C_OLD", "not_in_channel"),
+    ):
+        with pytest.raises(SlackApiError) as refused:
+            await client.conversations_history(channel=channel)
+        assert refused.value.response["error"] == error, channel
+    for kwargs, error in (
+        ({"cursor": "bm9wZQ=="}, "invalid_cursor"),
+        ({"oldest": "yesterday"}, "invalid_ts_oldest"),
+        ({"latest": "soon"}, "invalid_ts_latest"),
+    ):
+        with pytest.raises(SlackApiError) as refused:
+            await client.conversations_history(channel="C_GENERAL", **kwargs)
+        assert refused.value.response["error"] == error
+    joined = await client.conversations_history(channel="C_OTHER")
+    assert [m["text"] for m in joined["messages"]] == ["elsewhere"]
+
+
+async def test_conversations_replies_gives_the_parent_then_replies_and_shared_files(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    ts = await _history_fixture(client)
+    trace, _ = slack.files
+
+    thread = await client.conversations_replies(
+        channel="C_GENERAL", ts=ts["parent"], include_all_metadata=True
+    )
+    assert [(m["ts"], m["text"]) for m in thread["messages"]] == [
+        (ts["parent"], "parent"),
+        (ts["reply"], "reply"),
+        (ts["broadcast"], "broadcast"),
+        (trace.ts, ""),
+    ]
+    parent, reply, _, file_share = thread["messages"]
+    assert (parent["reply_count"], parent["metadata"]) == (3, ALERT_METADATA)
+    assert (reply["thread_ts"], reply["parent_user_id"]) == (ts["parent"], "UBOT")
+    assert file_share["files"] == [{"id": trace.file_id, "name": "trace.txt", "title": "trace.txt"}]
+    assert file_share["thread_ts"] == ts["parent"]
+    assert thread["has_more"] is False
+
+    first = await client.conversations_replies(channel="C_GENERAL", ts=ts["parent"], limit=2)
+    assert [m["text"] for m in first["messages"]] == ["parent", "reply"]
+    assert first["has_more"] is True
+    rest = await client.conversations_replies(
+        channel="C_GENERAL",
+        ts=ts["parent"],
+        limit=2,
+        cursor=first["response_metadata"]["next_cursor"],
+    )
+    assert [m["ts"] for m in rest["messages"]] == [ts["broadcast"], trace.ts]
+    assert rest["has_more"] is False
+    newer = await client.conversations_replies(
+        channel="C_GENERAL", ts=ts["parent"], oldest=ts["reply"]
+    )
+    assert [m["text"] for m in newer["messages"]] == ["parent", "broadcast", ""]
+    alone = await client.conversations_replies(channel="C_GENERAL", ts=ts["reply"])
+    assert [m["text"] for m in alone["messages"]] == ["reply"]
+    unthreaded = await client.conversations_replies(channel="C_GENERAL", ts=ts["second"])
+    assert [m["text"] for m in unthreaded["messages"]] == ["second"]
+    assert "reply_count" not in unthreaded["messages"][0]
+
+    for channel, thread_ts, error in (
+        ("C_GENERAL", "1.000000", "thread_not_found"),
+        ("C_OTHER", ts["parent"], "thread_not_found"),
+        ("G_PRIVATE", ts["parent"], "channel_not_found"),
+    ):
+        with pytest.raises(SlackApiError) as refused:
+            await client.conversations_replies(channel=channel, ts=thread_ts)
+        assert refused.value.response["error"] == error
+
+
+async def test_a_held_answer_waits_while_slack_keeps_the_message(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    held = slack.hold("chat.postMessage")
+    posting = asyncio.create_task(client.chat_postMessage(channel="C_GENERAL", text="kept"))
+    call = await held.arrived(timeout=2.0)
+    (message,) = slack.messages
+    assert (message.text, call.response["ts"]) == ("kept", message.ts)
+    await slack.wait_idle(quiet_s=0.02, timeout=1.0)
+    assert not posting.done()
+
+    other = await client.chat_postMessage(channel="C_GENERAL", text="not held")
+    held.release()
+    answer = await posting
+    assert answer["ts"] == message.ts
+    assert float(other["ts"]) > float(answer["ts"])
+    assert held.released
+
+
+async def test_a_held_answer_whose_client_is_gone_breaks_nothing(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    held = slack.hold("chat.postMessage")
+    posting = asyncio.create_task(client.chat_postMessage(channel="C_GENERAL", text="orphan"))
+    await held.arrived(timeout=2.0)
+    posting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await posting
+    held.release()
+    await slack.wait_idle(quiet_s=0.05, timeout=2.0)
+
+    history = await client.conversations_history(channel="C_GENERAL")
+    assert [m["text"] for m in history["messages"]] == ["orphan"]
+    with pytest.raises(AssertionError, match=r"no chat\.update call arrived"):
+        await slack.hold("chat.update").arrived(timeout=0.05)
+
+
+async def test_a_hold_left_open_is_released_when_the_stand_in_stops() -> None:
+    async with SlackStandIn() as slack:
+        client = AsyncWebClient(token="xoxb-test", base_url=slack.base_url)
+        held = slack.hold("chat.postMessage")
+        posting = asyncio.create_task(client.chat_postMessage(channel="C_GENERAL", text="late"))
+        await held.arrived(timeout=2.0)
+        stopping = time.monotonic()
+    assert time.monotonic() - stopping < 0.5
+    assert (await posting)["message"]["text"] == "late"
 
 
 # -- Slack stand-in: what Slack refuses (shared/reference/slack-platform.md §7, §8) ----------

@@ -42,6 +42,7 @@ MAX_LINE = 1000
 MAX_MESSAGE_LINES_IN_TRACE = 10
 """A Python trace cut from the top keeps at most this many lines of its final message, so the
 frames above it are not crowded out."""
+MAX_FILE_TITLE = 250
 _OWN_FRAMES_SHOWN = 5
 _SUMMARY_LINES = 10
 _PY_FRAME_LINE = re.compile(r'^\s*File "[^"\n]*", line \d+')
@@ -121,6 +122,9 @@ class TraceFile:
     """A whole trace to upload beside a reply that shows only part of it."""
 
     filename: str
+    title: str
+    """Names the group, so a reader of the thread (and a run after a crash, looking for it
+    before uploading it again) knows whose trace it is."""
     content: str
     comment: str
     snippet_type: str | None
@@ -222,8 +226,12 @@ def group_reply(group: ErrorGroup, *, show_input: bool = False, lead: str | None
         if trimmed.was_cut:
             trace_file = TraceFile(
                 filename=_trace_filename(record.request_id),
+                title=cut(f"Trace of {record.request_id}: {title}", MAX_FILE_TITLE),
                 content=parsed.trace,
-                comment=f"Full stack trace of {escape(record.request_id)}",
+                comment=(
+                    f"Full stack trace of {cut_escaped(title, 150)} "
+                    f"(request {cut_escaped(record.request_id, 100)})"
+                ),
                 snippet_type="python" if parsed.runtime is Runtime.PYTHON else None,
             )
     else:

@@ -1,0 +1,232 @@
+"""One subscription's alert posts, each told exactly once whatever fails (INTERFACE §4).
+
+Every post is recorded as an intent before it is sent and settled once Slack confirmed it;
+its id travels in the message's metadata. A run first settles what an earlier run left open:
+what Slack holds is adopted (its records counted as reported, a new alert's trace reply then
+posted), what it does not is planned again from the records, which stay unreported until a
+post that tells of them is confirmed. A new alert's trace reply is an intent of its own,
+retried by later runs until Slack takes it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from bot.digest.plan import DigestAction, Kind, known_action, plan_digest, sighting, thread_keys
+from bot.domain.alerts import (
+    ALERT_COUNTERS,
+    ALERT_STATE,
+    PostIntent,
+    PostKind,
+    Subscription,
+    new_thread,
+)
+from bot.errors.grouping import ErrorGroup, group_occurrences, read_occurrences
+from bot.errors.records import RecordBatch
+from bot.usecases.digest_ports import AlertGone, AlertNotifier, DigestStore, LeaseLost
+
+
+@dataclass
+class Posting:
+    """One subscription's posts in one run. `renew` is called before each post: it raises
+    `LeaseLost` when another worker took the subscription over."""
+
+    store: DigestStore
+    notifier: AlertNotifier
+    subscription: Subscription
+    batch: RecordBatch
+    now: datetime
+    renew: Callable[[], Awaitable[None]]
+    unconfirmed: int = 0
+    """Posts Slack did not take this run (left as open intents for the next ticks)."""
+    told: set[str] = field(default_factory=set)
+    """Request ids an earlier run's post told of, adopted from Slack in this run."""
+
+    # Recovery -----------------------------------------------------------------------------
+
+    async def settle_open(self, intents: Sequence[PostIntent]) -> None:
+        """Settle what an earlier run of this subscription left open, oldest first."""
+        for intent in intents:
+            await self.renew()
+            group = self._group_of(intent)
+            if group is None:  # its records left the API's window: nothing left to tell
+                await self.store.settle_intent(intent.id)
+            elif intent.kind is PostKind.TRACE:  # the reply and its file, each if missing
+                await self._post_trace(intent, group, None, again=True)
+            elif intent.kind is PostKind.ALERT:
+                await self._adopt_alert(intent, await self.notifier.find_post(intent), group)
+            else:
+                await self._adopt_news(intent, await self.notifier.find_post(intent), group)
+
+    async def _adopt_alert(self, intent: PostIntent, ts: str | None, group: ErrorGroup) -> None:
+        if ts is None:  # never posted: the records are unreported, the plan posts it again
+            await self.store.settle_intent(intent.id)
+            return
+        seen = sighting(group)
+        thread = replace(
+            new_thread(intent.channel_id, intent.algorithm, intent.fingerprint, seen),
+            parent_ts=ts,
+        )
+        if not await self.store.create_alert_thread(thread):  # stored before the crash, or
+            # an alert posted again for a deleted one: this message is the alert now
+            await self.store.update_alert_thread(thread, fields=("parent_ts",))
+        await self.store.mark_reported(self.subscription.id, _reported(group), self.now)
+        self.told.update(group.request_ids)
+        trace = self._intent(PostKind.TRACE, intent.fingerprint, group, thread_ts=ts)
+        if not await self.store.settle_intent(intent.id, then=trace):
+            raise LeaseLost
+        await self._post_trace(trace, group, None, again=True)
+
+    async def _adopt_news(self, intent: PostIntent, ts: str | None, group: ErrorGroup) -> None:
+        threads = await self.store.alert_threads(
+            intent.channel_id, intent.algorithm, [intent.fingerprint]
+        )
+        current = next((t for t in threads if t.fingerprint == intent.fingerprint), None)
+        if ts is not None and current is not None:  # told: count it as told
+            action = known_action(group, current, self.now)
+            await self._record_news(action)
+            self.told.update(group.request_ids)
+        await self.store.settle_intent(intent.id)
+
+    def _group_of(self, intent: PostIntent) -> ErrorGroup | None:
+        wanted = set(intent.request_ids)
+        records = [r for r in self.batch.records if r.request_id in wanted]
+        groups = group_occurrences(read_occurrences(records))
+        return next((g for g in groups if g.fingerprint == intent.fingerprint), None)
+
+    # This run's news ----------------------------------------------------------------------
+
+    async def report_new(self, fresh: set[str]) -> int:
+        """Post what this subscription has not reported yet; returns the actions carried out.
+
+        Before each action the lease is renewed (or the run stops) and the alert thread read
+        again, so a click meanwhile is taken into account; a record counts as reported as soon
+        as Slack confirmed the message that tells of it."""
+        fresh = fresh - self.told
+        if not fresh:
+            return 0
+        records = (r for r in self.batch.records if r.request_id in fresh)
+        groups = group_occurrences(read_occurrences(records))
+        channel, algorithm = self.subscription.channel_id, self.subscription.algorithm
+        threads = await self.store.alert_threads(channel, algorithm, thread_keys(groups))
+        planned = plan_digest(channel, algorithm, groups, threads, self.now)
+        for action in planned:
+            await self.renew()
+            if action.kind is not Kind.NEW_ALERT:
+                action = await self._replanned(action)
+            try:
+                await self._carry_out(action)
+            except AlertGone:  # the alert message was deleted: the news get a new one
+                await self._new_alert(replace(action, kind=Kind.NEW_ALERT), exists=True)
+        return len(planned)
+
+    async def _replanned(self, action: DigestAction) -> DigestAction:
+        """A known group's action planned again on its thread as stored now, so a click since
+        the plan (on the alert's current or old buttons) is taken into account."""
+        key = action.adopted_from or action.group.fingerprint
+        channel, algorithm = self.subscription.channel_id, self.subscription.algorithm
+        threads = await self.store.alert_threads(channel, algorithm, [key])
+        current = next((t for t in threads if t.fingerprint == key), None)
+        if current is None:
+            return action
+        if action.adopted_from is not None:  # not re-keyed yet: this group still adopts it
+            current = replace(
+                current, fingerprint=action.group.fingerprint, previous_fingerprint=key
+            )
+        return known_action(action.group, current, self.now, adopted_from=action.adopted_from)
+
+    async def _carry_out(self, action: DigestAction) -> None:
+        if action.kind is Kind.NEW_ALERT:
+            await self._new_alert(action, exists=False)
+            return
+        # Re-keyed before the parent is edited, so its new buttons find the thread; only one
+        # worker can (the others lost their lease meanwhile).
+        if action.adopted_from is not None and not await self.store.adopt_alert_thread(
+            action.thread
+        ):
+            raise LeaseLost
+        intent = None
+        if action.replies:
+            intent = self._intent(
+                PostKind.NEWS, action.group.fingerprint, action.group,
+                thread_ts=action.thread.parent_ts,
+            )  # fmt: skip
+            await self._record(intent)
+        await self.notifier.thread_news(action, intent.id if intent else None)
+        await self._record_news(action)
+        if intent is not None:
+            await self.store.settle_intent(intent.id)
+
+    async def _record_news(self, action: DigestAction) -> None:
+        await self.store.update_alert_thread(action.thread, fields=ALERT_COUNTERS)
+        if action.kind is Kind.REGRESSION or action.mute_ended:
+            await self.store.update_alert_thread(action.thread, fields=ALERT_STATE)
+        await self.store.mark_reported(self.subscription.id, action.reported, self.now)
+
+    async def _new_alert(self, action: DigestAction, *, exists: bool) -> None:
+        """Post the alert, keep its `ts`, count its records reported, then its first reply
+        (its own intent: if Slack refuses it now, a later run posts it)."""
+        intent = self._intent(PostKind.ALERT, action.thread.fingerprint, action.group)
+        await self._record(intent)
+        channel = self.subscription.channel_id
+        parent_ts = await self.notifier.new_alert(channel, action.thread, intent.id)
+        thread = replace(action.thread, parent_ts=parent_ts)
+        if exists:
+            await self.store.update_alert_thread(thread, fields=("parent_ts", *ALERT_COUNTERS))
+        else:
+            await self.store.create_alert_thread(thread)
+        await self.store.mark_reported(self.subscription.id, action.reported, self.now)
+        trace = self._intent(PostKind.TRACE, thread.fingerprint, action.group, thread_ts=parent_ts)
+        recorded = await self.store.settle_intent(intent.id, then=trace)
+        await self._post_trace(trace, action.group, action, recorded=recorded)
+        if not recorded:  # unsubscribed meanwhile: the alert has its trace, the run stops
+            raise LeaseLost
+
+    async def _post_trace(
+        self,
+        intent: PostIntent,
+        group: ErrorGroup,
+        action: DigestAction | None,
+        *,
+        again: bool = False,
+        recorded: bool = True,
+    ) -> None:
+        """The trace reply of `intent`; settled once Slack took it (`recorded`: the intent
+        is in the store; when not, the reply is still sent, once, best effort)."""
+        assert intent.thread_ts is not None  # a trace intent is always a reply
+        split_from = action.split_from if action is not None else None
+        posted = await self.notifier.first_reply(
+            intent.channel_id, intent.thread_ts, group, split_from, intent.id, again=again
+        )
+        if not recorded:
+            return
+        if posted:
+            await self.store.settle_intent(intent.id)
+        else:
+            self.unconfirmed += 1
+
+    async def _record(self, intent: PostIntent) -> None:
+        if not await self.store.record_intent(intent):
+            raise LeaseLost  # unsubscribed while the run was going: say nothing more
+
+    def _intent(
+        self, kind: PostKind, fingerprint: str, group: ErrorGroup, *, thread_ts: str | None = None
+    ) -> PostIntent:
+        return PostIntent(
+            id=uuid.uuid4().hex,
+            subscription_id=self.subscription.id,
+            kind=kind,
+            channel_id=self.subscription.channel_id,
+            algorithm=self.subscription.algorithm,
+            fingerprint=fingerprint,
+            thread_ts=thread_ts,
+            request_ids=group.request_ids,
+            created_at=self.now,
+        )
+
+
+def _reported(group: ErrorGroup) -> list[tuple[str, int]]:
+    return [(o.record.request_id, o.record.created_at) for o in group.occurrences]
