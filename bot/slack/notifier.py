@@ -24,7 +24,6 @@ from bot.usecases.digest_ports import AlertGone, ChannelGone
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_CLOCK_MARGIN_S = 120.0
 
 
 async def _in_channel(call: Awaitable[T]) -> T:
@@ -93,13 +92,9 @@ class SlackAlertNotifier:
         await self._edit(thread, mute_ended=action.mute_ended)
 
     async def find_post(self, intent: PostIntent) -> str | None:
-        # A margin before the intent was recorded: clocks of hosts and Slack differ a little.
-        oldest = intent.created_at.timestamp() - _CLOCK_MARGIN_S
         try:
             return await _in_channel(
-                self._sender.find_tagged(
-                    intent.channel_id, intent.id, thread_ts=intent.thread_ts, oldest=oldest
-                )
+                self._sender.find_tagged(intent.channel_id, intent.id, thread_ts=intent.thread_ts)
             )
         except AlertGone:  # the thread was deleted: nothing of it is there
             return None

@@ -189,18 +189,19 @@ class SlackSender:
             log.warning("could not attach %s in %s: %s", trace.filename, channel, error)
 
     async def find_tagged(
-        self, channel: str, intent_id: str, *, thread_ts: str | None, oldest: float
+        self, channel: str, intent_id: str, *, thread_ts: str | None
     ) -> str | None:
         """The `ts` of the message tagged with this intent: in the thread of `thread_ts`, or
-        among the channel's messages since `oldest` (epoch seconds); None when there is none."""
+        among the channel's latest messages (newest first, `_MAX_PAGES` pages: an intent is
+        settled by the next run, so its message is recent); None when there is none. No
+        `oldest` bound: the host's clock and Slack's may differ."""
         if thread_ts is not None:
             return (await self.thread_contents(channel, thread_ts)).intents.get(intent_id)
         cursor: str | None = None
         for _ in range(_MAX_PAGES):
             page = await self._client.conversations_history(
-                channel=channel, oldest=f"{oldest:.6f}", limit=200, cursor=cursor,
-                include_all_metadata=True,
-            )  # fmt: skip
+                channel=channel, limit=200, cursor=cursor, include_all_metadata=True
+            )
             for message in page.get("messages") or []:
                 if _intent_of(message.get("metadata")) == intent_id:
                     return str(message["ts"])

@@ -1,0 +1,92 @@
+"""`kill -9` of a real `digest --once --all` at chosen moments, Slack keeping what it was sent:
+the next run adopts what Slack holds and posts what it does not, so every new kind of error
+ends with exactly one alert and one trace reply."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.testing.harness import API_KEY, running_bot
+from bot.testing.sample_cluster import SampleCluster
+from bot.testing.slack_stand_in import PostedMessage, SlackStandIn
+from tests.e2e.test_cli_e2e import run_cli
+from tests.e2e.test_subscriptions_e2e import CHANNEL, _kinds
+
+KINDS = 3
+
+
+def _alerts(slack: SlackStandIn) -> list[PostedMessage]:
+    return [m for m in slack.top_level(CHANNEL) if any(b["type"] == "actions" for b in m.blocks)]
+
+
+def _expire_leases(database: Path) -> None:
+    """A minute later: the dead process's leases have run out."""
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE subscriptions SET lease_owner = NULL, lease_until = NULL")
+
+
+# The digest posts, in order: alert 1, its trace reply, alert 2, its reply, alert 3, its reply.
+MOMENTS = {
+    "the first alert in flight": 1,
+    "its trace reply in flight": 2,
+    "between two alerts, the second in flight": 3,
+    "the last trace reply in flight": 6,
+}
+
+
+@pytest.mark.parametrize("post", MOMENTS.values(), ids=MOMENTS.keys())
+async def test_a_digest_killed_while_slack_takes_a_post_tells_everything_once(
+    tmp_path: Path, post: int
+) -> None:
+    database = tmp_path / "bot.db"
+    async with (
+        SampleCluster(authorization=f"Simple {API_KEY}") as cluster,
+        SlackStandIn() as slack,
+    ):
+        cluster.load_sample()
+        async with running_bot(database=database, cluster=cluster, slack=slack) as bot:
+            await bot.command("subscribe acme/image_tagger")
+            await slack.wait_for(lambda s: len(s.messages) == 1)
+        cluster.append_records("acme", "image_tagger", _kinds(KINDS))
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "ALGORITHMIA_API_URL": cluster.base_url,
+            "ALGORITHMIA_API_KEY": API_KEY,
+            "SLACK_BOT_TOKEN": "xoxb-crash",
+            "SLACK_API_URL": slack.base_url,
+            "DATABASE_URL": f"sqlite:///{database}",
+        }
+        holds = [slack.hold("chat.postMessage") for _ in range(post)]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "digest", "--once", "--all",
+            cwd=tmp_path, env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        for earlier in holds[:-1]:
+            await earlier.arrived(timeout=30)
+            earlier.release()
+        await holds[-1].arrived(timeout=30)  # Slack has the post; the answer is held …
+        process.send_signal(signal.SIGKILL)  # … and the process dies before reading it
+        await process.wait()
+        holds[-1].release()
+
+        _expire_leases(database)
+        code, out, err = await run_cli(tmp_path, env, "digest", "--once", "--all")
+        assert code == 0, err
+        await slack.wait_idle()
+        alerts = _alerts(slack)
+        assert len(alerts) == KINDS, slack.summary()
+        assert len({a.text for a in alerts}) == KINDS  # each kind once
+        for alert in alerts:
+            replies = slack.thread(alert.ts)
+            assert len(replies) == 1, slack.summary()  # its trace, once
+        code, out, err = await run_cli(tmp_path, env, "digest", "--once", "--all")
+        assert (code, out.strip()) == (0, "digest: 1 ran, 0 failed, 0 posted"), err
+        assert len(slack.messages) == 1 + 2 * KINDS  # the confirmation, alerts and replies
