@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+from standins import CHANNELS  # the script's own folder is on sys.path
 
 from bot.testing.signing import sign, slash_command_body
 
@@ -49,6 +50,11 @@ async def send(http: aiohttp.ClientSession, url: str, body: str, headers: dict[s
 
 async def run(url: str, response_url: str) -> list[float]:
     body = slash_command_body("acme/image_tagger", response_url=response_url)
+    # Each command in a channel of its own: the bot paces posts per channel, as Slack does.
+    bodies = [
+        slash_command_body("acme/image_tagger", response_url=response_url, channel_id=channel)
+        for channel in CHANNELS[:CONCURRENT]
+    ]
     # aiohttp: a lighter client than httpx, so the load generator distorts less.
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         for _ in range(100):
@@ -60,8 +66,8 @@ async def run(url: str, response_url: str) -> list[float]:
                 await asyncio.sleep(0.1)
         await send(http, url, body, sign(SECRET, body))  # warm-up: Bolt calls auth.test once
         await asyncio.sleep(2)
-        signed = [sign(SECRET, body) for _ in range(CONCURRENT)]
-        return list(await asyncio.gather(*(send(http, url, body, h) for h in signed)))
+        signed = [(b, sign(SECRET, b)) for b in bodies]
+        return list(await asyncio.gather(*(send(http, url, b, h) for b, h in signed)))
 
 
 def main() -> None:
@@ -89,7 +95,7 @@ def main() -> None:
         latencies = sorted(
             asyncio.run(run(f"http://127.0.0.1:{port}/slack/events", urls["response_url"]))
         )
-        time.sleep(5)  # let the bot finish posting before counting
+        time.sleep(25)  # let the bot finish posting (3 at once, then 1/s per channel)
     finally:
         bot.terminate()
         bot.wait(10)

@@ -15,12 +15,18 @@ from bot.testing.sample_cluster import SampleCluster, sample_records
 from bot.testing.slack_stand_in import SlackStandIn
 
 API_KEY = "simBENCHKEY00000000000000000"
+CHANNELS = tuple(f"C_BENCH_{number}" for number in range(64))
+"""The bot is a member of these: each concurrent command of `ack_latency` has its own, since
+the bot paces its posts per channel as Slack limits them."""
 
 
 async def main() -> None:
     algorithms = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     latency_s = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
-    async with SampleCluster(authorization=f"Simple {API_KEY}") as cluster, SlackStandIn() as slack:
+    async with (
+        SampleCluster(authorization=f"Simple {API_KEY}") as cluster,
+        SlackStandIn(member_of=("C_GENERAL", *CHANNELS), public=("C_GENERAL", *CHANNELS)) as slack,
+    ):
         cluster.load_sample()
         records = sample_records(cluster.now_ms())
         for number in range(algorithms):  # more algorithms, each with the sample's records

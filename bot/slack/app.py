@@ -46,7 +46,7 @@ def create_app(*, client: AsyncWebClient, signing_secret: str, services: Service
         user = body.get("user_id") or (body.get("user") or {}).get("id")
         await tell_user(
             respond,
-            services.answers,
+            services.sender,
             channel,
             user,
             answer,

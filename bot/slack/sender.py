@@ -44,27 +44,36 @@ def error_code(error: SlackApiError) -> str:
 
 
 class ChannelPacer:
-    """About one post per second per channel (Slack's `chat.postMessage` limit); channels do
-    not wait for each other."""
+    """Slack's limit for posting, kept on our side: per channel a burst of `burst` messages,
+    then one per `interval_s` (a token bucket). One pacer serves the whole process (queries,
+    digests, notices); channels do not wait for each other, and waiters keep their order."""
 
     def __init__(
         self,
         interval_s: float = 1.0,
         *,
+        burst: int = 3,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._interval = interval_s
+        self._interval, self._burst = interval_s, burst
         self._clock, self._sleep = clock, sleep
-        self._next: dict[str, float] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}
+        """Channel → (tokens, when they were counted)."""
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def wait(self, channel: str) -> None:
         async with self._locks.setdefault(channel, asyncio.Lock()):
-            delay = self._next.get(channel, 0.0) - self._clock()
-            if delay > 0:
-                await self._sleep(delay)
-            self._next[channel] = self._clock() + self._interval
+            tokens = self._tokens(channel)
+            if tokens < 1:
+                await self._sleep((1 - tokens) * self._interval)
+                tokens = self._tokens(channel)
+            self._buckets[channel] = (max(tokens, 1.0) - 1, self._clock())
+
+    def _tokens(self, channel: str) -> float:
+        now = self._clock()
+        tokens, counted = self._buckets.get(channel, (float(self._burst), now))
+        return min(float(self._burst), tokens + (now - counted) / self._interval)
 
 
 EVENT_TYPE = "algo_errors_post"

@@ -26,7 +26,9 @@ def check_message(text: str, blocks: list[dict[str, Any]]) -> None:
     Source: shared/reference/slack-platform.md §7 (the `no_text`, `msg_too_long` and
     `invalid_blocks` errors of chat.postMessage, chat.update and chat.postEphemeral, and the
     undocumented `msg_blocks_too_long` at about 12–13k block characters, slackapi/bolt-js#2509)
-    and §8 (message limits). `invalid_blocks` lists every problem with a JSON pointer to it.
+    and §8 (message limits); a `block_id` must be unique within the message's blocks (Block Kit
+    reference: "unique identifier for a block"; Slack refuses a repeated one).
+    `invalid_blocks` lists every problem with a JSON pointer to it.
     """
     if not text and not blocks:
         raise Refusal("no_text")
@@ -69,8 +71,13 @@ def check_message(text: str, blocks: list[dict[str, Any]]) -> None:
 
     if len(blocks) > MAX_BLOCKS:
         bad(f"no more than {MAX_BLOCKS} items allowed", "")
+    block_ids: dict[str, int] = {}
     for i, block in enumerate(blocks):
         at, kind = f"/{i}", block.get("type")
+        if "block_id" in block:
+            first = block_ids.setdefault(str(block["block_id"]), i)
+            if first != i:
+                bad(f"duplicate block_id, already used by block {first}", f"{at}/block_id")
         if kind not in BLOCK_TYPES:
             bad(f"unknown block type {kind!r}", f"{at}/type")
             continue

@@ -1,5 +1,6 @@
-"""The Slack stand-in's Web API methods (`auth.test` … `files.completeUploadExternal`) and the
-channel rules they enforce, as a mixin of `SlackStandIn`.
+"""The Slack stand-in's chat, conversation and user Web API methods (`auth.test` …
+`users.info`), its `response_url` endpoint, and the channel rules they enforce, as a mixin of
+`SlackStandIn`. File uploads are in `slack_files`, history in `slack_history`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from aiohttp import web
+
+from bot.testing.slack_limits import check_message
 from bot.testing.slack_records import (
     BOT_ID,
     BOT_USER_ID,
@@ -17,13 +21,19 @@ from bot.testing.slack_records import (
     DEFAULT_TZ,
     TEAM_ID,
     Ephemeral,
-    PendingUpload,
+    Fault,
     PostedMessage,
     Refusal,
-    UploadedFile,
+    SlackCall,
     message_json,
 )
-from bot.testing.slack_requests import as_flag, as_metadata, message_content, text_param
+from bot.testing.slack_requests import (
+    as_blocks,
+    as_flag,
+    as_metadata,
+    message_content,
+    text_param,
+)
 
 # Message timestamps start here and grow by 100 µs per message, so they are unique, strictly
 # increasing and the same in every run (transcripts can be compared).
@@ -32,7 +42,7 @@ _TS_STEP_US = 100
 
 
 class WebApiMethods:
-    """The Web API method handlers of `SlackStandIn`, over the state it owns."""
+    """The Web API method and `response_url` handlers of `SlackStandIn`, over its state."""
 
     # The conversation state, owned and initialised by `SlackStandIn`.
     members: set[str]
@@ -42,16 +52,13 @@ class WebApiMethods:
     users: dict[str, str]
     messages: list[PostedMessage]
     ephemerals: list[Ephemeral]
-    files: list[UploadedFile]
-    _uploads: dict[str, PendingUpload]
+    calls: list[SlackCall]
     _ts_count: int
-    _file_count: int
 
     # Provided by `SlackStandIn`.
     if TYPE_CHECKING:
 
-        @property
-        def root_url(self) -> str: ...
+        def _take_fault(self, method: str) -> Fault | None: ...
 
     # -- channels ----------------------------------------------------------------------------
 
@@ -212,68 +219,52 @@ class WebApiMethods:
             }
         }
 
-    def _files_get_upload_url(self, params: dict[str, Any]) -> dict[str, Any]:
-        filename = text_param(params, "filename")
-        length = text_param(params, "length")
-        if filename is None or length is None or not length.isdigit():
-            raise Refusal("invalid_arguments")
-        self._file_count += 1
-        file_id = f"F{self._file_count:010d}"
-        self._uploads[file_id] = PendingUpload(filename=filename, length=int(length))
-        return {"upload_url": f"{self.root_url}/upload/{file_id}", "file_id": file_id}
+    # -- response_url ------------------------------------------------------------------------
 
-    def _files_complete_upload(self, params: dict[str, Any]) -> dict[str, Any]:
-        items = params.get("files")
-        if isinstance(items, str):
-            try:
-                items = json.loads(items)
-            except json.JSONDecodeError:
-                raise Refusal("invalid_arguments") from None
-        if not isinstance(items, list) or not items:
-            raise Refusal("invalid_arguments")
-        channel_id = text_param(params, "channel_id")
-        channels_param = text_param(params, "channels")
-        targets: list[str | None] = (
-            [channel_id]
-            if channel_id
-            else list(channels_param.split(","))
-            if channels_param
-            else [None]
+    async def _response_url(self, request: web.Request) -> web.Response:
+        """A JSON POST to a `response_url`, recorded in `calls` as method `"response_url"`.
+
+        Slack answers a refusal with an HTTP 400 whose body is the error (`invalid_blocks`).
+        """
+        call = SlackCall(method="response_url", params={}, at=time.monotonic())
+        self.calls.append(call)
+        fault = self._take_fault("response_url")
+        if fault is not None:
+            call.status = fault.status
+            call.response = {"ok": False, "error": fault.error or "failed"}
+            return web.Response(status=fault.status, text=fault.error or "failed")
+        try:
+            payload = await request.json()
+        except json.JSONDecodeError:
+            payload = None
+        try:
+            if not isinstance(payload, dict):
+                raise Refusal("invalid_payload")
+            call.params = payload
+            text = text_param(payload, "text") or ""
+            blocks = as_blocks(payload.get("blocks"))
+            delete_original = as_flag(payload.get("delete_original"))
+            if not delete_original or text or blocks:
+                check_message(text, blocks)
+        except Refusal as refusal:
+            call.status, call.response = 400, refusal.body()
+            return web.Response(status=400, text=refusal.error)
+        call.response = {"ok": True}
+        self.ephemerals.append(
+            Ephemeral(
+                via="response_url",
+                channel=None,
+                user=None,
+                text=text,
+                blocks=blocks,
+                response_type=payload.get("response_type"),
+                replace_original=as_flag(payload.get("replace_original")),
+                delete_original=delete_original,
+                response_name=request.match_info["name"],
+                at=time.monotonic(),
+            )
         )
-        for target in targets:
-            if target is not None:
-                self._check_can_post(target)
-        thread_ts = text_param(params, "thread_ts")
-        if thread_ts is not None:
-            for target in targets:
-                self._check_thread(target or "", thread_ts)
-        uploads: list[tuple[str, str, PendingUpload]] = []
-        for item in items:
-            file_id = str(item.get("id", "")) if isinstance(item, dict) else ""
-            pending = self._uploads.get(file_id)
-            if pending is None or pending.content is None:
-                raise Refusal("file_not_found")
-            title = str(item.get("title") or pending.filename)
-            uploads.append((file_id, title, pending))
-        shared: list[dict[str, Any]] = []
-        for file_id, title, pending in uploads:
-            del self._uploads[file_id]
-            for target in targets:
-                self.files.append(
-                    UploadedFile(
-                        file_id=file_id,
-                        filename=pending.filename,
-                        title=title,
-                        content=pending.content or b"",
-                        channel=target,
-                        thread_ts=thread_ts,
-                        initial_comment=text_param(params, "initial_comment"),
-                        ts=self._next_ts(),
-                        at=time.monotonic(),
-                    )
-                )
-            shared.append({"id": file_id, "title": title, "name": pending.filename})
-        return {"files": shared}
+        return web.Response(text="ok")
 
 
 def _tz_label_and_offset(tz: str) -> tuple[str, int]:

@@ -6,7 +6,7 @@ to be.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,12 +18,6 @@ APP_ID = "A0001"
 TEAM_DOMAIN = "algo-errors-demo"
 SOCKET_MODE_PATH = "/socket-mode"
 DEFAULT_TZ = "Europe/Berlin"
-# Granted scopes, as Slack reports them in `x-oauth-scopes`. Without `chat:write.public` the bot
-# must join a public channel before posting, which is what the stand-in enforces; the history
-# scopes let it read back channels and threads it is a member of (conversations.history/replies).
-BOT_SCOPES = (
-    "commands,chat:write,channels:join,channels:history,groups:history,files:write,users:read"
-)
 
 
 @dataclass
@@ -158,18 +152,28 @@ class HeldCall:
 class Refusal(Exception):
     """Slack refused the call: answered as HTTP 200 `{"ok": false, "error": error}`.
 
-    `errors` says what is wrong and where, as Slack's own `errors` do for `invalid_blocks`.
+    `errors` says what is wrong and where, as Slack's own `errors` do for `invalid_blocks`;
+    `fields` are further top-level fields of the answer (`needed` and `provided` for
+    `missing_scope`).
     """
 
-    def __init__(self, error: str, errors: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        error: str,
+        errors: list[str] | None = None,
+        *,
+        fields: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(error)
         self.error = error
         self.errors = list(errors or [])
+        self.fields = dict(fields or {})
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"ok": False, "error": self.error}
         if self.errors:
             body["errors"] = self.errors
+        body.update(self.fields)
         return body
 
 

@@ -11,6 +11,11 @@ Point `AsyncWebClient(base_url=slack.base_url)` at it; use `slack.response_url()
 It serves the history it keeps (`conversations.history`, `conversations.replies`), and
 `hold(method)` carries out the next call of a method but holds its answer until released.
 
+It holds the bot to its scopes (`scopes=`, by default the manifests' `bot.slack.scopes`): a call
+they do not allow is refused with `missing_scope`. Opt-in, it rate-limits chat.postMessage per
+channel (`rate_limit=RateLimit(…)`, see `slack_access`) and shares uploaded files some time after
+`files.completeUploadExternal` answered (`async_file_shares=True`, see `slack_files`).
+
 It also speaks Socket Mode: `apps.connections.open` (with an `xapp-` app-level token) hands out a
 `ws://` URL on the same port; the WebSocket greets with `hello`, and `send_slash_command()`
 delivers a `slash_commands` envelope and returns the payload of the app's acknowledgement.
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
@@ -29,20 +34,23 @@ from typing import Any, Self
 from aiohttp import WSCloseCode, web
 from aiohttp.typedefs import Handler, Middleware
 
+from bot.slack.scopes import BOT_SCOPES, METHOD_SCOPES
 from bot.testing.loopback import LoopbackServer
+from bot.testing.slack_access import PostRateLimits, check_scopes
+from bot.testing.slack_access import RateLimit as RateLimit
+from bot.testing.slack_files import FileUploads
 from bot.testing.slack_history import ConversationHistory
 from bot.testing.slack_limits import BLOCK_TYPES as BLOCK_TYPES
 from bot.testing.slack_limits import MAX_BLOCKS as MAX_BLOCKS
 from bot.testing.slack_limits import MAX_BLOCKS_TEXT_CHARS as MAX_BLOCKS_TEXT_CHARS
 from bot.testing.slack_limits import MAX_TEXT_CHARS as MAX_TEXT_CHARS
-from bot.testing.slack_limits import check_message
 from bot.testing.slack_methods import WebApiMethods
 from bot.testing.slack_records import APP_ID as APP_ID
 from bot.testing.slack_records import BOT_ID as BOT_ID
-from bot.testing.slack_records import BOT_SCOPES, SOCKET_MODE_PATH, Fault, PendingUpload, Refusal
 from bot.testing.slack_records import BOT_USER_ID as BOT_USER_ID
 from bot.testing.slack_records import BOT_USER_NAME as BOT_USER_NAME
 from bot.testing.slack_records import DEFAULT_TZ as DEFAULT_TZ
+from bot.testing.slack_records import SOCKET_MODE_PATH, Fault, PendingUpload, Refusal
 from bot.testing.slack_records import TEAM_DOMAIN as TEAM_DOMAIN
 from bot.testing.slack_records import TEAM_ID as TEAM_ID
 from bot.testing.slack_records import Ephemeral as Ephemeral
@@ -50,12 +58,16 @@ from bot.testing.slack_records import HeldCall as HeldCall
 from bot.testing.slack_records import PostedMessage as PostedMessage
 from bot.testing.slack_records import SlackCall as SlackCall
 from bot.testing.slack_records import UploadedFile as UploadedFile
-from bot.testing.slack_requests import as_blocks, as_flag, request_params, text_param, upload_body
+from bot.testing.slack_requests import request_params, text_param
 from bot.testing.slack_socket_mode import SocketMode
 
 
-class SlackStandIn(SocketMode, WebApiMethods, ConversationHistory):
-    """Slack Web API, `response_url` and file-upload endpoints on one local port."""
+class SlackStandIn(SocketMode, WebApiMethods, FileUploads, ConversationHistory):
+    """Slack Web API, `response_url` and file-upload endpoints on one local port.
+
+    `scopes` are the bot token's granted scopes; `rate_limit` turns on chat.postMessage's limit
+    per channel; `async_file_shares` shares files after a delay drawn from `random.Random(seed)`.
+    """
 
     def __init__(
         self,
@@ -65,7 +77,16 @@ class SlackStandIn(SocketMode, WebApiMethods, ConversationHistory):
         private: Iterable[str] = ("G_PRIVATE",),
         archived: Iterable[str] = (),
         users: Mapping[str, str] | None = None,
+        scopes: Iterable[str] = BOT_SCOPES,
+        rate_limit: RateLimit | None = None,
+        async_file_shares: bool = False,
+        seed: int = 0,
     ) -> None:
+        self.scopes: tuple[str, ...] = tuple(scopes)
+        self.rate_limits = PostRateLimits(rate_limit) if rate_limit is not None else None
+        self.async_file_shares = async_file_shares
+        self._share_delays = random.Random(seed)
+        self._pending_shares: set[asyncio.TimerHandle] = set()
         self.members: set[str] = set(member_of)
         self.public_channels: set[str] = set(public)
         self.private_channels: set[str] = set(private)
@@ -120,6 +141,7 @@ class SlackStandIn(SocketMode, WebApiMethods, ConversationHistory):
             pending.cancel()
         for held in self._holds:
             held.release()
+        self._cancel_pending_shares()
         await self._server.stop()
 
     @property
@@ -183,12 +205,17 @@ class SlackStandIn(SocketMode, WebApiMethods, ConversationHistory):
             await asyncio.sleep(0.01)
 
     async def wait_idle(self, quiet_s: float = 0.3, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-        """Return once no request has been received or in progress for `quiet_s` seconds.
+        """Return once no request has been received or in progress, and no file share has
+        landed or been pending (`async_file_shares`), for `quiet_s` seconds.
 
         A call whose answer is held (`hold`) is not in progress: it has been carried out.
         """
         deadline = time.monotonic() + timeout
-        while self._in_flight or time.monotonic() - self._last_activity < quiet_s:
+        while (
+            self._in_flight
+            or self._pending_shares
+            or time.monotonic() - self._last_activity < quiet_s
+        ):
             if time.monotonic() >= deadline:
                 raise AssertionError(
                     f"Slack traffic did not stop within {timeout} s\n{self.summary()}"
@@ -306,18 +333,32 @@ class SlackStandIn(SocketMode, WebApiMethods, ConversationHistory):
                 raise Refusal("invalid_auth")
         elif not authorization.startswith("Bearer xox"):
             raise Refusal("invalid_auth")
+        else:
+            # Slack tells a bot token's scopes, and those the method accepts, on every answer.
+            response_headers["x-oauth-scopes"] = ",".join(self.scopes)
+            response_headers["x-accepted-oauth-scopes"] = ",".join(METHOD_SCOPES.get(method, ()))
         fault = self._take_fault(method)
-        if fault is not None:
-            if fault.retry_after is not None:
-                response_headers["Retry-After"] = str(fault.retry_after)
-            default_error = "ratelimited" if fault.status == 429 else "fatal_error"
-            return fault.status, {"ok": False, "error": fault.error or default_error}
-        handler = self._methods().get(method)
-        if handler is None:
-            raise Refusal("unknown_method")
-        if method == "auth.test":
-            response_headers["x-oauth-scopes"] = BOT_SCOPES
-        return 200, {"ok": True, **handler(params)}
+        if fault is None:
+            handler = self._methods().get(method)
+            if handler is None:
+                raise Refusal("unknown_method")
+            channel = text_param(params, "channel")
+            kind = (channel in self.private_channels) if channel and self._known(channel) else None
+            check_scopes(method, self.scopes, private=kind)
+            fault = self._rate_limited(method, channel)
+            if fault is None:
+                return 200, {"ok": True, **handler(params)}
+        if fault.retry_after is not None:
+            response_headers["Retry-After"] = str(fault.retry_after)
+        default_error = "ratelimited" if fault.status == 429 else "fatal_error"
+        return fault.status, {"ok": False, "error": fault.error or default_error}
+
+    def _rate_limited(self, method: str, channel: str | None) -> Fault | None:
+        """The 429 Slack answers when the call is over its rate limit (`rate_limit`), else None."""
+        if method != "chat.postMessage" or self.rate_limits is None:
+            return None
+        retry_after = self.rate_limits.take(channel or "")
+        return None if retry_after is None else Fault("ratelimited", 429, retry_after, 1)
 
     def _methods(self) -> dict[str, Callable[[dict[str, Any]], dict[str, Any]]]:
         return {
@@ -334,61 +375,6 @@ class SlackStandIn(SocketMode, WebApiMethods, ConversationHistory):
             "files.completeUploadExternal": self._files_complete_upload,
             "apps.connections.open": self._apps_connections_open,
         }
-
-    async def _response_url(self, request: web.Request) -> web.Response:
-        """A JSON POST to a `response_url`, recorded in `calls` as method `"response_url"`.
-
-        Slack answers a refusal with an HTTP 400 whose body is the error (`invalid_blocks`).
-        """
-        call = SlackCall(method="response_url", params={}, at=time.monotonic())
-        self.calls.append(call)
-        fault = self._take_fault("response_url")
-        if fault is not None:
-            call.status = fault.status
-            call.response = {"ok": False, "error": fault.error or "failed"}
-            return web.Response(status=fault.status, text=fault.error or "failed")
-        try:
-            payload = await request.json()
-        except json.JSONDecodeError:
-            payload = None
-        try:
-            if not isinstance(payload, dict):
-                raise Refusal("invalid_payload")
-            call.params = payload
-            text = text_param(payload, "text") or ""
-            blocks = as_blocks(payload.get("blocks"))
-            delete_original = as_flag(payload.get("delete_original"))
-            if not delete_original or text or blocks:
-                check_message(text, blocks)
-        except Refusal as refusal:
-            call.status, call.response = 400, refusal.body()
-            return web.Response(status=400, text=refusal.error)
-        call.response = {"ok": True}
-        self.ephemerals.append(
-            Ephemeral(
-                via="response_url",
-                channel=None,
-                user=None,
-                text=text,
-                blocks=blocks,
-                response_type=payload.get("response_type"),
-                replace_original=as_flag(payload.get("replace_original")),
-                delete_original=delete_original,
-                response_name=request.match_info["name"],
-                at=time.monotonic(),
-            )
-        )
-        return web.Response(text="ok")
-
-    async def _upload(self, request: web.Request) -> web.Response:
-        fault = self._take_fault("upload")
-        if fault is not None:
-            return web.Response(status=fault.status, text=fault.error or "failed")
-        pending = self._uploads.get(request.match_info["file_id"])
-        if pending is None:
-            return web.Response(status=404, text="file_not_found")
-        pending.content = await upload_body(request)
-        return web.Response(text=f"OK - {len(pending.content)}")
 
 
 def _shorten(text: str, limit: int = 60) -> str:

@@ -45,6 +45,11 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+RATE_LIMIT_RETRIES = 1000
+POST_INTERVAL_S = 1.0
+"""Slack takes about one message per second per channel, after a short burst."""
+
+
 def make_slack_client(token: str, base_url: str) -> AsyncWebClient:
     """One Web API client; Bolt copies its base URL and retry handlers to every request."""
     return AsyncWebClient(
@@ -52,7 +57,9 @@ def make_slack_client(token: str, base_url: str) -> AsyncWebClient:
         base_url=base_url,
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            # As often as Slack asks: each wait is its Retry-After, and the run's lease is
+            # kept alive meanwhile.
+            AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
             AsyncServerErrorRetryHandler(max_retry_count=2),
         ],
     )
@@ -105,23 +112,27 @@ class Bot:
 
 
 def build_bot(
-    settings: Settings, http: httpx.AsyncClient, store: Store, *, post_interval_s: float = 1.0
+    settings: Settings,
+    http: httpx.AsyncClient,
+    store: Store,
+    *,
+    post_interval_s: float | None = None,
 ) -> Bot:
-    """`post_interval_s`: posts per channel other than query answers are at least this far
-    apart (Slack takes about one message per second per channel)."""
+    """`post_interval_s`: after a short burst, posts in one channel are this far apart (Slack
+    takes about one message per second per channel); one pacer for all of them."""
     require(settings, "the bot", "SLACK_BOT_TOKEN")
     assert settings.slack_bot_token is not None  # checked by require()
     secret = settings.slack_signing_secret
     signing_secret = secret.get_secret_value() if secret is not None else ""
     metrics = Metrics()
     client = make_slack_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
-    paced = SlackSender(client, pacer=ChannelPacer(post_interval_s))
+    pacer = ChannelPacer(POST_INTERVAL_S if post_interval_s is None else post_interval_s)
+    paced = SlackSender(client, pacer=pacer)
     services = Services(
         source=make_cluster_client(settings, http),
         store=store,
         metrics=metrics,
-        answers=SlackSender(client),
-        notices=paced,
+        sender=paced,
         show_input=settings.show_input,
         clock=time.time,
     )

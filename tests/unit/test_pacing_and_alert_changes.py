@@ -22,7 +22,7 @@ from bot.usecases.alerts import AlertChange, change_alert
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
-async def test_posts_in_one_channel_are_a_second_apart_and_channels_do_not_wait() -> None:
+async def test_a_burst_of_three_then_a_second_apart_and_channels_do_not_wait() -> None:
     clock = [0.0]
     slept: list[float] = []
 
@@ -30,32 +30,36 @@ async def test_posts_in_one_channel_are_a_second_apart_and_channels_do_not_wait(
         slept.append(seconds)
         clock[0] += seconds
 
-    pacer = ChannelPacer(1.0, clock=lambda: clock[0], sleep=sleep)
-    for _ in range(3):
+    pacer = ChannelPacer(1.0, burst=3, clock=lambda: clock[0], sleep=sleep)
+    for _ in range(5):
         await pacer.wait("C1")
-    await pacer.wait("C2")
+    await pacer.wait("C2")  # another channel has its own burst
     assert slept == [1.0, 1.0]
-    clock[0] += 5
+    clock[0] += 2.5  # quiet for a while: the bucket refills, up to the burst
+    for _ in range(2):
+        await pacer.wait("C1")
+    assert slept == [1.0, 1.0]
     await pacer.wait("C1")
-    assert slept == [1.0, 1.0]
+    assert slept == [1.0, 1.0, 0.5]
 
 
-async def test_concurrent_posts_in_one_channel_queue_up() -> None:
+async def test_concurrent_posts_in_one_channel_queue_up_in_order() -> None:
     clock = [0.0]
 
     async def sleep(seconds: float) -> None:
         await asyncio.sleep(0)  # let the others try to get in meanwhile
         clock[0] += seconds
 
-    pacer = ChannelPacer(1.0, clock=lambda: clock[0], sleep=sleep)
-    times: list[float] = []
+    pacer = ChannelPacer(1.0, burst=1, clock=lambda: clock[0], sleep=sleep)
+    order: list[int] = []
 
-    async def post() -> None:
+    async def post(number: int) -> None:
         await pacer.wait("C1")
-        times.append(clock[0])
+        order.append(number)
 
-    await asyncio.gather(*(post() for _ in range(4)))
-    assert times == [0.0, 1.0, 2.0, 3.0]
+    await asyncio.gather(*(post(n) for n in range(4)))
+    assert order == [0, 1, 2, 3]
+    assert clock[0] == 3.0
 
 
 THREAD = AlertThread(

@@ -15,6 +15,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
+from bot.slack.scopes import BOT_SCOPES, METHOD_SCOPES
 from bot.testing.sample_cluster import (
     DEFAULT_AUTHORIZATION,
     MAX_RECORDS,
@@ -26,7 +27,8 @@ from bot.testing.sample_cluster import (
     sample_bug_labels,
     sample_records,
 )
-from bot.testing.slack_stand_in import SlackStandIn
+from bot.testing.slack_access import PostRateLimits
+from bot.testing.slack_stand_in import RateLimit, SlackStandIn
 from bot.testing.transcript import render_blocks, render_conversation
 
 NOW_MS = 1_764_000_000_000
@@ -151,11 +153,23 @@ async def test_posting_where_the_bot_is_not_a_member(
 
 
 async def test_conversations_info_and_users_info(client: AsyncWebClient) -> None:
-    info = await client.conversations_info(channel="C_OTHER")
-    assert info["channel"]["is_member"] is False
-    assert info["channel"]["is_private"] is False
     assert (await client.users_info(user="U_ANY"))["user"]["tz"] == "Europe/Berlin"
     assert (await client.users_info(user="U_NYC"))["user"]["tz"] == "America/New_York"
+    # The manifests ask for no channels:read / groups:read, so Slack refuses conversations.info.
+    for channel, needed in (("C_OTHER", "channels:read"), ("G_PRIVATE", "groups:read")):
+        with pytest.raises(SlackApiError) as refused:
+            await client.conversations_info(channel=channel)
+        assert refused.value.response["error"] == "missing_scope"
+        assert refused.value.response["needed"] == needed
+
+    async with SlackStandIn(scopes=(*BOT_SCOPES, "channels:read")) as reader:
+        reading = AsyncWebClient(token="xoxb-test", base_url=reader.base_url)
+        info = await reading.conversations_info(channel="C_OTHER")
+        assert info["channel"]["is_member"] is False
+        assert info["channel"]["is_private"] is False
+        with pytest.raises(SlackApiError) as refused:
+            await reading.conversations_info(channel="G_PRIVATE")
+        assert refused.value.response["needed"] == "groups:read"
 
 
 async def test_files_upload_v2_end_to_end_into_a_thread(
@@ -216,6 +230,173 @@ async def test_wait_for_reports_what_slack_received(
     with pytest.raises(AssertionError, match=r"chat\.postMessage .*only this"):
         await slack.wait_for(lambda s: len(s.messages) == 2, timeout=0.05)
     await slack.wait_idle(quiet_s=0.02, timeout=1.0)
+
+
+# -- Slack stand-in: scopes, rate limits, asynchronous file shares (reference §7) ----------
+
+
+async def test_the_stand_in_grants_the_manifest_scopes_and_reports_them(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    auth = await client.auth_test()
+    assert auth.headers["x-oauth-scopes"] == ",".join(BOT_SCOPES)
+    posted = await client.chat_postMessage(channel="C_GENERAL", text="hi")
+    assert posted.headers["x-oauth-scopes"] == ",".join(BOT_SCOPES)
+    assert posted.headers["x-accepted-oauth-scopes"] == "chat:write"
+    # Every method the stand-in serves has its scopes on record.
+    assert set(slack._methods()) == set(METHOD_SCOPES)
+
+
+async def test_a_call_the_granted_scopes_do_not_allow_is_refused_with_missing_scope() -> None:
+    granted = ("commands", "chat:write", "channels:history")
+    async with SlackStandIn(scopes=granted) as slack:
+        client = AsyncWebClient(token="xoxb-test", base_url=slack.base_url)
+        assert (await client.auth_test()).headers["x-oauth-scopes"] == ",".join(granted)
+        await client.chat_postMessage(channel="C_GENERAL", text="allowed")
+        refused_calls: list[tuple[str, dict[str, Any], str]] = [
+            ("conversations_join", {"channel": "C_OTHER"}, "channels:join"),
+            ("users_info", {"user": "U_ANY"}, "users:read"),
+            (
+                "files_upload_v2",
+                {"channel": "C_GENERAL", "content": "x", "filename": "x.txt"},
+                "files:write",
+            ),
+            # Private channels take the private kind's scope, even where the public one is granted.
+            ("conversations_history", {"channel": "G_PRIVATE"}, "groups:history"),
+            ("conversations_replies", {"channel": "G_PRIVATE", "ts": "1.0"}, "groups:history"),
+        ]
+        for method, kwargs, needed in refused_calls:
+            with pytest.raises(SlackApiError) as refused:
+                await getattr(client, method)(**kwargs)
+            assert refused.value.response.status_code == 200
+            assert refused.value.response.data == {
+                "ok": False,
+                "error": "missing_scope",
+                "needed": needed,
+                "provided": "commands,chat:write,channels:history",
+            }, method
+        history = await client.conversations_history(channel="C_GENERAL")
+
+        assert [m["text"] for m in history["messages"]] == ["allowed"]
+        assert "C_OTHER" not in slack.members
+        assert (slack.files, slack._uploads) == ([], {})
+        refusals = [c for c in slack.calls if c.response.get("error") == "missing_scope"]
+        assert [(c.method, c.status) for c in refusals] == [
+            ("conversations.join", 200),
+            ("users.info", 200),
+            ("files.getUploadURLExternal", 200),
+            ("conversations.history", 200),
+            ("conversations.replies", 200),
+        ]
+
+
+async def test_a_block_id_may_repeat_across_messages_but_not_within_one(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    blocks = [{**_section("one"), "block_id": "summary"}, {"type": "divider", "block_id": "end"}]
+    first = await client.chat_postMessage(channel="C_GENERAL", text="1", blocks=blocks)
+    await client.chat_postMessage(channel="C_GENERAL", text="2", blocks=blocks)
+    twice = [*blocks, {**_section("two"), "block_id": "summary"}]
+    for method, kwargs in (
+        ("chat_postMessage", {}),
+        ("chat_update", {"ts": first["ts"]}),
+        ("chat_postEphemeral", {"user": "U_ALICE"}),
+    ):
+        with pytest.raises(SlackApiError) as refused:
+            await getattr(client, method)(channel="C_GENERAL", text="3", blocks=twice, **kwargs)
+        assert refused.value.response["error"] == "invalid_blocks", method
+        assert refused.value.response["errors"] == [
+            "duplicate block_id, already used by block 0 [json-pointer:/blocks/2/block_id]"
+        ]
+    assert [m.blocks for m in slack.messages] == [blocks, blocks]
+    assert slack.ephemerals == []
+
+
+async def test_rate_limit_answers_429_when_a_channels_bucket_is_empty() -> None:
+    limit = RateLimit(burst=2, per_second=1.0, speed=10.0)
+    async with SlackStandIn(member_of=("C_GENERAL", "C_OTHER"), rate_limit=limit) as slack:
+        client = AsyncWebClient(token="xoxb-test", base_url=slack.base_url)
+        for text in ("1", "2"):
+            await client.chat_postMessage(channel="C_GENERAL", text=text)
+        with pytest.raises(SlackApiError) as limited:
+            await client.chat_postMessage(channel="C_GENERAL", text="3")
+        assert limited.value.response.status_code == 429
+        assert limited.value.response.headers["Retry-After"] == "1"
+        assert limited.value.response.data == {"ok": False, "error": "ratelimited"}
+        # Each channel has its own bucket; other methods are not limited.
+        await client.chat_postMessage(channel="C_OTHER", text="elsewhere")
+        await client.chat_update(channel="C_GENERAL", ts=slack.messages[0].ts, text="1b")
+
+        await asyncio.sleep(int(limited.value.response.headers["Retry-After"]) / limit.speed)
+        await client.chat_postMessage(channel="C_GENERAL", text="3")
+
+        assert [m.text for m in slack.top_level("C_GENERAL")] == ["1b", "2", "3"]
+        assert [(c.params["text"], c.status) for c in slack.calls_to("chat.postMessage")] == [
+            ("1", 200),
+            ("2", 200),
+            ("3", 429),
+            ("elsewhere", 200),
+            ("3", 200),
+        ]
+        assert slack.calls_to("chat.postMessage")[2].response["error"] == "ratelimited"
+
+
+def test_the_post_bucket_answers_retry_after_in_whole_slack_seconds() -> None:
+    now = [100.0]
+    buckets = PostRateLimits(RateLimit(burst=1, per_second=0.5, speed=4.0), clock=lambda: now[0])
+
+    assert buckets.take("C1") is None
+    assert buckets.take("C1") == 2  # one post per 2 s of Slack time
+    assert buckets.take("C2") is None
+    now[0] += 0.4  # 1.6 s of Slack time: 0.8 of a token
+    assert buckets.take("C1") == 1  # never under 1
+    now[0] += 0.2
+    assert buckets.take("C1") is None
+    assert buckets.take("C1") == 2
+    with pytest.raises(ValueError, match="burst"):
+        RateLimit(burst=0)
+
+
+async def _shares_in_order(seed: int) -> list[str]:
+    """Upload four files at once into a thread; the order Slack shares them in."""
+    async with SlackStandIn(async_file_shares=True, seed=seed) as slack:
+        client = AsyncWebClient(token="xoxb-test", base_url=slack.base_url)
+        parent = await client.chat_postMessage(channel="C_GENERAL", text="parent")
+        uploads = [{"content": f"trace {n}", "filename": f"f{n}.txt"} for n in range(4)]
+        completed = await client.files_upload_v2(
+            file_uploads=uploads, channel="C_GENERAL", thread_ts=parent["ts"]
+        )
+        assert [f["name"] for f in completed["files"]] == ["f0.txt", "f1.txt", "f2.txt", "f3.txt"]
+        # files.completeUploadExternal has answered; Slack has shared nothing yet.
+        assert (slack.files, slack.pending_shares) == ([], 4)
+        before = await client.conversations_replies(channel="C_GENERAL", ts=parent["ts"])
+        assert [m["text"] for m in before["messages"]] == ["parent"]
+
+        await slack.wait_idle(quiet_s=0.01, timeout=2.0)
+
+        assert slack.pending_shares == 0
+        thread = await client.conversations_replies(channel="C_GENERAL", ts=parent["ts"])
+        shared = [m["files"][0]["name"] for m in thread["messages"][1:]]
+        assert shared == [f.filename for f in slack.files]
+        assert [f.ts for f in slack.files] == sorted(f.ts for f in slack.files)
+        assert all(f.thread_ts == parent["ts"] for f in slack.files)
+        return shared
+
+
+async def test_async_file_shares_land_later_in_a_seeded_order() -> None:
+    order = await _shares_in_order(seed=53)
+
+    assert sorted(order) == ["f0.txt", "f1.txt", "f2.txt", "f3.txt"]
+    assert order != sorted(order), "the shares land in another order than the uploads"
+    assert await _shares_in_order(seed=53) == order
+    assert await _shares_in_order(seed=0) != order
+
+
+async def test_file_shares_are_immediate_by_default(
+    slack: SlackStandIn, client: AsyncWebClient
+) -> None:
+    await client.files_upload_v2(channel="C_GENERAL", content="x", filename="x.txt")
+    assert ([f.filename for f in slack.files], slack.pending_shares) == (["x.txt"], 0)
 
 
 # -- Slack stand-in: message metadata, history and held answers (reference §7) -------------
@@ -660,6 +841,12 @@ REFUSED: dict[str, tuple[str, list[dict[str, Any]], str, str]] = {
         "/blocks/0/elements/0/options/0/value",
     ),
     "empty rich_text": ("x", [_rich()], "invalid_blocks", "/blocks/0/elements]"),
+    "duplicate block_id": (
+        "x",
+        [{"type": "divider", "block_id": "b"}, {**_section("s"), "block_id": "b"}],
+        "invalid_blocks",
+        "/blocks/1/block_id",
+    ),
     "empty preformatted": (
         "x",
         [_rich(_pre())],

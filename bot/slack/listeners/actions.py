@@ -42,7 +42,7 @@ def register(app: AsyncApp, services: Services) -> None:
 
         async def tell(message: SlackMessage) -> None:
             await tell_user(
-                respond, services.answers, channel, user, message, replace_original=False
+                respond, services.sender, channel, user, message, replace_original=False
             )
 
         verb = AlertAction(str(action["action_id"]).removeprefix(alerts.ACTION_PREFIX))
@@ -61,4 +61,4 @@ def register(app: AsyncApp, services: Services) -> None:
         if change.refused is not None:  # someone acted first: the alert is shown as it is
             await tell(alerts.action_refused(change.refused))
         thread = change.thread
-        await services.answers.update(channel, thread.parent_ts, alerts.alert_parent(thread))
+        await services.sender.update(channel, thread.parent_ts, alerts.alert_parent(thread))

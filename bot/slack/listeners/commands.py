@@ -47,7 +47,7 @@ class Invocation:
     services: Services
 
     async def tell(self, message: SlackMessage) -> None:
-        await tell_user(self.respond, self.services.answers, self.channel, self.user, message)
+        await tell_user(self.respond, self.services.sender, self.channel, self.user, message)
 
     def cannot_post(self, cannot: CannotPost) -> SlackMessage:
         if cannot.private:
@@ -114,7 +114,7 @@ async def _query(invocation: Invocation, command: Query) -> None:
         return
     answer = query.query_answer(result, invocation.user or None, show_input=services.show_input)
     try:
-        report = await services.answers.send_answer(invocation.channel, answer)
+        report = await services.sender.send_answer(invocation.channel, answer)
     except CannotPost as cannot:
         await invocation.tell(invocation.cannot_post(cannot))
         return
@@ -138,7 +138,7 @@ async def _subscribe(invocation: Invocation, command: Subscribe, client: AsyncWe
         done.subscription, again=done.again, seen=done.seen, by=invocation.user
     )
     try:
-        await services.notices.post(invocation.channel, confirmation)
+        await services.sender.post(invocation.channel, confirmation)
     except CannotPost as cannot:
         if not done.again:  # a subscription that can never post is no subscription
             await unsubscribe(services.store, command.target, invocation.channel)
@@ -152,7 +152,7 @@ async def _unsubscribe(invocation: Invocation, command: Unsubscribe) -> None:
         return
     goodbye = subscriptions.unsubscribed(target, by=invocation.user)
     try:
-        await services.notices.post(invocation.channel, goodbye)
+        await services.sender.post(invocation.channel, goodbye)
     except CannotPost:
         await invocation.tell(goodbye)
 

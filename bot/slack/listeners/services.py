@@ -44,11 +44,8 @@ class Services:
     source: ErrorSource
     store: BotStore
     metrics: Metrics
-    answers: SlackSender
-    """Unpaced: query answers (a parent and its replies at once; Slack allows short bursts),
-    edits of alert parents and answers only the user sees."""
-    notices: SlackSender
-    """Paced with the digests' pacer: confirmations posted in a channel."""
+    sender: SlackSender
+    """Everything said in Slack, paced with the process's one pacer (digests use it too)."""
     show_input: bool
     clock: Callable[[], float]
 
