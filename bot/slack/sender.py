@@ -178,8 +178,8 @@ class SlackSender:
         metadata, the file by its title) is not sent twice."""
         held = await self.thread_contents(channel, thread_ts) if again else _Thread()
         tagged = metadata is not None and _intent_of(metadata) in held.intents
-        if not tagged:
-            await self._post_once(channel, reply.message, thread_ts, metadata=metadata)
+        if not tagged:  # joining first if the bot was removed, as any post
+            await self.post(channel, reply.message, thread_ts=thread_ts, metadata=metadata)
         trace = reply.trace_file
         if trace is None or trace.title in held.file_titles:
             return
