@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.blocks import answers
@@ -21,9 +22,45 @@ from bot.store.exceptions import StoreUnavailable
 log = logging.getLogger(__name__)
 
 
-def create_app(*, client: AsyncWebClient, signing_secret: str, services: Services) -> AsyncApp:
+class Authorization:
+    """Who the bot is in its workspace (`auth.test`), remembered: filled by the start-up check,
+    so no request waits for it (Bolt would call `auth.test` on the first one)."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+        self._result: AuthorizeResult | None = None
+
+    def remember(self, auth_test: Any) -> None:
+        self._result = AuthorizeResult.from_auth_test_response(
+            bot_token=self._client.token, auth_test_response=auth_test
+        )
+
+    async def authorize(self) -> AuthorizeResult:
+        if self._result is None:
+            self.remember(await self._client.auth_test())
+        assert self._result is not None
+        return self._result
+
+
+def create_app(
+    *,
+    client: AsyncWebClient,
+    signing_secret: str,
+    services: Services,
+    authorization: Authorization | None = None,
+) -> AsyncApp:
     """Build the Bolt app. `client` carries the token, base URL and retry handlers."""
-    app = AsyncApp(client=client, signing_secret=signing_secret, process_before_response=False)
+    known = authorization or Authorization(client)
+
+    async def authorize() -> AuthorizeResult:
+        return await known.authorize()
+
+    app = AsyncApp(
+        client=client,
+        signing_secret=signing_secret,
+        process_before_response=False,
+        authorize=authorize,
+    )
     commands.register(app, services)
     actions.register(app, services)
 

@@ -26,7 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.algorithmia.client import AlgorithmiaClient, default_timeout
 from bot.config import Settings, require
 from bot.metrics import Metrics
-from bot.slack.app import create_app
+from bot.slack.app import Authorization, create_app
 from bot.slack.listeners.services import Services
 from bot.slack.notifier import SlackAlertNotifier
 from bot.slack.sender import ChannelPacer, SlackSender
@@ -109,6 +109,8 @@ class Bot:
     metrics: Metrics
     notifier: SlackAlertNotifier
     """Posts digests through the Bolt app's client, paced with the same per-channel pacer."""
+    authorization: Authorization
+    """Filled by `check_slack_token`, so Bolt asks Slack for nothing on the first request."""
 
 
 def build_bot(
@@ -136,9 +138,13 @@ def build_bot(
         show_input=settings.show_input,
         clock=time.time,
     )
-    bolt = create_app(client=client, signing_secret=signing_secret, services=services)
+    authorization = Authorization(client)
+    bolt = create_app(
+        client=client, signing_secret=signing_secret, services=services,
+        authorization=authorization,
+    )  # fmt: skip
     notifier = SlackAlertNotifier(paced, show_input=settings.show_input)
-    return Bot(bolt, signing_secret, metrics, notifier)
+    return Bot(bolt, signing_secret, metrics, notifier, authorization)
 
 
 async def check_slack_token(bot: Bot) -> None:
@@ -151,4 +157,5 @@ async def check_slack_token(bot: Bot) -> None:
         ) from None
     except (SlackClientError, aiohttp.ClientError, TimeoutError) as error:
         raise StartupError(f"SLACK_API_URL: cannot reach Slack ({error})") from None
+    bot.authorization.remember(identity)
     log.info("signed in to Slack as %s in %s", identity.get("user"), identity.get("team"))

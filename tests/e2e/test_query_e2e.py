@@ -12,7 +12,7 @@ import pytest
 
 from bot.testing.harness import API_KEY, RunningBot, running_bot
 from bot.testing.sample_cluster import sample_bug_labels
-from bot.testing.slack_stand_in import SlackStandIn
+from bot.testing.slack_stand_in import RateLimit, SlackStandIn
 
 SAMPLE_UUID = "3b8f6c2e-9d41-4a7e-b5c0-71e2d9a4f6b8"
 
@@ -235,3 +235,26 @@ async def test_healthz_and_metrics(bot: RunningBot) -> None:
     assert 'algo_errors_commands_total{kind="query"} 1.0' in metrics.text
     assert 'algo_errors_commands_total{kind="invalid"} 1.0' in metrics.text
     assert 'algo_errors_lookups_total{outcome="algorithm_not_found"} 1.0' in metrics.text
+
+
+async def test_against_slack_s_own_pace_and_late_file_shares_replies_keep_their_order() -> None:
+    slack = SlackStandIn(
+        rate_limit=RateLimit(burst=3, per_second=1.0, speed=200.0),
+        async_file_shares=True,
+        seed=7,
+    )
+    async with slack, running_bot(slack=slack) as bot:
+        await bot.command("acme/image_tagger")
+        await bot.slack.wait_for(lambda s: len(s.messages) == 21, timeout=20)
+        await bot.slack.wait_idle()
+        (parent,) = bot.slack.top_level("C_GENERAL")
+        replies = bot.slack.thread(parent.ts)
+        assert len(replies) == 20
+        assert [r.ts for r in replies] == sorted(r.ts for r in replies)
+        assert len({r.text for r in replies}) == 20  # each group once, newest first as posted
+        assert [c for c in bot.slack.calls_to("chat.postMessage") if c.status == 429] == []
+        assert bot.slack.files  # the long traces' files
+        for file in bot.slack.files:  # late and in any order, each names its group
+            request_id = file.title.split(":", 1)[0].removeprefix("Trace of ")
+            owner = next(r for r in replies if request_id in str(r.blocks))
+            assert file.title.split(": ", 1)[1][:40] in owner.text

@@ -143,6 +143,8 @@ async def test_query_over_socket_mode_posts_parent_and_thread(bot: SocketModeBot
     assert len(bot.slack.messages) == 1 + len(replies)
     assert bot.slack.ephemerals == []
     assert bot.cluster.last_authorization == f"Simple {API_KEY}"
+    # Bolt's authorization was filled from the start-up check: no auth.test per request.
+    assert len(bot.slack.calls_to("auth.test")) == 1
     (acked,) = bot.slack.socket_acks
     assert acked["payload"] == ack
 
