@@ -63,7 +63,7 @@ class SlackAlertNotifier:
         lead = alerts.split_note(split_from) if split_from is not None else None
         reply = query.group_reply(group, show_input=self._show_input, lead=lead)
         try:
-            await _in_channel(
+            return await _in_channel(
                 self._sender.send_reply(
                     channel_id, parent_ts, reply, metadata=intent_metadata(intent_id), again=again
                 )
@@ -76,7 +76,6 @@ class SlackAlertNotifier:
                 "the first reply of alert %s in %s failed: %s", parent_ts, channel_id, error
             )
             return False
-        return True
 
     async def thread_news(self, action: DigestAction, intent_id: str | None) -> None:
         thread = action.thread

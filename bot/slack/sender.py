@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -79,6 +80,16 @@ class ChannelPacer:
 EVENT_TYPE = "algo_errors_post"
 """The metadata event type of the bot's digest posts; the payload names the post's intent."""
 _MAX_PAGES = 10
+_POST_TRIES = 3
+_RETRY_BASE_S = 0.5
+
+
+def _transient(error: BaseException) -> bool:
+    """A failure a retry may cure: no connection, no answer in time, or Slack's 5xx (a 429 is
+    waited out by the client's rate-limit handler before it gets here)."""
+    if isinstance(error, SlackApiError):
+        return int(error.response.status_code) >= 500
+    return isinstance(error, aiohttp.ClientError | asyncio.TimeoutError)
 
 
 def intent_metadata(intent_id: str) -> dict[str, Any]:
@@ -171,18 +182,19 @@ class SlackSender:
         *,
         metadata: dict[str, Any] | None = None,
         again: bool = False,
-    ) -> None:
-        """A reply in a thread, then its trace file; the reply already shows the trace's end,
-        so a failed upload is logged, not raised. `again`: an earlier try may have got
-        through before its process died: what the thread already holds (the reply by its
-        metadata, the file by its title) is not sent twice."""
+    ) -> bool:
+        """A reply in a thread, then its trace file; False when the file could not be
+        uploaded (logged: the reply already shows the trace's end; a tagged reply's caller
+        tries again later). `again`: an earlier try may have got through before its process
+        died: what the thread already holds (the reply by its metadata, the file by its
+        title) is not sent twice."""
         held = await self.thread_contents(channel, thread_ts) if again else _Thread()
         tagged = metadata is not None and _intent_of(metadata) in held.intents
         if not tagged:  # joining first if the bot was removed, as any post
             await self.post(channel, reply.message, thread_ts=thread_ts, metadata=metadata)
         trace = reply.trace_file
         if trace is None or trace.title in held.file_titles:
-            return
+            return True
         extra: dict[str, Any] = {"snippet_type": trace.snippet_type} if trace.snippet_type else {}
         try:
             await self._client.files_upload_v2(
@@ -196,6 +208,8 @@ class SlackSender:
             )
         except SEND_FAILURES as error:
             log.warning("could not attach %s in %s: %s", trace.filename, channel, error)
+            return False
+        return True
 
     async def find_tagged(
         self, channel: str, intent_id: str, *, thread_ts: str | None
@@ -208,8 +222,15 @@ class SlackSender:
             return (await self.thread_contents(channel, thread_ts)).intents.get(intent_id)
         cursor: str | None = None
         for _ in range(_MAX_PAGES):
-            page = await self._client.conversations_history(
-                channel=channel, limit=200, cursor=cursor, include_all_metadata=True
+            page = await self._reading(
+                channel,
+                partial(
+                    self._client.conversations_history,
+                    channel=channel,
+                    limit=200,
+                    cursor=cursor,
+                    include_all_metadata=True,
+                ),
             )
             for message in page.get("messages") or []:
                 if _intent_of(message.get("metadata")) == intent_id:
@@ -224,9 +245,13 @@ class SlackSender:
         held = _Thread()
         cursor: str | None = None
         for _ in range(_MAX_PAGES):
-            page = await self._client.conversations_replies(
-                channel=channel, ts=thread_ts, limit=200, cursor=cursor,
-                include_all_metadata=True,
+            page = await self._reading(
+                channel,
+                partial(
+                    self._client.conversations_replies,
+                    channel=channel, ts=thread_ts, limit=200, cursor=cursor,
+                    include_all_metadata=True,
+                ),
             )  # fmt: skip
             for message in page.get("messages") or []:
                 intent = _intent_of(message.get("metadata"))
@@ -239,6 +264,18 @@ class SlackSender:
             if not cursor:
                 break
         return held
+
+    async def _reading(self, channel: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """A read in a channel; a public channel the bot was removed from is joined first,
+        as a post would."""
+        try:
+            return await call()
+        except SlackApiError as error:
+            known = meaning(error_code(error))
+            if known is None or known.refusal is not Refusal.NOT_IN_CHANNEL:
+                raise
+        await self._join(channel)
+        return await call()
 
     async def _post_once(
         self,
@@ -256,10 +293,26 @@ class SlackSender:
             extra["metadata"] = metadata
         if self._pacer is not None:
             await self._pacer.wait(channel)
-        response = await self._client.chat_postMessage(
-            channel=channel, unfurl_links=False, unfurl_media=False, **message.as_kwargs(), **extra
-        )
-        return str(response["ts"])
+        intent = _intent_of(metadata)
+        for attempt in range(_POST_TRIES):
+            try:
+                response = await self._client.chat_postMessage(
+                    channel=channel, unfurl_links=False, unfurl_media=False,
+                    **message.as_kwargs(), **extra,
+                )  # fmt: skip
+                return str(response["ts"])
+            except SEND_FAILURES as error:
+                if not _transient(error) or attempt == _POST_TRIES - 1:
+                    raise
+                log.warning("posting in %s failed (%s); trying again", channel, error)
+            # Slack may have kept the message and failed only to answer: a tagged post is
+            # looked for before it is sent again (an untagged one, a query's, is not).
+            if intent is not None:
+                found = await self.find_tagged(channel, intent, thread_ts=thread_ts)
+                if found is not None:
+                    return found
+            await asyncio.sleep(_RETRY_BASE_S * 2**attempt)
+        raise AssertionError("unreachable: the last try raises")
 
     async def _join(self, channel: str) -> None:
         try:

@@ -101,7 +101,7 @@ class Database:
         """Close every connection. The database cannot be used afterwards."""
         await self._engine.dispose()
 
-    async def ping(self, timeout_s: float = 2.0) -> None:
+    async def ping(self, timeout_s: float = 0.8) -> None:
         """Check that the database answers and holds the bot's tables; raises
         `StoreUnavailable` when it does not answer within `timeout_s`. A database that answers
         without the tables (recreated empty) gets them again, as at start."""

@@ -40,6 +40,8 @@ class Posting:
     batch: RecordBatch
     now: datetime
     renew: Callable[[], Awaitable[None]]
+    fresh: set[str] = field(default_factory=set)
+    """The request ids this subscription has not reported (as read when the run began)."""
     unconfirmed: int = 0
     """Posts Slack did not take this run (left as open intents for the next ticks)."""
     told: set[str] = field(default_factory=set)
@@ -85,9 +87,11 @@ class Posting:
             intent.channel_id, intent.algorithm, [intent.fingerprint]
         )
         current = next((t for t in threads if t.fingerprint == intent.fingerprint), None)
-        if ts is not None and current is not None:  # told: count it as told
+        unrecorded = any(rid in self.fresh for rid in group.request_ids)
+        if ts is not None and current is not None and unrecorded:  # told: count it as told
             action = known_action(group, current, self.now)
             await self._record_news(action)
+        if ts is not None:
             self.told.update(group.request_ids)
         await self.store.settle_intent(intent.id)
 
@@ -99,13 +103,13 @@ class Posting:
 
     # This run's news ----------------------------------------------------------------------
 
-    async def report_new(self, fresh: set[str]) -> int:
+    async def report_new(self) -> int:
         """Post what this subscription has not reported yet; returns the actions carried out.
 
         Before each action the lease is renewed (or the run stops) and the alert thread read
         again, so a click meanwhile is taken into account; a record counts as reported as soon
         as Slack confirmed the message that tells of it."""
-        fresh = fresh - self.told
+        fresh = self.fresh - self.told
         if not fresh:
             return 0
         records = (r for r in self.batch.records if r.request_id in fresh)
@@ -174,8 +178,9 @@ class Posting:
         channel = self.subscription.channel_id
         parent_ts = await self.notifier.new_alert(channel, action.thread, intent.id)
         thread = replace(action.thread, parent_ts=parent_ts)
-        if exists:
-            await self.store.update_alert_thread(thread, fields=("parent_ts", *ALERT_COUNTERS))
+        if exists:  # an alert posted again for a deleted one: its news and state too
+            fields = ("parent_ts", *ALERT_COUNTERS, *ALERT_STATE)
+            await self.store.update_alert_thread(thread, fields=fields)
         else:
             await self.store.create_alert_thread(thread)
         await self.store.mark_reported(self.subscription.id, action.reported, self.now)

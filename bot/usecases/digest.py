@@ -194,11 +194,12 @@ async def _run_one(
                 await notifier.recovered(subscription)
                 await store.set_outage_notified(subscription.id, False)
             posting = Posting(
-                store, notifier, subscription, batch, now, lambda: lease.renew(subscription.id)
-            )
+                store, notifier, subscription, batch, now,
+                lambda: lease.renew(subscription.id), fresh,
+            )  # fmt: skip
             await posting.settle_open(intents)
             await _end_mutes(store, notifier, subscription, mutes_over, lease, now)
-            posted = await posting.report_new(fresh)
+            posted = await posting.report_new()
             if posting.unconfirmed:  # what Slack did not take is tried at the next ticks
                 next_run_at = min(next_run_at, retry_at(0, now))
     except LeaseLost:

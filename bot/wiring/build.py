@@ -16,11 +16,7 @@ import aiohttp
 import httpx
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.algorithmia.client import AlgorithmiaClient, default_timeout
@@ -29,6 +25,7 @@ from bot.metrics import Metrics
 from bot.slack.app import Authorization, create_app
 from bot.slack.listeners.services import Services
 from bot.slack.notifier import SlackAlertNotifier
+from bot.slack.scopes import BOT_SCOPES
 from bot.slack.sender import ChannelPacer, SlackSender
 from bot.store.exceptions import StoreError
 from bot.store.repository import Store
@@ -55,13 +52,11 @@ def make_slack_client(token: str, base_url: str) -> AsyncWebClient:
     return AsyncWebClient(
         token=token,
         base_url=base_url,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            # As often as Slack asks: each wait is its Retry-After, and the run's lease is
-            # kept alive meanwhile.
-            AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
-            AsyncServerErrorRetryHandler(max_retry_count=2),
-        ],
+        # Only 429s are retried here, as often as Slack asks (each wait its Retry-After, the
+        # run's lease kept alive meanwhile): a 429 means Slack took nothing. A reset or a 5xx
+        # may come after Slack kept a post, so the sender retries those itself, looking for
+        # a tagged post before sending it again.
+        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES)],
     )
 
 
@@ -157,5 +152,16 @@ async def check_slack_token(bot: Bot) -> None:
         ) from None
     except (SlackClientError, aiohttp.ClientError, TimeoutError) as error:
         raise StartupError(f"SLACK_API_URL: cannot reach Slack ({error})") from None
+    granted = {
+        scope.strip()
+        for scope in str((identity.headers or {}).get("x-oauth-scopes", "")).split(",")
+        if scope.strip()
+    }
+    missing = [scope for scope in BOT_SCOPES if scope not in granted]
+    if granted and missing:  # an app installed before the manifest asked for them
+        raise StartupError(
+            f"SLACK_BOT_TOKEN: the app lacks the scopes {', '.join(missing)}: reinstall it "
+            "with the current manifest"
+        )
     bot.authorization.remember(identity)
     log.info("signed in to Slack as %s in %s", identity.get("user"), identity.get("team"))

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.slack.scopes import BOT_SCOPES
 from bot.testing.sample_cluster import SampleCluster
+from bot.testing.slack_stand_in import SlackStandIn
 
 KEY = "simCLITESTKEY000000000000000"
 
@@ -155,3 +157,18 @@ async def test_demo_prints_the_conversation(tmp_path: Path) -> None:
     assert "📎 trace-req-" in out
     assert "[only visible to you]" in out
     assert "There is no algorithm *acme/image_tager*" in out
+
+
+async def test_a_token_without_the_scopes_of_the_manifest_is_a_settings_error(
+    cluster: SampleCluster, tmp_path: Path
+) -> None:
+    old_install = [s for s in BOT_SCOPES if s not in ("channels:history", "groups:history")]
+    async with SlackStandIn(scopes=old_install) as slack:
+        env = _env(cluster) | {
+            "SLACK_BOT_TOKEN": "xoxb-old",
+            "SLACK_API_URL": slack.base_url,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        }
+        code, _, err = await run_cli(tmp_path, env, "digest", "--once")
+    assert code == 2
+    assert "lacks the scopes channels:history, groups:history: reinstall it" in err

@@ -83,11 +83,20 @@ MALFORMED_SIGNED = [
 ]
 
 
+def _failures(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What a handler that failed leaves: an ERROR, or the internal-error answer."""
+    return [r.getMessage() for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
 @pytest.mark.parametrize("body", MALFORMED_SIGNED)
-async def test_malformed_signed_payloads_never_get_a_5xx(bot: RunningBot, body: str) -> None:
+async def test_malformed_signed_payloads_never_get_a_5xx(
+    bot: RunningBot, body: str, caplog: pytest.LogCaptureFixture
+) -> None:
     status = await _post(bot, body, sign(SIGNING_SECRET, body))
     assert status < 500, body
     await bot.slack.wait_idle(quiet_s=0.1)
+    assert _failures(caplog) == []
+    assert not any("went wrong" in e.text for e in bot.slack.ephemerals)
 
 
 @settings(
@@ -96,7 +105,9 @@ async def test_malformed_signed_payloads_never_get_a_5xx(bot: RunningBot, body: 
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(text=st.text(max_size=5000))
-async def test_no_command_text_makes_a_handler_fail(bot: RunningBot, text: str) -> None:
+async def test_no_command_text_makes_a_handler_fail(
+    bot: RunningBot, text: str, caplog: pytest.LogCaptureFixture
+) -> None:
     body = urlencode(
         {
             "command": "/algo-errors",
@@ -111,3 +122,6 @@ async def test_no_command_text_makes_a_handler_fail(bot: RunningBot, text: str) 
         f"{bot.url}/slack/events", content=body, headers=sign(SIGNING_SECRET, body)
     )
     assert response.status_code == 200, text
+    await bot.slack.wait_idle(quiet_s=0.05)
+    assert _failures(caplog) == [], text
+    assert not any("went wrong" in e.text for e in bot.slack.ephemerals), text

@@ -545,3 +545,31 @@ async def test_what_could_not_be_posted_is_tried_at_the_next_ticks(store: Store)
     current = await store.get_subscription(done.subscription.id)
     assert current is not None
     assert current.next_run_at <= at + timedelta(minutes=1)  # not tomorrow at 09:00
+
+
+async def test_a_recurrence_slack_holds_is_adopted_after_a_crash_counted_once(
+    store: Store,
+) -> None:
+    class DiesAfterTheReply(RecordingNotifier):
+        async def thread_news(self, action: DigestAction, intent_id: str | None) -> None:
+            await super().thread_news(action, intent_id)  # Slack keeps the reply …
+            raise asyncio.CancelledError  # … and the process dies before hearing back
+
+    cluster, notifier = FakeCluster(), RecordingNotifier()
+    subscription = await _subscribe(store, cluster)
+    cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=15))
+    fingerprint = notifier.said[0][2]
+    cluster.records["acme/image_tagger"].append(_record(2, BOOM))
+    dying = DiesAfterTheReply()
+    dying.posted = notifier.posted
+    with pytest.raises(asyncio.CancelledError):
+        await _run(store, cluster, dying, T0 + timedelta(minutes=30))
+    assert dying.kinds() == ["recurrence"]
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=45), everything=True)
+    assert notifier.kinds() == ["alert", "first_reply"]  # no second reply of the recurrence
+    thread = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
+    assert thread is not None
+    assert thread.count == 2  # told once, counted once
+    assert await store.unreported(subscription.id, ["req-2"]) == set()
+    assert (await store.open_intents([subscription.id]))[subscription.id] == []

@@ -70,7 +70,7 @@ async def tell_user(
         if getattr(response, "status_code", 200) < 300:
             return
         log.warning("response_url answered %s", response.status_code)
-    except SEND_FAILURES as error:
+    except (*SEND_FAILURES, ValueError) as error:  # ValueError: the payload had no response_url
         log.warning("response_url failed: %s", error)
     if not user or not channel:
         return
