@@ -16,7 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.blocks import answers
 from bot.slack.listeners import actions, commands
-from bot.slack.listeners.services import Respond, Services, tell_user
+from bot.slack.listeners.services import Respond, Services, id_in, tell_user
 from bot.store.exceptions import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,10 @@ def create_app(
     async def on_unexpected(error: Exception, body: dict[str, Any], respond: Respond) -> None:
         """The edge of every listener: a bug is logged with its traceback, the user told; a
         database outage is one line in the log, and the user hears storage is unavailable."""
-        what = body.get("command") or (body.get("actions") or [{}])[0].get("action_id") or "?"
+        actions = body.get("actions")
+        first = actions[0] if isinstance(actions, list) and actions else None
+        what = body.get("command") or (first.get("action_id") if isinstance(first, dict) else "")
+        what = str(what or "?")
         if isinstance(error, StoreUnavailable):
             log.warning("handling %s needed the database: %s", what, error)
             answer = answers.storage_unavailable()
@@ -79,8 +82,8 @@ def create_app(
                 services.metrics.lookups.labels(outcome="internal_error").inc()
         if respond is None:  # not a command or an interaction: nobody to tell
             return
-        channel = body.get("channel_id") or (body.get("channel") or {}).get("id")
-        user = body.get("user_id") or (body.get("user") or {}).get("id")
+        channel = str(body.get("channel_id") or id_in(body, "channel"))
+        user = str(body.get("user_id") or id_in(body, "user"))
         await tell_user(
             respond,
             services.sender,

@@ -125,3 +125,38 @@ async def test_no_command_text_makes_a_handler_fail(
     await bot.slack.wait_idle(quiet_s=0.05)
     assert _failures(caplog) == [], text
     assert not any("went wrong" in e.text for e in bot.slack.ephemerals), text
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+_ACTION = st.fixed_dictionaries(
+    {"action_id": st.sampled_from(["group_resolve", "group_mute", "group_reopen", "other"])},
+    optional={"value": _JSON, "block_id": _JSON, "selected_option": _JSON},
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    payload=st.fixed_dictionaries(
+        {"type": st.just("block_actions"), "actions": st.lists(_ACTION, min_size=1, max_size=2)},
+        optional={"channel": _JSON, "user": _JSON, "container": _JSON, "response_url": _JSON},
+    ),
+    cut=st.integers(min_value=0, max_value=400),
+)
+async def test_random_and_truncated_interactions_never_get_a_5xx(
+    bot: RunningBot, payload: dict[str, Any], cut: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    whole = _interaction(payload)
+    for body in (whole, whole[: max(len(whole) - cut, 0)]):
+        assert await _post(bot, body, sign(SIGNING_SECRET, body)) < 500, body
+    await bot.slack.wait_idle(quiet_s=0.05)
+    assert _failures(caplog) == [], payload

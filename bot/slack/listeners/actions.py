@@ -15,7 +15,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.domain.alerts import AlertAction, AlertRef
 from bot.slack.blocks import alerts
 from bot.slack.blocks.base import SlackMessage
-from bot.slack.listeners.services import Respond, Services, acknowledge, tell_user
+from bot.slack.listeners.services import Respond, Services, acknowledge, id_in, tell_user
 from bot.usecases.alerts import change_alert
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,7 @@ def register(app: AsyncApp, services: Services) -> None:
         ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Respond
     ) -> None:
         await acknowledge(ack)
-        channel = str((body.get("channel") or {}).get("id", ""))
-        user = str((body.get("user") or {}).get("id", ""))
+        channel, user = id_in(body, "channel"), id_in(body, "user")
 
         async def tell(message: SlackMessage) -> None:
             await tell_user(
@@ -51,7 +50,9 @@ def register(app: AsyncApp, services: Services) -> None:
             log.warning("%s refused: not an alert key", verb)
             await tell(alerts.alert_unknown())
             return
-        mute = (action.get("selected_option") or {}).get("value")
+        option = action.get("selected_option")
+        chosen = option.get("value") if isinstance(option, dict) else None
+        mute = chosen if isinstance(chosen, str) else None
         change = await change_alert(
             services.store, channel, ref, action=verb, user=user, now=services.now(), mute=mute
         )

@@ -53,6 +53,14 @@ class Services:
         return datetime.fromtimestamp(self.clock(), UTC)
 
 
+def id_in(payload: dict[str, Any], key: str) -> str:
+    """`payload[key]["id"]` as Slack sends it (`channel`, `user`), "" for anything else: a
+    signed payload can still be malformed."""
+    part = payload.get(key)
+    value = part.get("id") if isinstance(part, dict) else None
+    return value if isinstance(value, str) else ""
+
+
 async def tell_user(
     respond: Respond,
     sender: SlackSender,
@@ -70,7 +78,8 @@ async def tell_user(
         if getattr(response, "status_code", 200) < 300:
             return
         log.warning("response_url answered %s", response.status_code)
-    except (*SEND_FAILURES, ValueError) as error:  # ValueError: the payload had no response_url
+    # ValueError: the payload had no response_url; TypeError: one that is not a URL.
+    except (*SEND_FAILURES, ValueError, TypeError) as error:
         log.warning("response_url failed: %s", error)
     if not user or not channel:
         return
