@@ -18,6 +18,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -86,6 +87,8 @@ def main() -> None:
         "ALGORITHMIA_API_URL": urls["cluster"],
         "ALGORITHMIA_API_KEY": urls["api_key"],
         "LOG_LEVEL": "WARNING",
+        # Not the default `algo-errors.db` in the working directory: the repository.
+        "DATABASE_URL": f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}",
     }
     bot = subprocess.Popen(
         [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port)],

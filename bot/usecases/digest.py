@@ -136,7 +136,7 @@ async def run_digests(
                 for subscription in subscriptions:
                     if subscription.id not in finished:
                         finished[subscription.id] = _failed_by_bug(subscription, outcome, now)
-                        report.failed[subscription.id] = _failure_text(subscription, outcome)
+                        report.failed[subscription.id] = _where(subscription, _described(outcome))
             elif isinstance(outcome, BaseException):
                 raise outcome
     finally:  # one transaction for all: leases end, next runs set, runs recorded
@@ -149,15 +149,19 @@ async def run_digests(
     return report
 
 
-def _failure_text(subscription: Subscription, error: BaseException) -> str:
-    return f"{subscription.algorithm} in {subscription.channel_id}: {type(error).__name__}: {error}"
+def _where(subscription: Subscription, detail: str | None) -> str:
+    """A failure as `digest --once` and the logs name it."""
+    return f"{subscription.algorithm} in {subscription.channel_id}: {detail}"
+
+
+def _described(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def _failed_by_bug(subscription: Subscription, error: Exception, now: datetime) -> FinishedRun:
     """A run that failed outside the subscription's own run: tried again after the longest
     backoff, not counted as an outage."""
-    detail = f"{type(error).__name__}: {error}"
-    run = DigestRun(subscription.id, now, datetime.now(UTC), RunOutcome.ERROR, 0, detail)
+    run = DigestRun(subscription.id, now, datetime.now(UTC), RunOutcome.ERROR, 0, _described(error))
     return FinishedRun(run, retry_at(len(RETRY_BACKOFF), now), succeeded=True)
 
 
@@ -209,15 +213,14 @@ async def _run_one(
         await store.pause(subscription.id, gone.reason)
     except Exception as error:  # the edge of one subscription's run: the others go on
         log.exception("digest of %s in %s failed", subscription.algorithm, subscription.channel_id)
-        outcome, detail = RunOutcome.ERROR, f"{type(error).__name__}: {error}"
+        outcome, detail = RunOutcome.ERROR, _described(error)
         # What could not be posted is tried again at the next ticks, not a schedule later.
         next_run_at = min(next_run_at, retry_at(0, now))
     report.posted += posted
     if outcome in (RunOutcome.OK, RunOutcome.LEASE_LOST):
         report.ran.append(subscription.id)
     else:
-        where = f"{subscription.algorithm} in {subscription.channel_id}"
-        report.failed[subscription.id] = f"{where}: {detail}"
+        report.failed[subscription.id] = _where(subscription, detail)
     run = DigestRun(subscription.id, now, datetime.now(UTC), outcome, posted, detail)
     # Consecutive failures count cluster outages only (a Slack refusal or a bug is not one),
     # also when telling of the outage failed.

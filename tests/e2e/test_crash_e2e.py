@@ -15,15 +15,11 @@ import pytest
 
 from bot.testing.harness import API_KEY, running_bot
 from bot.testing.sample_cluster import SampleCluster
-from bot.testing.slack_stand_in import PostedMessage, SlackStandIn
+from bot.testing.slack_stand_in import SlackStandIn
 from tests.e2e.test_cli_e2e import run_cli
-from tests.e2e.test_subscriptions_e2e import CHANNEL, _kinds
+from tests.e2e.test_subscriptions_e2e import _alerts, _kinds
 
 KINDS = 3
-
-
-def _alerts(slack: SlackStandIn) -> list[PostedMessage]:
-    return [m for m in slack.top_level(CHANNEL) if any(b["type"] == "actions" for b in m.blocks)]
 
 
 def _expire_leases(database: Path) -> None:

@@ -5,40 +5,32 @@ restart; a database recreated empty gets its tables again."""
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 
 from bot.testing.harness import RunningBot, running_bot
-from tests.integration.test_store import NO_POSTGRES, POSTGRES_URL
+from tests.postgres import NO_POSTGRES, POSTGRES_URL, execute, new_database
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason=NO_POSTGRES)
 
 
-async def _admin(statement: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture
 async def database() -> AsyncIterator[str]:
-    name = f"algo_outage_{uuid.uuid4().hex[:8]}"
-    await _admin(f"CREATE DATABASE {name}")
-    try:
+    async with new_database("algo_outage") as (name, _):
         yield name
-    finally:
-        await _admin(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
-        await _admin(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+async def _disconnect(name: str) -> None:
+    """Close every connection to the database, the bot's pooled ones included."""
+    await execute(
+        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    )
 
 
 async def _cut_off(name: str) -> None:
-    await _admin(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
-    await _admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+    await execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+    await _disconnect(name)
 
 
 async def _ready(bot: RunningBot) -> tuple[int, dict[str, object]]:
@@ -73,7 +65,7 @@ async def test_an_outage_degrades_the_bot_and_it_recovers_without_a_restart(
     assert report.error is not None
     assert "DATABASE_URL" in report.error
 
-    await _admin(f"ALTER DATABASE {database} ALLOW_CONNECTIONS true")
+    await execute(f"ALTER DATABASE {database} ALLOW_CONNECTIONS true")
     assert await _ready(bot) == (200, {"status": "ready"})
     await bot.command("list", channel="C_GENERAL")
     await bot.slack.wait_for(lambda s: len(s.ephemerals) == 2, timeout=10)
@@ -84,14 +76,9 @@ async def test_an_outage_degrades_the_bot_and_it_recovers_without_a_restart(
 async def test_a_database_recreated_empty_gets_its_tables_again(
     bot: RunningBot, database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await _admin(
-        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
-    )
-    connection = await asyncpg.connect(POSTGRES_URL.rsplit("/", 1)[0] + f"/{database}")
-    try:
-        await connection.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    finally:
-        await connection.close()
+    await _disconnect(database)
+    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{database}"
+    await execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public", url)
     with caplog.at_level(logging.INFO):
         assert await _ready(bot) == (200, {"status": "ready"})
     assert "built them again" in caplog.text

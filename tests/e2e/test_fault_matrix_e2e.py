@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from bot.testing.harness import RunningBot, running_bot
-from bot.testing.slack_stand_in import PostedMessage
-from tests.e2e.test_subscriptions_e2e import CHANNEL, _kinds
+from tests.e2e.test_subscriptions_e2e import CHANNEL, _alerts, _kinds
 
 FAULTS: dict[str, dict[str, Any]] = {
     "429": {"status": 429, "retry_after": 1},
@@ -20,12 +19,6 @@ FAULTS: dict[str, dict[str, Any]] = {
     "fatal_error": {"error": "fatal_error"},
 }
 POSTS = ("the new alert", "its trace reply", "a recurrence")
-
-
-def _alerts(bot: RunningBot) -> list[PostedMessage]:
-    return [
-        m for m in bot.slack.top_level(CHANNEL) if any(b["type"] == "actions" for b in m.blocks)
-    ]
 
 
 async def _digests(bot: RunningBot, runs: int = 3) -> None:
@@ -48,14 +41,14 @@ async def test_a_fault_on_any_post_loses_nothing_and_doubles_nothing(
             bot.slack.fail_next("chat.postMessage", after=POSTS.index(post), **fault)
         bot.cluster.append_records("acme", "image_tagger", record)
         await _digests(bot)
-        (alert,) = _alerts(bot)
+        (alert,) = _alerts(bot.slack)
         assert len(bot.slack.thread(alert.ts)) == 1, bot.slack.summary()  # its trace, once
         if post == "a recurrence":
             bot.slack.fail_next("chat.postMessage", **fault)
         again = [dict(record[0], request_id=record[0]["request_id"] + "-again")]
         bot.cluster.append_records("acme", "image_tagger", again)
         await _digests(bot)
-        assert [a.ts for a in _alerts(bot)] == [alert.ts]  # still the one alert
+        assert [a.ts for a in _alerts(bot.slack)] == [alert.ts]  # still the one alert
         replies = bot.slack.thread(alert.ts)
         assert len(replies) == 2, bot.slack.summary()  # the trace, then the recurrence, once
         assert "1 new occurrence" in str(replies[1].blocks)

@@ -19,9 +19,9 @@ import pytest
 
 from bot.testing.harness import API_KEY, SIGNING_SECRET, running_bot
 from bot.testing.sample_cluster import SampleCluster
-from bot.testing.slack_stand_in import PostedMessage, SlackStandIn
-from tests.e2e.test_subscriptions_e2e import _kinds
-from tests.integration.test_store import NO_POSTGRES, POSTGRES_URL
+from bot.testing.slack_stand_in import SlackStandIn
+from tests.e2e.test_subscriptions_e2e import _alerts, _kinds
+from tests.postgres import NO_POSTGRES, POSTGRES_URL, execute, new_database
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason=NO_POSTGRES)
 
@@ -35,26 +35,10 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def _sql(url: str, statement: str) -> None:
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture
 async def database_url() -> AsyncIterator[str]:
-    name = f"algo_replicas_{uuid.uuid4().hex[:8]}"
-    await _sql(POSTGRES_URL, f"CREATE DATABASE {name}")
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        await _sql(POSTGRES_URL, f"DROP DATABASE {name} WITH (FORCE)")
-
-
-def _alerts(slack: SlackStandIn, channel: str) -> list[PostedMessage]:
-    return [m for m in slack.top_level(channel) if any(b["type"] == "actions" for b in m.blocks)]
+    async with new_database("algo_replicas") as (_, url):
+        yield url
 
 
 async def _until(condition: Callable[[], bool], seconds: float) -> None:
@@ -100,16 +84,16 @@ async def test_replicas_one_killed_tell_every_error_once(tmp_path: Path, databas
         try:
             posts = len(slack.calls_to("chat.postMessage"))
             cluster.append_records("acme", "image_tagger", _kinds(KINDS))
-            await _sql(database_url, "UPDATE subscriptions SET next_run_at = now()")
+            await execute("UPDATE subscriptions SET next_run_at = now()", database_url)
             # While the digests post, one replica dies; its leases run out a minute later.
             await _until(lambda: len(slack.calls_to("chat.postMessage")) >= posts + 3, 30)
             victim = processes[1]
             victim.send_signal(signal.SIGKILL)
             await victim.wait()
-            await _sql(
-                database_url,
+            await execute(
                 "UPDATE subscriptions SET lease_until = now() "
                 f"WHERE lease_owner LIKE '%:{victim.pid}:%'",
+                database_url,
             )
 
             def told() -> bool:
@@ -123,7 +107,7 @@ async def test_replicas_one_killed_tell_every_error_once(tmp_path: Path, databas
             # One more occurrence of each kind: one reply each in its alert's thread.
             again = [dict(record, request_id=f"req-{uuid.uuid4()}") for record in _kinds(KINDS)]
             cluster.append_records("acme", "image_tagger", again)
-            await _sql(database_url, "UPDATE subscriptions SET next_run_at = now()")
+            await execute("UPDATE subscriptions SET next_run_at = now()", database_url)
 
             def recurred() -> bool:
                 return all(

@@ -26,8 +26,9 @@ def _fresh(bug: str) -> dict[str, Any]:
     return fresh_record(bug, int(time.time() * 1000))
 
 
-def _alerts(slack: SlackStandIn) -> list[PostedMessage]:
-    return [m for m in slack.top_level(CHANNEL) if any(b["type"] == "actions" for b in m.blocks)]
+def _alerts(slack: SlackStandIn, channel: str = CHANNEL) -> list[PostedMessage]:
+    """The channel's alert parents (the top-level messages with buttons)."""
+    return [m for m in slack.top_level(channel) if any(b["type"] == "actions" for b in m.blocks)]
 
 
 def _alert_about(slack: SlackStandIn, text: str) -> PostedMessage:

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import count
-from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -38,7 +35,7 @@ from bot.store.schema import VERSION_TABLE, metadata
 from bot.usecases.alerts import change_alert
 from bot.usecases.digest import run_digests
 from tests.integration.test_digest_runner import FakeCluster, FlakyNotifier, RecordingNotifier
-from tests.integration.test_store import NO_POSTGRES, POSTGRES_URL, raw_engine
+from tests.integration.test_store import raw_engine
 from tests.store_probe import ProbedStore as Store
 from tests.unit.test_grouping_raise_sites import SKLEARN_FEATURE_COUNT, SKLEARN_NAN
 
@@ -67,34 +64,6 @@ def test_the_two_bugs_share_one_version_1_key() -> None:
     assert FEATURES != NAN
     assert ":" not in OLD_KEY  # what the previous release stored: 12 bare hex digits
     assert FEATURES.startswith("2:")
-
-
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param("postgresql", marks=pytest.mark.skipif(not POSTGRES_URL, reason=NO_POSTGRES)),
-    ]
-)
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """An empty database: a new SQLite file, or a new PostgreSQL schema dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'bot.db'}"
-        return
-    schema = f"test_fp_upgrade_{uuid.uuid4().hex}"
-    await _postgres(f'CREATE SCHEMA "{schema}"')
-    try:
-        separator = "&" if "?" in POSTGRES_URL else "?"
-        yield f"{POSTGRES_URL}{separator}search_path={schema}"
-    finally:
-        await _postgres(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-async def _postgres(statement: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 @pytest.fixture

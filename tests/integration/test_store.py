@@ -7,10 +7,8 @@ the URL) that is dropped afterwards, so tests never see each other's rows, nor a
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -42,10 +40,8 @@ from bot.domain.alerts import (
 from bot.store.engine import MIGRATIONS
 from bot.store.exceptions import InvalidDatabaseUrl, StoreUnavailable
 from bot.store.schema import VERSION_TABLE, metadata
+from tests.postgres import NO_POSTGRES, POSTGRES_URL
 from tests.store_probe import ProbedStore as Store
-
-POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "")
-NO_POSTGRES = "TEST_DATABASE_URL not set: PostgreSQL store tests skipped"
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CHANNEL = "C0123456789"
@@ -54,38 +50,10 @@ ALGORITHM = "acme/image_tagger"
 USER = "U0ALICE"
 
 
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param("postgresql", marks=pytest.mark.skipif(not POSTGRES_URL, reason=NO_POSTGRES)),
-    ]
-)
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A URL of an empty database: a new SQLite file, or a new PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        return
-    schema = f"test_store_{uuid.uuid4().hex}"
-    await _postgres(f'CREATE SCHEMA "{schema}"')
-    try:
-        separator = "&" if "?" in POSTGRES_URL else "?"
-        yield f"{POSTGRES_URL}{separator}search_path={schema}"
-    finally:
-        await _postgres(f'DROP SCHEMA "{schema}" CASCADE')
-
-
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
     async with await Store.open(database_url) as opened:
         yield opened
-
-
-async def _postgres(statement: str) -> None:
-    connection = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 @asynccontextmanager
