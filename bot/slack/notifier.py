@@ -93,7 +93,12 @@ class SlackAlertNotifier:
     async def find_post(self, intent: PostIntent) -> str | None:
         try:
             return await _in_channel(
-                self._sender.find_tagged(intent.channel_id, intent.id, thread_ts=intent.thread_ts)
+                self._sender.find_tagged(
+                    intent.channel_id,
+                    intent.id,
+                    thread_ts=intent.thread_ts,
+                    since=intent.created_at.timestamp(),
+                )
             )
         except AlertGone:  # the thread was deleted: nothing of it is there
             return None

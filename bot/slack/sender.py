@@ -1,8 +1,9 @@
 """The one way messages reach Slack: posts, replies, trace files, edits and ephemeral answers.
 
 It sends what the builders in `bot.slack.blocks` planned, never builds messages itself: paced
-per channel (when given a pacer), retried by the Web API client's retry handlers (rate limits,
-5xx, connection errors), and it reports what Slack accepted. A post to a channel the bot cannot
+per channel (when given a pacer; a 429 is waited out by the client's retry handler, see
+`pacing`), a post tagged in its metadata and, after a reset, a timeout or a 5xx, looked for in
+Slack before it is sent again; it reports what Slack accepted. A post to a channel the bot cannot
 post in (see `refusals`) raises `CannotPost`; other refusals (a deleted thread) raise Slack's
 own `SlackApiError` for the caller to read.
 """
@@ -12,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -23,6 +26,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.blocks.base import SlackMessage
 from bot.slack.blocks.query import QueryAnswer, Reply
+from bot.slack.pacing import ChannelPacer
 from bot.slack.refusals import Refusal, meaning
 
 log = logging.getLogger(__name__)
@@ -44,42 +48,13 @@ def error_code(error: SlackApiError) -> str:
     return str(error.response.get("error", "unknown_error"))
 
 
-class ChannelPacer:
-    """Slack's limit for posting, kept on our side: per channel a burst of `burst` messages,
-    then one per `interval_s` (a token bucket). One pacer serves the whole process (queries,
-    digests, notices); channels do not wait for each other, and waiters keep their order."""
-
-    def __init__(
-        self,
-        interval_s: float = 1.0,
-        *,
-        burst: int = 3,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self._interval, self._burst = interval_s, burst
-        self._clock, self._sleep = clock, sleep
-        self._buckets: dict[str, tuple[float, float]] = {}
-        """Channel → (tokens, when they were counted)."""
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    async def wait(self, channel: str) -> None:
-        async with self._locks.setdefault(channel, asyncio.Lock()):
-            tokens = self._tokens(channel)
-            if tokens < 1:
-                await self._sleep((1 - tokens) * self._interval)
-                tokens = self._tokens(channel)
-            self._buckets[channel] = (max(tokens, 1.0) - 1, self._clock())
-
-    def _tokens(self, channel: str) -> float:
-        now = self._clock()
-        tokens, counted = self._buckets.get(channel, (float(self._burst), now))
-        return min(float(self._burst), tokens + (now - counted) / self._interval)
-
-
 EVENT_TYPE = "algo_errors_post"
-"""The metadata event type of the bot's digest posts; the payload names the post's intent."""
+"""The metadata event type of the bot's posts; the payload names the post's intent (a digest's
+post) or a tag of its own (any other post)."""
 _MAX_PAGES = 10
+_MAX_PAGES_SINCE = 500
+"""Pages read back to a known moment: 100,000 messages, a bound against a runaway loop only."""
+_CLOCK_SKEW_S = 3600.0
 _POST_TRIES = 3
 _RETRY_BASE_S = 0.5
 
@@ -212,26 +187,25 @@ class SlackSender:
         return True
 
     async def find_tagged(
-        self, channel: str, intent_id: str, *, thread_ts: str | None
+        self, channel: str, intent_id: str, *, thread_ts: str | None, since: float | None = None
     ) -> str | None:
         """The `ts` of the message tagged with this intent: in the thread of `thread_ts`, or
-        among the channel's latest messages (newest first, `_MAX_PAGES` pages: an intent is
-        settled by the next run, so its message is recent); None when there is none. No
-        `oldest` bound: the host's clock and Slack's may differ."""
+        among the channel's messages newer than `since` (Unix seconds, when it was about to be
+        sent, less an hour for the host's clock and Slack's to differ), newest first; without
+        `since`, among the latest `_MAX_PAGES` pages. None when there is none."""
         if thread_ts is not None:
             return (await self.thread_contents(channel, thread_ts)).intents.get(intent_id)
+        oldest = f"{since - _CLOCK_SKEW_S:.6f}" if since is not None else None
         cursor: str | None = None
-        for _ in range(_MAX_PAGES):
+        for _ in range(_MAX_PAGES if since is None else _MAX_PAGES_SINCE):
             page = await self._reading(
                 channel,
                 partial(
                     self._client.conversations_history,
-                    channel=channel,
-                    limit=200,
-                    cursor=cursor,
-                    include_all_metadata=True,
+                    channel=channel, limit=200, cursor=cursor, include_all_metadata=True,
+                    oldest=oldest,
                 ),
-            )
+            )  # fmt: skip
             for message in page.get("messages") or []:
                 if _intent_of(message.get("metadata")) == intent_id:
                     return str(message["ts"])
@@ -289,30 +263,42 @@ class SlackSender:
         extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
         if broadcast:
             extra["reply_broadcast"] = True
-        if metadata is not None:
-            extra["metadata"] = metadata
-        if self._pacer is not None:
-            await self._pacer.wait(channel)
-        intent = _intent_of(metadata)
+        # Every post carries a tag (its intent's, or one of its own), so one whose answer was
+        # lost (a reset, a timeout, a 5xx) is looked for in Slack before it is sent again.
+        extra["metadata"] = metadata or intent_metadata(f"post:{uuid.uuid4().hex}")
+        intent = _intent_of(extra["metadata"])
+        sent = time.time()
         for attempt in range(_POST_TRIES):
             try:
-                response = await self._client.chat_postMessage(
-                    channel=channel, unfurl_links=False, unfurl_media=False,
-                    **message.as_kwargs(), **extra,
-                )  # fmt: skip
+                async with self._paced(channel):
+                    response = await self._client.chat_postMessage(
+                        channel=channel, unfurl_links=False, unfurl_media=False,
+                        **message.as_kwargs(), **extra,
+                    )  # fmt: skip
                 return str(response["ts"])
             except SEND_FAILURES as error:
                 if not _transient(error) or attempt == _POST_TRIES - 1:
                     raise
-                log.warning("posting in %s failed (%s); trying again", channel, error)
-            # Slack may have kept the message and failed only to answer: a tagged post is
-            # looked for before it is sent again (an untagged one, a query's, is not).
+                reason = str(error) or type(error).__name__
+                log.warning("posting in %s failed (%s); trying again", channel, reason)
+            # Slack may have kept the message and failed only to answer.
             if intent is not None:
-                found = await self.find_tagged(channel, intent, thread_ts=thread_ts)
+                found = await self.find_tagged(channel, intent, thread_ts=thread_ts, since=sent)
                 if found is not None:
                     return found
             await asyncio.sleep(_RETRY_BASE_S * 2**attempt)
         raise AssertionError("unreachable: the last try raises")
+
+    @asynccontextmanager
+    async def _paced(self, channel: str) -> AsyncIterator[None]:
+        """A post's turn in `channel` (at once without a pacer); a 429 inside holds the
+        channel back in the pacer."""
+        if self._pacer is None:
+            yield
+            return
+        await self._pacer.wait(channel)
+        with self._pacer.posting_to(channel):
+            yield
 
     async def _join(self, channel: str) -> None:
         try:

@@ -21,7 +21,7 @@ from bot.testing.sample_cluster import SampleCluster
 from bot.testing.signing import block_actions_body, sign, slash_command_body
 from bot.testing.slack_stand_in import PostedMessage, SlackStandIn
 from bot.usecases.digest import DigestReport
-from bot.wiring.build import build_bot, cluster_http, open_store, worker_name
+from bot.wiring.build import SLACK_TIMEOUT_S, build_bot, cluster_http, open_store, worker_name
 from bot.wiring.health import DatabaseWatch, readiness
 from bot.wiring.run import DigestRunner
 
@@ -84,11 +84,13 @@ async def running_bot(
     database_url: str | None = None,
     cluster: SampleCluster | None = None,
     slack: SlackStandIn | None = None,
+    slack_timeout_s: int = SLACK_TIMEOUT_S,
 ) -> AsyncIterator[RunningBot]:
     """Start the sample cluster (loaded with the sample records), the stand-in and the bot.
 
     Pass `database` (a file) and running `cluster`/`slack` stand-ins to start a second bot
-    on the same state, as after a restart; `database_url` for another store (PostgreSQL)."""
+    on the same state, as after a restart; `database_url` for another store (PostgreSQL);
+    `slack_timeout_s` for the bot's Web API calls."""
     async with contextlib.AsyncExitStack() as stack:
         if cluster is None:
             cluster = await stack.enter_async_context(
@@ -115,8 +117,14 @@ async def running_bot(
             }
         )
         store = await stack.enter_async_context(open_store(settings))
-        # Pacing is unit-tested; here it would only make the tests slow.
-        bot = build_bot(settings, cluster_client, store, post_interval_s=0.01)
+        # At Slack's pace on the stand-in's faster clock.
+        bot = build_bot(
+            settings,
+            cluster_client,
+            store,
+            slack_speed=slack.speed,
+            slack_timeout_s=slack_timeout_s,
+        )
         web_app = create_web_app(
             bot.bolt,
             metrics=bot.metrics,

@@ -1,6 +1,6 @@
 """What the Slack stand-in checks before it carries out a Web API call: that the scopes it was
-granted allow the method (`missing_scope`), and, when asked to, chat.postMessage's rate limit
-per channel (HTTP 429 with `Retry-After`).
+granted allow the method (`missing_scope`), and chat.postMessage's rate limit per channel (HTTP
+429 with `Retry-After`).
 
 Source: shared/reference/slack-platform.md §7 (chat.postMessage allows 1 post a second per
 channel, "short bursts allowed"; over a limit Slack answers HTTP 429 with `Retry-After` in whole
@@ -23,6 +23,11 @@ from bot.testing.slack_records import Refusal
 _KIND_PREFIXES = {"channels": False, "groups": True}
 
 
+TEST_SPEED = 100.0
+"""The stand-in's clock runs this much faster than Slack's unless told otherwise: a second of
+Slack's is 10 ms, so pacing and `Retry-After` waits keep the tests quick."""
+
+
 @dataclass(frozen=True)
 class RateLimit:
     """chat.postMessage's rate limit per channel, as a token bucket.
@@ -40,6 +45,10 @@ class RateLimit:
     def __post_init__(self) -> None:
         if self.burst < 1 or self.per_second <= 0 or self.speed <= 0:
             raise ValueError(f"a rate limit needs burst ≥ 1 and positive rates: {self}")
+
+
+LIKE_SLACK = RateLimit(speed=TEST_SPEED)
+"""Slack's limit on the tests' clock: the stand-in's default."""
 
 
 class PostRateLimits:

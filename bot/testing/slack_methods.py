@@ -35,9 +35,8 @@ from bot.testing.slack_requests import (
     text_param,
 )
 
-# Message timestamps start here and grow by 100 µs per message, so they are unique, strictly
-# increasing and the same in every run (transcripts can be compared).
-_TS_BASE_US = 1_700_000_000_000_000
+# Message timestamps are the clock's, as Slack's are (a bot may read history back to a
+# moment: `oldest`), and at least 100 µs apart, so they are unique and strictly increasing.
 _TS_STEP_US = 100
 
 
@@ -54,6 +53,7 @@ class WebApiMethods:
     ephemerals: list[Ephemeral]
     calls: list[SlackCall]
     _ts_count: int
+    _last_ts_us: int
 
     # Provided by `SlackStandIn`.
     if TYPE_CHECKING:
@@ -101,7 +101,8 @@ class WebApiMethods:
 
     def _next_ts(self) -> str:
         self._ts_count += 1
-        micros = _TS_BASE_US + _TS_STEP_US * self._ts_count
+        micros = max(self._last_ts_us + _TS_STEP_US, time.time_ns() // 1000)
+        self._last_ts_us = micros
         return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     # -- Web API methods ---------------------------------------------------------------------

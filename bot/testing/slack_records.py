@@ -93,6 +93,10 @@ class Fault:
     times: int
     after: int = 0
     """Calls to let through before failing."""
+    lost_answer: bool = False
+    """The call is carried out in full, then its answer is lost: the connection is reset
+    (`late_s` None) or the answer comes `late_s` seconds late."""
+    late_s: float | None = None
 
 
 @dataclass

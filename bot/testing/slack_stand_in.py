@@ -12,9 +12,11 @@ It serves the history it keeps (`conversations.history`, `conversations.replies`
 `hold(method)` carries out the next call of a method but holds its answer until released.
 
 It holds the bot to its scopes (`scopes=`, by default the manifests' `bot.slack.scopes`): a call
-they do not allow is refused with `missing_scope`. Opt-in, it rate-limits chat.postMessage per
-channel (`rate_limit=RateLimit(…)`, see `slack_access`) and shares uploaded files some time after
-`files.completeUploadExternal` answered (`async_file_shares=True`, see `slack_files`).
+they do not allow is refused with `missing_scope`. Like Slack, it rate-limits chat.postMessage
+per channel (`rate_limit`, see `slack_access`; on a clock `TEST_SPEED` times faster than Slack's
+unless told otherwise, so the tests keep their pace; `None` turns it off) and shares uploaded
+files some time after `files.completeUploadExternal` answered, in any order (`async_file_shares`,
+see `slack_files`).
 
 It also speaks Socket Mode: `apps.connections.open` (with an `xapp-` app-level token) hands out a
 `ws://` URL on the same port; the WebSocket greets with `hello`, and `send_slash_command()`
@@ -36,7 +38,8 @@ from aiohttp.typedefs import Handler, Middleware
 
 from bot.slack.scopes import BOT_SCOPES, METHOD_SCOPES
 from bot.testing.loopback import LoopbackServer
-from bot.testing.slack_access import PostRateLimits, check_scopes
+from bot.testing.slack_access import LIKE_SLACK, PostRateLimits, check_scopes
+from bot.testing.slack_access import TEST_SPEED as TEST_SPEED
 from bot.testing.slack_access import RateLimit as RateLimit
 from bot.testing.slack_files import FileUploads
 from bot.testing.slack_history import ConversationHistory
@@ -65,8 +68,8 @@ from bot.testing.slack_socket_mode import SocketMode
 class SlackStandIn(SocketMode, WebApiMethods, FileUploads, ConversationHistory):
     """Slack Web API, `response_url` and file-upload endpoints on one local port.
 
-    `scopes` are the bot token's granted scopes; `rate_limit` turns on chat.postMessage's limit
-    per channel; `async_file_shares` shares files after a delay drawn from `random.Random(seed)`.
+    `scopes` are the bot token's granted scopes; `rate_limit` is chat.postMessage's limit per
+    channel; `async_file_shares` shares files after a delay drawn from `random.Random(seed)`.
     """
 
     def __init__(
@@ -78,12 +81,15 @@ class SlackStandIn(SocketMode, WebApiMethods, FileUploads, ConversationHistory):
         archived: Iterable[str] = (),
         users: Mapping[str, str] | None = None,
         scopes: Iterable[str] = BOT_SCOPES,
-        rate_limit: RateLimit | None = None,
-        async_file_shares: bool = False,
+        rate_limit: RateLimit | None = LIKE_SLACK,
+        async_file_shares: bool = True,
         seed: int = 0,
     ) -> None:
         self.scopes: tuple[str, ...] = tuple(scopes)
         self.rate_limits = PostRateLimits(rate_limit) if rate_limit is not None else None
+        self.speed = rate_limit.speed if rate_limit is not None else TEST_SPEED
+        """How much faster than Slack's the stand-in's clock runs (a bot facing it paces
+        that much faster: `build_bot(slack_speed=…)`)."""
         self.async_file_shares = async_file_shares
         self._share_delays = random.Random(seed)
         self._pending_shares: set[asyncio.TimerHandle] = set()
@@ -101,6 +107,7 @@ class SlackStandIn(SocketMode, WebApiMethods, FileUploads, ConversationHistory):
         self._holds: list[HeldCall] = []
         self._uploads: dict[str, PendingUpload] = {}
         self._ts_count = 0
+        self._last_ts_us = 0
         self._file_count = 0
         self._in_flight = 0
         self._last_activity = time.monotonic()
@@ -178,6 +185,15 @@ class SlackStandIn(SocketMode, WebApiMethods, FileUploads, ConversationHistory):
         counting the parent as one).
         """
         fault = Fault(error, status, retry_after, times, after)
+        self._faults.setdefault(method, []).append(fault)
+
+    def lose_answer(
+        self, method: str, *, late_s: float | None = None, times: int = 1, after: int = 0
+    ) -> None:
+        """Carry out the next `times` calls of `method` in full (a post is kept), then lose the
+        answer as a network does: reset the connection, or with `late_s` answer that many
+        seconds late (past a client's timeout). `after` as in `fail_next`."""
+        fault = Fault(None, 200, None, times, after, lost_answer=True, late_s=late_s)
         self._faults.setdefault(method, []).append(fault)
 
     def hold(self, method: str) -> HeldCall:
@@ -278,9 +294,11 @@ class SlackStandIn(SocketMode, WebApiMethods, FileUploads, ConversationHistory):
 
         return track
 
-    def _take_fault(self, method: str) -> Fault | None:
+    def _take_fault(self, method: str, *, lost_answer: bool = False) -> Fault | None:
+        """The next fault of `method` of the kind asked for: one that answers with a failure,
+        or (`lost_answer`) one that carries the call out and loses its answer."""
         queue = self._faults.get(method)
-        if not queue:
+        if not queue or queue[0].lost_answer is not lost_answer:
             return None
         fault = queue[0]
         if fault.after > 0:
@@ -296,12 +314,21 @@ class SlackStandIn(SocketMode, WebApiMethods, FileUploads, ConversationHistory):
         call = SlackCall(method=method, params={}, at=time.monotonic())
         self.calls.append(call)
         headers: dict[str, str] = {}
+        lost: Fault | None = None
         try:
             call.params = await request_params(request)
+            lost = self._take_fault(method, lost_answer=True)
             status, body = self._answer(method, call.params, request.headers, headers)
         except Refusal as refusal:
             status, body = 200, refusal.body()
         call.status, call.response = status, body
+        if lost is not None and lost.late_s is None:
+            call.status = 0  # the answer never left
+            if request.transport is not None:
+                request.transport.abort()
+            raise ConnectionResetError(f"the stand-in reset the connection of {method}")
+        if lost is not None and lost.late_s is not None:
+            await asyncio.sleep(lost.late_s)
         held = next(
             (h for h in self._holds if h.method == method and h.call is None and not h.released),
             None,

@@ -16,7 +16,6 @@ import aiohttp
 import httpx
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.algorithmia.client import AlgorithmiaClient, default_timeout
@@ -25,8 +24,9 @@ from bot.metrics import Metrics
 from bot.slack.app import Authorization, create_app
 from bot.slack.listeners.services import Services
 from bot.slack.notifier import SlackAlertNotifier
+from bot.slack.pacing import ChannelPacer, PacingRetryHandler
 from bot.slack.scopes import BOT_SCOPES
-from bot.slack.sender import ChannelPacer, SlackSender
+from bot.slack.sender import SlackSender
 from bot.store.exceptions import StoreError
 from bot.store.repository import Store
 
@@ -43,20 +43,34 @@ def worker_name() -> str:
 
 
 RATE_LIMIT_RETRIES = 1000
-POST_INTERVAL_S = 1.0
-"""Slack takes about one message per second per channel, after a short burst."""
+POST_INTERVAL_S = 1.1
+"""Slack takes about one message per second per channel after a short burst; the pacer keeps
+a tenth of a second's margin, so the posts' spacing survives the network's jitter."""
+POST_BURST = 3
+SLACK_TIMEOUT_S = 30
+"""How long a Web API call may take before it counts as failed (slack-sdk's default)."""
 
 
-def make_slack_client(token: str, base_url: str) -> AsyncWebClient:
+def make_slack_client(
+    token: str,
+    base_url: str,
+    pacer: ChannelPacer,
+    *,
+    time_scale: float = 1.0,
+    timeout_s: int = SLACK_TIMEOUT_S,
+) -> AsyncWebClient:
     """One Web API client; Bolt copies its base URL and retry handlers to every request."""
     return AsyncWebClient(
         token=token,
         base_url=base_url,
+        timeout=timeout_s,
         # Only 429s are retried here, as often as Slack asks (each wait its Retry-After, the
         # run's lease kept alive meanwhile): a 429 means Slack took nothing. A reset or a 5xx
         # may come after Slack kept a post, so the sender retries those itself, looking for
         # a tagged post before sending it again.
-        retry_handlers=[AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES)],
+        retry_handlers=[
+            PacingRetryHandler(pacer, max_retry_count=RATE_LIMIT_RETRIES, time_scale=time_scale)
+        ],
     )
 
 
@@ -113,17 +127,22 @@ def build_bot(
     http: httpx.AsyncClient,
     store: Store,
     *,
-    post_interval_s: float | None = None,
+    slack_speed: float = 1.0,
+    slack_timeout_s: int = SLACK_TIMEOUT_S,
 ) -> Bot:
-    """`post_interval_s`: after a short burst, posts in one channel are this far apart (Slack
-    takes about one message per second per channel); one pacer for all of them."""
+    """Posts in one channel go at Slack's pace (`POST_INTERVAL_S` apart after a burst of
+    `POST_BURST`), one pacer for all of them; `slack_speed` > 1 only against a stand-in whose
+    clock runs that much faster (the tests')."""
     require(settings, "the bot", "SLACK_BOT_TOKEN")
     assert settings.slack_bot_token is not None  # checked by require()
     secret = settings.slack_signing_secret
     signing_secret = secret.get_secret_value() if secret is not None else ""
     metrics = Metrics()
-    client = make_slack_client(settings.slack_bot_token.get_secret_value(), settings.slack_api_url)
-    pacer = ChannelPacer(POST_INTERVAL_S if post_interval_s is None else post_interval_s)
+    pacer = ChannelPacer(POST_INTERVAL_S / slack_speed, burst=POST_BURST)
+    client = make_slack_client(
+        settings.slack_bot_token.get_secret_value(), settings.slack_api_url, pacer,
+        time_scale=1 / slack_speed, timeout_s=slack_timeout_s,
+    )  # fmt: skip
     paced = SlackSender(client, pacer=pacer)
     services = Services(
         source=make_cluster_client(settings, http),

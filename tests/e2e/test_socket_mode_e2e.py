@@ -23,7 +23,7 @@ from bot.config import load_settings
 from bot.slack.server import WebServer
 from bot.testing.harness import API_KEY
 from bot.testing.sample_cluster import SampleCluster
-from bot.testing.slack_stand_in import SlackStandIn
+from bot.testing.slack_stand_in import TEST_SPEED, SlackStandIn
 from bot.wiring import build as wiring_build
 from bot.wiring import run as wiring_run
 
@@ -51,8 +51,8 @@ def web_servers(monkeypatch: pytest.MonkeyPatch) -> list[WebServer]:
             created.append(self)
 
     monkeypatch.setattr(wiring_run, "WebServer", RecordingWebServer)
-    # Slack's pace (a burst, then 1/s per channel) is unit-tested; here it would only wait.
-    monkeypatch.setattr(wiring_build, "POST_INTERVAL_S", 0.01)
+    # Slack's pace on the stand-in's faster clock.
+    monkeypatch.setattr(wiring_build, "POST_INTERVAL_S", wiring_build.POST_INTERVAL_S / TEST_SPEED)
     return created
 
 

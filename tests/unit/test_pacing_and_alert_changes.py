@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Collection
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -16,8 +17,12 @@ from bot.domain.alerts import (
     AlertThread,
 )
 from bot.slack.blocks.alerts import MUTE_CHOICES
-from bot.slack.sender import ChannelPacer
+from bot.slack.blocks.base import SlackMessage
+from bot.slack.pacing import ChannelPacer
+from bot.slack.sender import SlackSender, intent_metadata
+from bot.testing.slack_stand_in import PostedMessage, SlackStandIn
 from bot.usecases.alerts import AlertChange, change_alert
+from bot.wiring.build import make_slack_client
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -60,6 +65,43 @@ async def test_concurrent_posts_in_one_channel_queue_up_in_order() -> None:
     await asyncio.gather(*(post(n) for n in range(4)))
     assert order == [0, 1, 2, 3]
     assert clock[0] == 3.0
+
+
+async def test_a_hold_after_a_429_empties_the_burst_and_delays_the_next_post() -> None:
+    clock = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    pacer = ChannelPacer(1.0, burst=3, clock=lambda: clock[0], sleep=sleep)
+    await pacer.wait("C1")
+    pacer.hold("C1", 5.0)  # Slack said Retry-After: 5; the refused post goes again after it
+    await pacer.wait("C1")  # the next one an interval later
+    await pacer.wait("C2")  # other channels are not held
+    assert slept == [6.0]
+    await pacer.wait("C1")  # the burst starts again from empty
+    assert slept == [6.0, 1.0]
+
+
+async def test_a_429_holds_the_channel_for_every_post_queued_behind_it() -> None:
+    """A post refused with Retry-After keeps its place: the posts queued behind it in the
+    pacer wait for it, so all arrive once and in order; another channel is not held."""
+    async with SlackStandIn(rate_limit=None, member_of=("C_GENERAL", "C_OTHER")) as slack:
+        pacer = ChannelPacer(0.01, burst=1)
+        client = make_slack_client("xoxb-test", slack.base_url, pacer, time_scale=0.01)
+        sender = SlackSender(client, pacer=pacer)
+        slack.fail_next("chat.postMessage", status=429, retry_after=3)
+        texts = [f"post {n}" for n in range(5)]
+        await asyncio.gather(
+            *(sender.post("C_GENERAL", SlackMessage(text=t, blocks=())) for t in texts),
+            sender.post("C_OTHER", SlackMessage(text="elsewhere", blocks=())),
+        )
+        limited = [c for c in slack.calls_to("chat.postMessage") if c.status == 429]
+        assert len(limited) == 1
+        assert [m.text for m in slack.top_level("C_GENERAL")] == texts
+        assert [m.text for m in slack.top_level("C_OTHER")] == ["elsewhere"]
 
 
 THREAD = AlertThread(
@@ -133,3 +175,20 @@ async def test_unknown_alerts_and_choices_change_nothing() -> None:
 
 def test_the_mute_select_offers_exactly_the_known_lengths() -> None:
     assert [value for value, _ in MUTE_CHOICES] == list(MUTE_FOR)
+
+
+async def test_a_lost_posts_tag_is_found_behind_thousands_of_newer_messages() -> None:
+    """After a crash the tagged post is looked for back to the moment it was sent, however busy
+    the channel has been since; without that moment only the latest pages are read."""
+    async with SlackStandIn(rate_limit=None) as slack:
+        pacer = ChannelPacer(0.001, burst=5)
+        sender = SlackSender(make_slack_client("xoxb-test", slack.base_url, pacer), pacer=pacer)
+        sent = time.time()
+        tag = intent_metadata("intent-1")
+        ts = await sender.post("C_GENERAL", SlackMessage(text="the alert"), metadata=tag)
+        for n in range(2_500):  # the channel's chatter since (people, other apps)
+            slack.messages.append(
+                PostedMessage("C_GENERAL", f"{sent + 1 + n / 1000:.6f}", None, f"chat {n}", [])
+            )
+        assert await sender.find_tagged("C_GENERAL", "intent-1", thread_ts=None, since=sent) == ts
+        assert await sender.find_tagged("C_GENERAL", "intent-1", thread_ts=None) is None

@@ -39,7 +39,14 @@ UUID = "0f0e0d0c-0b0a-4909-8807-060504030201"
 
 @pytest.fixture
 async def slack() -> AsyncIterator[SlackStandIn]:
-    async with SlackStandIn(archived=("C_OLD",), users={"U_NYC": "America/New_York"}) as stand_in:
+    """The methods' behaviour, faster than Slack's pace and with files shared at once (both
+    are tested apart)."""
+    async with SlackStandIn(
+        archived=("C_OLD",),
+        users={"U_NYC": "America/New_York"},
+        rate_limit=None,
+        async_file_shares=False,
+    ) as stand_in:
         yield stand_in
 
 
@@ -392,11 +399,16 @@ async def test_async_file_shares_land_later_in_a_seeded_order() -> None:
     assert await _shares_in_order(seed=0) != order
 
 
-async def test_file_shares_are_immediate_by_default(
+async def test_file_shares_are_late_by_default_and_immediate_when_asked(
     slack: SlackStandIn, client: AsyncWebClient
 ) -> None:
     await client.files_upload_v2(channel="C_GENERAL", content="x", filename="x.txt")
     assert ([f.filename for f in slack.files], slack.pending_shares) == (["x.txt"], 0)
+    async with SlackStandIn() as like_slack:
+        late = AsyncWebClient(token="xoxb-test", base_url=like_slack.base_url)
+        await late.files_upload_v2(channel="C_GENERAL", content="x", filename="x.txt")
+        assert (like_slack.files, like_slack.pending_shares) == ([], 1)
+        await like_slack.wait_for(lambda s: len(s.files) == 1)
 
 
 # -- Slack stand-in: message metadata, history and held answers (reference §7) -------------
