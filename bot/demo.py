@@ -11,24 +11,38 @@ from bot.testing.transcript import render_conversation
 
 DEMO_COMMANDS = ("acme/image_tagger since:2d", "acme/image_tager")
 SUBSCRIBED_CHANNEL = "C_OTHER"
+PYTHON_BUG = "py-notify-channel-id-int"
+JAVA_BUG = "java-oom-heap-decoding-jpeg"
 
 
 async def run_demo() -> int:
     async with running_bot() as bot:
         for text in DEMO_COMMANDS:
             await _type(bot, text)
-        # A subscription in another channel: a digest with two new kinds of error, then a
-        # recurrence that lands in its alert's thread.
-        await _type(bot, "subscribe acme/image_tagger every:15m", SUBSCRIBED_CHANNEL)
-        now_ms = int(time.time() * 1000)
-        for bug in ("py-notify-channel-id-int", "java-oom-heap-decoding-jpeg"):
-            bot.cluster.append_records("acme", "image_tagger", [fresh_record(bug, now_ms)])
-        print("(two new kinds of error on the cluster; the scheduler's digest tick runs)")
-        await bot.digest()
-        bot.cluster.append_records(
-            "acme", "image_tagger", [fresh_record("py-notify-channel-id-int", now_ms + 1000)]
+        # A subscription in another channel that notifies Carol and announces a new kind of
+        # error from its second occurrence: one bug crosses the threshold, one does not yet;
+        # Alice takes the alert; both bugs come back.
+        await _type(
+            bot, "subscribe acme/image_tagger every:15m min:2 <@U_CAROL|carol>", SUBSCRIBED_CHANNEL
         )
-        print("(one of them happens again; the next digest tick runs)")
+        now_ms = int(time.time() * 1000)
+        for offset, bug in enumerate((PYTHON_BUG, PYTHON_BUG, JAVA_BUG)):
+            bot.cluster.append_records("acme", "image_tagger", [fresh_record(bug, now_ms + offset)])
+        print("(two occurrences of one bug, one of another; the scheduler's digest tick runs:")
+        print(" only the first has reached min:2)")
+        await bot.digest()
+        await bot.slack.wait_idle()
+        (alert,) = [
+            m for m in bot.slack.top_level(SUBSCRIBED_CHANNEL) if "actions" in str(m.blocks)
+        ]
+        print("(Alice clicks *Take it* on the alert)")
+        await bot.click(alert, "group_take", user="U_ALICE")
+        await bot.slack.wait_idle()
+        for offset, bug in enumerate((PYTHON_BUG, JAVA_BUG)):
+            bot.cluster.append_records(
+                "acme", "image_tagger", [fresh_record(bug, now_ms + 1000 + offset)]
+            )
+        print("(both bugs happen again; the next digest tick runs)")
         await bot.digest()
         await bot.slack.wait_idle()
         print()

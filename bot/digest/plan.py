@@ -3,7 +3,9 @@
 Given the groups of the records this subscription has not reported yet and the channel's
 alert threads, each group becomes one action:
 - no alert thread yet → a new alert (a top-level message, its trace in the thread); new alerts
-  of one run come oldest first, so the channel reads in order;
+  of one run come oldest first, so the channel reads in order; a group with fewer unreported
+  records than the subscription's threshold (`min_count`) gets no action yet: its records stay
+  unreported and are counted again by later runs;
 - a known thread → what the alert state machine (`bot.domain.alerts.sighted`) says: a reply,
   a broadcast reply (a regression) or silence (muted), and the parent's counters updated.
 
@@ -74,6 +76,7 @@ def sighting(group: ErrorGroup) -> Sighting:
         last_seen_ms=group.last_seen,
         error_type=group.error_type,
         headline=group.headline,
+        latest_version=group.latest.record.algoversion,
     )
 
 
@@ -99,6 +102,7 @@ def plan_digest(
     groups: Sequence[ErrorGroup],
     threads: Iterable[AlertThread],
     now: datetime,
+    min_count: int = 1,
 ) -> list[DigestAction]:
     """One action per group: new alerts first, oldest first; then the known groups' news.
 
@@ -123,6 +127,8 @@ def plan_digest(
                 break
             split_from = split_from or adopted.get(old_key)
         else:
+            if group.count < min_count:  # not yet: counted again by the next runs
+                continue
             fresh = new_thread(channel_id, algorithm, group.fingerprint, sighting(group))
             new_alerts.append(DigestAction(Kind.NEW_ALERT, group, fresh, split_from=split_from))
     return new_alerts + known

@@ -1,10 +1,14 @@
 """Subscriptions, alert threads and the alert state machine: every transition in one place.
 
 An alert thread is one kind of error in one channel. Its state moves by two kinds of event:
-what people do from Slack (`AlertAction`: resolve, mute, reopen) and what digests see (new
+what people do from Slack (`AlertAction`: resolve, resolve in the next version, mute, reopen;
+take, assign and release change its owner, never its state) and what digests see (new
 occurrences, a mute running out). `act`, `sighted` and `mute_expired` are the only functions
 that change a thread's state; the store maps rows to these values and back, digest planning and
 the use cases call them.
+
+Resolved in the next version after V: occurrences in versions up to V are told quietly and it
+stays resolved; one in a newer version (`bot.domain.versions.is_newer`) is a regression.
 
 ```
             resolve                        new occurrence
@@ -24,6 +28,8 @@ import hashlib
 import json
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+
+from bot.domain.versions import is_newer, resolved_through
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +55,10 @@ class Subscription:
     """Runs in a row that could not reach the cluster; a successful run resets it."""
     outage_notified: bool
     """The channel has been told the cluster is unreachable and not yet that it recovered."""
+    notify: tuple[str, ...] = ()
+    """Slack user and user-group ids mentioned in its new alerts, regressions and notices."""
+    min_count: int = 1
+    """A new kind of error is announced once this many of its records are unreported."""
 
 
 class RunOutcome(enum.StrEnum):
@@ -130,8 +140,16 @@ class AlertAction(enum.StrEnum):
     """What a person can do to an alert from its buttons (`action_id` = `group_` + value)."""
 
     RESOLVE = "resolve"
+    RESOLVE_NEXT = "resolve_next"
     MUTE = "mute"
     REOPEN = "reopen"
+    TAKE = "take"
+    ASSIGN = "assign"
+    RELEASE = "release"
+
+
+OWNER_ACTIONS = frozenset({AlertAction.TAKE, AlertAction.ASSIGN, AlertAction.RELEASE})
+"""The actions that change who owns an alert, never its state."""
 
 
 MUTE_FOR: dict[str, timedelta | None] = {
@@ -142,10 +160,15 @@ MUTE_FOR: dict[str, timedelta | None] = {
 }
 """The mute choices of the alert's select; `None`: until someone reopens it."""
 
-ALERT_COUNTERS = ("count", "versions", "first_seen_ms", "last_seen_ms", "error_type", "headline")
+ALERT_COUNTERS = (
+    "count", "versions", "latest_version", "first_seen_ms", "last_seen_ms", "error_type",
+    "headline",
+)  # fmt: skip
 """What a digest changes on an alert thread."""
-ALERT_STATE = ("state", "muted_until", "state_changed_by", "state_changed_at")
+ALERT_STATE = ("state", "muted_until", "state_changed_by", "state_changed_at", "resolved_through")
 """What resolve, mute and reopen (and a regression or the end of a mute) change."""
+ALERT_OWNER = ("owner", "owner_since")
+"""What take, assign and release change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +201,14 @@ class AlertThread:
     previous_fingerprint: str | None = None
     """The key this thread had under an older grouping strategy, before a group of the current
     one adopted it (old buttons still carry it)."""
+    latest_version: str | None = None
+    """The version of the latest occurrence seen (when it had one)."""
+    owner: str | None = None
+    """The Slack user id of who owns it (took it, or was assigned it); kept through resolve,
+    mute and reopen."""
+    owner_since: datetime | None = None
+    resolved_through: str | None = None
+    """Resolved in the next version after this one (V): set only while resolved that way."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +268,8 @@ class Sighting:
     last_seen_ms: int
     error_type: str
     headline: str
+    latest_version: str | None = None
+    """The version of the latest of these occurrences."""
 
 
 class Telling(enum.StrEnum):
@@ -272,19 +305,37 @@ def new_thread(channel_id: str, algorithm: str, fingerprint: str, seen: Sighting
         last_seen_ms=seen.last_seen_ms,
         error_type=seen.error_type,
         headline=seen.headline,
+        latest_version=seen.latest_version,
     )
 
 
+_ANY_STATE = frozenset(AlertState)
 _ALLOWED: dict[AlertAction, frozenset[AlertState]] = {
     AlertAction.RESOLVE: frozenset({AlertState.OPEN, AlertState.REGRESSED}),
+    AlertAction.RESOLVE_NEXT: frozenset({AlertState.OPEN, AlertState.REGRESSED}),
     AlertAction.MUTE: frozenset({AlertState.OPEN, AlertState.REGRESSED}),
     AlertAction.REOPEN: frozenset({AlertState.RESOLVED, AlertState.MUTED}),
+    AlertAction.TAKE: _ANY_STATE,
+    AlertAction.ASSIGN: _ANY_STATE,
+    AlertAction.RELEASE: _ANY_STATE,
 }
 """The actions an alert's parent offers in each state (the same table draws its buttons)."""
 
 
-def actions_offered(state: AlertState) -> tuple[AlertAction, ...]:
-    return tuple(action for action, states in _ALLOWED.items() if state in states)
+def actions_offered(thread: AlertThread) -> tuple[AlertAction, ...]:
+    """What the alert's parent offers: its state's actions; release only while it has an
+    owner; resolve in the next version only once a version was seen."""
+    return tuple(
+        action
+        for action, states in _ALLOWED.items()
+        if thread.state in states
+        and (action is not AlertAction.RELEASE or thread.owner is not None)
+        and (action is not AlertAction.RESOLVE_NEXT or _through(thread) is not None)
+    )
+
+
+def _through(thread: AlertThread) -> str | None:
+    return resolved_through(thread.versions, thread.latest_version)
 
 
 def act(
@@ -294,16 +345,30 @@ def act(
     user: str,
     now: datetime,
     mute: str | None = None,
+    assignee: str | None = None,
 ) -> AlertThread:
-    """A person's action: resolve, mute (for one of `MUTE_FOR`) or reopen.
+    """A person's action: resolve (now, or in the next version), mute (for one of `MUTE_FOR`),
+    reopen; take it, assign it to `assignee`, or release it.
 
-    Raises `IllegalTransition` when the action does not apply in the thread's state (the
-    alert already resolved, a mute of a muted alert) or the mute choice is unknown."""
+    Raises `IllegalTransition` when the action does not apply to the thread as it is (the
+    alert already resolved, a mute of a muted alert, a release of an alert nobody owns, a take
+    by its owner) or a choice is missing or unknown."""
+    if action in OWNER_ACTIONS:
+        return _owned(thread, action, user=user, now=now, assignee=assignee)
     if thread.state not in _ALLOWED[action]:
-        done = {AlertAction.RESOLVE: "resolved", AlertAction.MUTE: "muted"}
+        done = {
+            AlertAction.RESOLVE: "resolved",
+            AlertAction.RESOLVE_NEXT: "resolved",
+            AlertAction.MUTE: "muted",
+        }
         raise IllegalTransition(
             f"this alert is {thread.state.value}; it cannot be {done.get(action, 'reopened')}"
         )
+    through: str | None = None
+    if action is AlertAction.RESOLVE_NEXT:
+        through = _through(thread)
+        if through is None:
+            raise IllegalTransition("no version of it was seen, so there is no next version")
     until: datetime | None = None
     if action is AlertAction.MUTE:
         if mute not in MUTE_FOR:
@@ -312,12 +377,34 @@ def act(
         until = now + length if length is not None else None
     state = {
         AlertAction.RESOLVE: AlertState.RESOLVED,
+        AlertAction.RESOLVE_NEXT: AlertState.RESOLVED,
         AlertAction.MUTE: AlertState.MUTED,
         AlertAction.REOPEN: AlertState.OPEN,
     }[action]
     return replace(
-        thread, state=state, muted_until=until, state_changed_by=user, state_changed_at=now
+        thread,
+        state=state,
+        muted_until=until,
+        state_changed_by=user,
+        state_changed_at=now,
+        resolved_through=through,
     )
+
+
+def _owned(
+    thread: AlertThread, action: AlertAction, *, user: str, now: datetime, assignee: str | None
+) -> AlertThread:
+    if action is AlertAction.RELEASE:
+        if thread.owner is None:
+            raise IllegalTransition("nobody owns this alert; there is nothing to hand back")
+        return replace(thread, owner=None, owner_since=None)
+    owner = user if action is AlertAction.TAKE else assignee
+    if not owner:
+        raise IllegalTransition("no one was chosen to own it")
+    if owner == thread.owner:
+        whom = "you" if owner == user else f"<@{owner}>"
+        raise IllegalTransition(f"{whom} already own{'' if whom == 'you' else 's'} this alert")
+    return replace(thread, owner=owner, owner_since=now)
 
 
 def mute_is_over(thread: AlertThread, now: datetime) -> bool:
@@ -346,7 +433,8 @@ def sighted(thread: AlertThread, seen: Sighting, now: datetime) -> tuple[AlertTh
     """New occurrences of the thread's error: its counters grow and, by its state,
 
     - open or regressed → told in the thread;
-    - resolved → regressed, told in the thread and the channel;
+    - resolved → regressed, told in the thread and the channel; resolved in the next version
+      after V and seen only in versions up to V → told in the thread, still resolved;
     - muted → not told (an edit of the counters notifies nobody);
     - muted with its mute run out → open again first, then told.
     """
@@ -358,11 +446,15 @@ def sighted(thread: AlertThread, seen: Sighting, now: datetime) -> tuple[AlertTh
         last_seen_ms=max(thread.last_seen_ms, seen.last_seen_ms),
         headline=seen.headline,
         error_type=seen.error_type,
+        latest_version=seen.latest_version or thread.latest_version,
     )
     if mute_is_over(grown, now):
         return mute_expired(grown, now), Telling.REPLY
     if grown.state is AlertState.MUTED:
         return grown, Telling.SILENT
+    through = grown.resolved_through if grown.state is AlertState.RESOLVED else None
+    if through is not None and not any(is_newer(v, through) for v in seen.versions):
+        return grown, Telling.REPLY  # only old versions: told quietly, still resolved
     if grown.state is AlertState.RESOLVED:
         regressed = replace(
             grown,
@@ -370,6 +462,7 @@ def sighted(thread: AlertThread, seen: Sighting, now: datetime) -> tuple[AlertTh
             muted_until=None,
             state_changed_by=None,
             state_changed_at=now,
+            resolved_through=None,
         )
         return regressed, Telling.BROADCAST
     return grown, Telling.REPLY

@@ -1,5 +1,11 @@
 """The grammar of `/algo-errors`: the command text becomes a typed command or a clear error.
 
+The text arrives as Slack sends it with `should_escape: true`: `&`, `<` and `>` as `&amp;`,
+`&lt;`, `&gt;`; mentions as `<@U123|name>` and `<!subteam^S123|@name>` (read without the
+`|label` too); channels as `<#C123|name>`, links as `<https://…>`, broadcasts as `<!here>`.
+Only user and user-group mentions are read (in `subscribe`); every other token in angle
+brackets, and a plain `@word` Slack did not turn into a mention, is refused by name.
+
 Pure: no I/O, no clock. INTERFACE §3 is the contract.
 """
 
@@ -25,7 +31,14 @@ MAX_OPTION = 200
 
 _CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 _QUERY_OPTIONS = ("since", "version", "type")
-_SUBSCRIBE_OPTIONS = ("every", "daily", "weekdays", "tz")
+_SUBSCRIBE_OPTIONS = ("every", "daily", "weekdays", "tz", "min", "notify")
+MAX_MENTIONS = 10
+MAX_MIN_COUNT = 200
+"""The API's window holds at most 200 executions."""
+_ANGLED = re.compile(r"<[^<>]*>")
+_USER_MENTION = re.compile(r"^<@([UW][A-Z0-9_]{1,20})(?:\|[^<>]*)?>$")
+_GROUP_MENTION = re.compile(r"^<!subteam\^(S[A-Z0-9_]{1,20})(?:\|[^<>]*)?>$")
+_BROADCASTS = ("channel", "here", "everyone")
 
 
 class CommandSyntaxError(ValueError):
@@ -63,10 +76,21 @@ class Query:
 
 @dataclass(frozen=True, slots=True)
 class Subscribe:
+    """Each field None when the command does not name it: a new subscription takes the
+    default, subscribing again keeps what it had."""
+
     target: AlgorithmRef
-    schedule: Schedule = Every(DEFAULT_EVERY_SECONDS)  # noqa: RUF009  # frozen, safe to share
+    schedule: Schedule | None = None
+    """None: `every:15m` (`DEFAULT_SCHEDULE`)."""
     timezone: str | None = None
     """None: the subscribing user's Slack time zone, else UTC."""
+    min_count: int | None = None
+    """`min:N`; None: 1."""
+    notify: tuple[str, ...] | None = None
+    """The Slack user and user-group ids mentioned; `()` for `notify:none`; None: none."""
+
+
+DEFAULT_SCHEDULE: Schedule = Every(DEFAULT_EVERY_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +122,7 @@ def parse_command(text: str) -> Command:
         raise CommandSyntaxError(
             f"the command is {len(text):,} characters long; at most {MAX_TEXT:,} are read"
         )
-    tokens = [token.strip("`*") for token in text.split()]
-    tokens = [token for token in tokens if token]
+    tokens = [token for token in (t.strip("`*") for t in _tokens(text)) if token]
     if not tokens or tokens[0].lower() == "help":
         if len(tokens) > 1:
             raise CommandSyntaxError("`help` takes nothing after it")
@@ -117,9 +140,13 @@ def parse_command(text: str) -> Command:
             if len(tokens) > 2:
                 raise CommandSyntaxError("`unsubscribe` takes only the algorithm")
             return Unsubscribe(target)
-        return _subscribe(target, _options(tokens[2:], _SUBSCRIBE_OPTIONS))
+        mentioned, rest = _mentions(tokens[2:])
+        return _subscribe(target, _options(rest, _SUBSCRIBE_OPTIONS), mentioned)
     target = _target(tokens[0])
-    options = _options(tokens[1:], _QUERY_OPTIONS)
+    mentioned, rest = _mentions(tokens[1:])
+    if mentioned:
+        raise CommandSyntaxError("mentions go with `subscribe`: they are who its alerts notify")
+    options = _options(rest, _QUERY_OPTIONS)
     since = options.get("since")
     return Query(
         target,
@@ -127,6 +154,76 @@ def parse_command(text: str) -> Command:
         version=options.get("version"),
         error_type=options.get("type"),
     )
+
+
+def _tokens(text: str) -> list[str]:
+    """The words of the text; a token in angle brackets (a mention, a link) is one word even
+    with spaces in its label. Escaped `&`, `<`, `>` are read back outside such tokens."""
+    tokens: list[str] = []
+    position = 0
+    for match in _ANGLED.finditer(text):
+        tokens += _unescaped(text[position : match.start()]).split()
+        tokens.append(match.group())
+        position = match.end()
+    tokens += _unescaped(text[position:]).split()
+    return tokens
+
+
+def _unescaped(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _mentions(tokens: list[str]) -> tuple[list[str], list[str]]:
+    """The ids of the user and user-group mentions among `tokens` (in order, once each), and
+    the other tokens. Broadcasts, channels, links and a plain `@word` are refused by name."""
+    mentioned: list[str] = []
+    rest: list[str] = []
+    refused: list[str] = []
+    for token in tokens:
+        if token.startswith("<") and token.endswith(">"):
+            found = _USER_MENTION.match(token) or _GROUP_MENTION.match(token)
+            if found is None:
+                refused.append(token)
+            elif found.group(1) not in mentioned:
+                mentioned.append(found.group(1))
+        elif token.startswith("@"):
+            refused.append(token)
+        else:
+            rest.append(token)
+    if refused:
+        raise CommandSyntaxError(_refusal(refused))
+    return mentioned, rest
+
+
+def _refusal(tokens: list[str]) -> str:
+    shown = ", ".join(f"`{_shown(token)}`" for token in tokens[:5])
+    more = f" (and {len(tokens) - 5} more)" if len(tokens) > 5 else ""
+    broadcasts = [t for t in tokens if _shown(t).lstrip("@!") in _BROADCASTS]
+    if broadcasts:
+        why = "the bot never notifies a whole channel; mention people or user groups instead"
+    elif all(t.startswith("@") for t in tokens):
+        why = (
+            "Slack did not turn it into a mention: pick the person or user group from Slack's "
+            "suggestions as you type"
+        )
+    else:
+        why = "only people (`@name`) and user groups (`@team`) can be notified"
+    return f"{shown}{more}: {why}"
+
+
+def _shown(token: str) -> str:
+    """A refused token as the user typed it: `<!here>` → `@here`, `<#C1|ops>` → `#ops`."""
+    inner = token[1:-1] if token.startswith("<") and token.endswith(">") else token
+    target, _, label = inner.partition("|")
+    if target.startswith("!") and target[1:] in _BROADCASTS:
+        return "@" + target[1:]
+    if target.startswith("#"):
+        return "#" + label if label else target
+    return _cut_token(target if target.startswith(("http", "mailto")) else label or target)
+
+
+def _cut_token(text: str) -> str:
+    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def _target(token: str) -> AlgorithmRef:
@@ -165,11 +262,11 @@ def _options(tokens: list[str], allowed: tuple[str, ...]) -> dict[str, str]:
     return options
 
 
-def _subscribe(target: AlgorithmRef, options: dict[str, str]) -> Subscribe:
+def _subscribe(target: AlgorithmRef, options: dict[str, str], mentioned: list[str]) -> Subscribe:
     schedules = [key for key in ("every", "daily", "weekdays") if key in options]
     if len(schedules) > 1:
         raise CommandSyntaxError("give one schedule: `every:`, `daily:` or `weekdays:`")
-    schedule: Schedule = Every(DEFAULT_EVERY_SECONDS)
+    schedule: Schedule | None = None
     if "every" in options:
         seconds = parse_duration(options["every"], "every")
         if seconds < MIN_EVERY_SECONDS:
@@ -186,7 +283,39 @@ def _subscribe(target: AlgorithmRef, options: dict[str, str]) -> Subscribe:
     timezone = options.get("tz")
     if timezone is not None:
         timezone = _timezone(timezone)
-    return Subscribe(target, schedule, timezone)
+    return Subscribe(
+        target, schedule, timezone, _min_count(options.get("min")), _notify(options, mentioned)
+    )
+
+
+def _min_count(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= MAX_MIN_COUNT:
+        raise CommandSyntaxError(
+            f"`min:{text}` is not a threshold: write a whole number from 1 to {MAX_MIN_COUNT} "
+            "(the API keeps at most 200 executions)"
+        )
+    return int(text)
+
+
+def _notify(options: dict[str, str], mentioned: list[str]) -> tuple[str, ...] | None:
+    value = options.get("notify")
+    if value is not None and value.lower() != "none":
+        raise CommandSyntaxError(
+            f"`notify:{value}` is not known: write `notify:none` to notify nobody, or mention "
+            "people and user groups"
+        )
+    if value is not None and mentioned:
+        raise CommandSyntaxError("`notify:none` and mentions contradict each other: give one")
+    if len(mentioned) > MAX_MENTIONS:
+        raise CommandSyntaxError(
+            f"{len(mentioned)} people and groups are mentioned; at most {MAX_MENTIONS} can be "
+            "notified (a user group counts as one)"
+        )
+    if value is not None:
+        return ()
+    return tuple(mentioned) if mentioned else None
 
 
 def _timezone(name: str) -> str:

@@ -8,7 +8,7 @@ Slack's "never" answers (`refusals`) into `ChannelGone` (the subscription pauses
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
 from slack_sdk.errors import SlackApiError
@@ -45,8 +45,10 @@ class SlackAlertNotifier:
         self._sender = sender
         self._show_input = show_input
 
-    async def new_alert(self, channel_id: str, thread: AlertThread, intent_id: str) -> str:
-        message = alerts.alert_parent(thread)
+    async def new_alert(
+        self, channel_id: str, thread: AlertThread, intent_id: str, *, notify: Sequence[str] = ()
+    ) -> str:
+        message = alerts.alert_parent(thread, notify=notify)
         metadata = intent_metadata(intent_id)
         return await _in_channel(self._sender.post(channel_id, message, metadata=metadata))
 
@@ -77,11 +79,15 @@ class SlackAlertNotifier:
             )
             return False
 
-    async def thread_news(self, action: DigestAction, intent_id: str | None) -> None:
+    async def thread_news(
+        self, action: DigestAction, intent_id: str | None, *, notify: Sequence[str] = ()
+    ) -> None:
         thread = action.thread
         regression = action.kind is Kind.REGRESSION
         if action.replies:
-            reply = alerts.recurrence_reply(action.group, regression=regression)
+            reply = alerts.recurrence_reply(
+                action.group, thread, regression=regression, notify=notify if regression else ()
+            )
             await _in_channel(
                 self._sender.post(
                     thread.channel_id, reply, thread_ts=thread.parent_ts, broadcast=regression,
@@ -114,7 +120,7 @@ class SlackAlertNotifier:
             log.warning("could not update alert %s: %s", thread.parent_ts, error)
 
     async def outage(self, subscription: Subscription, detail: str) -> None:
-        message = alerts.cluster_outage(subscription.algorithm, detail)
+        message = alerts.cluster_outage(subscription.algorithm, detail, subscription.notify)
         await _in_channel(self._sender.post(subscription.channel_id, message))
 
     async def recovered(self, subscription: Subscription) -> None:

@@ -140,4 +140,8 @@ def alert_thread_values(thread: AlertThread) -> dict[str, Any]:
         "error_type": thread.error_type,
         "headline": thread.headline,
         "previous_fingerprint": thread.previous_fingerprint,
+        "latest_version": thread.latest_version,
+        "owner": thread.owner,
+        "owner_since": thread.owner_since,
+        "resolved_through": thread.resolved_through,
     }

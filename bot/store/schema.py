@@ -84,6 +84,10 @@ subscriptions = Table(
     Column("paused_reason", Text, nullable=True),
     Column("consecutive_failures", Integer, nullable=False),
     Column("outage_notified", Boolean, nullable=False),
+    # Who is mentioned in its new alerts, regressions and notices (Slack user / user-group ids).
+    Column("notify", JSON, nullable=False, server_default="[]"),
+    # A new kind of error is announced once this many of its records are unreported.
+    Column("min_count", Integer, nullable=False, server_default="1"),
     # The worker running this subscription now, until when (see `Store.claim`).
     Column("lease_owner", Text, nullable=True),
     Column("lease_until", UTCDateTime, nullable=True),
@@ -130,6 +134,12 @@ alert_threads = Table(
     Column("headline", Text, nullable=False),
     # The key before a newer grouping strategy adopted the thread (old buttons carry it).
     Column("previous_fingerprint", Text, nullable=True),
+    Column("latest_version", Text, nullable=True),
+    # Who owns it (a Slack user id) since when; kept through resolve, mute and reopen.
+    Column("owner", Text, nullable=True),
+    Column("owner_since", UTCDateTime, nullable=True),
+    # Resolved in the next version after this one (only while resolved that way).
+    Column("resolved_through", Text, nullable=True),
     PrimaryKeyConstraint("channel_id", "algorithm", "fingerprint"),
     CheckConstraint("state IN ('open', 'resolved', 'muted', 'regressed')", name="state"),
 )

@@ -38,11 +38,15 @@ class SubscriptionQueries:
         created_by: str,
         next_run_at: datetime,
         now: datetime,
+        *,
+        notify: Sequence[str] = (),
+        min_count: int = 1,
     ) -> Subscription:
-        """Subscribe `channel_id` to `algorithm`, or change the schedule of its subscription.
+        """Subscribe `channel_id` to `algorithm`, or change its subscription.
 
-        Subscribing again sets the schedule, time zone and next run and clears a pause; the id,
-        `created_by`, `created_at`, the reported records and the failure count stay.
+        Subscribing again sets the schedule, time zone, next run, notify list and threshold
+        (the caller passes what it keeps) and clears a pause; the id, `created_by`,
+        `created_at`, the reported records and the failure count stay.
         """
         insert = self._db.insert(subscriptions).values(
             channel_id=channel_id,
@@ -55,6 +59,8 @@ class SubscriptionQueries:
             paused_reason=None,
             consecutive_failures=0,
             outage_notified=False,
+            notify=list(notify),
+            min_count=min_count,
         )
         statement = insert.on_conflict_do_update(
             index_elements=[subscriptions.c.channel_id, subscriptions.c.algorithm],
@@ -62,6 +68,8 @@ class SubscriptionQueries:
                 "schedule": insert.excluded.schedule,
                 "timezone": insert.excluded.timezone,
                 "next_run_at": insert.excluded.next_run_at,
+                "notify": insert.excluded.notify,
+                "min_count": insert.excluded.min_count,
                 "paused_reason": None,
             },
         ).returning(*SUBSCRIPTION_COLUMNS)
@@ -256,12 +264,16 @@ SUBSCRIPTION_COLUMNS: Final = tuple(
         "paused_reason",
         "consecutive_failures",
         "outage_notified",
+        "notify",
+        "min_count",
     )
 )
 
 
 def subscription_of(row: Row[Any]) -> Subscription:
-    return Subscription(**row._asdict())
+    values = row._asdict()
+    values["notify"] = tuple(values["notify"] or ())
+    return Subscription(**values)
 
 
 def leasing(worker: str, now: datetime, lease_seconds: float, *, due_only: bool) -> Update:

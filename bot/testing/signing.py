@@ -61,7 +61,8 @@ def block_actions_body(
     selected: str | None = None,
 ) -> str:
     """A `block_actions` payload for a click on the element `action_id` of a posted message
-    (for a static select, `selected` is the chosen option's value)."""
+    (for a static select, `selected` is the chosen option's value; for a users select, the
+    chosen user's id)."""
     block, element = next(
         (block, element)
         for block in blocks
@@ -77,6 +78,8 @@ def block_actions_body(
     }
     if element["type"] == "button":
         action["value"] = element.get("value", "")
+    elif element["type"] == "users_select":
+        action["selected_user"] = selected
     else:
         action["selected_option"] = next(o for o in element["options"] if o["value"] == selected)
     payload: dict[str, Any] = {

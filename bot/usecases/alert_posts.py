@@ -116,7 +116,9 @@ class Posting:
         groups = group_occurrences(read_occurrences(records))
         channel, algorithm = self.subscription.channel_id, self.subscription.algorithm
         threads = await self.store.alert_threads(channel, algorithm, thread_keys(groups))
-        planned = plan_digest(channel, algorithm, groups, threads, self.now)
+        planned = plan_digest(
+            channel, algorithm, groups, threads, self.now, self.subscription.min_count
+        )
         for action in planned:
             await self.renew()
             if action.kind is not Kind.NEW_ALERT:
@@ -159,7 +161,9 @@ class Posting:
                 thread_ts=action.thread.parent_ts,
             )  # fmt: skip
             await self._record(intent)
-        await self.notifier.thread_news(action, intent.id if intent else None)
+        await self.notifier.thread_news(
+            action, intent.id if intent else None, notify=self.subscription.notify
+        )
         await self._record_news(action)
         if intent is not None:
             await self.store.settle_intent(intent.id)
@@ -176,7 +180,9 @@ class Posting:
         intent = self._intent(PostKind.ALERT, action.thread.fingerprint, action.group)
         await self._record(intent)
         channel = self.subscription.channel_id
-        parent_ts = await self.notifier.new_alert(channel, action.thread, intent.id)
+        parent_ts = await self.notifier.new_alert(
+            channel, action.thread, intent.id, notify=self.subscription.notify
+        )
         thread = replace(action.thread, parent_ts=parent_ts)
         if exists:  # an alert posted again for a deleted one: its news and state too
             fields = ("parent_ts", *ALERT_COUNTERS, *ALERT_STATE)

@@ -1,4 +1,5 @@
-"""Resolve, mute and reopen an alert from Slack (INTERFACE §3.2 interactive elements)."""
+"""Resolve (now or in the next version), mute, reopen, take, assign and release an alert from
+Slack (INTERFACE §3.2 interactive elements, §3.3 owner)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.domain.alerts import (
+    ALERT_OWNER,
     ALERT_STATE,
+    OWNER_ACTIONS,
     AlertAction,
     AlertRef,
     AlertThread,
@@ -51,6 +54,7 @@ async def change_alert(
     user: str,
     now: datetime,
     mute: str | None = None,
+    assignee: str | None = None,
 ) -> AlertChange:
     """Apply a person's action to the channel's alert (another channel's, another
     installation's or a forged one is not found, and nothing changes)."""
@@ -58,8 +62,11 @@ async def change_alert(
     if thread is None:
         return AlertChange(None)
     try:
-        changed = act(thread, action, user=user, now=now, mute=mute)
+        changed = act(thread, action, user=user, now=now, mute=mute, assignee=assignee)
     except IllegalTransition as refused:
         return AlertChange(thread, str(refused))
-    await store.update_alert_thread(changed, fields=ALERT_STATE)  # a digest's counters stay
+    # Only what the action changes is written: a digest's counters (and, for an owner change,
+    # a concurrent click's state) stay as they are.
+    fields = ALERT_OWNER if action in OWNER_ACTIONS else ALERT_STATE
+    await store.update_alert_thread(changed, fields=fields)
     return AlertChange(changed)

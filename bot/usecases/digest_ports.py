@@ -34,8 +34,11 @@ class AlertNotifier(Protocol):
     """What a digest says in a channel; the Slack adapter builds and paces the messages.
     Every method returns once Slack confirmed, and raises `ChannelGone` when it never will."""
 
-    async def new_alert(self, channel_id: str, thread: AlertThread, intent_id: str) -> str:
-        """Post the alert message, tagged with the intent; returns its `ts`."""
+    async def new_alert(
+        self, channel_id: str, thread: AlertThread, intent_id: str, *, notify: Sequence[str] = ()
+    ) -> str:
+        """Post the alert message, tagged with the intent, mentioning `notify` (Slack ids);
+        returns its `ts`."""
         ...
 
     async def first_reply(
@@ -55,9 +58,12 @@ class AlertNotifier(Protocol):
         an earlier try may have got through: what the thread holds is not sent twice."""
         ...
 
-    async def thread_news(self, action: DigestAction, intent_id: str | None) -> None:
-        """Reply in the alert's thread (broadcast for a regression), tagged with the intent,
-        unless muted (no intent then), and update the alert message itself."""
+    async def thread_news(
+        self, action: DigestAction, intent_id: str | None, *, notify: Sequence[str] = ()
+    ) -> None:
+        """Reply in the alert's thread (broadcast for a regression, mentioning `notify`; the
+        owner is mentioned in every reply), tagged with the intent, unless muted (no intent
+        then), and update the alert message itself."""
         ...
 
     async def find_post(self, intent: PostIntent) -> str | None:

@@ -2,20 +2,21 @@
 
 Subscribing looks the algorithm up first (nothing is stored for an unknown algorithm or one
 the bot may not read) and marks its current errors as seen, so the first digest holds only
-new ones. Subscribing again changes the schedule and keeps what was seen.
+new ones. Subscribing again changes only what the command names (schedule, time zone,
+threshold, notify list) and keeps the rest and what was seen.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from bot.domain.alerts import Subscription
 from bot.domain.algorithm_ref import AlgorithmRef
-from bot.domain.commands import Subscribe
-from bot.domain.schedule import next_run, schedule_text
+from bot.domain.commands import DEFAULT_SCHEDULE, Subscribe
+from bot.domain.schedule import next_run, parse_schedule, schedule_text
 from bot.usecases.query import ErrorSource, fetch_errors
 
 DEFAULT_TIMEZONE = "UTC"
@@ -31,6 +32,9 @@ class SubscriptionStore(Protocol):
         created_by: str,
         next_run_at: datetime,
         now: datetime,
+        *,
+        notify: Sequence[str] = (),
+        min_count: int = 1,
     ) -> Subscription: ...
 
     async def remove_subscription(self, channel_id: str, algorithm: str) -> bool: ...
@@ -46,7 +50,7 @@ class SubscriptionStore(Protocol):
 class Subscribed:
     subscription: Subscription
     again: bool
-    """The channel was already subscribed: only the schedule changed."""
+    """The channel was already subscribed: only what the command named changed."""
     seen: int
     """Current errors marked as seen (none when subscribing again)."""
 
@@ -65,17 +69,27 @@ async def subscribe(
     algorithm's errors cannot be read."""
     batch = await fetch_errors(source, command.target)
     algorithm = str(command.target)
-    again = any(s.algorithm == algorithm for s in await store.channel_subscriptions(channel_id))
-    timezone = command.timezone or user_timezone or DEFAULT_TIMEZONE
-    subscription = await store.upsert_subscription(
-        channel_id,
-        algorithm,
-        schedule_text(command.schedule),
-        timezone,
-        user_id,
-        next_run(command.schedule, timezone, now),
-        now,
+    existing = next(
+        (s for s in await store.channel_subscriptions(channel_id) if s.algorithm == algorithm),
+        None,
     )
+    again = existing is not None
+    if existing is None:
+        schedule = command.schedule or DEFAULT_SCHEDULE
+        timezone = command.timezone or user_timezone or DEFAULT_TIMEZONE
+        next_run_at = next_run(schedule, timezone, now)
+        notify, min_count = command.notify or (), command.min_count or 1
+    else:
+        schedule = command.schedule or parse_schedule(existing.schedule)
+        timezone = command.timezone or existing.timezone
+        timed = command.schedule is not None or command.timezone is not None
+        next_run_at = next_run(schedule, timezone, now) if timed else existing.next_run_at
+        notify = existing.notify if command.notify is None else command.notify
+        min_count = command.min_count or existing.min_count
+    subscription = await store.upsert_subscription(
+        channel_id, algorithm, schedule_text(schedule), timezone, user_id, next_run_at, now,
+        notify=notify, min_count=min_count,
+    )  # fmt: skip
     seen = 0
     if not again:
         records = [(r.request_id, r.created_at) for r in batch.records]

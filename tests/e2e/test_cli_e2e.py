@@ -152,8 +152,13 @@ async def test_demo_prints_the_conversation(tmp_path: Path) -> None:
     general, _, subscribed = out.partition("\n#C_OTHER\n")
     assert general.count("    ↳ ") == 16
     assert "subscribed this channel to *acme/image_tagger*, `every:15m`" in subscribed
-    assert subscribed.count("[Resolve] [Select: Mute…]") == 2  # two new kinds: two alerts
-    assert "↳ 1 new occurrence" in subscribed  # the recurrence, in its alert's thread
+    assert subscribed.count("[Resolve] [Resolve in next version]") == 2  # two kinds, two alerts
+    # The Java bug had one occurrence at the first run (below min:2): announced at the second,
+    # mentioning Carol; the Python bug's recurrence mentions Alice, who took its alert.
+    assert ":loudspeaker: @U_CAROL" in subscribed
+    assert "Owner: @U_ALICE since" in subscribed
+    assert "↳ :raised_hand: @U_ALICE took this." in subscribed
+    assert "↳ @U_ALICE 1 new occurrence" in subscribed
     assert "📎 trace-req-" in out
     assert "[only visible to you]" in out
     assert "There is no algorithm *acme/image_tager*" in out

@@ -67,7 +67,9 @@ class RecordingNotifier:
         if channel in self.gone:
             raise ChannelGone("channel_not_found")
 
-    async def new_alert(self, channel_id: str, thread: AlertThread, intent_id: str) -> str:
+    async def new_alert(
+        self, channel_id: str, thread: AlertThread, intent_id: str, **_: object
+    ) -> str:
         self._check(channel_id)
         self._ts += 1
         self.said.append(("alert", channel_id, thread.fingerprint))
@@ -86,7 +88,7 @@ class RecordingNotifier:
             self.said.append(("split_from", channel_id, split_from.fingerprint))
         return True
 
-    async def thread_news(self, action: DigestAction, intent_id: str | None) -> None:
+    async def thread_news(self, action: DigestAction, intent_id: str | None, **_: object) -> None:
         self._check(action.thread.channel_id)
         self.said.append((action.kind.value, action.thread.channel_id, action.group.fingerprint))
         if intent_id is not None:
@@ -246,7 +248,9 @@ class FlakyNotifier(RecordingNotifier):
         self.on_alert: Any = None
         self.deleted: set[str] = set()
 
-    async def new_alert(self, channel_id: str, thread: AlertThread, intent_id: str) -> str:
+    async def new_alert(
+        self, channel_id: str, thread: AlertThread, intent_id: str, **_: object
+    ) -> str:
         ts = await super().new_alert(channel_id, thread, intent_id)
         if self.on_alert is not None:
             await self.on_alert()
@@ -262,7 +266,7 @@ class FlakyNotifier(RecordingNotifier):
             channel_id, parent_ts, group, split_from, intent_id, again=again
         )
 
-    async def thread_news(self, action: DigestAction, intent_id: str | None) -> None:
+    async def thread_news(self, action: DigestAction, intent_id: str | None, **_: object) -> None:
         if action.thread.parent_ts in self.deleted:
             raise AlertGone("thread_not_found")
         await super().thread_news(action, intent_id)
@@ -293,7 +297,9 @@ async def test_a_post_slack_holds_is_adopted_after_a_crash_never_posted_again(
     store: Store,
 ) -> None:
     class DiesAfterPosting(RecordingNotifier):
-        async def new_alert(self, channel_id: str, thread: AlertThread, intent_id: str) -> str:
+        async def new_alert(
+            self, channel_id: str, thread: AlertThread, intent_id: str, **_: object
+        ) -> str:
             await super().new_alert(channel_id, thread, intent_id)  # Slack keeps it …
             raise asyncio.CancelledError  # … and the process dies before hearing back
 
@@ -317,7 +323,9 @@ async def test_a_post_slack_holds_is_adopted_after_a_crash_never_posted_again(
 
 async def test_a_post_that_never_reached_slack_is_posted_by_the_next_run(store: Store) -> None:
     class DiesBeforePosting(RecordingNotifier):
-        async def new_alert(self, channel_id: str, thread: AlertThread, intent_id: str) -> str:
+        async def new_alert(
+            self, channel_id: str, thread: AlertThread, intent_id: str, **_: object
+        ) -> str:
             raise asyncio.CancelledError  # killed with the intent recorded, nothing sent
 
     cluster, notifier = FakeCluster(), RecordingNotifier()
@@ -496,7 +504,9 @@ async def test_a_bug_outside_a_subscription_s_run_still_ends_its_lease(store: St
 
 async def test_a_long_run_keeps_its_leases_with_a_heartbeat(store: Store) -> None:
     class SlowNotifier(RecordingNotifier):
-        async def new_alert(self, channel_id: str, thread: AlertThread, intent_id: str) -> str:
+        async def new_alert(
+            self, channel_id: str, thread: AlertThread, intent_id: str, **_: object
+        ) -> str:
             await asyncio.sleep(1.0)  # Slack rate-limits us: longer than a lease
             return await super().new_alert(channel_id, thread, intent_id)
 
@@ -531,7 +541,9 @@ async def test_a_dead_run_s_subscriptions_are_taken_over_when_its_lease_runs_out
 
 async def test_what_could_not_be_posted_is_tried_at_the_next_ticks(store: Store) -> None:
     class SlackDown(RecordingNotifier):
-        async def new_alert(self, channel_id: str, thread: AlertThread, intent_id: str) -> str:
+        async def new_alert(
+            self, channel_id: str, thread: AlertThread, intent_id: str, **_: object
+        ) -> str:
             raise RuntimeError("Slack answered 500 three times")
 
     cluster = FakeCluster()
@@ -551,7 +563,9 @@ async def test_a_recurrence_slack_holds_is_adopted_after_a_crash_counted_once(
     store: Store,
 ) -> None:
     class DiesAfterTheReply(RecordingNotifier):
-        async def thread_news(self, action: DigestAction, intent_id: str | None) -> None:
+        async def thread_news(
+            self, action: DigestAction, intent_id: str | None, **_: object
+        ) -> None:
             await super().thread_news(action, intent_id)  # Slack keeps the reply …
             raise asyncio.CancelledError  # … and the process dies before hearing back
 

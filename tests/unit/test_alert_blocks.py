@@ -44,10 +44,20 @@ def _actions(message: base.SlackMessage) -> dict[str, Any]:
     }
 
 
-def test_an_open_alert_offers_resolve_and_mute(group: ErrorGroup) -> None:
+OWNING = {"group_take", "group_assign"}
+"""Offered in every state; `group_release` too while someone owns it."""
+
+
+def test_an_open_alert_offers_resolve_mute_and_ownership(group: ErrorGroup) -> None:
     thread = _thread(group)
-    actions = _actions(alert_blocks.alert_parent(thread))
-    assert set(actions) == {"group_resolve", "group_mute", "block_id"}
+    assert thread.versions  # so resolving in the next version is offered
+    message = alert_blocks.alert_parent(thread)
+    actions = _actions(message)
+    assert set(actions) == {
+        "group_resolve", "group_resolve_next", "group_mute", "block_id", *OWNING,
+    }  # fmt: skip
+    assert actions["group_assign"]["type"] == "users_select"
+    assert "No owner yet" in str(message.blocks)
     ref = AlertRef.parse(actions["group_resolve"]["value"])
     assert ref is not None
     assert ref.matches(thread)
@@ -73,7 +83,27 @@ def test_a_resolved_or_muted_alert_says_who_and_offers_reopen(
 ) -> None:
     message = alert_blocks.alert_parent(_thread(group, **changes))
     assert line in str(message.blocks)
-    assert set(_actions(message)) == {"group_reopen", "block_id"}
+    assert set(_actions(message)) == {"group_reopen", "block_id", *OWNING}
+
+
+def test_an_owned_alert_names_its_owner_since_when_and_offers_to_hand_it_back(
+    group: ErrorGroup,
+) -> None:
+    owned = _thread(group, owner="U7", owner_since=CHANGED, state=AlertState.RESOLVED)
+    message = alert_blocks.alert_parent(owned)
+    assert ":bust_in_silhouette: Owner: <@U7> since <!date^" in str(message.blocks)
+    assert set(_actions(message)) == {"group_reopen", "group_release", "block_id", *OWNING}
+
+
+def test_resolved_in_the_next_version_says_after_which(group: ErrorGroup) -> None:
+    resolved = _thread(
+        group, state=AlertState.RESOLVED, state_changed_by="U9", state_changed_at=CHANGED,
+        resolved_through="2.3.0",
+    )  # fmt: skip
+    text = str(alert_blocks.alert_parent(resolved).blocks)
+    assert "*Resolved in the next version after 2.3.0* by <@U9>" in text
+    unversioned = _thread(group, versions=(), latest_version=None)
+    assert "group_resolve_next" not in _actions(alert_blocks.alert_parent(unversioned))
 
 
 def test_a_regression_says_so(group: ErrorGroup) -> None:
@@ -82,7 +112,9 @@ def test_a_regression_says_so(group: ErrorGroup) -> None:
     assert ":rotating_light: *Regressed*: it was resolved and came back <!date^" in str(
         message.blocks
     )
-    assert set(_actions(message)) == {"group_resolve", "group_mute", "block_id"}
+    assert set(_actions(message)) == {
+        "group_resolve", "group_resolve_next", "group_mute", "block_id", *OWNING,
+    }  # fmt: skip
     reply = alert_blocks.recurrence_reply(group, regression=True)
     assert reply.text.startswith("Regression: 1 new:")
 
@@ -92,25 +124,62 @@ def test_alert_messages_snapshot(group: ErrorGroup, snapshot: SnapshotAssertion)
     assert alert_blocks.recurrence_reply(group) == snapshot
 
 
+def test_on_call_messages_snapshot(group: ErrorGroup, snapshot: SnapshotAssertion) -> None:
+    owned = _thread(group, owner="U7", owner_since=CHANGED)
+    assert alert_blocks.alert_parent(owned, notify=("U1", "S2")) == snapshot  # a new alert
+    assert alert_blocks.owner_changed(owned, by="U7") == snapshot  # took it
+    assert alert_blocks.owner_changed(owned, by="U9") == snapshot  # assigned it
+    assert alert_blocks.owner_changed(_thread(group), by="U7") == snapshot  # handed it back
+    resolved = _thread(
+        group, state=AlertState.RESOLVED, state_changed_by="U7", state_changed_at=CHANGED,
+        resolved_through="2.0.1", owner="U7",
+    )  # fmt: skip
+    assert alert_blocks.alert_parent(resolved) == snapshot
+    assert alert_blocks.recurrence_reply(group, resolved) == snapshot  # told quietly
+    regressed = replace(resolved, state=AlertState.REGRESSED, resolved_through=None)
+    assert alert_blocks.recurrence_reply(group, regressed, regression=True, notify=("U1",)) == (
+        snapshot
+    )
+    assert alert_blocks.cluster_outage("acme/x", "503", ("U1", "S2")) == snapshot
+
+
+SLACK_IDS = ("U0G9QF9C6", "W0G9QF9C6", "S0614TZR7")
+"""Ids as Slack sends them: the only mentions the bot may write."""
+
+
 @settings(max_examples=100, deadline=None)
 @given(headline=untrusted, algorithm=untrusted, versions=st.lists(untrusted, max_size=5),
-       user=untrusted, state=st.sampled_from(AlertState))  # fmt: skip
+       user=untrusted, owner=untrusted, through=untrusted, state=st.sampled_from(AlertState),
+       notify=st.lists(st.one_of(untrusted, st.sampled_from(SLACK_IDS)), max_size=10))  # fmt: skip
 def test_alerts_fit_and_cannot_ping(
     group: ErrorGroup,
     headline: str,
     algorithm: str,
     versions: list[str],
     user: str,
+    owner: str,
+    through: str,
     state: AlertState,
+    notify: list[str],
 ) -> None:
+    """Whatever the stored values say (a forged id, a tampered row), only ids shaped like
+    Slack's become mentions; everything else is escaped text or left out."""
     thread = _thread(
         group, headline=headline, algorithm=algorithm, versions=tuple(versions), state=state,
-        state_changed_by=user or None, state_changed_at=CHANGED,
+        state_changed_by=user or None, state_changed_at=CHANGED, owner=owner or None,
+        owner_since=CHANGED, resolved_through=through or None,
     )  # fmt: skip
-    for message in (alert_blocks.alert_parent(thread),):
+    messages = (
+        alert_blocks.alert_parent(thread, notify=notify),
+        alert_blocks.recurrence_reply(group, thread, regression=True, notify=notify),
+        alert_blocks.owner_changed(thread, by=user),
+        alert_blocks.cluster_outage(algorithm, headline, notify),
+    )
+    for message in messages:
         assert_fits_slack(message)
-        assert_cannot_ping(message, allowed_mentions=(user,))
-        assert len(_actions(message)["block_id"]) <= 255
+        allowed = tuple(i for i in (user, owner, *notify) if base.mention(i))
+        assert_cannot_ping(message, allowed_mentions=allowed)
+    assert len(_actions(messages[0])["block_id"]) <= 255
 
 
 def test_the_edit_that_ends_a_mute_says_so_and_later_edits_do_not(group: ErrorGroup) -> None:

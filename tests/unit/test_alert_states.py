@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from bot.domain.alerts import (
     MUTE_FOR,
+    OWNER_ACTIONS,
     AlertAction,
     AlertState,
     AlertThread,
@@ -34,10 +35,16 @@ OPEN, RESOLVED, MUTED, REGRESSED = (
     AlertState.OPEN, AlertState.RESOLVED, AlertState.MUTED, AlertState.REGRESSED
 )  # fmt: skip
 RESOLVE, MUTE, REOPEN = AlertAction.RESOLVE, AlertAction.MUTE, AlertAction.REOPEN
+RESOLVE_NEXT = AlertAction.RESOLVE_NEXT
+TAKE, ASSIGN, RELEASE = AlertAction.TAKE, AlertAction.ASSIGN, AlertAction.RELEASE
+STATE_ACTIONS = [action for action in AlertAction if action not in OWNER_ACTIONS]
+"""The actions that move the state; take, assign and release change only the owner."""
 
 RULES: dict[tuple[AlertState, AlertAction], AlertState] = {
     (OPEN, RESOLVE): RESOLVED,
     (REGRESSED, RESOLVE): RESOLVED,
+    (OPEN, RESOLVE_NEXT): RESOLVED,
+    (REGRESSED, RESOLVE_NEXT): RESOLVED,
     (OPEN, MUTE): MUTED,
     (REGRESSED, MUTE): MUTED,
     (RESOLVED, REOPEN): OPEN,
@@ -51,14 +58,16 @@ MUTE_LENGTHS: dict[str, timedelta | None] = {
     "7d": timedelta(days=7),
     "forever": None,
 }
-PAST_TENSE = {RESOLVE: "resolved", MUTE: "muted", REOPEN: "reopened"}
+PAST_TENSE = {RESOLVE: "resolved", RESOLVE_NEXT: "resolved", MUTE: "muted", REOPEN: "reopened"}
 
 THREAD = AlertThread(
     channel_id="C1", algorithm="acme/x", fingerprint="f1", parent_ts="1.0",
     state=OPEN, muted_until=None, state_changed_by="U0", state_changed_at=BEFORE,
     count=5, versions=("1.0", "2.0"), first_seen_ms=1_000, last_seen_ms=2_000,
     error_type="KeyError", headline="KeyError: 'x'", previous_fingerprint="old",
+    owner="U5", owner_since=BEFORE,
 )  # fmt: skip
+"""Owned, so every transition is seen to keep the owner."""
 
 
 def in_state(state: AlertState, muted_until: datetime | None = None) -> AlertThread:
@@ -82,7 +91,7 @@ def test_the_starting_threads_cover_every_state() -> None:
 
 def legal_acts() -> Iterator[object]:
     for name, start in STARTS.items():
-        for action in AlertAction:
+        for action in STATE_ACTIONS:
             if (start.state, action) not in RULES:
                 continue
             choices = MUTE_LENGTHS.items() if action is MUTE else [(None, None)]
@@ -92,7 +101,7 @@ def legal_acts() -> Iterator[object]:
 
 def illegal_acts() -> Iterator[object]:
     for name, start in STARTS.items():
-        for action in AlertAction:
+        for action in STATE_ACTIONS:
             if (start.state, action) not in RULES:
                 yield pytest.param(start, action, id=f"{name}-{action}")
 
@@ -108,6 +117,7 @@ def test_a_legal_action_changes_the_state_and_nothing_else(
         muted_until=NOW + length if length is not None else None,
         state_changed_by="U9",
         state_changed_at=NOW,
+        resolved_through="2.0" if action is RESOLVE_NEXT else None,  # the highest version seen
     )
 
 
@@ -139,10 +149,13 @@ def accepted(state: AlertState, action: AlertAction) -> bool:
 
 @pytest.mark.parametrize("state", list(AlertState))
 def test_the_buttons_offer_exactly_the_actions_the_rules_accept(state: AlertState) -> None:
-    offered = actions_offered(state)
+    offered = actions_offered(in_state(state))
     assert len(offered) == len(set(offered))
-    assert set(offered) == {action for (s, action) in RULES if s is state}
-    assert set(offered) == {action for action in AlertAction if accepted(state, action)}
+    assert set(offered) - OWNER_ACTIONS == {action for (s, action) in RULES if s is state}
+    assert set(offered) - OWNER_ACTIONS == {a for a in STATE_ACTIONS if accepted(state, a)}
+    assert set(offered) >= OWNER_ACTIONS  # owned: take (someone else), assign, hand back
+    unowned = replace(in_state(state), owner=None, owner_since=None)
+    assert RELEASE not in actions_offered(unowned)
 
 
 SEEN = Sighting(count=3, versions=("2.0", "0.9", "1.5"), first_seen_ms=500, last_seen_ms=3_000,
@@ -242,6 +255,7 @@ sightings = st.builds(
     last_seen_ms=st.integers(10_000, 20_000),
     error_type=st.just("E"),
     headline=st.just("h"),
+    latest_version=st.sampled_from([None, "1.0", "3f2a9c1"]),
 )
 events = st.lists(
     st.one_of(
@@ -265,14 +279,21 @@ def test_any_sequence_of_events_keeps_the_invariants(
         match event:
             case ("act", AlertAction() as action, str() as choice):
                 try:
-                    thread = act(thread, action, user="U1", now=now, mute=choice)
+                    thread = act(thread, action, user="U1", now=now, mute=choice, assignee="U2")
                 except IllegalTransition:
-                    assert action not in actions_offered(before.state) or (
-                        action is AlertAction.MUTE and choice not in MUTE_FOR
+                    assert (
+                        action not in actions_offered(before)
+                        or (action is AlertAction.MUTE and choice not in MUTE_FOR)
+                        or (action is TAKE and before.owner == "U1")
+                        or (action is ASSIGN and before.owner == "U2")
                     )
                 else:
-                    assert action in actions_offered(before.state)
-                    assert thread.state is RULES[before.state, action]
+                    assert action in actions_offered(before)
+                    if action in OWNER_ACTIONS:
+                        assert thread.state is before.state
+                    else:
+                        assert thread.state is RULES[before.state, action]
+                        assert thread.owner == before.owner
             case ("sighted", Sighting() as seen):
                 thread, _ = sighted(thread, seen, now)
                 assert thread.count == before.count + seen.count
@@ -285,7 +306,90 @@ def test_any_sequence_of_events_keeps_the_invariants(
             case ("wait", timedelta() as passed):
                 now += passed
         assert thread.muted_until is None or thread.state is MUTED
+        assert thread.resolved_through is None or thread.state is RESOLVED
         assert thread.count >= before.count
         if thread.state is REGRESSED and before.state is not REGRESSED:
             assert event[0] == "sighted"
             assert before.state is RESOLVED
+
+
+# -- owner: take, assign, release (INTERFACE §3.3) ------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(STARTS))
+def test_take_assign_and_release_change_the_owner_and_never_the_state(name: str) -> None:
+    start = STARTS[name]
+    taken = act(start, TAKE, user="U9", now=NOW)
+    assert taken == replace(start, owner="U9", owner_since=NOW)
+    assigned = act(taken, ASSIGN, user="U9", now=NOW, assignee="U7")
+    assert assigned == replace(start, owner="U7", owner_since=NOW)
+    released = act(assigned, RELEASE, user="U7", now=NOW)
+    assert released == replace(start, owner=None, owner_since=None)
+
+
+@pytest.mark.parametrize(
+    ("owner", "action", "assignee", "why"),
+    [
+        ("U9", TAKE, None, "you already own this alert"),
+        ("U7", ASSIGN, "U7", "<@U7> already owns this alert"),
+        ("U7", ASSIGN, None, "no one was chosen to own it"),
+        (None, RELEASE, None, "nobody owns this alert; there is nothing to hand back"),
+    ],
+)
+def test_an_owner_change_that_changes_nothing_is_refused(
+    owner: str | None, action: AlertAction, assignee: str | None, why: str
+) -> None:
+    with pytest.raises(IllegalTransition, match=f"^{why}$"):
+        act(replace(THREAD, owner=owner), action, user="U9", now=NOW, assignee=assignee)
+
+
+# -- resolved in the next version after V ---------------------------------------------------
+
+
+def _seen(*versions: str) -> Sighting:
+    return replace(SEEN, versions=versions, latest_version=versions[-1] if versions else None)
+
+
+@pytest.mark.parametrize(
+    ("versions", "telling"),
+    [
+        (("2.0.0",), Telling.REPLY),  # V itself
+        (("1.9.3", "2.0.0"), Telling.REPLY),  # older ones
+        ((), Telling.REPLY),  # no version: never newer
+        (("2.0.0-rc.1",), Telling.REPLY),  # a pre-release of V is older
+        (("2.0.1",), Telling.BROADCAST),
+        (("1.0.0", "2.10.0"), Telling.BROADCAST),  # one newer occurrence is enough
+        (("3f2a9c1",), Telling.BROADCAST),  # a development build: not V, so newer
+    ],
+)
+def test_resolved_in_the_next_version_tells_old_versions_quietly(
+    versions: tuple[str, ...], telling: Telling
+) -> None:
+    resolved = act(
+        replace(THREAD, versions=("1.9.3", "2.0.0", "3f2a9c1"), latest_version="3f2a9c1"),
+        RESOLVE_NEXT, user="U9", now=BEFORE,
+    )  # fmt: skip
+    assert resolved.resolved_through == "2.0.0"  # the highest semantic version, not the latest
+    after, told = sighted(resolved, _seen(*versions), NOW)
+    assert told is telling
+    if telling is Telling.REPLY:
+        assert (after.state, after.resolved_through) == (RESOLVED, "2.0.0")
+        assert after.count == resolved.count + SEEN.count  # the counters still move
+    else:
+        assert (after.state, after.resolved_through, after.owner) == (REGRESSED, None, "U5")
+
+
+def test_without_semantic_versions_v_is_the_latest_version_seen() -> None:
+    hashes = replace(THREAD, versions=("a1b2c3d", "e4f5a6b"), latest_version="e4f5a6b")
+    assert act(hashes, RESOLVE_NEXT, user="U9", now=NOW).resolved_through == "e4f5a6b"
+    unversioned = replace(THREAD, versions=(), latest_version=None)
+    assert RESOLVE_NEXT not in actions_offered(unversioned)
+    with pytest.raises(IllegalTransition, match="no version of it was seen"):
+        act(unversioned, RESOLVE_NEXT, user="U9", now=NOW)
+
+
+def test_resolving_again_or_reopening_forgets_v() -> None:
+    through = act(THREAD, RESOLVE_NEXT, user="U9", now=NOW)
+    reopened = act(through, REOPEN, user="U9", now=NOW)
+    assert reopened.resolved_through is None
+    assert act(reopened, RESOLVE, user="U9", now=NOW).resolved_through is None

@@ -89,10 +89,12 @@ def assert_fits_slack(message: base.SlackMessage) -> None:
 
 def assert_cannot_ping(message: base.SlackMessage, allowed_mentions: tuple[str, ...] = ()) -> None:
     """No mrkdwn text holds a `<` of its own: no @channel, mention or link can come through.
-    `allowed_mentions`: Slack user ids the bot itself names (who resolved an alert)."""
+    `allowed_mentions`: Slack user and user-group ids Slack gave the bot (who resolved or owns
+    an alert, whom a subscription notifies)."""
     for text in _mrkdwn_texts(message):
         for user in allowed_mentions:
             text = text.replace(f"<@{base.escape(user)}>", "")
+            text = text.replace(f"<!subteam^{base.escape(user)}>", "")
         assert "<" not in _OUR_TOKENS.sub("", text), text
     # Verbatim mrkdwn: Slack makes no links of bare URLs or #channel names either.
     assert all(obj.get("verbatim") is True for obj in _mrkdwn_objects(message.blocks))

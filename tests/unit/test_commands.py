@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bot.domain.algorithm_ref import AlgorithmId, OwnerName
@@ -33,7 +35,7 @@ UUID = "3b8f6c2e-9d41-4a7e-b5c0-71e2d9a4f6b8"
             Query(OwnerName("acme", "x"), 6 * 3600, "1.2.3", "ValueError"),
         ),
         ("acme/x SINCE:1w", Query(OwnerName("acme", "x"), 7 * 86400)),
-        ("subscribe acme/x", Subscribe(OwnerName("acme", "x"), Every(900))),
+        ("subscribe acme/x", Subscribe(OwnerName("acme", "x"))),  # defaults, or kept
         ("subscribe acme/x every:1m", Subscribe(OwnerName("acme", "x"), Every(60))),
         (
             "subscribe acme/x daily:09:00 tz:Europe/Berlin",
@@ -46,6 +48,70 @@ UUID = "3b8f6c2e-9d41-4a7e-b5c0-71e2d9a4f6b8"
 )
 def test_valid_commands(text: str, command: object) -> None:
     assert parse_command(text) == command
+
+
+X = OwnerName("acme", "x")
+
+
+@pytest.mark.parametrize(
+    ("text", "notify"),
+    [
+        ("<@U0G9QF9C6|alice>", ("U0G9QF9C6",)),  # as Slack sends it with should_escape
+        ("<@U0G9QF9C6>", ("U0G9QF9C6",)),  # without the label
+        ("<@W0G9QF9C6|enterprise.user>", ("W0G9QF9C6",)),
+        ("<!subteam^S0614TZR7|@oncall-ml>", ("S0614TZR7",)),
+        ("<!subteam^S0614TZR7>", ("S0614TZR7",)),
+        ("<@U1|a b c> <!subteam^S2|@team>", ("U1", "S2")),  # a label with spaces is one token
+        ("<@U1|a> <@U1>", ("U1",)),  # once each
+        ("notify:none", ()),
+        ("NOTIFY:None", ()),
+        ("", None),  # not named: a new subscription notifies nobody, an old one keeps its list
+    ],
+)
+def test_mentions_become_the_notify_list(text: str, notify: tuple[str, ...] | None) -> None:
+    command = parse_command(f"subscribe acme/x every:1h {text} tz:UTC")
+    assert command == Subscribe(X, Every(3600), "UTC", None, notify)
+
+
+@pytest.mark.parametrize(
+    ("text", "command"),
+    [
+        ("subscribe acme/x min:1", Subscribe(X, min_count=1)),
+        ("subscribe acme/x min:200", Subscribe(X, min_count=200)),
+        ("subscribe acme/x min:5 <@U1>", Subscribe(X, min_count=5, notify=("U1",))),
+        # Escaped text as Slack sends it: &amp; &lt; &gt; are read back in options.
+        ("acme/x type:A&amp;B version:&lt;1&gt;", Query(X, None, "<1>", "A&B")),
+    ],
+)
+def test_thresholds_and_escaped_text(text: str, command: object) -> None:
+    assert parse_command(text) == command
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("subscribe acme/x <!here>", "`@here`: the bot never notifies a whole channel"),
+        ("subscribe acme/x <!channel>", "`@channel`: the bot never notifies a whole channel"),
+        ("subscribe acme/x <!everyone>", "`@everyone`: the bot never notifies a whole channel"),
+        ("subscribe acme/x @here", "`@here`: the bot never notifies a whole channel"),
+        ("subscribe acme/x @bob", "`@bob`: Slack did not turn it into a mention"),
+        ("subscribe acme/x <@U1> @bob @carol", "`@bob`, `@carol`: Slack did not turn it"),
+        ("subscribe acme/x <#C0123|ops>", "`#ops`: only people (`@name`) and user groups"),
+        ("subscribe acme/x <https://evil.example|click>", "`https://evil.example`: only people"),
+        ("subscribe acme/x <@bad id>", "only people"),
+        ("subscribe acme/x notify:none <@U1>", "contradict each other"),
+        ("subscribe acme/x notify:all", "`notify:all` is not known"),
+        ("subscribe acme/x " + " ".join(f"<@U{n}>" for n in range(11)), "at most 10"),
+        ("subscribe acme/x min:0", "`min:0` is not a threshold"),
+        ("subscribe acme/x min:201", "from 1 to 200"),
+        ("subscribe acme/x min:-3", "is not a threshold"),
+        ("subscribe acme/x min:2.5", "is not a threshold"),
+        ("acme/x <@U1>", "mentions go with `subscribe`"),
+    ],
+)
+def test_mentions_and_thresholds_refused(text: str, problem: str) -> None:
+    with pytest.raises(CommandSyntaxError, match=re.escape(problem)):
+        parse_command(text)
 
 
 @pytest.mark.parametrize(

@@ -90,3 +90,25 @@ def test_new_alerts_come_before_news_of_known_groups(groups: list[ErrorGroup]) -
     actions = plan_digest("C1", "a", groups, [_thread(known, AlertState.OPEN)], NOW)
     assert actions[-1].group is known
     assert {a.kind for a in actions[:-1]} == {Kind.NEW_ALERT}
+
+
+def test_a_threshold_holds_back_only_new_kinds_with_too_few_records(
+    groups: list[ErrorGroup],
+) -> None:
+    counts = sorted({g.count for g in groups})
+    assert len(counts) > 1, "the sample needs groups of different sizes"
+    threshold = counts[-1]
+    small = next(g for g in groups if g.count < threshold)
+    known = {small.fingerprint: _thread(small, AlertState.OPEN)}
+    resolved = next(g for g in groups if g.count < threshold and g is not small)
+    known[resolved.fingerprint] = _thread(resolved, AlertState.RESOLVED)
+    actions = plan_digest("C1", "acme/image_tagger", groups, known.values(), NOW, threshold)
+    kinds = {a.group.fingerprint: a.kind for a in actions}
+    new = {g.fingerprint for g in groups if g.fingerprint not in known}
+    # New kinds below the threshold: nothing planned, so nothing of them is marked reported.
+    assert {fp for fp, kind in kinds.items() if kind is Kind.NEW_ALERT} == {
+        g.fingerprint for g in groups if g.fingerprint in new and g.count >= threshold
+    }
+    # Established threads and regressions are always told, however few the records.
+    assert kinds[small.fingerprint] is Kind.RECURRENCE
+    assert kinds[resolved.fingerprint] is Kind.REGRESSION

@@ -67,7 +67,7 @@ def test_the_one_slash_command_is_algo_errors(path: Path) -> None:
     commands = load(path)["features"]["slash_commands"]
 
     assert [command["command"] for command in commands] == ["/algo-errors"]
-    assert commands[0]["should_escape"] is False, "the parser expects raw text, not <@U…|name>"
+    assert commands[0]["should_escape"] is True, "mentions must arrive as <@U…|name> (ids)"
 
 
 @pytest.mark.parametrize("path", MANIFESTS)

@@ -6,6 +6,8 @@ digest of the algorithm's name, never text); the channel comes with the click.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bot.domain.alerts import AlertAction, AlertRef, AlertState, AlertThread, actions_offered
 from bot.errors.grouping import ErrorGroup
 from bot.slack.blocks.base import (
@@ -19,6 +21,8 @@ from bot.slack.blocks.base import (
     date_token,
     epoch_ms,
     escape,
+    mention,
+    mentions,
     mrkdwn,
     plain,
     plural,
@@ -46,10 +50,17 @@ def alert_key(thread: AlertThread) -> str:
 
 def _state_line(thread: AlertThread, mute_ended: bool) -> str:
     changed = date_token(epoch_ms(thread.state_changed_at)) if thread.state_changed_at else ""
-    by = f" by <@{escape(thread.state_changed_by)}>" if thread.state_changed_by else ""
+    who = mention(thread.state_changed_by or "")
+    by = f" by {who}" if who else ""
     match thread.state:
         case AlertState.REGRESSED:
             return f":rotating_light: *Regressed*: it was resolved and came back {changed}"
+        case AlertState.RESOLVED if thread.resolved_through is not None:
+            version = cut_escaped(thread.resolved_through, 100)
+            return (
+                f":white_check_mark: *Resolved in the next version after {version}*{by} "
+                f"{changed}; occurrences in {version} or older are told quietly"
+            )
         case AlertState.RESOLVED:
             return f":white_check_mark: *Resolved*{by} {changed}".rstrip()
         case AlertState.MUTED:
@@ -76,12 +87,34 @@ def _button(action: AlertAction, label: str, key: str, style: str | None = None)
     return button
 
 
+def _owner_line(thread: AlertThread) -> str:
+    owner = mention(thread.owner or "")
+    if not owner:
+        return ":bust_in_silhouette: No owner yet: *Take it*, or assign it to someone"
+    since = f" since {date_token(epoch_ms(thread.owner_since))}" if thread.owner_since else ""
+    return f":bust_in_silhouette: Owner: {owner}{since}"
+
+
 def _elements(thread: AlertThread, key: str) -> list[Block]:
-    """The buttons of the actions the state machine allows in the thread's state."""
+    """The buttons of the actions the state machine allows to the thread as it is."""
     elements: list[Block] = []
-    for action in actions_offered(thread.state):
+    for action in actions_offered(thread):
         if action is AlertAction.RESOLVE:
             elements.append(_button(action, "Resolve", key, "primary"))
+        elif action is AlertAction.RESOLVE_NEXT:
+            elements.append(_button(action, "Resolve in next version", key))
+        elif action is AlertAction.TAKE:
+            elements.append(_button(action, "Take it", key))
+        elif action is AlertAction.RELEASE:
+            elements.append(_button(action, "Hand back", key))
+        elif action is AlertAction.ASSIGN:
+            elements.append(
+                {
+                    "type": "users_select",
+                    "action_id": action_id(action),
+                    "placeholder": plain("Assign to…"),
+                }
+            )
         elif action is AlertAction.MUTE:
             elements.append(
                 {
@@ -98,10 +131,14 @@ def _elements(thread: AlertThread, key: str) -> list[Block]:
     return elements
 
 
-def alert_parent(thread: AlertThread, *, mute_ended: bool = False) -> SlackMessage:
+def alert_parent(
+    thread: AlertThread, *, mute_ended: bool = False, notify: Sequence[str] = ()
+) -> SlackMessage:
     """The top-level alert of one kind of error; edited as its thread grows or its state
     changes. Its buttons carry `alert_key` (value) and the select its block id. `mute_ended`:
-    this edit is the one that reopens it because its mute ran out (said on that edit only)."""
+    this edit is the one that reopens it because its mute ran out (said on that edit only).
+    `notify`: the subscription's notify list, mentioned when the alert is first posted (in its
+    text, so Slack notifies them; an edit notifies nobody, so it is not repeated)."""
     title = thread.headline.strip() or thread.error_type.strip() or "Error with no message"
     fields = [
         f"*Algorithm*\n{cut_escaped(thread.algorithm, 200)}",
@@ -116,6 +153,7 @@ def alert_parent(thread: AlertThread, *, mute_ended: bool = False) -> SlackMessa
         {"type": "header", "text": plain(cut(title, MAX_HEADER_TEXT))},
         {"type": "section", "fields": [mrkdwn(f) for f in fields]},
         context(_state_line(thread, mute_ended)),
+        context(_owner_line(thread)),
         {
             "type": "actions",
             "block_id": f"alert:{key}",
@@ -123,6 +161,10 @@ def alert_parent(thread: AlertThread, *, mute_ended: bool = False) -> SlackMessa
         },
     ]
     text = f"{thread.algorithm}: {thread.headline} ({plural(thread.count, 'occurrence')})"
+    told = mentions(notify)
+    if told:
+        blocks.insert(1, section(f":loudspeaker: {told}"))
+        return SlackMessage(f"{told} " + cut_escaped(text, MAX_FALLBACK_TEXT - 500), blocks)
     return SlackMessage(cut_escaped(text, MAX_FALLBACK_TEXT), blocks)
 
 
@@ -136,24 +178,47 @@ def split_note(earlier: AlertThread) -> str:
     )
 
 
-def recurrence_reply(group: ErrorGroup, *, regression: bool = False) -> SlackMessage:
-    """A reply in an alert's thread: the new occurrences of this run."""
+def recurrence_reply(
+    group: ErrorGroup,
+    thread: AlertThread | None = None,
+    *,
+    regression: bool = False,
+    notify: Sequence[str] = (),
+) -> SlackMessage:
+    """A reply in an alert's thread: the new occurrences of this run, mentioning the alert's
+    owner (and, for a regression, the subscription's notify list). An alert resolved in the
+    next version that sees only older versions says it stays resolved, and mentions nobody."""
     latest = group.latest.record
+    owner = thread.owner if thread is not None else None
+    told = mentions([*([owner] if owner else []), *(n for n in notify if n != owner)])
     lead = (
         ":rotating_light: *Regression*: this error was resolved and is back. " if regression else ""
     )
+    if thread is not None and thread.state is AlertState.RESOLVED and thread.resolved_through:
+        told = ""  # told quietly: nobody is notified
+        lead = (
+            ":zzz: Still resolved: these come from version "
+            f"{cut_escaped(thread.resolved_through, 100)} or older. "
+        )
+    if told:
+        lead = f"{told} {lead}"
     text = (
         f"{lead}{plural(group.count, 'new occurrence')} · last {date_token(group.last_seen)} · "
         f"versions {cut_escaped(', '.join(group.versions) or 'unknown', 300)}"
     )
     details = f"Latest request {cut_escaped(latest.request_id, 200)}"
     fallback = f"{'Regression: ' if regression else ''}{group.count} new: {group.headline}"
-    return SlackMessage(cut_escaped(fallback, MAX_FALLBACK_TEXT), [section(text), context(details)])
+    fallback = cut_escaped(fallback, MAX_FALLBACK_TEXT - 500)
+    return SlackMessage(
+        f"{told} {fallback}" if told else fallback, [section(text), context(details)]
+    )
 
 
-def cluster_outage(algorithm: str, detail: str) -> SlackMessage:
+def cluster_outage(algorithm: str, detail: str, notify: Sequence[str] = ()) -> SlackMessage:
+    told = mentions(notify)
     text = (
-        f":warning: The last digests of *{escape(algorithm)}* could not reach the Algorithmia "
+        f"{told + ' ' if told else ''}:warning: The last digests of *{escape(algorithm)}* "
+        "could not reach the Algorithmia "
         f"cluster ({cut_escaped(detail, 300)}). The bot keeps trying and says here when it "
         "answers again; new errors are not lost meanwhile."
     )
@@ -165,6 +230,20 @@ def cluster_recovered(algorithm: str) -> SlackMessage:
         f":white_check_mark: The cluster answers again: digests of *{escape(algorithm)}* "
         "are back, with everything that happened meanwhile."
     )
+    return SlackMessage(text, [section(text)])
+
+
+def owner_changed(thread: AlertThread, *, by: str) -> SlackMessage:
+    """The thread reply when its owner changes (not broadcast): who took it, who assigned it
+    to whom, or who handed it back."""
+    actor = mention(by) or "Someone"
+    owner = mention(thread.owner or "")
+    if not owner:
+        text = f":leftwards_arrow_with_hook: {actor} handed this back; it has no owner now."
+    elif thread.owner == by:
+        text = f":raised_hand: {actor} took this."
+    else:
+        text = f":point_right: {actor} assigned this to {owner}."
     return SlackMessage(text, [section(text)])
 
 

@@ -115,6 +115,11 @@ reply per group with its stack trace
 • options: `since:6h` (`30m`, `6h`, `2d`, `1w`), `version:1.2.3`, `type:ValueError`
 • `{COMMAND} subscribe owner/name [every:15m | daily:09:00 | weekdays:09:00] [tz:Europe/Berlin]`: \
 an alert in this channel for each new kind of error, later occurrences in its thread
+• … `[@person | @group]…` (up to 10) are notified of new alerts, regressions and outages; \
+`notify:none` clears them; `min:3` announces a new kind of error once it has 3 occurrences. \
+Subscribing again changes only what you name.
+• On an alert: *Take it*, assign it, *Resolve*, *Resolve in next version* (told quietly until \
+a newer version fails), mute, reopen
 • `{COMMAND} unsubscribe owner/name` · `{COMMAND} list` · `{COMMAND} help`
 Example: `{COMMAND} acme/image_tagger since:1d type:ValueError`"""
 

@@ -2,13 +2,16 @@
 
 Pure functions returning plain dicts. Untrusted text (messages, traces, inputs, names) reaches
 mrkdwn only escaped; traces and inputs go in rich-text preformatted blocks, which Slack does not
-parse for mentions or links. Every message stays within Slack's limits (50 blocks, 3000 per
+parse for mentions or links. The only mentions written are of ids Slack gave the bot
+(`mention`). Every message stays within Slack's limits (50 blocks, 3000 per
 section, 150 per header, and well under the ~12k characters Slack accepts across a message's
 blocks).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -99,3 +102,22 @@ def plural(count: int, word: str) -> str:
 
 def epoch_ms(instant: datetime) -> int:
     return int(instant.timestamp() * 1000)
+
+
+_USER_ID = re.compile(r"^[UW][A-Z0-9_]{1,20}$")
+_GROUP_ID = re.compile(r"^S[A-Z0-9_]{1,20}$")
+
+
+def mention(slack_id: str) -> str:
+    """A mention of a Slack user (`<@U…>`) or user group (`<!subteam^S…>`) by the id Slack
+    gave the bot; "" for anything that is not such an id, so nothing else can ever ping."""
+    if _USER_ID.match(slack_id):
+        return f"<@{slack_id}>"
+    if _GROUP_ID.match(slack_id):
+        return f"<!subteam^{slack_id}>"
+    return ""
+
+
+def mentions(slack_ids: Sequence[str]) -> str:
+    """Several mentions, space-separated (those that are ids)."""
+    return " ".join(m for m in map(mention, slack_ids) if m)

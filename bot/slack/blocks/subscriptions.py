@@ -18,6 +18,7 @@ from bot.slack.blocks.base import (
     date_token,
     epoch_ms,
     escape,
+    mentions,
     plural,
     section,
 )
@@ -42,11 +43,31 @@ def subscribed(subscription: Subscription, *, again: bool, seen: int, by: str) -
             f":pushpin: <@{escape(by)}> subscribed this channel to *{target}*, {when}: each new "
             "kind of error gets one alert here, later occurrences go to its thread."
         )
-    notes = [f"First digest {date_token(epoch_ms(subscription.next_run_at))}"]
+    notes = [f"Next digest {date_token(epoch_ms(subscription.next_run_at))}"]
     if not again:
         notes.append(f"{plural(seen, 'current error')} marked as seen")
+    notes.append(_who_and_when(subscription, listed=False))
     notes.append(f"`{COMMAND} unsubscribe {target}` to stop")
     return SlackMessage(text, [section(text), context(" · ".join(notes))])
+
+
+def _who_and_when(subscription: Subscription, *, listed: bool) -> str:
+    """Who its alerts notify and from how many records a new kind of error is announced.
+    The channel's confirmation counts them (a mention there would notify them all); `list`,
+    seen only by the asker, names them."""
+    if not subscription.notify:
+        who = "notifies nobody by name"
+    elif listed:
+        who = f"notifies {mentions(subscription.notify)}"
+    else:
+        count = len(subscription.notify)
+        who = f"notifies {count} {'person or group' if count == 1 else 'people and groups'}"
+    if subscription.min_count > 1:
+        return (
+            f"{who} · `min:{subscription.min_count}`: a new kind of error is announced once it "
+            f"has {subscription.min_count} unreported occurrences"
+        )
+    return who
 
 
 def unsubscribed(algorithm: str, *, by: str) -> SlackMessage:
@@ -86,6 +107,7 @@ def subscription_list(subscriptions: Sequence[Subscription]) -> SlackMessage:
         else:
             local = _in_zone(subscription.next_run_at, subscription.timezone)
             line += f" · next {local} ({date_token(epoch_ms(subscription.next_run_at))} for you)"
+        line += " · " + _who_and_when(subscription, listed=True)
         lines.append(line)
     if len(subscriptions) > 40:
         lines.append(f"• … and {len(subscriptions) - 40} more")

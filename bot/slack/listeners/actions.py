@@ -1,4 +1,5 @@
-"""The buttons and the select of an alert parent: resolve, mute, reopen.
+"""The buttons and selects of an alert parent: resolve (now or in the next version), mute,
+reopen; take, assign, hand back (each owner change also told in the thread).
 
 The alert is looked up in the channel the click came from, whatever the payload says, so a
 forged value can only name an alert of that channel.
@@ -12,9 +13,9 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.domain.alerts import AlertAction, AlertRef
+from bot.domain.alerts import OWNER_ACTIONS, AlertAction, AlertRef
 from bot.slack.blocks import alerts
-from bot.slack.blocks.base import SlackMessage
+from bot.slack.blocks.base import SlackMessage, mention
 from bot.slack.listeners.services import Respond, Services, acknowledge, id_in, tell_user
 from bot.usecases.alerts import change_alert
 
@@ -53,9 +54,12 @@ def register(app: AsyncApp, services: Services) -> None:
         option = action.get("selected_option")
         chosen = option.get("value") if isinstance(option, dict) else None
         mute = chosen if isinstance(chosen, str) else None
+        selected = action.get("selected_user")
+        assignee = selected if isinstance(selected, str) and mention(selected) else None
         change = await change_alert(
-            services.store, channel, ref, action=verb, user=user, now=services.now(), mute=mute
-        )
+            services.store, channel, ref, action=verb, user=user, now=services.now(),
+            mute=mute, assignee=assignee,
+        )  # fmt: skip
         if change.thread is None:
             await tell(alerts.alert_unknown())
             return
@@ -63,3 +67,6 @@ def register(app: AsyncApp, services: Services) -> None:
             await tell(alerts.action_refused(change.refused))
         thread = change.thread
         await services.sender.update(channel, thread.parent_ts, alerts.alert_parent(thread))
+        if verb in OWNER_ACTIONS and change.refused is None:
+            told = alerts.owner_changed(thread, by=user)
+            await services.sender.post(channel, told, thread_ts=thread.parent_ts)
