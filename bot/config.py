@@ -24,6 +24,7 @@ LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 _PROBLEMS: dict[str, str] = {
     "slack_api_url": "must be an http:// or https:// URL, e.g. https://slack.com/api/",
     "algorithmia_api_url": "must be an http:// or https:// URL, e.g. https://api.algorithmia.com",
+    "algorithmia_web_url": "must be an http:// or https:// URL, e.g. https://algorithmia.com",
     "show_input": "must be true or false",
     "digest_tick_seconds": "must be a whole number of seconds, at least 1",
     "port": "must be an integer from 0 to 65535",
@@ -71,6 +72,8 @@ class Settings(BaseSettings):
     digest_tick_seconds: int = Field(default=30, ge=1)
     port: int = Field(default=3000, ge=0, le=65535)
     log_level: LogLevel = "INFO"
+    algorithmia_web_url: str | None = None
+    """The cluster's web console, for links; unset: derived from the API URL (`web_url`)."""
 
     @classmethod
     def settings_customise_sources(
@@ -87,9 +90,11 @@ class Settings(BaseSettings):
             env_settings = _MappingSource(settings_cls, environment)
         return init_settings, env_settings, dotenv_settings
 
-    @field_validator("slack_api_url", "algorithmia_api_url")
+    @field_validator("slack_api_url", "algorithmia_api_url", "algorithmia_web_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:  # ALGORITHMIA_WEB_URL unset: derived (`web_url`)
+            return None
         parts = urlsplit(value)
         if "@" in parts.netloc:
             # `http://user:password@host`: credentials belong in their own variables. A custom
@@ -101,7 +106,7 @@ class Settings(BaseSettings):
             or not parts.hostname
             or parts.query
             or parts.fragment
-            or any(character.isspace() for character in value)
+            or any(character.isspace() or character in "<>|" for character in value)
         ):
             raise ValueError("not an http(s) URL")
         return value
@@ -112,11 +117,11 @@ class Settings(BaseSettings):
         # slack-sdk appends the method name ("chat.postMessage") to its base_url as is.
         return value.rstrip("/") + "/"
 
-    @field_validator("algorithmia_api_url")
+    @field_validator("algorithmia_api_url", "algorithmia_web_url")
     @classmethod
-    def _without_trailing_slash(cls, value: str) -> str:
-        # Routes are written "/v1/…" after it.
-        return value.rstrip("/")
+    def _without_trailing_slash(cls, value: str | None) -> str | None:
+        # Routes are written "/v1/…" (and pages "/algorithms/…") after it.
+        return value.rstrip("/") if value is not None else None
 
     @field_validator(
         "slack_bot_token",
@@ -149,6 +154,16 @@ class Settings(BaseSettings):
         if self.algorithmia_api_key is None and self.algorithmia_jwt is None:
             raise PydanticCustomError("algorithmia_credentials", _NO_CREDENTIAL)
         return self
+
+    @property
+    def web_url(self) -> str:
+        """The console the links point to: `ALGORITHMIA_WEB_URL`, else the API URL with a
+        leading `api.` dropped from its host (`https://api.example.com` → `https://example.com`)."""
+        if self.algorithmia_web_url is not None:
+            return self.algorithmia_web_url
+        parts = urlsplit(self.algorithmia_api_url)
+        host = parts.netloc.removeprefix("api.")
+        return urlunsplit((parts.scheme, host, parts.path, "", "")).rstrip("/")
 
     @property
     def socket_mode(self) -> bool:

@@ -15,7 +15,7 @@ from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack.blocks import answers
-from bot.slack.listeners import actions, commands
+from bot.slack.listeners import actions, commands, home
 from bot.slack.listeners.services import Respond, Services, id_in, tell_user
 from bot.store.exceptions import StoreUnavailable
 
@@ -61,8 +61,10 @@ def create_app(
         process_before_response=False,
         authorize=authorize,
     )
+    tab = home.HomeTab(services)
     commands.register(app, services)
-    actions.register(app, services)
+    actions.register(app, services, tab)
+    home.register(app, services, tab)
 
     @app.error
     async def on_unexpected(error: Exception, body: dict[str, Any], respond: Respond) -> None:

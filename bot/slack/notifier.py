@@ -41,14 +41,17 @@ async def _in_channel(call: Awaitable[T]) -> T:
 
 
 class SlackAlertNotifier:
-    def __init__(self, sender: SlackSender, *, show_input: bool = False) -> None:
+    def __init__(
+        self, sender: SlackSender, *, show_input: bool = False, web_url: str | None = None
+    ) -> None:
         self._sender = sender
         self._show_input = show_input
+        self._web_url = web_url
 
     async def new_alert(
         self, channel_id: str, thread: AlertThread, intent_id: str, *, notify: Sequence[str] = ()
     ) -> str:
-        message = alerts.alert_parent(thread, notify=notify)
+        message = alerts.alert_parent(thread, notify=notify, web_url=self._web_url)
         metadata = intent_metadata(intent_id)
         return await _in_channel(self._sender.post(channel_id, message, metadata=metadata))
 
@@ -113,16 +116,18 @@ class SlackAlertNotifier:
         await self._edit(thread, mute_ended=True)
 
     async def _edit(self, thread: AlertThread, *, mute_ended: bool) -> None:
-        parent = alerts.alert_parent(thread, mute_ended=mute_ended)
+        parent = alerts.alert_parent(thread, mute_ended=mute_ended, web_url=self._web_url)
         try:
             await self._sender.update(thread.channel_id, thread.parent_ts, parent)
         except SEND_FAILURES as error:  # an edit only refreshes what the thread already told
             log.warning("could not update alert %s: %s", thread.parent_ts, error)
 
     async def outage(self, subscription: Subscription, detail: str) -> None:
-        message = alerts.cluster_outage(subscription.algorithm, detail, subscription.notify)
+        message = alerts.cluster_outage(
+            subscription.algorithm, detail, subscription.notify, self._web_url
+        )
         await _in_channel(self._sender.post(subscription.channel_id, message))
 
     async def recovered(self, subscription: Subscription) -> None:
-        message = alerts.cluster_recovered(subscription.algorithm)
+        message = alerts.cluster_recovered(subscription.algorithm, self._web_url)
         await _in_channel(self._sender.post(subscription.channel_id, message))

@@ -24,6 +24,8 @@ BOT_SCOPES: tuple[str, ...] = (
     "users:read",
     "channels:history",
     "groups:history",
+    "channels:read",
+    "groups:read",
 )
 """The bot scopes the app asks for, in the manifests' order."""
 
@@ -38,6 +40,9 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "conversations.history": ("channels:history", "groups:history"),
     "conversations.replies": ("channels:history", "groups:history"),
     "users.info": ("users:read",),
+    "users.conversations": ("channels:read", "groups:read"),
+    "views.publish": (),
+    "chat.getPermalink": (),
     "files.getUploadURLExternal": ("files:write",),
     "files.completeUploadExternal": ("files:write",),
 }

@@ -132,6 +132,44 @@ class SlackSender:
     async def post_ephemeral(self, channel: str, user: str, message: SlackMessage) -> None:
         await self._client.chat_postEphemeral(channel=channel, user=user, **message.as_kwargs())
 
+    async def user_channels(self, user: str) -> set[str]:
+        """The channels `user` is a member of that the bot can see (users.conversations: the
+        public ones, and the private ones the bot is in too), every page."""
+        channels: set[str] = set()
+        cursor: str | None = None
+        for _ in range(_MAX_PAGES_SINCE):
+            page = await self._client.users_conversations(
+                user=user, types="public_channel,private_channel", exclude_archived=True,
+                limit=200, cursor=cursor,
+            )  # fmt: skip
+            channels.update(str(c["id"]) for c in page.get("channels") or [] if isinstance(c, dict))
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+            if not cursor:
+                break
+        return channels
+
+    async def permalink(self, channel: str, ts: str) -> str | None:
+        """A link to a message (chat.getPermalink); None when Slack has none (it was deleted)."""
+        try:
+            response = await self._client.chat_getPermalink(channel=channel, message_ts=ts)
+        except SlackApiError as error:
+            log.info("no permalink for %s in %s: %s", ts, channel, error_code(error))
+            return None
+        link = response.get("permalink")
+        return str(link) if link else None
+
+    async def publish_home(self, user: str, view: dict[str, Any], view_hash: str | None) -> bool:
+        """Publish the user's Home tab; False when it changed meanwhile (`hash_conflict`: a
+        newer publish won, nothing to do)."""
+        extra = {"hash": view_hash} if view_hash else {}
+        try:
+            await self._client.views_publish(user_id=user, view=view, **extra)
+        except SlackApiError as error:
+            if error_code(error) == "hash_conflict":
+                return False
+            raise
+        return True
+
     async def send_answer(self, channel: str, answer: QueryAnswer) -> ThreadReport:
         """A query's planned answer: the parent in the channel, then each reply in its thread.
 

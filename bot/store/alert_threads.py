@@ -11,7 +11,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, or_, select, update
+from sqlalchemy import Row, case, func, or_, select, update
 
 from bot.domain.alerts import AlertState, AlertThread
 from bot.store.engine import Database
@@ -68,6 +68,31 @@ class AlertThreadQueries:
         async with self._db.reading() as connection:
             rows = (await connection.execute(statement)).all()
         return [alert_thread_of(row) for row in rows]
+
+    async def home_alerts(
+        self, user: str, channels: Collection[str], limit: int
+    ) -> tuple[list[AlertThread], int]:
+        """For a user's Home tab, only alerts of `channels` (those the user is in): the
+        unresolved ones they own, then the open ones (neither resolved nor muted), each newest
+        first, at most `limit` in all; and how many there are in all."""
+        if not channels:
+            return [], 0
+        column = alert_threads.c
+        owned = (column.owner == user) & (column.state != AlertState.RESOLVED.value)
+        open_ = column.state.in_([AlertState.OPEN.value, AlertState.REGRESSED.value])
+        wanted = column.channel_id.in_(list(channels)) & (owned | open_) & (column.parent_ts != "")
+        mine_first = case((owned, 0), else_=1)
+        statement = (
+            select(alert_threads)
+            .where(wanted)
+            .order_by(mine_first, column.last_seen_ms.desc())
+            .limit(limit)
+        )
+        counting = select(func.count()).select_from(alert_threads).where(wanted)
+        async with self._db.reading() as connection:
+            rows = (await connection.execute(statement)).all()
+            total = int((await connection.execute(counting)).scalar_one())
+        return [alert_thread_of(row) for row in rows], total
 
     async def create_alert_thread(self, thread: AlertThread) -> bool:
         """Store a new alert thread; False (and nothing changed) when its key already has one."""

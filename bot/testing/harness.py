@@ -7,18 +7,27 @@ slash commands are signed the way Slack signs them.
 from __future__ import annotations
 
 import contextlib
+import json
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from bot.config import load_settings
 from bot.slack.server import WebServer, create_web_app
 from bot.testing.sample_cluster import SampleCluster
-from bot.testing.signing import block_actions_body, sign, slash_command_body
+from bot.testing.signing import (
+    block_actions_body,
+    event_callback,
+    home_actions_body,
+    home_opened_event,
+    sign,
+    slash_command_body,
+)
 from bot.testing.slack_stand_in import PostedMessage, SlackStandIn
 from bot.usecases.digest import DigestReport
 from bot.wiring.build import SLACK_TIMEOUT_S, build_bot, cluster_http, open_store, worker_name
@@ -54,6 +63,24 @@ class RunningBot:
             action_id=action_id, user_id=user, response_url=self.slack.response_url("click"),
             selected=selected,
         )  # fmt: skip
+        return await self.http.post(
+            f"{self.url}/slack/events", content=body, headers=sign(SIGNING_SECRET, body)
+        )
+
+    async def event(self, event: dict[str, Any]) -> httpx.Response:
+        """Deliver an Events API event (`event_callback`), signed like Slack signs it."""
+        body = json.dumps(event_callback(event))
+        headers = sign(SIGNING_SECRET, body, content_type="application/json")
+        return await self.http.post(f"{self.url}/slack/events", content=body, headers=headers)
+
+    async def open_home(self, user: str = "U_ALICE") -> httpx.Response:
+        """The user opens the app's Home tab (with the view last published, as Slack sends)."""
+        return await self.event(home_opened_event(user, self.slack.home_views.get(user)))
+
+    async def click_home(self, user: str, action_id: str, value: str) -> httpx.Response:
+        """Click a button of the user's Home tab as last published."""
+        view = self.slack.home_views[user]
+        body = home_actions_body(view=view, action_id=action_id, value=value, user_id=user)
         return await self.http.post(
             f"{self.url}/slack/events", content=body, headers=sign(SIGNING_SECRET, body)
         )

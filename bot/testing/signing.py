@@ -10,12 +10,17 @@ from urllib.parse import urlencode
 from slack_sdk.signature import SignatureVerifier
 
 
-def sign(secret: str, body: str, timestamp: int | None = None) -> dict[str, str]:
+def sign(
+    secret: str,
+    body: str,
+    timestamp: int | None = None,
+    content_type: str = "application/x-www-form-urlencoded",
+) -> dict[str, str]:
     """The headers Slack sends with `body`: timestamp and `v0=` HMAC-SHA256 signature."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
     signature = SignatureVerifier(secret).generate_signature(timestamp=ts, body=body) or ""
     return {
-        "content-type": "application/x-www-form-urlencoded",
+        "content-type": content_type,
         "x-slack-request-timestamp": ts,
         "x-slack-signature": signature,
     }
@@ -99,5 +104,53 @@ def block_actions_body(
         "state": {"values": {}},
         "response_url": response_url,
         "actions": [action],
+    }  # fmt: skip
+    return urlencode({"payload": json.dumps(payload)})
+
+
+def event_callback(event: dict[str, Any], *, event_id: str = "Ev00000001") -> dict[str, Any]:
+    """The Events API envelope Slack wraps an event in (HTTP body, or Socket Mode payload)."""
+    return {
+        "token": "deprecated-verification-token",
+        "team_id": "T0001",
+        "api_app_id": "A0001",
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id,
+        "event_time": int(time.time()),
+        "authorizations": [
+            {"enterprise_id": None, "team_id": "T0001", "user_id": "U_BOT",
+             "is_bot": True, "is_enterprise_install": False},
+        ],
+        "is_ext_shared_channel": False,
+    }  # fmt: skip
+
+
+def home_opened_event(user_id: str, view: dict[str, Any] | None) -> dict[str, Any]:
+    """`app_home_opened` for the Home tab; `view` (with its `hash`) once one was published."""
+    event: dict[str, Any] = {
+        "type": "app_home_opened", "user": user_id, "channel": "D_APP_" + user_id,
+        "tab": "home", "event_ts": f"{time.time():.6f}",
+    }  # fmt: skip
+    if view is not None:
+        event["view"] = view
+    return event
+
+
+def home_actions_body(*, view: dict[str, Any], action_id: str, value: str, user_id: str) -> str:
+    """A `block_actions` payload for a button clicked on the Home tab: a `view` container,
+    and no channel, message or `response_url` (Slack sends none from there)."""
+    payload: dict[str, Any] = {
+        "type": "block_actions",
+        "user": {"id": user_id, "username": user_id.lower(), "team_id": "T0001"},
+        "api_app_id": "A0001",
+        "team": {"id": "T0001", "domain": "acme"},
+        "container": {"type": "view", "view_id": view.get("id", "V0001")},
+        "trigger_id": "1.2.3",
+        "view": view,
+        "actions": [
+            {"action_id": action_id, "block_id": value[:255], "type": "button",
+             "value": value, "action_ts": f"{time.time():.6f}"},
+        ],
     }  # fmt: skip
     return urlencode({"payload": json.dumps(payload)})

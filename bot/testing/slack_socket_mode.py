@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from bot.testing.signing import event_callback
 from bot.testing.slack_records import APP_ID, SOCKET_MODE_PATH, TEAM_DOMAIN, TEAM_ID
 
 
@@ -68,30 +69,56 @@ class SocketMode:
         Returns the `payload` of the app's acknowledgement (`{}` for an empty ack): the
         immediate reply Slack would show, as the body of an HTTP ack would be.
         """
+        self._envelope_count += 1
+        payload = {
+            "token": "deprecated-verification-token",
+            "team_id": TEAM_ID,
+            "team_domain": TEAM_DOMAIN,
+            "channel_id": channel_id,
+            "channel_name": _channel_name(channel_id),
+            "user_id": user_id,
+            "user_name": user_id.lower().removeprefix("u_"),
+            "command": command,
+            "text": text,
+            "api_app_id": APP_ID,
+            "is_enterprise_install": "false",
+            "response_url": self.response_url(),
+            "trigger_id": f"{self._envelope_count}.{self._envelope_count}.{uuid.uuid4().hex}",
+        }
+        return await self._deliver("slash_commands", payload, f"{command} {text!r}", timeout)
+
+    async def send_event(
+        self,
+        event: dict[str, Any],
+        *,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> dict[str, Any]:
+        """Deliver an Events API event (`app_home_opened`, …) over Socket Mode, as Slack does,
+        and wait for the app to acknowledge the envelope (Slack redelivers one it does not)."""
+        self._envelope_count += 1
+        payload = event_callback(event, event_id=f"Ev{self._envelope_count:08d}")
+        return await self._deliver("events_api", payload, f"event {event.get('type')}", timeout)
+
+    async def _deliver(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        what: str,
+        timeout: float,  # noqa: ASYNC109
+    ) -> dict[str, Any]:
+        """Send one envelope on the newest socket and wait for its acknowledgement; returns the
+        acknowledgement's `payload` (`{}` for an empty ack)."""
         deadline = time.monotonic() + timeout
         await self.socket_connected(timeout)
         ws = self._sockets[-1]
-        self._envelope_count += 1
         envelope_id = str(uuid.uuid4())
         envelope = {
             "envelope_id": envelope_id,
-            "type": "slash_commands",
-            "accepts_response_payload": True,
-            "payload": {
-                "token": "deprecated-verification-token",
-                "team_id": TEAM_ID,
-                "team_domain": TEAM_DOMAIN,
-                "channel_id": channel_id,
-                "channel_name": _channel_name(channel_id),
-                "user_id": user_id,
-                "user_name": user_id.lower().removeprefix("u_"),
-                "command": command,
-                "text": text,
-                "api_app_id": APP_ID,
-                "is_enterprise_install": "false",
-                "response_url": self.response_url(),
-                "trigger_id": f"{self._envelope_count}.{self._envelope_count}.{uuid.uuid4().hex}",
-            },
+            "type": kind,
+            "accepts_response_payload": kind == "slash_commands",
+            "payload": payload,
+            "retry_attempt": 0,
+            "retry_reason": "",
         }
         ack: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending_acks[envelope_id] = ack
@@ -103,13 +130,13 @@ class SocketMode:
                 message = await asyncio.wait_for(asyncio.shield(ack), remaining)
             except TimeoutError:
                 raise AssertionError(
-                    f"no acknowledgement of {command} {text!r} within {timeout} s "
+                    f"no acknowledgement of {what} within {timeout} s "
                     f"(Slack would show a timeout error)\n{self.summary()}"
                 ) from None
         finally:
             self._pending_acks.pop(envelope_id, None)
-        payload = message.get("payload")
-        return dict(payload) if isinstance(payload, dict) else {}
+        answer = message.get("payload")
+        return dict(answer) if isinstance(answer, dict) else {}
 
     def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
         self._ticket_count += 1

@@ -43,6 +43,7 @@ from bot.testing.slack_access import TEST_SPEED as TEST_SPEED
 from bot.testing.slack_access import RateLimit as RateLimit
 from bot.testing.slack_files import FileUploads
 from bot.testing.slack_history import ConversationHistory
+from bot.testing.slack_home import HomeAndMemberships
 from bot.testing.slack_limits import BLOCK_TYPES as BLOCK_TYPES
 from bot.testing.slack_limits import MAX_BLOCKS as MAX_BLOCKS
 from bot.testing.slack_limits import MAX_BLOCKS_TEXT_CHARS as MAX_BLOCKS_TEXT_CHARS
@@ -65,11 +66,12 @@ from bot.testing.slack_requests import request_params, text_param
 from bot.testing.slack_socket_mode import SocketMode
 
 
-class SlackStandIn(SocketMode, WebApiMethods, FileUploads, ConversationHistory):
+class SlackStandIn(SocketMode, WebApiMethods, FileUploads, ConversationHistory, HomeAndMemberships):
     """Slack Web API, `response_url` and file-upload endpoints on one local port.
 
     `scopes` are the bot token's granted scopes; `rate_limit` is chat.postMessage's limit per
-    channel; `async_file_shares` shares files after a delay drawn from `random.Random(seed)`.
+    channel; `async_file_shares` shares files after a delay drawn from `random.Random(seed)`;
+    `memberships` maps each user to the channels they are in (by default, all of them).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class SlackStandIn(SocketMode, WebApiMethods, FileUploads, ConversationHistory):
         rate_limit: RateLimit | None = LIKE_SLACK,
         async_file_shares: bool = True,
         seed: int = 0,
+        memberships: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.scopes: tuple[str, ...] = tuple(scopes)
         self.rate_limits = PostRateLimits(rate_limit) if rate_limit is not None else None
@@ -98,6 +101,12 @@ class SlackStandIn(SocketMode, WebApiMethods, FileUploads, ConversationHistory):
         self.private_channels: set[str] = set(private)
         self.archived_channels: set[str] = set(archived)
         self.users: dict[str, str] = dict(users or {})
+        self.memberships = (
+            {user: set(channels) for user, channels in memberships.items()}
+            if memberships is not None
+            else None
+        )
+        self.home_views: dict[str, dict[str, Any]] = {}
         self.latency_s: float = 0.0
         self.calls: list[SlackCall] = []
         self.messages: list[PostedMessage] = []
@@ -398,6 +407,9 @@ class SlackStandIn(SocketMode, WebApiMethods, FileUploads, ConversationHistory):
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
+            "users.conversations": self._users_conversations,
+            "views.publish": self._views_publish,
+            "chat.getPermalink": self._chat_get_permalink,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
             "apps.connections.open": self._apps_connections_open,

@@ -151,13 +151,14 @@ def build_bot(
         sender=paced,
         show_input=settings.show_input,
         clock=time.time,
+        web_url=settings.web_url,
     )
     authorization = Authorization(client)
     bolt = create_app(
         client=client, signing_secret=signing_secret, services=services,
         authorization=authorization,
     )  # fmt: skip
-    notifier = SlackAlertNotifier(paced, show_input=settings.show_input)
+    notifier = SlackAlertNotifier(paced, show_input=settings.show_input, web_url=settings.web_url)
     return Bot(bolt, signing_secret, metrics, notifier, authorization)
 
 

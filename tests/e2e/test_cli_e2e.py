@@ -148,7 +148,8 @@ async def test_demo_prints_the_conversation(tmp_path: Path) -> None:
     code, out, _ = await run_cli(tmp_path, {}, "demo")
     assert code == 0
     assert "#C_GENERAL" in out
-    assert "*acme/image_tagger*: 30 errors in 16 groups matching `since:2d`" in out
+    # The name links to the algorithm's page in the console (derived from the API URL).
+    assert "/algorithms/acme/image_tagger)*: 30 errors in 16 groups matching `since:2d`" in out
     general, _, subscribed = out.partition("\n#C_OTHER\n")
     assert general.count("    ↳ ") == 16
     assert "subscribed this channel to *acme/image_tagger*, `every:15m`" in subscribed

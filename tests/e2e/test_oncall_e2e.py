@@ -4,15 +4,18 @@ owner taken, assigned and handed back; the people a subscription notifies; a thr
 
 from __future__ import annotations
 
+import copy
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from bot.testing.harness import RunningBot, running_bot
+from bot.testing.harness import SIGNING_SECRET, RunningBot, running_bot
 from bot.testing.sample_cluster import fresh_record
-from bot.testing.slack_stand_in import PostedMessage
+from bot.testing.signing import sign
+from bot.testing.slack_stand_in import PostedMessage, SlackStandIn
 from tests.e2e.test_subscriptions_e2e import CHANNEL, _alerts
 
 BUG = "py-notify-channel-id-int"
@@ -144,3 +147,140 @@ async def test_resolved_in_the_next_version_is_quiet_for_old_versions_and_loud_f
     assert loud.reply_broadcast
     assert "Regression" in loud.text
     assert "*Regressed*" in str(alert.blocks)
+
+
+# -- App Home ------------------------------------------------------------------------------
+
+
+def _home_text(bot: RunningBot, user: str) -> str:
+    return str(bot.slack.home_views[user]["blocks"])
+
+
+def _home_value(bot: RunningBot, user: str, action_id: str) -> str:
+    for block in bot.slack.home_views[user]["blocks"]:
+        for element in block.get("elements", []):
+            if element.get("action_id") == action_id:
+                return str(element["value"])
+    raise AssertionError(f"no {action_id} on the Home tab of {user}")
+
+
+async def _home(bot: RunningBot, user: str) -> None:
+    published = bot.slack.home_views.get(user, {}).get("hash")
+    response = await bot.open_home(user)
+    assert response.status_code == 200
+    await bot.slack.wait_for(lambda s: s.home_views.get(user, {}).get("hash") != published)
+
+
+@pytest.fixture
+async def two_channels() -> AsyncIterator[RunningBot]:
+    """An alert in C_GENERAL and one in C_OTHER; Alice is only in C_GENERAL, Bob in both."""
+    memberships = {"U_ALICE": {"C_GENERAL"}, "U_BOB": {"C_GENERAL", "C_OTHER"}}
+    slack = SlackStandIn(member_of=("C_GENERAL", "C_OTHER"), memberships=memberships)
+    async with slack, running_bot(slack=slack) as bot:
+        for channel in (CHANNEL, "C_OTHER"):
+            await bot.command("subscribe acme/image_tagger", channel=channel)
+        await bot.slack.wait_for(lambda s: len(s.messages) == 2)
+        await _digest(bot, _occurrence())
+        assert len(_alerts(bot.slack)) == len(_alerts(bot.slack, "C_OTHER")) == 1
+        yield bot
+
+
+async def test_the_home_tab_lists_only_the_alerts_of_the_users_channels(
+    two_channels: RunningBot,
+) -> None:
+    bot = two_channels
+    await _home(bot, "U_ALICE")
+    await _home(bot, "U_BOB")
+    alice, bob = _home_text(bot, "U_ALICE"), _home_text(bot, "U_BOB")
+    assert "Open in your channels (1)" in alice
+    assert "<#C_GENERAL>" in alice
+    assert "C_OTHER" not in alice  # never an alert of a channel she is not in
+    assert "Open in your channels (2)" in bob
+    assert "open the thread" in alice  # chat.getPermalink's link to the alert's thread
+    assert len(bot.slack.home_views["U_ALICE"]["blocks"]) <= 100
+
+
+async def test_take_on_the_home_tab_updates_the_alert_and_the_tab(
+    two_channels: RunningBot,
+) -> None:
+    bot = two_channels
+    await _home(bot, "U_ALICE")
+    before = bot.slack.home_views["U_ALICE"]["hash"]
+    (alert,) = _alerts(bot.slack)
+    response = await bot.click_home(
+        "U_ALICE", "group_take", _home_value(bot, "U_ALICE", "group_take")
+    )
+    assert response.status_code == 200
+    await bot.slack.wait_for(lambda s: s.home_views["U_ALICE"]["hash"] != before)
+    await bot.slack.wait_idle(quiet_s=0.1)
+    assert "Owner: <@U_ALICE>" in str(alert.blocks)  # the alert's parent, in its channel
+    assert bot.slack.thread(alert.ts)[-1].text == ":raised_hand: <@U_ALICE> took this."
+    assert "Yours (1)" in _home_text(bot, "U_ALICE")
+
+
+async def test_a_forged_home_click_on_another_channel_s_alert_changes_nothing(
+    two_channels: RunningBot,
+) -> None:
+    bot = two_channels
+    await _home(bot, "U_BOB")
+    await _home(bot, "U_ALICE")
+    other = _home_value(bot, "U_BOB", "group_resolve")  # Bob sees the C_OTHER alert …
+    if "C_OTHER" not in other:
+        other = next(
+            str(e["value"])
+            for b in bot.slack.home_views["U_BOB"]["blocks"]
+            for e in b.get("elements", [])
+            if "C_OTHER" in str(e.get("value")) and e.get("action_id") == "group_resolve"
+        )
+    (alert,) = _alerts(bot.slack, "C_OTHER")
+    before = bot.slack.home_views["U_ALICE"]["hash"]
+    await bot.click_home("U_ALICE", "group_resolve", other)  # … Alice, not in it, forges it
+    await bot.slack.wait_for(lambda s: s.home_views["U_ALICE"]["hash"] != before)
+    assert "You are not a member of that alert's channel" in _home_text(bot, "U_ALICE")
+    assert "*Resolved*" not in str(alert.blocks)
+    assert alert.updates == []
+
+
+async def test_a_cross_channel_button_value_in_a_channel_changes_nothing(
+    two_channels: RunningBot,
+) -> None:
+    """A click in C_GENERAL whose value names C_OTHER's alert acts only on C_GENERAL's."""
+    bot = two_channels
+    (mine,) = _alerts(bot.slack)
+    (theirs,) = _alerts(bot.slack, "C_OTHER")
+    forged = copy.deepcopy(mine)
+    for block in forged.blocks:
+        for element in block.get("elements", []):
+            if element.get("action_id") == "group_resolve":
+                element["value"] = f"home:C_OTHER:{element['value']}"
+    response = await bot.click(forged, "group_resolve", user="U_ALICE")
+    assert response.status_code == 200
+    await bot.slack.wait_idle(quiet_s=0.2)
+    assert theirs.updates == []
+    assert "*Resolved*" not in str(theirs.blocks)
+
+
+async def test_unhandled_events_and_other_tabs_answer_200_and_url_verification_its_challenge(
+    alerted: tuple[RunningBot, PostedMessage],
+) -> None:
+    bot, _ = alerted
+    messages_tab = {"type": "app_home_opened", "user": "U_ALICE", "tab": "messages"}
+    assert (await bot.event(messages_tab)).status_code == 200
+    assert (await bot.event({"type": "member_joined_channel", "user": "U_X"})).status_code == 200
+    body = json.dumps({"token": "t", "challenge": "3eZbrw1aB", "type": "url_verification"})
+    headers = sign(SIGNING_SECRET, body, content_type="application/json")
+    answer = await bot.http.post(f"{bot.url}/slack/events", content=body, headers=headers)
+    assert (answer.status_code, answer.json()) == (200, {"challenge": "3eZbrw1aB"})
+    await bot.slack.wait_idle(quiet_s=0.1)
+    assert bot.slack.home_views == {}  # the Messages tab is not answered
+
+
+async def test_the_outage_notice_mentions_the_notify_list() -> None:
+    async with running_bot() as bot:
+        await _subscribed(bot, "<@U_CAROL|carol>")
+        bot.cluster.down = True
+        for _ in range(3):
+            await bot.digest()
+        await bot.slack.wait_idle(quiet_s=0.1)
+        (notice,) = [m for m in bot.slack.top_level(CHANNEL) if "could not reach" in m.text]
+        assert notice.text.startswith("<@U_CAROL> :warning:")

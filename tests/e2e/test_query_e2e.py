@@ -57,7 +57,8 @@ async def test_query_posts_parent_and_one_reply_per_group_in_its_thread(bot: Run
     await bot.slack.wait_idle()
     (parent,) = bot.slack.top_level("C_GENERAL")
     assert parent.thread_ts is None
-    assert "*acme/image_tagger*: 80 errors in 25 groups" in str(parent.blocks)
+    link = f"<{bot.cluster.base_url}/algorithms/acme/image_tagger|acme/image_tagger>"
+    assert f"*{link}*: 80 errors in 25 groups" in str(parent.blocks)  # the console's page
     assert "5 more not shown" in str(parent.blocks)
     replies = bot.slack.thread(parent.ts)
     assert len(replies) == 20

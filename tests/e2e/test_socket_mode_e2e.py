@@ -23,6 +23,7 @@ from bot.config import load_settings
 from bot.slack.server import WebServer
 from bot.testing.harness import API_KEY
 from bot.testing.sample_cluster import SampleCluster
+from bot.testing.signing import home_opened_event
 from bot.testing.slack_stand_in import TEST_SPEED, SlackStandIn
 from bot.wiring import build as wiring_build
 from bot.wiring import run as wiring_run
@@ -123,6 +124,17 @@ async def bot(web_servers: list[WebServer], tmp_path: Path) -> AsyncIterator[Soc
 # -- the bot in Socket Mode ----------------------------------------------------------------
 
 
+async def test_events_over_socket_mode_publish_the_home_tab_and_any_other_is_acked(
+    bot: SocketModeBot,
+) -> None:
+    await bot.slack.send_event(home_opened_event("U_ALICE", None))
+    await bot.slack.wait_for(lambda s: "U_ALICE" in s.home_views)
+    assert "No open alerts in your channels" in str(bot.slack.home_views["U_ALICE"]["blocks"])
+    # An event no listener wants is acknowledged too (an unacked envelope is redelivered).
+    await bot.slack.send_event({"type": "member_joined_channel", "user": "U_X"})
+    assert len(bot.slack.socket_acks) == 2
+
+
 async def test_query_over_socket_mode_posts_parent_and_thread(bot: SocketModeBot) -> None:
     (opened,) = bot.slack.calls_to("apps.connections.open")
     assert opened.status == 200
@@ -136,7 +148,9 @@ async def test_query_over_socket_mode_posts_parent_and_thread(bot: SocketModeBot
     await bot.slack.wait_idle()
     (parent,) = bot.slack.top_level("C_GENERAL")
     assert parent.thread_ts is None
-    assert "*acme/image_tagger*: 80 errors in 25 groups" in str(parent.blocks)
+    assert "/algorithms/acme/image_tagger|acme/image_tagger>*: 80 errors in 25 groups" in str(
+        parent.blocks
+    )
     replies = bot.slack.thread(parent.ts)
     assert len(replies) == 20
     assert all(reply.thread_ts == parent.ts for reply in replies)

@@ -774,3 +774,47 @@ async def test_intents_are_open_until_settled_and_a_follow_up_replaces_one_atomi
     await store.settle_intent("never-recorded")  # settling twice or late changes nothing
     await store.remove_subscription(CHANNEL, ALGORITHM)
     assert await store.open_intents([subscription.id]) == {subscription.id: []}
+
+
+# The Home tab and the on-call fields ----------------------------------------------------
+
+
+async def test_home_alerts_are_the_users_channels_own_first_then_open_newest_first(
+    store: Store,
+) -> None:
+    def at(fingerprint: str, minutes: int, **changes: Any) -> AlertThread:
+        return alert_thread(
+            fingerprint, last_seen_ms=1_767_225_600_000 + minutes * 60_000, **changes
+        )
+
+    threads = [
+        at("open-old", 1),
+        at("open-new", 5),
+        at("regressed", 3, state=AlertState.REGRESSED),
+        at("muted-mine", 2, state=AlertState.MUTED, owner=USER, owner_since=NOW),
+        at("muted", 9, state=AlertState.MUTED),
+        at("resolved-mine", 9, state=AlertState.RESOLVED, owner=USER, owner_since=NOW),
+        at("elsewhere", 9, channel_id="C0OTHER"),
+        at("unposted", 9, parent_ts=""),  # its alert is not in Slack yet
+    ]
+    for thread in threads:
+        assert await store.create_alert_thread(thread)
+    shown, total = await store.home_alerts(USER, [CHANNEL], 40)
+    assert [t.fingerprint for t in shown] == ["muted-mine", "open-new", "regressed", "open-old"]
+    assert total == 4
+    assert shown[0].owner == USER
+    assert shown[0].owner_since == NOW
+    first, total = await store.home_alerts(USER, [CHANNEL], 2)
+    assert ([t.fingerprint for t in first], total) == (["muted-mine", "open-new"], 4)
+    assert await store.home_alerts(USER, [], 40) == ([], 0)
+
+
+async def test_a_subscription_keeps_its_notify_list_and_threshold(store: Store) -> None:
+    made = await store.upsert_subscription(
+        CHANNEL, ALGORITHM, "every:15m", "UTC", USER, NOW, NOW, notify=("U1", "S2"), min_count=3
+    )
+    assert (made.notify, made.min_count) == (("U1", "S2"), 3)
+    (listed,) = await store.channel_subscriptions(CHANNEL)
+    assert (listed.notify, listed.min_count) == (("U1", "S2"), 3)
+    again = await store.upsert_subscription(CHANNEL, ALGORITHM, "every:1h", "UTC", USER, NOW, NOW)
+    assert (again.id, again.notify, again.min_count) == (made.id, (), 1)  # what the caller passes

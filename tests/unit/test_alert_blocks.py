@@ -17,6 +17,8 @@ from bot.errors.grouping import ErrorGroup, group_records
 from bot.errors.records import ErrorRecord
 from bot.slack.blocks import alerts as alert_blocks
 from bot.slack.blocks import base
+from bot.slack.blocks import query as query_blocks
+from bot.usecases.results import QueryResult
 from tests.unit.test_blocks import assert_cannot_ping, assert_fits_slack, untrusted
 
 CHANGED = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
@@ -203,3 +205,35 @@ def test_a_long_algorithm_name_keeps_every_element_within_slack_s_limits(
     ref = AlertRef.parse(actions["block_id"].removeprefix("alert:"))
     assert ref is not None
     assert ref.matches(thread)
+
+
+WEB = "https://algorithmia.example.com"
+
+
+def test_the_algorithm_links_to_its_console_page_only_when_it_is_a_valid_name(
+    group: ErrorGroup,
+) -> None:
+    linked = alert_blocks.alert_parent(_thread(group), web_url=WEB)
+    link = f"<{WEB}/algorithms/acme/image_tagger|acme/image_tagger>"
+    assert f"*Algorithm*\\n{link}" in str(linked.blocks)
+    assert link in alert_blocks.cluster_outage("acme/image_tagger", "503", web_url=WEB).text
+    assert link in alert_blocks.cluster_recovered("acme/image_tagger", WEB).text
+    # Not a name (an id, or anything a row could hold): the text, escaped, never a link.
+    for algorithm in ("id:3b8f6c2e-9d41-4a7e-b5c0-71e2d9a4f6b8", "acme/x|<!here>", "a b/c"):
+        message = alert_blocks.alert_parent(_thread(group, algorithm=algorithm), web_url=WEB)
+        assert WEB not in str(message.blocks)
+        assert_cannot_ping(message)
+
+
+def test_an_id_query_links_the_name_its_records_give(sample_record_by_bug: dict[str, Any]) -> None:
+    record = ErrorRecord.model_validate(
+        sample_record_by_bug["py-notify-channel-id-int"] | {"username": "acme", "algoname": "x"}
+    )
+    result = QueryResult(
+        "id:3b8f6c2e-9d41-4a7e-b5c0-71e2d9a4f6b8", tuple(group_records([record])), 1
+    )
+    text = str(query_blocks.query_parent(result, web_url=WEB).blocks[0])
+    assert f"*<{WEB}/algorithms/acme/x|acme/x>* (id:3b8f6c2e-9d41-4a7e-b5c0-71e2d9a4f6b8)" in text
+    forged = record.model_copy(update={"username": "ac|me>"})
+    other = QueryResult(result.target, tuple(group_records([forged])), 1)
+    assert WEB not in str(query_blocks.query_parent(other, web_url=WEB).blocks)

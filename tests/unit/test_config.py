@@ -369,4 +369,32 @@ def test_the_variables_are_those_of_the_interface_in_its_order() -> None:
         "DIGEST_TICK_SECONDS",
         "PORT",
         "LOG_LEVEL",
+        "ALGORITHMIA_WEB_URL",
     ]
+
+
+@pytest.mark.parametrize(
+    ("environment", "web_url"),
+    [
+        ({"ALGORITHMIA_API_URL": "https://api.algorithmia.com"}, "https://algorithmia.com"),
+        ({"ALGORITHMIA_API_URL": "https://api.ml.example.com/"}, "https://ml.example.com"),
+        ({"ALGORITHMIA_API_URL": "http://10.0.0.5:8080"}, "http://10.0.0.5:8080"),  # no api.
+        (
+            {
+                "ALGORITHMIA_API_URL": "https://api.example.com",
+                "ALGORITHMIA_WEB_URL": "https://console.example.com/",
+            },
+            "https://console.example.com",
+        ),
+    ],
+)
+def test_the_console_url_is_derived_from_the_api_url_unless_given(
+    environment: dict[str, str], web_url: str
+) -> None:
+    assert load_settings(MINIMAL | environment).web_url == web_url
+
+
+@pytest.mark.parametrize("bad", ["console.example.com", "https://x.example.com/a|b", "ftp://x.y"])
+def test_a_console_url_that_could_break_a_link_is_a_settings_error(bad: str) -> None:
+    with pytest.raises(ConfigError, match=r"^ALGORITHMIA_WEB_URL: must be an http"):
+        load_settings(MINIMAL | {"ALGORITHMIA_WEB_URL": bad})

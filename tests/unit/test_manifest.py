@@ -99,11 +99,13 @@ def test_the_bot_asks_for_the_least_privilege_scopes(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", MANIFESTS)
-def test_the_bot_listens_to_no_events_and_has_interactivity(path: Path) -> None:
-    settings = load(path)["settings"]
+def test_the_bot_listens_to_the_home_tab_only_and_has_interactivity(path: Path) -> None:
+    manifest = load(path)
+    settings = manifest["settings"]
 
-    assert "event_subscriptions" not in settings
+    assert settings["event_subscriptions"]["bot_events"] == ["app_home_opened"]
     assert settings["interactivity"]["is_enabled"] is True
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
 
 
 def test_the_http_manifest_sends_everything_to_slack_events() -> None:
@@ -111,7 +113,11 @@ def test_the_http_manifest_sends_everything_to_slack_events() -> None:
     found = dict(urls(manifest))
 
     assert manifest["settings"]["socket_mode_enabled"] is False
-    assert set(found) == {"features.slash_commands[0].url", "settings.interactivity.request_url"}
+    assert set(found) == {
+        "features.slash_commands[0].url",
+        "settings.interactivity.request_url",
+        "settings.event_subscriptions.request_url",
+    }
     for where, url in found.items():
         assert url.endswith("/slack/events"), where
 
@@ -128,6 +134,7 @@ def test_the_two_manifests_differ_only_in_the_transport() -> None:
     for command in http["features"]["slash_commands"]:
         del command["url"]
     del http["settings"]["interactivity"]["request_url"]
+    del http["settings"]["event_subscriptions"]["request_url"]
     http["settings"]["socket_mode_enabled"] = True
 
     assert http == load(SOCKET_MODE_MANIFEST)

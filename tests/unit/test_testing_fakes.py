@@ -162,14 +162,17 @@ async def test_posting_where_the_bot_is_not_a_member(
 async def test_conversations_info_and_users_info(client: AsyncWebClient) -> None:
     assert (await client.users_info(user="U_ANY"))["user"]["tz"] == "Europe/Berlin"
     assert (await client.users_info(user="U_NYC"))["user"]["tz"] == "America/New_York"
-    # The manifests ask for no channels:read / groups:read, so Slack refuses conversations.info.
-    for channel, needed in (("C_OTHER", "channels:read"), ("G_PRIVATE", "groups:read")):
-        with pytest.raises(SlackApiError) as refused:
-            await client.conversations_info(channel=channel)
-        assert refused.value.response["error"] == "missing_scope"
-        assert refused.value.response["needed"] == needed
+    # Without channels:read / groups:read, Slack refuses conversations.info, each by its kind.
+    without = [s for s in BOT_SCOPES if s not in ("channels:read", "groups:read")]
+    async with SlackStandIn(scopes=without) as blind:
+        blinded = AsyncWebClient(token="xoxb-test", base_url=blind.base_url)
+        for channel, needed in (("C_OTHER", "channels:read"), ("G_PRIVATE", "groups:read")):
+            with pytest.raises(SlackApiError) as refused:
+                await blinded.conversations_info(channel=channel)
+            assert refused.value.response["error"] == "missing_scope"
+            assert refused.value.response["needed"] == needed
 
-    async with SlackStandIn(scopes=(*BOT_SCOPES, "channels:read")) as reader:
+    async with SlackStandIn(scopes=(*without, "channels:read")) as reader:
         reading = AsyncWebClient(token="xoxb-test", base_url=reader.base_url)
         info = await reading.conversations_info(channel="C_OTHER")
         assert info["channel"]["is_member"] is False
@@ -1209,3 +1212,56 @@ async def test_load_sample_rebases_the_fixture_onto_the_clock(
         "name": SAMPLE_NAME,
         "id": SAMPLE_ALGORITHM_ID,
     }
+
+
+# -- Slack stand-in: Home tab and memberships (reference §13) -------------------------------
+
+
+async def test_views_publish_keeps_the_home_tab_and_refuses_what_slack_refuses() -> None:
+    async with SlackStandIn(rate_limit=None) as slack:
+        client = AsyncWebClient(token="xoxb-test", base_url=slack.base_url)
+        view = {"type": "home", "blocks": [{"type": "divider"}]}
+        first = (await client.views_publish(user_id="U1", view=view))["view"]
+        assert slack.home_views["U1"]["blocks"] == [{"type": "divider"}]
+        again = (await client.views_publish(user_id="U1", view=view, hash=first["hash"]))["view"]
+        assert again["id"] == first["id"]
+        assert again["hash"] != first["hash"]
+        for refused_view, kwargs, error in (
+            (view, {"hash": first["hash"]}, "hash_conflict"),  # a newer view was published
+            ({"type": "home", "blocks": [{"type": "divider"}] * 101}, {}, "invalid_blocks"),
+            ({"type": "modal", "blocks": []}, {}, "invalid_arguments"),
+        ):
+            with pytest.raises(SlackApiError) as refused:
+                await client.views_publish(user_id="U1", view=refused_view, **kwargs)
+            assert refused.value.response["error"] == error
+
+
+async def test_users_conversations_pages_a_users_channels_the_bot_can_see() -> None:
+    memberships = {"U1": {"C_GENERAL", "C_OTHER", "G_PRIVATE", "G_SECRET"}}
+    async with SlackStandIn(
+        member_of=("C_GENERAL", "G_PRIVATE"), private=("G_PRIVATE", "G_SECRET"),
+        memberships=memberships, rate_limit=None,
+    ) as slack:  # fmt: skip
+        client = AsyncWebClient(token="xoxb-test", base_url=slack.base_url)
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = await client.users_conversations(user="U1", limit=2, cursor=cursor)
+            seen += [c["id"] for c in page["channels"]]
+            cursor = page["response_metadata"]["next_cursor"]
+            if not cursor:
+                break
+        # Public channels, and only the private ones the bot is in too.
+        assert sorted(seen) == ["C_GENERAL", "C_OTHER", "G_PRIVATE"]
+        assert (await client.users_conversations(user="U_NOBODY"))["channels"] == []
+
+
+async def test_chat_get_permalink_links_a_message_it_holds() -> None:
+    async with SlackStandIn(rate_limit=None) as slack:
+        client = AsyncWebClient(token="xoxb-test", base_url=slack.base_url)
+        posted = await client.chat_postMessage(channel="C_GENERAL", text="x")
+        link = await client.chat_getPermalink(channel="C_GENERAL", message_ts=posted["ts"])
+        assert link["permalink"].endswith("/archives/C_GENERAL/p" + posted["ts"].replace(".", ""))
+        with pytest.raises(SlackApiError) as refused:
+            await client.chat_getPermalink(channel="C_GENERAL", message_ts="1.000000")
+        assert refused.value.response["error"] == "message_not_found"

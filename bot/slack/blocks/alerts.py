@@ -15,6 +15,7 @@ from bot.slack.blocks.base import (
     MAX_HEADER_TEXT,
     Block,
     SlackMessage,
+    algorithm_link,
     context,
     cut,
     cut_escaped,
@@ -132,7 +133,11 @@ def _elements(thread: AlertThread, key: str) -> list[Block]:
 
 
 def alert_parent(
-    thread: AlertThread, *, mute_ended: bool = False, notify: Sequence[str] = ()
+    thread: AlertThread,
+    *,
+    mute_ended: bool = False,
+    notify: Sequence[str] = (),
+    web_url: str | None = None,
 ) -> SlackMessage:
     """The top-level alert of one kind of error; edited as its thread grows or its state
     changes. Its buttons carry `alert_key` (value) and the select its block id. `mute_ended`:
@@ -141,7 +146,7 @@ def alert_parent(
     text, so Slack notifies them; an edit notifies nobody, so it is not repeated)."""
     title = thread.headline.strip() or thread.error_type.strip() or "Error with no message"
     fields = [
-        f"*Algorithm*\n{cut_escaped(thread.algorithm, 200)}",
+        f"*Algorithm*\n{algorithm_link(thread.algorithm, web_url)}",
         f"*Type*\n{cut_escaped(thread.error_type or 'unknown', 200)}",
         f"*Occurrences*\n{thread.count:,}",
         f"*Versions*\n{cut_escaped(', '.join(thread.versions) or 'unknown', 500)}",
@@ -214,10 +219,13 @@ def recurrence_reply(
     )
 
 
-def cluster_outage(algorithm: str, detail: str, notify: Sequence[str] = ()) -> SlackMessage:
+def cluster_outage(
+    algorithm: str, detail: str, notify: Sequence[str] = (), web_url: str | None = None
+) -> SlackMessage:
     told = mentions(notify)
     text = (
-        f"{told + ' ' if told else ''}:warning: The last digests of *{escape(algorithm)}* "
+        f"{told + ' ' if told else ''}:warning: The last digests of "
+        f"*{algorithm_link(algorithm, web_url)}* "
         "could not reach the Algorithmia "
         f"cluster ({cut_escaped(detail, 300)}). The bot keeps trying and says here when it "
         "answers again; new errors are not lost meanwhile."
@@ -225,9 +233,10 @@ def cluster_outage(algorithm: str, detail: str, notify: Sequence[str] = ()) -> S
     return SlackMessage(text, [section(text)])
 
 
-def cluster_recovered(algorithm: str) -> SlackMessage:
+def cluster_recovered(algorithm: str, web_url: str | None = None) -> SlackMessage:
     text = (
-        f":white_check_mark: The cluster answers again: digests of *{escape(algorithm)}* "
+        ":white_check_mark: The cluster answers again: digests of "
+        f"*{algorithm_link(algorithm, web_url)}* "
         "are back, with everything that happened meanwhile."
     )
     return SlackMessage(text, [section(text)])

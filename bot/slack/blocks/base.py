@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from bot.domain.algorithm_ref import InvalidAlgorithmRef, OwnerName, parse_algorithm_ref
+
 Block = dict[str, Any]
 
 MAX_BLOCKS = 50
@@ -121,3 +123,20 @@ def mention(slack_id: str) -> str:
 def mentions(slack_ids: Sequence[str]) -> str:
     """Several mentions, space-separated (those that are ids)."""
     return " ".join(m for m in map(mention, slack_ids) if m)
+
+
+def is_owner_name(text: str) -> bool:
+    """Whether `text` is a valid `owner/name` (never an id, never anything else)."""
+    try:
+        return isinstance(parse_algorithm_ref(text), OwnerName)
+    except InvalidAlgorithmRef:
+        return False
+
+
+def algorithm_link(algorithm: str, web_url: str | None, limit: int = 200) -> str:
+    """The algorithm's name, escaped, as a link to its page in the cluster's console when it
+    is a valid `owner/name` (the URL is built only from the validated parts); else the text."""
+    shown = cut_escaped(algorithm, limit)
+    if not web_url or not is_owner_name(algorithm):
+        return shown
+    return f"<{web_url}/algorithms/{algorithm}|{shown}>"

@@ -21,11 +21,13 @@ from bot.slack.blocks.base import (
     MAX_HEADER_TEXT,
     Block,
     SlackMessage,
+    algorithm_link,
     context,
     cut,
     cut_escaped,
     date_token,
     escape,
+    is_owner_name,
     plain,
     plural,
     preformatted,
@@ -147,21 +149,42 @@ class QueryAnswer:
 
 
 def query_answer(
-    result: QueryResult, requested_by: str | None = None, *, show_input: bool = False
+    result: QueryResult,
+    requested_by: str | None = None,
+    *,
+    show_input: bool = False,
+    web_url: str | None = None,
 ) -> QueryAnswer:
     """The parent and the replies of the most recent groups, built before anything is sent."""
     replies = tuple(
         group_reply(group, show_input=show_input) for group in result.groups[:MAX_REPLIES]
     )
-    return QueryAnswer(query_parent(result, requested_by), replies)
+    return QueryAnswer(query_parent(result, requested_by, web_url=web_url), replies)
 
 
-def query_parent(result: QueryResult, requested_by: str | None = None) -> SlackMessage:
-    """The message in the channel that heads a query's thread."""
-    target = escape(result.target)
+def _named(result: QueryResult) -> str | None:
+    """`owner/name` as the records of an `id:` query give it (their `username` is the
+    algorithm's owner), when they do."""
+    for group in result.groups:
+        record = group.latest.record
+        name = f"{record.username}/{record.algoname}"
+        if record.username and record.algoname and is_owner_name(name):
+            return name
+    return None
+
+
+def query_parent(
+    result: QueryResult, requested_by: str | None = None, *, web_url: str | None = None
+) -> SlackMessage:
+    """The message in the channel that heads a query's thread; the algorithm's name links to
+    its page in the console (`web_url`)."""
+    target = f"*{algorithm_link(result.target, web_url, limit=len(result.target) + 1)}*"
+    known = _named(result) if result.target.startswith("id:") and web_url else None
+    if known is not None:  # an id: query whose records name the algorithm
+        target = f"*{algorithm_link(known, web_url)}* ({escape(result.target)})"
     window = f"matching `{escape(result.options)}`" if result.options else "in the last 7 days"
     headline = (
-        f":rotating_light: *{target}*: {plural(result.errors, 'error')} in "
+        f":rotating_light: {target}: {plural(result.errors, 'error')} in "
         f"{plural(len(result.groups), 'group')} {window}"
     )
     lines = []

@@ -1,8 +1,10 @@
 """The buttons and selects of an alert parent: resolve (now or in the next version), mute,
-reopen; take, assign, hand back (each owner change also told in the thread).
+reopen; take, assign, hand back (each owner change also told in the thread). The Home tab's
+take and resolve buttons come here too (their value names the alert's channel).
 
 The alert is looked up in the channel the click came from, whatever the payload says, so a
-forged value can only name an alert of that channel.
+forged value can only name an alert of that channel; from the Home tab, in the channel the
+value names only when the clicking user is a member of it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from slack_bolt.async_app import AsyncApp
 from bot.domain.alerts import OWNER_ACTIONS, AlertAction, AlertRef
 from bot.slack.blocks import alerts
 from bot.slack.blocks.base import SlackMessage, mention
+from bot.slack.blocks.home import parse_home_value
+from bot.slack.listeners.home import HomeTab, view_hash
 from bot.slack.listeners.services import Respond, Services, acknowledge, id_in, tell_user
-from bot.usecases.alerts import change_alert
+from bot.usecases.alerts import AlertChange, change_alert
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +36,24 @@ def _alert_ref(action: dict[str, Any]) -> AlertRef | None:
     return AlertRef.parse(str(text))
 
 
-def register(app: AsyncApp, services: Services) -> None:
+def register(app: AsyncApp, services: Services, tab: HomeTab) -> None:
     @app.action(_ALERT_ACTIONS)
     async def on_alert_action(
         ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Respond
     ) -> None:
         await acknowledge(ack)
         channel, user = id_in(body, "channel"), id_in(body, "user")
+        verb = AlertAction(str(action["action_id"]).removeprefix(alerts.ACTION_PREFIX))
+        from_home = parse_home_value(str(action.get("value") or ""))
+        if from_home is not None and not channel:
+            await _from_home(services, tab, body, user, verb, *from_home)
+            return
 
         async def tell(message: SlackMessage) -> None:
             await tell_user(
                 respond, services.sender, channel, user, message, replace_original=False
             )
 
-        verb = AlertAction(str(action["action_id"]).removeprefix(alerts.ACTION_PREFIX))
         ref = _alert_ref(action)
         if ref is None:
             log.warning("%s refused: not an alert key", verb)
@@ -56,17 +64,62 @@ def register(app: AsyncApp, services: Services) -> None:
         mute = chosen if isinstance(chosen, str) else None
         selected = action.get("selected_user")
         assignee = selected if isinstance(selected, str) and mention(selected) else None
-        change = await change_alert(
-            services.store, channel, ref, action=verb, user=user, now=services.now(),
-            mute=mute, assignee=assignee,
-        )  # fmt: skip
+        change = await _apply(services, channel, ref, verb, user, mute=mute, assignee=assignee)
         if change.thread is None:
             await tell(alerts.alert_unknown())
-            return
-        if change.refused is not None:  # someone acted first: the alert is shown as it is
+        elif change.refused is not None:  # someone acted first: the alert shows what is true
             await tell(alerts.action_refused(change.refused))
-        thread = change.thread
-        await services.sender.update(channel, thread.parent_ts, alerts.alert_parent(thread))
-        if verb in OWNER_ACTIONS and change.refused is None:
-            told = alerts.owner_changed(thread, by=user)
-            await services.sender.post(channel, told, thread_ts=thread.parent_ts)
+
+
+async def _apply(
+    services: Services,
+    channel: str,
+    ref: AlertRef,
+    verb: AlertAction,
+    user: str,
+    *,
+    mute: str | None = None,
+    assignee: str | None = None,
+) -> AlertChange:
+    """Change the channel's alert, redraw its parent, and tell an owner change in its thread."""
+    change = await change_alert(
+        services.store, channel, ref, action=verb, user=user, now=services.now(),
+        mute=mute, assignee=assignee,
+    )  # fmt: skip
+    thread = change.thread
+    if thread is None:
+        return change
+    parent = alerts.alert_parent(thread, web_url=services.web_url)
+    await services.sender.update(channel, thread.parent_ts, parent)
+    if verb in OWNER_ACTIONS and change.refused is None:
+        told = alerts.owner_changed(thread, by=user)
+        await services.sender.post(channel, told, thread_ts=thread.parent_ts)
+    return change
+
+
+async def _from_home(
+    services: Services,
+    tab: HomeTab,
+    body: dict[str, Any],
+    user: str,
+    verb: AlertAction,
+    channel: str,
+    ref: AlertRef,
+) -> None:
+    """A take or resolve on the Home tab: only on an alert of a channel the user is in. There
+    is no channel to answer in and no `response_url`: the refreshed tab says what happened."""
+    if not user:
+        return
+    notice: str | None = None
+    if verb not in (AlertAction.TAKE, AlertAction.RESOLVE):
+        notice = "That action is made on the alert itself, in its channel."
+    elif channel not in await tab.channels_of(user):
+        log.warning("%s from the Home tab refused: %s is not in %s", verb, user, channel)
+        notice = "You are not a member of that alert's channel, so it cannot be changed here."
+    else:
+        change = await _apply(services, channel, ref, verb, user)
+        if change.thread is None:
+            notice = alerts.alert_unknown().text
+        elif change.refused is not None:
+            notice = f"Nothing changed: {change.refused}."
+    await tab.publish(user, view_hash(body), notice=notice)

@@ -112,7 +112,9 @@ async def _query(invocation: Invocation, command: Query) -> None:
     if not result.groups:
         await invocation.tell(query.no_errors(result))
         return
-    answer = query.query_answer(result, invocation.user or None, show_input=services.show_input)
+    answer = query.query_answer(
+        result, invocation.user or None, show_input=services.show_input, web_url=services.web_url
+    )
     try:
         report = await services.sender.send_answer(invocation.channel, answer)
     except CannotPost as cannot:

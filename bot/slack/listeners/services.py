@@ -13,6 +13,7 @@ from bot.metrics import Metrics
 from bot.slack.blocks.base import SlackMessage
 from bot.slack.sender import SEND_FAILURES, SlackSender
 from bot.usecases.alerts import AlertStore
+from bot.usecases.home import HomeStore
 from bot.usecases.query import ErrorSource
 from bot.usecases.subscriptions import SubscriptionStore
 
@@ -35,7 +36,7 @@ async def acknowledge(ack: Callable[..., Awaitable[Any]], **answer: Any) -> None
     await asyncio.sleep(_BOLT_ACK_POLL_S * 1.5)
 
 
-class BotStore(SubscriptionStore, AlertStore, Protocol):
+class BotStore(SubscriptionStore, AlertStore, HomeStore, Protocol):
     """What the Slack listeners need of the store, through the use cases."""
 
 
@@ -48,6 +49,8 @@ class Services:
     """Everything said in Slack, paced with the process's one pacer (digests use it too)."""
     show_input: bool
     clock: Callable[[], float]
+    web_url: str | None = None
+    """The cluster's console, for links to an algorithm's page."""
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
