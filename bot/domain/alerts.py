@@ -397,13 +397,18 @@ def _owned(
     if action is AlertAction.RELEASE:
         if thread.owner is None:
             raise IllegalTransition("nobody owns this alert; there is nothing to hand back")
+        if thread.owner != user:
+            raise IllegalTransition(
+                "only its owner can hand it back; take it or assign it to someone instead"
+            )
         return replace(thread, owner=None, owner_since=None)
     owner = user if action is AlertAction.TAKE else assignee
     if not owner:
         raise IllegalTransition("no one was chosen to own it")
     if owner == thread.owner:
-        whom = "you" if owner == user else f"<@{owner}>"
-        raise IllegalTransition(f"{whom} already own{'' if whom == 'you' else 's'} this alert")
+        raise IllegalTransition(
+            "you already own this alert" if owner == user else "they already own this alert"
+        )
     return replace(thread, owner=owner, owner_since=now)
 
 

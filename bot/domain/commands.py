@@ -143,10 +143,13 @@ def parse_command(text: str) -> Command:
         mentioned, rest = _mentions(tokens[2:])
         return _subscribe(target, _options(rest, _SUBSCRIBE_OPTIONS), mentioned)
     target = _target(tokens[0])
-    mentioned, rest = _mentions(tokens[1:])
-    if mentioned:
-        raise CommandSyntaxError("mentions go with `subscribe`: they are who its alerts notify")
-    options = _options(rest, _QUERY_OPTIONS)
+    angled = [t for t in tokens[1:] if t.startswith(("<", "@"))]
+    if angled:  # a mention, channel or link: only `subscribe` takes mentions
+        raise CommandSyntaxError(
+            f"`{_shown(angled[0])}` is not understood in a lookup; mentions go with `subscribe` "
+            "(they are who its alerts notify)"
+        )
+    options = _options([_unescaped(t) for t in tokens[1:]], _QUERY_OPTIONS)
     since = options.get("since")
     return Query(
         target,
@@ -157,15 +160,17 @@ def parse_command(text: str) -> Command:
 
 
 def _tokens(text: str) -> list[str]:
-    """The words of the text; a token in angle brackets (a mention, a link) is one word even
-    with spaces in its label. Escaped `&`, `<`, `>` are read back outside such tokens."""
+    """The words of the text as Slack sent it; a token in angle brackets (a mention, a link:
+    only Slack writes those, since a `<` typed arrives as `&lt;`) is one word even with spaces
+    in its label. Escaped `&`, `<`, `>` are read back only once mentions were taken out
+    (`_unescaped`), so typed text can never become a mention."""
     tokens: list[str] = []
     position = 0
     for match in _ANGLED.finditer(text):
-        tokens += _unescaped(text[position : match.start()]).split()
+        tokens += text[position : match.start()].split()
         tokens.append(match.group())
         position = match.end()
-    tokens += _unescaped(text[position:]).split()
+    tokens += text[position:].split()
     return tokens
 
 
@@ -189,7 +194,7 @@ def _mentions(tokens: list[str]) -> tuple[list[str], list[str]]:
         elif token.startswith("@"):
             refused.append(token)
         else:
-            rest.append(token)
+            rest.append(_unescaped(token))
     if refused:
         raise CommandSyntaxError(_refusal(refused))
     return mentioned, rest
@@ -291,7 +296,7 @@ def _subscribe(target: AlgorithmRef, options: dict[str, str], mentioned: list[st
 def _min_count(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.isdigit() or not 1 <= int(text) <= MAX_MIN_COUNT:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_MIN_COUNT:
         raise CommandSyntaxError(
             f"`min:{text}` is not a threshold: write a whole number from 1 to {MAX_MIN_COUNT} "
             "(the API keeps at most 200 executions)"

@@ -54,7 +54,10 @@ post) or a tag of its own (any other post)."""
 _MAX_PAGES = 10
 _MAX_PAGES_SINCE = 500
 """Pages read back to a known moment: 100,000 messages, a bound against a runaway loop only."""
-_CLOCK_SKEW_S = 3600.0
+_CLOCK_SKEW_S = 600.0
+"""How far the host's clock and Slack's may differ when history is read back to a moment."""
+_OWN_TAG = "post:"
+"""The prefix of the tag of a post that is no digest intent (a query's, a notice's)."""
 _POST_TRIES = 3
 _RETRY_BASE_S = 0.5
 
@@ -229,8 +232,8 @@ class SlackSender:
     ) -> str | None:
         """The `ts` of the message tagged with this intent: in the thread of `thread_ts`, or
         among the channel's messages newer than `since` (Unix seconds, when it was about to be
-        sent, less an hour for the host's clock and Slack's to differ), newest first; without
-        `since`, among the latest `_MAX_PAGES` pages. None when there is none."""
+        sent, less `_CLOCK_SKEW_S` for the host's clock and Slack's to differ), newest first;
+        without `since`, among the latest `_MAX_PAGES` pages. None when there is none."""
         if thread_ts is not None:
             return (await self.thread_contents(channel, thread_ts)).intents.get(intent_id)
         oldest = f"{since - _CLOCK_SKEW_S:.6f}" if since is not None else None
@@ -303,7 +306,7 @@ class SlackSender:
             extra["reply_broadcast"] = True
         # Every post carries a tag (its intent's, or one of its own), so one whose answer was
         # lost (a reset, a timeout, a 5xx) is looked for in Slack before it is sent again.
-        extra["metadata"] = metadata or intent_metadata(f"post:{uuid.uuid4().hex}")
+        extra["metadata"] = metadata or intent_metadata(f"{_OWN_TAG}{uuid.uuid4().hex}")
         intent = _intent_of(extra["metadata"])
         sent = time.time()
         for attempt in range(_POST_TRIES):
@@ -321,7 +324,14 @@ class SlackSender:
                 log.warning("posting in %s failed (%s); trying again", channel, reason)
             # Slack may have kept the message and failed only to answer.
             if intent is not None:
-                found = await self.find_tagged(channel, intent, thread_ts=thread_ts, since=sent)
+                try:
+                    found = await self.find_tagged(channel, intent, thread_ts=thread_ts, since=sent)
+                except SEND_FAILURES as error:
+                    if not intent.startswith(_OWN_TAG):
+                        raise  # a digest's intent stays open: a later run looks again
+                    reason = str(error) or type(error).__name__
+                    log.warning("could not look for the post in %s (%s)", channel, reason)
+                    found = None  # sent again: a rare double rather than a lost answer
                 if found is not None:
                     return found
             await asyncio.sleep(_RETRY_BASE_S * 2**attempt)

@@ -160,3 +160,11 @@ async def test_random_and_truncated_interactions_never_get_a_5xx(
         assert await _post(bot, body, sign(SIGNING_SECRET, body)) < 500, body
     await bot.slack.wait_idle(quiet_s=0.05)
     assert _failures(caplog) == [], payload
+
+
+async def test_a_command_whose_text_says_payload_is_answered(bot: RunningBot) -> None:
+    """Bolt reads any form body containing "payload" as an interaction (and answers 404);
+    the server hands Bolt what the form really says."""
+    ack = await bot.command("acme/image_tagger type:payload_error")
+    assert ack.status_code == 200
+    assert "Looking up the recent errors of acme/image_tagger" in ack.json()["text"]

@@ -20,10 +20,12 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -818,3 +820,31 @@ async def test_a_subscription_keeps_its_notify_list_and_threshold(store: Store) 
     assert (listed.notify, listed.min_count) == (("U1", "S2"), 3)
     again = await store.upsert_subscription(CHANNEL, ALGORITHM, "every:1h", "UTC", USER, NOW, NOW)
     assert (again.id, again.notify, again.min_count) == (made.id, (), 1)  # what the caller passes
+
+
+async def test_downgrading_the_on_call_columns_keeps_every_subscriptions_records(
+    tmp_path: Path,
+) -> None:
+    """SQLite with foreign keys on, as the store runs it: a table copy of `subscriptions`
+    would cascade to their reported records."""
+    url = f"sqlite:///{tmp_path / 'bot.db'}"
+    async with await Store.open(url) as store:
+        made = await subscribe(store)
+        await store.mark_reported(made.id, [("req-1", 1), ("req-2", 2)], NOW)
+    engine = create_engine(url)
+    event.listen(engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA foreign_keys = ON"))
+    try:
+        with engine.begin() as connection:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0003")
+            columns = {c["name"] for c in inspect(connection).get_columns("subscriptions")}
+            reported = connection.exec_driver_sql("SELECT COUNT(*) FROM reported_records")
+            assert reported.scalar_one() == 2
+        assert "min_count" not in columns
+    finally:
+        engine.dispose()
+    async with await Store.open(url) as store:  # and up again
+        (again,) = await store.channel_subscriptions(CHANNEL)
+        assert (again.id, again.notify, again.min_count) == (made.id, (), 1)

@@ -286,6 +286,7 @@ def test_any_sequence_of_events_keeps_the_invariants(
                         or (action is AlertAction.MUTE and choice not in MUTE_FOR)
                         or (action is TAKE and before.owner == "U1")
                         or (action is ASSIGN and before.owner == "U2")
+                        or (action is RELEASE and before.owner != "U1")
                     )
                 else:
                     assert action in actions_offered(before)
@@ -331,7 +332,13 @@ def test_take_assign_and_release_change_the_owner_and_never_the_state(name: str)
     ("owner", "action", "assignee", "why"),
     [
         ("U9", TAKE, None, "you already own this alert"),
-        ("U7", ASSIGN, "U7", "<@U7> already owns this alert"),
+        ("U7", ASSIGN, "U7", "they already own this alert"),
+        (
+            "U7",
+            RELEASE,
+            None,
+            "only its owner can hand it back; take it or assign it to someone instead",
+        ),
         ("U7", ASSIGN, None, "no one was chosen to own it"),
         (None, RELEASE, None, "nobody owns this alert; there is nothing to hand back"),
     ],

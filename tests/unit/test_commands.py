@@ -106,7 +106,16 @@ def test_thresholds_and_escaped_text(text: str, command: object) -> None:
         ("subscribe acme/x min:201", "from 1 to 200"),
         ("subscribe acme/x min:-3", "is not a threshold"),
         ("subscribe acme/x min:2.5", "is not a threshold"),
-        ("acme/x <@U1>", "mentions go with `subscribe`"),
+        ("subscribe acme/x min:²", "is not a threshold"),
+        ("subscribe acme/x min:٣", "is not a threshold"),
+        # Typed text that looks like a mention arrives escaped: never a mention.
+        ("subscribe acme/x &lt;@U999&gt;", "`<@U999>` is not an option"),
+        ("subscribe acme/x &lt;!subteam^S1&gt;", "is not an option"),
+        ("acme/x &lt;@U999&gt;", "`<@U999>` is not an option"),
+        ("acme/x <@U1>", "`@U1` is not understood in a lookup; mentions go with `subscribe`"),
+        ("acme/x <https://x.example/a>", "`https://x.example/a` is not understood in a lookup"),
+        ("acme/x <#C1|ops>", "`#ops` is not understood in a lookup"),
+        ("acme/x @bob", "`@bob` is not understood in a lookup"),
     ],
 )
 def test_mentions_and_thresholds_refused(text: str, problem: str) -> None:

@@ -8,6 +8,9 @@ from collections.abc import Collection
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from slack_sdk.errors import SlackApiError
+
 from bot.domain.alerts import (
     ALERT_STATE,
     MUTE_FOR,
@@ -192,3 +195,22 @@ async def test_a_lost_posts_tag_is_found_behind_thousands_of_newer_messages() ->
             )
         assert await sender.find_tagged("C_GENERAL", "intent-1", thread_ts=None, since=sent) == ts
         assert await sender.find_tagged("C_GENERAL", "intent-1", thread_ts=None) is None
+
+
+async def test_when_slack_cannot_be_asked_a_lost_query_post_is_sent_again_not_dropped() -> None:
+    """The answer of a post was lost and the history cannot be read either: a query's post is
+    sent again (a rare double beats a lost answer); a digest's intent is left open instead,
+    for the next run to look again."""
+    async with SlackStandIn(rate_limit=None) as slack:
+        pacer = ChannelPacer(0.001, burst=5)
+        sender = SlackSender(make_slack_client("xoxb-test", slack.base_url, pacer), pacer=pacer)
+        slack.lose_answer("chat.postMessage")
+        slack.fail_next("conversations.history", status=500, times=10)
+        await sender.post("C_GENERAL", SlackMessage(text="a query's answer"))
+        assert [m.text for m in slack.top_level("C_GENERAL")] == ["a query's answer"] * 2
+        slack.lose_answer("chat.postMessage")
+        with pytest.raises(SlackApiError):
+            await sender.post(
+                "C_GENERAL", SlackMessage(text="an alert"), metadata=intent_metadata("intent-9")
+            )
+        assert [m.text for m in slack.top_level("C_GENERAL")].count("an alert") == 1

@@ -110,6 +110,11 @@ _USER_ID = re.compile(r"^[UW][A-Z0-9_]{1,20}$")
 _GROUP_ID = re.compile(r"^S[A-Z0-9_]{1,20}$")
 
 
+def is_user_id(slack_id: str) -> bool:
+    """A Slack user id (`U…`, `W…`), never a user group's."""
+    return _USER_ID.match(slack_id) is not None
+
+
 def mention(slack_id: str) -> str:
     """A mention of a Slack user (`<@U…>`) or user group (`<!subteam^S…>`) by the id Slack
     gave the bot; "" for anything that is not such an id, so nothing else can ever ping."""

@@ -17,9 +17,9 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.domain.alerts import OWNER_ACTIONS, AlertAction, AlertRef
 from bot.slack.blocks import alerts
-from bot.slack.blocks.base import SlackMessage, mention
+from bot.slack.blocks.base import SlackMessage, is_user_id
 from bot.slack.blocks.home import parse_home_value
-from bot.slack.listeners.home import HomeTab, view_hash
+from bot.slack.listeners.home import HomeTab
 from bot.slack.listeners.services import Respond, Services, acknowledge, id_in, tell_user
 from bot.usecases.alerts import AlertChange, change_alert
 
@@ -63,7 +63,7 @@ def register(app: AsyncApp, services: Services, tab: HomeTab) -> None:
         chosen = option.get("value") if isinstance(option, dict) else None
         mute = chosen if isinstance(chosen, str) else None
         selected = action.get("selected_user")
-        assignee = selected if isinstance(selected, str) and mention(selected) else None
+        assignee = selected if isinstance(selected, str) and is_user_id(selected) else None
         change = await _apply(services, channel, ref, verb, user, mute=mute, assignee=assignee)
         if change.thread is None:
             await tell(alerts.alert_unknown())
@@ -113,7 +113,7 @@ async def _from_home(
     notice: str | None = None
     if verb not in (AlertAction.TAKE, AlertAction.RESOLVE):
         notice = "That action is made on the alert itself, in its channel."
-    elif channel not in await tab.channels_of(user):
+    elif channel not in await tab.channels_of(user, fresh=True):  # authorizing: read it now
         log.warning("%s from the Home tab refused: %s is not in %s", verb, user, channel)
         notice = "You are not a member of that alert's channel, so it cannot be changed here."
     else:
@@ -122,4 +122,6 @@ async def _from_home(
             notice = alerts.alert_unknown().text
         elif change.refused is not None:
             notice = f"Nothing changed: {change.refused}."
-    await tab.publish(user, view_hash(body), notice=notice)
+    # No `hash`: the tab is rebuilt from the store, so the newest publish is always right (a
+    # publish that landed meanwhile must not make this one, and its notice, fail).
+    await tab.publish(user, notice=notice)

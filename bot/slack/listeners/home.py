@@ -32,13 +32,14 @@ class HomeTab:
         self._clock = clock
         self._memberships: dict[str, tuple[float, set[str]]] = {}
         """User → (when read, the channels they are in)."""
-        self._permalinks: dict[tuple[str, str], str | None] = {}
+        self._permalinks: dict[tuple[str, str], str] = {}
 
-    async def channels_of(self, user: str) -> set[str]:
-        """The channels `user` is in (read from Slack at most once a minute per user)."""
+    async def channels_of(self, user: str, *, fresh: bool = False) -> set[str]:
+        """The channels `user` is in: read from Slack at most once a minute per user to list
+        alerts; `fresh` (before an alert is changed) reads them now."""
         now = self._clock()
         known = self._memberships.get(user)
-        if known is not None and now - known[0] < MEMBERSHIP_TTL_S:
+        if not fresh and known is not None and now - known[0] < MEMBERSHIP_TTL_S:
             return known[1]
         channels = await self._services.sender.user_channels(user)
         self._memberships[user] = (now, channels)
@@ -53,11 +54,14 @@ class HomeTab:
         permalinks: dict[tuple[str, str], str | None] = {}
         for thread in (*alerts.owned, *alerts.open):
             key = (thread.channel_id, thread.parent_ts)
-            if key not in self._permalinks:
-                if len(self._permalinks) >= _MAX_PERMALINKS:
-                    self._permalinks.clear()
-                self._permalinks[key] = await self._services.sender.permalink(*key)
-            permalinks[key] = self._permalinks[key]
+            link = self._permalinks.get(key)
+            if link is None:
+                link = await self._services.sender.permalink(*key)
+                if link is not None:  # a failure is asked again next time
+                    if len(self._permalinks) >= _MAX_PERMALINKS:
+                        self._permalinks.clear()
+                    self._permalinks[key] = link
+            permalinks[key] = link
         view = home.home_view(alerts, permalinks, notice=notice, web_url=self._services.web_url)
         if not await self._services.sender.publish_home(user, view, view_hash):
             log.info("the Home tab of %s changed meanwhile; the newer one stays", user)

@@ -31,11 +31,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("subscriptions") as batch:
-        batch.drop_column("min_count")
-        batch.drop_column("notify")
-    with op.batch_alter_table("alert_threads") as batch:
-        batch.drop_column("resolved_through")
-        batch.drop_column("owner_since")
-        batch.drop_column("owner")
-        batch.drop_column("latest_version")
+    # Plain DROP COLUMN (SQLite 3.35+, PostgreSQL), never a batch copy: copying `subscriptions`
+    # on SQLite drops the old table, and with foreign keys on that cascades to the reported
+    # records, intents and runs of every subscription.
+    for table, column in (
+        ("subscriptions", "min_count"),
+        ("subscriptions", "notify"),
+        ("alert_threads", "resolved_through"),
+        ("alert_threads", "owner_since"),
+        ("alert_threads", "owner"),
+        ("alert_threads", "latest_version"),
+    ):
+        op.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
