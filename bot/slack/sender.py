@@ -56,6 +56,8 @@ _MAX_PAGES_SINCE = 500
 """Pages read back to a known moment: 100,000 messages, a bound against a runaway loop only."""
 _CLOCK_SKEW_S = 600.0
 """How far the host's clock and Slack's may differ when history is read back to a moment."""
+_POST_WINDOW_S = 900.0
+"""How long after it was about to be sent a post may land (pacing and 429 waits included)."""
 _OWN_TAG = "post:"
 """The prefix of the tag of a post that is no digest intent (a query's, a notice's)."""
 _POST_TRIES = 3
@@ -231,12 +233,16 @@ class SlackSender:
         self, channel: str, intent_id: str, *, thread_ts: str | None, since: float | None = None
     ) -> str | None:
         """The `ts` of the message tagged with this intent: in the thread of `thread_ts`, or
-        among the channel's messages newer than `since` (Unix seconds, when it was about to be
-        sent, less `_CLOCK_SKEW_S` for the host's clock and Slack's to differ), newest first;
-        without `since`, among the latest `_MAX_PAGES` pages. None when there is none."""
+        among the channel's messages around `since` (Unix seconds, when it was about to be
+        sent: from `_CLOCK_SKEW_S` before, for the host's clock and Slack's to differ, to
+        `_POST_WINDOW_S` after), newest first; without `since`, among the latest `_MAX_PAGES`
+        pages. None when there is none."""
         if thread_ts is not None:
             return (await self.thread_contents(channel, thread_ts)).intents.get(intent_id)
+        # Narrowly, as a distributed app outside the Marketplace may read history only once a
+        # minute, 15 messages a page: from a little before the post was sent to a while after.
         oldest = f"{since - _CLOCK_SKEW_S:.6f}" if since is not None else None
+        latest = f"{since + _CLOCK_SKEW_S + _POST_WINDOW_S:.6f}" if since is not None else None
         cursor: str | None = None
         for _ in range(_MAX_PAGES if since is None else _MAX_PAGES_SINCE):
             page = await self._reading(
@@ -244,7 +250,7 @@ class SlackSender:
                 partial(
                     self._client.conversations_history,
                     channel=channel, limit=200, cursor=cursor, include_all_metadata=True,
-                    oldest=oldest,
+                    oldest=oldest, latest=latest,
                 ),
             )  # fmt: skip
             for message in page.get("messages") or []:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -201,11 +201,15 @@ async def _run_one(
                 store, notifier, subscription, batch, now,
                 lambda: lease.renew(subscription.id), fresh,
             )  # fmt: skip
-            await posting.settle_open(intents)
-            await _end_mutes(store, notifier, subscription, mutes_over, lease, now)
-            posted = await posting.report_new()
+            async with lease.held():
+                await posting.settle_open(intents)
+                await _end_mutes(store, notifier, subscription, mutes_over, lease, now)
+                posted = await posting.report_new()
             if posting.unconfirmed:  # what Slack did not take is tried at the next ticks
                 next_run_at = min(next_run_at, retry_at(0, now))
+    except LeaseExpiring as expiring:
+        outcome, detail = RunOutcome.LEASE_LOST, str(expiring)
+        next_run_at = min(next_run_at, retry_at(0, now))  # whoever holds it next settles it
     except LeaseLost:
         outcome, detail = RunOutcome.LEASE_LOST, "another worker took over, or it was unsubscribed"
     except ChannelGone as gone:
@@ -227,13 +231,56 @@ async def _run_one(
     return FinishedRun(run, next_run_at, succeeded=not isinstance(batch, LookupFailure))
 
 
+class LeaseExpiring(LeaseLost):
+    """The leases could not be renewed (the database did not answer) and are about to run
+    out: the run stops posting before another worker may take its subscriptions over."""
+
+
 class _Lease:
     """Keeps a run's leases alive while it works (pacing and rate limits can make a run
-    outlast one lease) and says, before each post, whether one was lost."""
+    outlast one lease) and says, before each post, whether one was lost.
+
+    A run posts only while `held()`: if no renewal succeeded for most of a lease (the database
+    is down), whatever it is doing (a post waiting its turn or a 429) is cancelled before the
+    lease can run out, so a worker taking the subscription over never meets a post of this
+    one arriving after it looked in Slack."""
+
+    _MARGIN = 0.25
+    """Of a lease, kept between the last moment a run may post and the lease's end."""
 
     def __init__(self, store: DigestStore, worker: str, length: timedelta, now: datetime) -> None:
         self._store, self._worker, self._length = store, worker, length
         self._now, self._started = now, time.monotonic()
+        self._guards: set[asyncio.Timeout] = set()
+        self._held_until = self._deadline()
+
+    def _deadline(self) -> float:
+        """The event loop's time until which the leases just renewed are surely held."""
+        seconds = self._length.total_seconds() * (1 - self._MARGIN)
+        return asyncio.get_running_loop().time() + seconds
+
+    def _renewed(self) -> None:
+        self._held_until = self._deadline()
+        for guard in self._guards:
+            guard.reschedule(self._held_until)
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        """Run the block only while the leases are surely held (see the class)."""
+        guard = asyncio.timeout(self._held_until)
+        try:
+            async with guard:
+                self._guards.add(guard)
+                try:
+                    yield
+                finally:
+                    self._guards.discard(guard)
+        except TimeoutError as error:
+            if guard.expired():
+                raise LeaseExpiring(
+                    "the digest leases could not be renewed; stopped before they ran out"
+                ) from error
+            raise
 
     def _until(self) -> datetime:
         """On the run's own clock (`now` when it claimed, plus the time it has taken)."""
@@ -242,6 +289,7 @@ class _Lease:
     async def renew(self, subscription_id: int) -> None:
         if not await self._store.renew_leases(self._worker, [subscription_id], self._until()):
             raise LeaseLost
+        self._renewed()
 
     async def keep_alive(self, still_running: Callable[[], list[int]]) -> None:
         """The heartbeat: every third of a lease, renew the leases of the runs not done yet
@@ -252,6 +300,8 @@ class _Lease:
                 await self._store.renew_leases(self._worker, still_running(), self._until())
             except StoreUnavailable as error:
                 log.warning("could not renew the digest leases: %s", error)
+            else:
+                self._renewed()
 
 
 async def _end_mutes(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from bot.domain.alerts import (
     AlertState,
     AlertThread,
     PostIntent,
+    PostKind,
     RunOutcome,
     Subscription,
 )
@@ -27,6 +29,7 @@ from bot.domain.commands import Subscribe
 from bot.domain.schedule import Daily
 from bot.errors.grouping import ErrorGroup
 from bot.errors.records import ErrorRecord, RecordBatch
+from bot.store.exceptions import StoreUnavailable
 from bot.usecases.digest import run_digests
 from bot.usecases.digest_ports import AlertGone, ChannelGone
 from bot.usecases.subscriptions import subscribe
@@ -525,6 +528,49 @@ async def test_a_long_run_keeps_its_leases_with_a_heartbeat(store: Store) -> Non
     assert report.failed == {}
     # Ended with the run: the next worker takes it at once.
     assert await store.claim_due("w2", datetime.now(UTC), 60, everything=True)
+
+
+async def test_a_run_that_cannot_renew_its_lease_stops_posting_before_it_runs_out(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database goes away while a post waits its turn (Slack's pace, a 429): the post is
+    abandoned before the lease can run out, so a worker taking the subscription over after
+    that finds in Slack all this run will ever post, and nothing arrives twice."""
+    posted: list[float] = []
+
+    class StuckNotifier(RecordingNotifier):
+        async def new_alert(
+            self, channel_id: str, thread: AlertThread, intent_id: str, **_: object
+        ) -> str:
+            await asyncio.sleep(2.0)  # waiting its turn, far beyond the lease
+            posted.append(time.monotonic())  # would reach Slack only now
+            return await super().new_alert(channel_id, thread, intent_id)
+
+    cluster = FakeCluster()
+    subscription = await _subscribe(store, cluster)
+    cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
+    renew = store.renew_leases
+    down = asyncio.Event()
+
+    async def renew_until_down(*args: Any, **kwargs: Any) -> Any:
+        if down.is_set():
+            raise StoreUnavailable("database unavailable: connection refused")
+        result = await renew(*args, **kwargs)
+        down.set()  # the renewal before the post went through; then the database goes
+        return result
+
+    monkeypatch.setattr(store, "renew_leases", renew_until_down)
+    lease = 0.4
+    started = time.monotonic()
+    report = await run_digests(
+        store, cluster, StuckNotifier(), now=datetime.now(UTC), worker="w1",
+        everything=True, lease_seconds=lease,
+    )  # fmt: skip
+    assert posted == []  # abandoned, never sent
+    assert time.monotonic() - started < lease + 0.2  # before the lease could run out
+    assert report.failed == {}
+    (intent,) = (await store.open_intents([subscription.id]))[subscription.id]
+    assert intent.kind is PostKind.ALERT  # left open: whoever runs it next looks in Slack
 
 
 async def test_a_dead_run_s_subscriptions_are_taken_over_when_its_lease_runs_out(

@@ -195,6 +195,9 @@ async def test_a_lost_posts_tag_is_found_behind_thousands_of_newer_messages() ->
             )
         assert await sender.find_tagged("C_GENERAL", "intent-1", thread_ts=None, since=sent) == ts
         assert await sender.find_tagged("C_GENERAL", "intent-1", thread_ts=None) is None
+        # Read narrowly: the chatter more than the post window after it is never read.
+        (call, *_) = [c for c in slack.calls_to("conversations.history") if "oldest" in c.params]
+        assert float(call.params["latest"]) - float(call.params["oldest"]) <= 35 * 60
 
 
 async def test_when_slack_cannot_be_asked_a_lost_query_post_is_sent_again_not_dropped() -> None:
