@@ -42,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     digest_parser.add_argument(
         "--all", action="store_true", help="with --once: every subscription, due or not"
     )
+    digest_parser.add_argument(
+        "--host", default="0.0.0.0", help="the worker's /healthz, /readyz, /metrics listen here"
+    )
+    digest_parser.add_argument("--port", type=int, default=None, help="default: $PORT or 3000")
     errors_parser = commands.add_parser(
         "errors", help="print an algorithm's grouped errors in the terminal"
     )
@@ -84,12 +88,14 @@ def _errors(settings: Settings, target: str, options: list[str], as_json: bool) 
     return EXIT_OK
 
 
-def _digest(settings: Settings, once: bool, everything: bool) -> int:
+def _digest(settings: Settings, args: argparse.Namespace) -> int:
+    once, everything = args.once, args.all
     if everything and not once:
         print("error: --all goes with --once", file=sys.stderr)
         return EXIT_USAGE
     if not once:
-        asyncio.run(digest_worker(settings))
+        port = args.port if args.port is not None else settings.port
+        asyncio.run(digest_worker(settings, args.host, port))
         return EXIT_OK
     report = asyncio.run(digest_once(settings, everything=everything))
     for reason in [*report.failed.values(), *filter(None, [report.error])]:
@@ -121,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         if args.command == "digest":
-            return _digest(settings, args.once, args.all)
+            return _digest(settings, args)
         port = args.port if args.port is not None else settings.port
         asyncio.run(serve(settings, args.host, port, scheduler=not args.no_scheduler))
     except ConfigError as error:

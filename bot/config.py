@@ -1,8 +1,8 @@
 """The bot's settings: the one place that reads the environment (and `.env`).
 
-Every variable of INTERFACE §2 is a field named after it in lower case. A bad or missing value
-becomes a `ConfigError` whose message is one line naming the variable; secrets are `SecretStr`
-and never appear in a message, a repr or a log line.
+Every setting (README "Configuration", `.env.example`) is a field named after it in lower case.
+A bad or missing value becomes a `ConfigError` whose message is one line naming the variable;
+secrets are `SecretStr` and never appear in a message, a repr or a log line.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class ConfigError(Exception):
 
 
 class Settings(BaseSettings):
-    """The variables of INTERFACE §2, validated. Immutable once loaded."""
+    """The settings of `.env.example`, validated. Immutable once loaded."""
 
     model_config = SettingsConfigDict(
         env_file=".env",

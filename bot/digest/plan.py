@@ -1,4 +1,4 @@
-"""What one digest run of one subscription should say (INTERFACE §3.2), decided without I/O.
+"""What one digest run of one subscription should say, decided without I/O.
 
 Given the groups of the records this subscription has not reported yet and the channel's
 alert threads, each group becomes one action:

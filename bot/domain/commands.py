@@ -6,7 +6,7 @@ The text arrives as Slack sends it with `should_escape: true`: `&`, `<` and `>` 
 Only user and user-group mentions are read (in `subscribe`); every other token in angle
 brackets, and a plain `@word` Slack did not turn into a mention, is refused by name.
 
-Pure: no I/O, no clock. INTERFACE §3 is the contract.
+Pure: no I/O, no clock. README's "Use it in Slack" is the contract.
 """
 
 from __future__ import annotations

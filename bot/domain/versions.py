@@ -1,4 +1,4 @@
-"""Which algorithm version is newer, for "resolved in the next version" (INTERFACE §3.3).
+"""Which algorithm version is newer, for "resolved in the next version".
 
 Versions compare as semantic versions (semver.org §11: `1.10.0` > `1.9.3`, a pre-release is
 older than its release, pre-release identifiers compare numerically or by ASCII, build metadata

@@ -1,7 +1,7 @@
 """Slack's posting limit kept on our side, and what a 429 teaches it.
 
 Slack takes about one `chat.postMessage` a second per channel, with short bursts, and answers
-HTTP 429 with `Retry-After` (whole seconds) beyond that (shared/reference/slack-platform.md §7).
+HTTP 429 with `Retry-After` (whole seconds) beyond that (Slack's rate-limit documentation).
 `ChannelPacer` spaces posts per channel; `PacingRetryHandler`, the Web API client's one retry
 handler, waits out every 429 as often as Slack asks, and when the 429 answered a post it also
 holds back the post's channel in the pacer, so the posts queued behind it wait too instead of

@@ -9,7 +9,7 @@ It owns two facts and nothing else (pure data, no I/O):
   that allow it: any one of them suffices; an empty tuple means the method needs none.
 
 Source: Slack's method reference (docs.slack.dev/reference/methods, "Required scopes") and
-shared/reference/slack-platform.md §7. Where a method has one scope per kind of conversation
+Slack's rate-limit and scope documentation. Where a method has one scope per kind of conversation
 (`channels:*` for public channels, `groups:*` for private ones), both are listed public first,
 and the one Slack asks for is that of the conversation's kind.
 """

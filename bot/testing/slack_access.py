@@ -2,7 +2,7 @@
 granted allow the method (`missing_scope`), and chat.postMessage's rate limit per channel (HTTP
 429 with `Retry-After`).
 
-Source: shared/reference/slack-platform.md §7 (chat.postMessage allows 1 post a second per
+Source: Slack's Web API documentation (chat.postMessage allows 1 post a second per
 channel, "short bursts allowed"; over a limit Slack answers HTTP 429 with `Retry-After` in whole
 seconds and `{"ok": false, "error": "ratelimited"}`) and Slack's method reference for the scopes
 (`bot.slack.scopes.METHOD_SCOPES`): Slack refuses a call no granted scope allows with

@@ -2,7 +2,7 @@
 the upload URL the bytes are POSTed to, `files.completeUploadExternal`, and the share that puts
 each file in its channel or thread.
 
-Source: shared/reference/slack-platform.md §7 (files_upload_v2's three calls). Slack shares the
+Source: Slack's Web API documentation (files_upload_v2's three calls). Slack shares the
 files after `files.completeUploadExternal` has answered, not at once; with `async_file_shares`
 the stand-in does too, each file after its own random delay of up to `MAX_SHARE_DELAY_S`, so the
 shares of several files may land in another order than their uploads.

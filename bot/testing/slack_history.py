@@ -2,7 +2,7 @@
 a mixin of `SlackStandIn`: the channel and thread views of its messages and shared files, shaped,
 bounded and paged as Slack returns them.
 
-Source: shared/reference/slack-platform.md §7 (history needs membership and returns `metadata`
+Source: Slack's Web API documentation (history needs membership and returns `metadata`
 only with `include_all_metadata`; a broadcast reply shows in the channel as `thread_broadcast`)
 and Slack's method reference (`slack-ruby/slack-api-ref`, docs.slack.dev/methods): `oldest` <
 ts < `latest` unless `inclusive`; `limit` 100 (at most 999) for history, 1000 for replies;

@@ -1,11 +1,12 @@
 """The Slack stand-in's Home tab and memberships: `views.publish`, `users.conversations` with
 each user's own channels, and `chat.getPermalink`.
 
-Source: shared/reference/slack-platform.md §13. `views.publish` takes a `home` view of at most
-100 blocks and refuses a `hash` that is not the current view's with `hash_conflict`; it answers
-the view with a new `hash`. `users.conversations` with a bot token lists the user's public
-channels and, of the private ones, those the bot is in too, paged by `cursor`.
-`chat.getPermalink` answers `message_not_found` for a message it does not hold.
+Source: Slack's documentation of the Home tab, views.publish and users.conversations.
+`views.publish` takes a `home` view of at most 100 blocks and refuses a `hash` that is not the
+current view's with `hash_conflict`; it answers the view with a new `hash`.
+`users.conversations` with a bot token lists the user's public channels and, of the private
+ones, those the bot is in too, paged by `cursor`. `chat.getPermalink` answers
+`message_not_found` for a message it does not hold.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ _TEXT_TYPES = ("mrkdwn", "plain_text")
 def check_message(text: str, blocks: list[dict[str, Any]]) -> None:
     """Refuse, as Slack does, a message `text` and `blocks` that Slack would refuse.
 
-    Source: shared/reference/slack-platform.md §7 (the `no_text`, `msg_too_long` and
+    Source: Slack's Web API documentation (the `no_text`, `msg_too_long` and
     `invalid_blocks` errors of chat.postMessage, chat.update and chat.postEphemeral, and the
     undocumented `msg_blocks_too_long` at about 12–13k block characters, slackapi/bolt-js#2509)
     and §8 (message limits); a `block_id` must be unique within the message's blocks (Block Kit

@@ -1,4 +1,4 @@
-"""One subscription's alert posts, each told exactly once whatever fails (INTERFACE §4).
+"""One subscription's alert posts, each told exactly once whatever fails.
 
 Every post is recorded as an intent before it is sent and settled once Slack confirmed it;
 its id travels in the message's metadata. A run first settles what an earlier run left open:

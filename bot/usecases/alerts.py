@@ -1,5 +1,5 @@
 """Resolve (now or in the next version), mute, reopen, take, assign and release an alert from
-Slack (INTERFACE §3.2 interactive elements, §3.3 owner)."""
+Slack (README: "On an alert")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A digest run (INTERFACE §3.2): each due subscription claimed, each algorithm fetched once,
+"""A digest run: each due subscription claimed, each algorithm fetched once,
 each new kind of error alerted once, and a record counted as reported only after Slack
 confirmed its post. One failing algorithm or channel never stops the others.
 

@@ -1,4 +1,4 @@
-"""A user's Home tab (INTERFACE §3.3 App Home): the alerts they own, then the open alerts of
+"""A user's Home tab: the alerts they own, then the open alerts of
 the channels they are a member of; never an alert of any other channel."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Subscribe, unsubscribe, list: a channel's standing orders for digests (INTERFACE §3.2).
+"""Subscribe, unsubscribe, list: a channel's standing orders for digests.
 
 Subscribing looks the algorithm up first (nothing is stored for an unknown algorithm or one
 the bot may not read) and marks its current errors as seen, so the first digest holds only

@@ -3,9 +3,7 @@ and one lookup for `errors`."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -131,20 +129,20 @@ async def digest_once(settings: Settings, *, everything: bool) -> DigestReport:
         return await DigestRunner(settings, store, http, bot, worker_name())(everything=everything)
 
 
-async def digest_worker(settings: Settings) -> None:
-    """`digest`: the scheduler alone (a worker process), until SIGTERM or SIGINT."""
+async def digest_worker(settings: Settings, host: str, port: int) -> None:
+    """`digest`: the scheduler alone (a worker process), until SIGTERM or SIGINT. It serves
+    `/healthz`, `/readyz` and `/metrics` on `host:port`, so it can be probed and scraped."""
     require_slack(settings, "digest")
     async with cluster_http() as http, open_store(settings) as store:
         bot = build_bot(settings, http, store)
         await check_slack_token(bot)
         digest = DigestRunner(settings, store, http, bot, worker_name())
         ticker = DigestTicker(digest, settings.digest_tick_seconds)
-        stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stopping.set)
+        web_app = create_web_app(
+            None, metrics=bot.metrics, readiness=readiness(DatabaseWatch(store))
+        )
         try:
-            await stopping.wait()
+            await _serve_http(web_app, host, port)  # until a signal
         finally:
             await ticker.stop()
 

@@ -1,4 +1,4 @@
-"""The on-call workflow through the served bot and the Slack stand-in (INTERFACE §3.3): an
+"""The on-call workflow through the served bot and the Slack stand-in: an
 owner taken, assigned and handed back; the people a subscription notifies; a threshold; and
 "resolved in the next version"."""
 

@@ -68,6 +68,7 @@ async def test_replicas_one_killed_tell_every_error_once(tmp_path: Path, databas
             "SLACK_API_URL": slack.base_url,
             "DATABASE_URL": database_url,
             "DIGEST_TICK_SECONDS": "1",
+            "PORT": "0",  # the digest worker's /healthz and /metrics
             "LOG_LEVEL": "WARNING",
         }
         commands = [

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from bot.store.repository import Store
 from bot.testing.harness import API_KEY, RunningBot, running_bot
@@ -211,6 +214,12 @@ async def test_digest_once_from_the_command_line(tmp_path: Path) -> None:
         assert (code, err.strip()) == (2, "error: --all goes with --once")
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 async def _run_for(
     env: dict[str, str], *args: str, slack: SlackStandIn, until: Any, seconds: float
 ) -> None:
@@ -269,5 +278,25 @@ async def test_serve_runs_digests_on_its_scheduler_unless_told_not_to(tmp_path: 
                 CHANNEL, "acme/image_tagger", "every:1m", "Europe/Berlin", "U_ALICE", past, past
             )
         cluster.append_records("acme", "image_tagger", [_fresh("rs-png-invalid-signature")])
-        await _run_for(env, "digest", slack=slack, until=lambda s: len(_alerts(s)) == 2, seconds=20)
+        port = _free_port()
+        worker = ("digest", "--host", "127.0.0.1", "--port", str(port))
+        probed: dict[str, tuple[int, str]] = {}
+
+        async def probe() -> None:  # the worker can be probed and scraped like `serve`
+            async with httpx.AsyncClient(timeout=2) as http:
+                for _ in range(100):
+                    try:
+                        for path in ("/healthz", "/readyz", "/metrics"):
+                            answer = await http.get(f"http://127.0.0.1:{port}{path}")
+                            probed[path] = (answer.status_code, answer.text)
+                        return
+                    except httpx.TransportError:
+                        await asyncio.sleep(0.1)
+
+        probing = asyncio.create_task(probe())
+        await _run_for(env, *worker, slack=slack, until=lambda s: len(_alerts(s)) == 2, seconds=20)
+        await probing
         assert len(_alerts(slack)) == 2
+        assert probed["/healthz"] == (200, '{"status":"ok"}')
+        assert probed["/readyz"][0] == 200
+        assert "algo_errors_" in probed["/metrics"][1]

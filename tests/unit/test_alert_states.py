@@ -314,7 +314,7 @@ def test_any_sequence_of_events_keeps_the_invariants(
             assert before.state is RESOLVED
 
 
-# -- owner: take, assign, release (INTERFACE §3.3) ------------------------------------------
+# -- owner: take, assign, release ---------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", list(STARTS))

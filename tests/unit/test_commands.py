@@ -1,4 +1,4 @@
-"""The slash-command grammar of INTERFACE §3."""
+"""The slash-command grammar (README: "Use it in Slack")."""
 
 from __future__ import annotations
 

@@ -166,7 +166,7 @@ def test_values_are_normalised(variable: str, value: str, field: str, expected: 
             {**MINIMAL, "SLACK_API_URL": "https://proxy:pw-in-url@slack-proxy.example/api/"},
             "SLACK_API_URL: must not contain a user name or password",
         ),
-        # Several problems: the first variable in INTERFACE §2 order is named.
+        # Several problems: the first variable in `.env.example` order is named.
         ({"PORT": "x"}, "ALGORITHMIA_API_URL: required"),
     ],
 )

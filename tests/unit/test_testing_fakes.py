@@ -1,4 +1,5 @@
-"""The shipped fakes answer like the platforms they stand in for (see shared/reference)."""
+"""The shipped fakes answer like the platforms they stand in for, as Slack and Algorithmia
+document them."""
 
 from __future__ import annotations
 
@@ -661,7 +662,7 @@ async def test_a_hold_left_open_is_released_when_the_stand_in_stops() -> None:
     assert (await posting)["message"]["text"] == "late"
 
 
-# -- Slack stand-in: what Slack refuses (shared/reference/slack-platform.md §7, §8) ----------
+# -- Slack stand-in: what Slack refuses (Slack's documented limits) ----------
 
 
 def _section(text: str, kind: str = "mrkdwn") -> dict[str, Any]:

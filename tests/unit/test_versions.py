@@ -1,4 +1,4 @@
-"""Version order for "resolved in the next version" (INTERFACE §3.3)."""
+"""Version order for "resolved in the next version"."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Home tab (INTERFACE §3.3 App Home): published when a user opens it, and again after
+"""The Home tab: published when a user opens it, and again after
 they act on an alert there. Only alerts of channels the user is a member of are listed or
 changed; memberships are cached a minute per user, so opening the tab repeatedly stays within
 Slack's rate limits. Events no listener wants are still answered 200 (Slack retries a 404).
