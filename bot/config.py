@@ -29,6 +29,8 @@ _PROBLEMS: dict[str, str] = {
     "digest_tick_seconds": "must be a whole number of seconds, at least 1",
     "port": "must be an integer from 0 to 65535",
     "log_level": "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+    "slack_bot_token": "must be the app's bot token (xoxb-…), not a user or app-level token",
+    "slack_app_token": "must be an app-level token (xapp-…)",
 }
 _NO_CREDENTIAL = "ALGORITHMIA_API_KEY: required (or set ALGORITHMIA_JWT instead)"
 # Error types raised by the validators whose problem is the same whatever the variable.
@@ -137,6 +139,21 @@ class Settings(BaseSettings):
         # one that is only blanks is as unset as an empty one.
         if isinstance(value, str):
             return value.strip() or None
+        return value
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # A user token (xoxp-) would act as a person; an app-level one (xapp-) calls nothing.
+        if value is not None and not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("not a bot token")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("not an app-level token")
         return value
 
     @field_validator("log_level", mode="before")

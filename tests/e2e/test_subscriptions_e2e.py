@@ -61,7 +61,7 @@ async def test_subscription_lifecycle(tmp_path: Path) -> None:
 async def _first_life(cluster: SampleCluster, slack: SlackStandIn, database: Path) -> None:
     async with running_bot(database=database, cluster=cluster, slack=slack) as bot:
         ack = await bot.command("subscribe acme/image_tagger every:5m")
-        assert "Looking up" in ack.json()["text"]
+        assert "Subscribing this channel to acme/image_tagger" in ack.json()["text"]
         await bot.slack.wait_for(lambda s: len(s.top_level(CHANNEL)) == 1)
         confirmation = bot.slack.top_level(CHANNEL)[0]
         assert "subscribed this channel to *acme/image_tagger*, `every:5m` (Europe/Berlin)" in (

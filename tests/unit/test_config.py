@@ -398,3 +398,20 @@ def test_the_console_url_is_derived_from_the_api_url_unless_given(
 def test_a_console_url_that_could_break_a_link_is_a_settings_error(bad: str) -> None:
     with pytest.raises(ConfigError, match=r"^ALGORITHMIA_WEB_URL: must be an http"):
         load_settings(MINIMAL | {"ALGORITHMIA_WEB_URL": bad})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("SLACK_BOT_TOKEN", "xoxp-1234-user-token", "SLACK_BOT_TOKEN: must be the app's bot token"),
+        ("SLACK_BOT_TOKEN", "xapp-1-app-token", "SLACK_BOT_TOKEN: must be the app's bot token"),
+        ("SLACK_APP_TOKEN", "xoxb-bot-token", "SLACK_APP_TOKEN: must be an app-level token"),
+    ],
+)
+def test_a_token_of_the_wrong_kind_is_a_settings_error_that_never_shows_it(
+    variable: str, value: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings(MINIMAL | {variable: value})
+    assert str(refused.value).startswith(problem)
+    assert value not in str(refused.value)

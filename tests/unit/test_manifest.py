@@ -74,7 +74,8 @@ def test_the_one_slash_command_is_algo_errors(path: Path) -> None:
 def test_the_usage_hint_shows_the_query_and_help(path: Path) -> None:
     (command,) = load(path)["features"]["slash_commands"]
 
-    for word in ("owner/name", "since:", "subscribe", "unsubscribe", "list", "help"):
+    for word in ("owner/name", "since:", "subscribe", "weekdays:", "tz:", "min:", "unsubscribe",
+                 "list", "help"):  # fmt: skip
         assert word in command["usage_hint"]
     assert len(command["usage_hint"]) <= 1000
 

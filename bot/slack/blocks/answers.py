@@ -23,6 +23,14 @@ def lookup_started(target: str) -> SlackMessage:
     return SlackMessage(f"Looking up the recent errors of {cut_escaped(target, 200)}…")
 
 
+def subscribing(target: str) -> SlackMessage:
+    """The ack of `subscribe`: what happens next (the check, then the confirmation)."""
+    return SlackMessage(
+        f"Subscribing this channel to {cut_escaped(target, 200)}: checking that the bot can read "
+        "its errors; the confirmation follows in the channel…"
+    )
+
+
 _FAILURE_TEXT: dict[FailureKind, str] = {
     FailureKind.UNAUTHORIZED: (
         "The cluster rejected the bot's credentials. An admin of the bot should check "

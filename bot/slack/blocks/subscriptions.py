@@ -43,7 +43,8 @@ def subscribed(subscription: Subscription, *, again: bool, seen: int, by: str) -
             f":pushpin: <@{escape(by)}> subscribed this channel to *{target}*, {when}: each new "
             "kind of error gets one alert here, later occurrences go to its thread."
         )
-    notes = [f"Next digest {date_token(epoch_ms(subscription.next_run_at))}"]
+    local = _in_zone(subscription.next_run_at, subscription.timezone)
+    notes = [f"Next digest {local} ({escape(subscription.timezone)})"]
     if not again:
         notes.append(f"{plural(seen, 'current error')} marked as seen")
     notes.append(_who_and_when(subscription, listed=False))

@@ -73,7 +73,9 @@ def register(app: AsyncApp, services: Services) -> None:
             return
         started = (
             answers.lookup_started(str(command.target))
-            if isinstance(command, Query | Subscribe)
+            if isinstance(command, Query)
+            else answers.subscribing(str(command.target))
+            if isinstance(command, Subscribe)
             else None
         )
         await acknowledge(
