@@ -10,10 +10,11 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.domain.commands import CommandSyntaxError, Query, parse_command
-from bot.terminal import failure_as_text, result_as_json, result_as_text
+from bot.terminal import failure_as_json, failure_as_text, result_as_json, result_as_text
 from bot.usecases.results import LookupFailure
 from bot.wiring.build import StartupError
 from bot.wiring.run import digest_once, digest_worker, look_up, serve
@@ -23,21 +24,53 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
+_CLUSTER = ("ALGORITHMIA_API_URL", "ALGORITHMIA_API_KEY or ALGORITHMIA_JWT", "ALGORITHMIA_WEB_URL")
+_SLACK = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)",
+          "SLACK_API_URL")  # fmt: skip
+_COMMON = ("DATABASE_URL", "SHOW_INPUT", "PORT", "LOG_LEVEL")
+SETTINGS_READ: dict[str, tuple[str, ...]] = {
+    "serve": (*_SLACK, *_CLUSTER, *_COMMON, "DIGEST_TICK_SECONDS"),
+    "digest": (*_SLACK, *_CLUSTER, *_COMMON, "DIGEST_TICK_SECONDS"),
+    "errors": ("ALGORITHMIA_API_URL", "ALGORITHMIA_API_KEY or ALGORITHMIA_JWT", "LOG_LEVEL"),
+}
+"""The settings each subcommand reads (from the environment or `.env`; see `.env.example`)."""
+
+
+def _reads(command: str) -> str:
+    return "settings read (environment or .env, see .env.example):\n  " + "\n  ".join(
+        SETTINGS_READ[command]
+    )
+
+
+def _version() -> str:
+    try:
+        return f"algo-errors-bot {metadata.version('algo-errors-bot')}"
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "algo-errors-bot (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="algo-errors-bot",
         description="Slack bot for the recent errors of Algorithmia algorithms.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True)
-    serve_parser = commands.add_parser("serve", help="run the Slack listener")
-    serve_parser.add_argument("--host", default="0.0.0.0")
+    raw = argparse.RawDescriptionHelpFormatter
+    serve_parser = commands.add_parser(
+        "serve", help="run the Slack listener", epilog=_reads("serve"), formatter_class=raw
+    )
+    serve_parser.add_argument(
+        "--host", default="0.0.0.0", help="the address to listen on (default: all, 0.0.0.0)"
+    )
     serve_parser.add_argument("--port", type=int, default=None, help="default: $PORT or 3000")
     serve_parser.add_argument(
         "--no-scheduler", action="store_true", help="the Slack listener alone, no digests"
     )
     digest_parser = commands.add_parser(
-        "digest", help="run due digests: once (--once) or on schedule (a worker process)"
-    )
+        "digest", help="run due digests: once (--once) or on schedule (a worker process)",
+        epilog=_reads("digest"), formatter_class=raw,
+    )  # fmt: skip
     digest_parser.add_argument("--once", action="store_true", help="run once and exit")
     digest_parser.add_argument(
         "--all", action="store_true", help="with --once: every subscription, due or not"
@@ -47,11 +80,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     digest_parser.add_argument("--port", type=int, default=None, help="default: $PORT or 3000")
     errors_parser = commands.add_parser(
-        "errors", help="print an algorithm's grouped errors in the terminal"
-    )
+        "errors", help="print an algorithm's grouped errors in the terminal",
+        epilog=_reads("errors"), formatter_class=raw,
+    )  # fmt: skip
     errors_parser.add_argument("target", help="owner/name or id:UUID")
     errors_parser.add_argument("options", nargs="*", help="since:DURATION version:V type:T")
-    errors_parser.add_argument("--json", action="store_true", help="print one JSON object")
+    shown = errors_parser.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="print one JSON object")
+    shown.add_argument("--traces", action="store_true", help="print each group's latest trace")
     commands.add_parser("demo", help="run the bot against a sample cluster and a Slack stand-in")
     return parser
 
@@ -70,7 +106,8 @@ def _configure_logging(settings: Settings, command: str) -> None:
         )
 
 
-def _errors(settings: Settings, target: str, options: list[str], as_json: bool) -> int:
+def _errors(settings: Settings, args: argparse.Namespace) -> int:
+    target, options, as_json = args.target, args.options, args.json
     try:
         command = parse_command(" ".join([target, *options]))
     except CommandSyntaxError as problem:
@@ -82,9 +119,15 @@ def _errors(settings: Settings, target: str, options: list[str], as_json: bool) 
     try:
         result = asyncio.run(look_up(settings, command))
     except LookupFailure as failure:
-        print(failure_as_text(failure), file=sys.stderr)
+        if as_json:
+            print(json.dumps(failure_as_json(failure)))
+        else:
+            print(failure_as_text(failure), file=sys.stderr)
         return EXIT_FAILED
-    print(json.dumps(result_as_json(result)) if as_json else result_as_text(result))
+    if as_json:
+        print(json.dumps(result_as_json(result)))
+    else:
+        print(result_as_text(result, traces=args.traces))
     return EXIT_OK
 
 
@@ -121,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     _configure_logging(settings, args.command)
     if args.command == "errors":
-        return _errors(settings, args.target, args.options, args.json)
+        return _errors(settings, args)
     # uvicorn shuts HTTP down on SIGTERM, then re-raises the signal to the handler it found:
     # make that an orderly exit, so `serve()` still closes the Socket Mode connection.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)

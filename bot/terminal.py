@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.errors.grouping import ErrorGroup
 from bot.errors.traces import DETAIL_LINES
-from bot.usecases.results import LookupFailure, QueryResult
+from bot.usecases.results import LookupFailure, QueryResult, explain
 
 _INDENT = "    "
 
@@ -49,7 +49,8 @@ def result_as_json(result: QueryResult) -> dict[str, Any]:
     }
 
 
-def result_as_text(result: QueryResult) -> str:
+def result_as_text(result: QueryResult, *, traces: bool = False) -> str:
+    """The groups, newest first; with `traces`, each group's latest trace under it."""
     scope = f"matching {result.options}" if result.options else "in the last 7 days"
     lines = [
         f"{result.target}: {_plural(result.errors, 'error')} in "
@@ -62,6 +63,9 @@ def result_as_text(result: QueryResult) -> str:
     for number, group in enumerate(result.groups, 1):
         lines.append("")
         lines.extend(_group_lines(number, group))
+        if traces:
+            trace = group.latest.parsed.trace or group.latest.parsed.message
+            lines.extend(f"{_INDENT}  {line}" for line in (trace or "(no trace)").splitlines())
     return "\n".join(lines)
 
 
@@ -87,5 +91,15 @@ def _group_lines(number: int, group: ErrorGroup) -> list[str]:
 
 
 def failure_as_text(failure: LookupFailure) -> str:
-    detail = f": {failure.detail}" if failure.detail else ""
-    return f"error: {failure.target}: {failure.kind.value.replace('_', ' ')}{detail}"
+    """One line: the cause, what to do, and the server's own words."""
+    message, hint = explain(failure)
+    detail = f" ({' '.join(failure.detail.split())})" if failure.detail else ""
+    return f"error: {message} {hint}{detail}"
+
+
+def failure_as_json(failure: LookupFailure) -> dict[str, Any]:
+    """`{"error": {"kind", "message", "hint"}}`: the message carries the server's words."""
+    message, hint = explain(failure)
+    if failure.detail:
+        message += f" ({' '.join(failure.detail.split())})"
+    return {"error": {"kind": failure.kind.value, "message": message, "hint": hint}}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -89,7 +90,14 @@ async def test_errors_lookup_failure_exits_1_with_one_line(
     code, out, err = await run_cli(tmp_path, _env(cluster), "errors", "acme/nope")
     assert (code, out) == (1, "")
     assert err.count("\n") == 1
-    assert "acme/nope: algorithm not found" in err
+    # The cause and what to do, as Slack says them.
+    assert err.startswith("error: There is no algorithm acme/nope on this cluster. Check the owner")
+    code, out, err = await run_cli(tmp_path, _env(cluster), "errors", "acme/nope", "--json")
+    assert (code, err) == (1, "")
+    (failure,) = json.loads(out).values()
+    assert failure["kind"] == "algorithm_not_found"
+    assert failure["message"].startswith("There is no algorithm acme/nope on this cluster.")
+    assert failure["hint"] == "Check the owner and the name (both are case-sensitive)."
 
 
 async def test_errors_with_the_cluster_down_exits_1_with_one_line(
@@ -99,7 +107,8 @@ async def test_errors_with_the_cluster_down_exits_1_with_one_line(
     code, out, err = await run_cli(tmp_path, _env(cluster), "errors", "acme/image_tagger")
     assert (code, out) == (1, "")
     assert err.count("\n") == 1
-    assert err.startswith("error: acme/image_tagger: unavailable: cluster answered 503")
+    assert err.startswith("error: The Algorithmia cluster could not be reached for acme/image_tag")
+    assert "(cluster answered 503" in err
     assert len(cluster.requests) == 3  # retried
 
 
@@ -178,3 +187,18 @@ async def test_a_token_without_the_scopes_of_the_manifest_is_a_settings_error(
         code, _, err = await run_cli(tmp_path, env, "digest", "--once")
     assert code == 2
     assert "lacks the scopes channels:history, groups:history: reinstall it" in err
+
+
+async def test_version_help_and_traces(cluster: SampleCluster, tmp_path: Path) -> None:
+    code, out, _ = await run_cli(tmp_path, {}, "--version")
+    assert code == 0
+    assert re.fullmatch(r"algo-errors-bot \d+\.\d+\.\d+\n", out)
+    for command, setting in (("serve", "SLACK_SIGNING_SECRET"), ("digest", "DIGEST_TICK_SECONDS"),
+                             ("errors", "ALGORITHMIA_API_URL")):  # fmt: skip
+        code, out, _ = await run_cli(tmp_path, {}, command, "--help")
+        assert code == 0
+        assert "settings read" in out
+        assert setting in out
+    code, out, _ = await run_cli(tmp_path, _env(cluster), "errors", "acme/image_tagger", "--traces")
+    assert code == 0
+    assert 'File "./src/faces.py", line 63, in _to_gray' in out  # a trace, under its group

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.cli import SETTINGS_READ
 from bot.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,3 +112,11 @@ def test_nothing_cites_documents_that_are_not_in_the_repository() -> None:
         text = path.read_text(encoding="utf-8")
         for outside in ("INTERFACE", "shared/reference", "shared/spec", "DESIGN.md"):
             assert outside not in text, f"{path} cites {outside}"
+
+
+def test_each_subcommand_s_settings_are_settings() -> None:
+    known = {name.upper() for name in Settings.model_fields}
+    for names in SETTINGS_READ.values():
+        for entry in names:
+            for name in re.findall(r"[A-Z][A-Z0-9_]{3,}", re.sub(r"\([^)]*\)", "", entry)):
+                assert name in known, entry
