@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import httpx
@@ -90,15 +91,31 @@ async def cluster_http() -> AsyncIterator[httpx.AsyncClient]:
 
 @asynccontextmanager
 async def open_store(settings: Settings) -> AsyncIterator[Store]:
-    """The store of `DATABASE_URL`, upgraded to the current schema."""
+    """The store of `DATABASE_URL`, upgraded to the current schema. A start that fails (Slack
+    refuses the token, …) leaves no SQLite file behind that it created itself."""
+    created = _new_sqlite_file(settings.database_url)
     try:
         store = await Store.open(settings.database_url)
     except StoreError as error:
         raise StartupError(f"DATABASE_URL: {error}") from None
     try:
         yield store
+    except StartupError:
+        await store.close()
+        if created is not None:
+            for leftover in (created, Path(f"{created}-wal"), Path(f"{created}-shm")):
+                leftover.unlink(missing_ok=True)
+        raise
     finally:
         await store.close()
+
+
+def _new_sqlite_file(database_url: str) -> Path | None:
+    """The SQLite file `database_url` names when it does not exist yet, else None."""
+    if not database_url.startswith("sqlite:///"):
+        return None
+    path = Path(database_url.removeprefix("sqlite:///").split("?", 1)[0])
+    return None if path.exists() else path
 
 
 def require_slack(settings: Settings, command: str) -> None:

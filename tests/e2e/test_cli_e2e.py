@@ -174,6 +174,10 @@ async def test_demo_prints_the_conversation(tmp_path: Path) -> None:
     assert "There is no algorithm *acme/image_tager*" in out
 
 
+def _left(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.glob("bot.db*"))
+
+
 async def test_a_token_without_the_scopes_of_the_manifest_is_a_settings_error(
     cluster: SampleCluster, tmp_path: Path
 ) -> None:
@@ -185,8 +189,13 @@ async def test_a_token_without_the_scopes_of_the_manifest_is_a_settings_error(
             "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
         }
         code, _, err = await run_cli(tmp_path, env, "digest", "--once")
-    assert code == 2
-    assert "lacks the scopes channels:history, groups:history: reinstall it" in err
+        assert code == 2
+        assert "lacks the scopes channels:history, groups:history: reinstall it" in err
+        assert not _left(tmp_path)  # the failed start left no database file
+        env["SLACK_SIGNING_SECRET"] = "s"
+        code, _, err = await run_cli(tmp_path, env, "serve", "--port", "0")
+        assert code == 2
+        assert not _left(tmp_path)
 
 
 async def test_version_help_and_traces(cluster: SampleCluster, tmp_path: Path) -> None:
