@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
 @dataclass
@@ -14,6 +14,7 @@ class Metrics:
     )
     commands: Counter = field(init=False)
     lookups: Counter = field(init=False)
+    dependency_up: Gauge = field(init=False)
 
     def __post_init__(self) -> None:
         self.commands = Counter(
@@ -26,5 +27,11 @@ class Metrics:
             "algo_errors_lookups",
             "Error lookups against the cluster, by outcome",
             ["outcome"],
+            registry=self.registry,
+        )
+        self.dependency_up = Gauge(
+            "algo_errors_dependency_up",
+            "Whether a dependency answers (1) or not (0), as /readyz last found it",
+            ["part"],
             registry=self.registry,
         )

@@ -35,6 +35,11 @@ class Authorization:
             bot_token=self._client.token, auth_test_response=auth_test
         )
 
+    @property
+    def signed_in(self) -> bool:
+        """Slack has answered `auth.test` once."""
+        return self._result is not None
+
     async def authorize(self) -> AuthorizeResult:
         if self._result is None:
             self.remember(await self._client.auth_test())

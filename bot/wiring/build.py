@@ -3,6 +3,7 @@ client, the store, and the Bolt app with its senders and the digest notifier."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -36,6 +37,15 @@ log = logging.getLogger(__name__)
 
 class StartupError(Exception):
     """The bot cannot start; the message is one line for the operator."""
+
+
+class SlackUnreachable(Exception):
+    """Slack did not answer (no connection, a timeout, a 5xx): not a settings problem; a
+    process keeps trying, `/readyz` says `slack` meanwhile."""
+
+
+SIGN_IN_FIRST_WAIT_S = 1.0
+SIGN_IN_LONGEST_WAIT_S = 60.0
 
 
 def worker_name() -> str:
@@ -180,15 +190,21 @@ def build_bot(
 
 
 async def check_slack_token(bot: Bot) -> None:
-    """Fail at start, not at the first command, when Slack refuses the token."""
+    """Fail at start, not at the first command, when Slack refuses the token (`StartupError`);
+    `SlackUnreachable` when Slack does not answer."""
     try:
         identity = await bot.bolt.client.auth_test()
     except SlackApiError as error:
+        if int(error.response.status_code) >= 500:
+            raise SlackUnreachable(
+                f"SLACK_API_URL: Slack answered {error.response.status_code}"
+            ) from None
         raise StartupError(
             f"SLACK_BOT_TOKEN: Slack refused it ({error.response.get('error')})"
         ) from None
     except (SlackClientError, aiohttp.ClientError, TimeoutError) as error:
-        raise StartupError(f"SLACK_API_URL: cannot reach Slack ({error})") from None
+        reason = str(error) or type(error).__name__
+        raise SlackUnreachable(f"SLACK_API_URL: cannot reach Slack ({reason})") from None
     granted = {
         scope.strip()
         for scope in str((identity.headers or {}).get("x-oauth-scopes", "")).split(",")
@@ -202,3 +218,22 @@ async def check_slack_token(bot: Bot) -> None:
         )
     bot.authorization.remember(identity)
     log.info("signed in to Slack as %s in %s", identity.get("user"), identity.get("team"))
+
+
+async def keep_signing_in(bot: Bot, first: SlackUnreachable) -> None:
+    """Sign in to Slack once it answers: retried with a doubling wait (one WARNING each), for
+    a process that serves meanwhile (`/readyz` says `slack`). A refusal then is logged and
+    ends the retries: the token needs an operator."""
+    wait, error = SIGN_IN_FIRST_WAIT_S, first
+    while True:
+        log.warning("%s; trying again in %.0f s", error, wait)
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, SIGN_IN_LONGEST_WAIT_S)
+        try:
+            await check_slack_token(bot)
+            return
+        except SlackUnreachable as again:
+            error = again
+        except StartupError as refused:
+            log.error("%s; fix the setting and restart", refused)
+            return

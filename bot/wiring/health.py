@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from bot.metrics import Metrics
 from bot.slack.server import Readiness
 from bot.store.exceptions import StoreUnavailable
 from bot.store.repository import Store
@@ -35,14 +36,27 @@ class DatabaseWatch:
 
 
 def readiness(
-    database: DatabaseWatch, socket: Callable[[], Awaitable[bool]] | None = None
+    database: DatabaseWatch,
+    socket: Callable[[], Awaitable[bool]] | None = None,
+    *,
+    slack: Callable[[], bool] | None = None,
+    metrics: Metrics | None = None,
 ) -> Callable[[], Awaitable[Readiness]]:
-    """`/readyz`: a socket that is not connected blocks Slack traffic; a database that does
-    not answer only degrades the bot (queries need none)."""
+    """`/readyz`: Slack not signed in yet (`slack`) or a socket that is not connected blocks
+    Slack traffic; a database that does not answer only degrades the bot (queries need none).
+    Each part's state is also the gauge `algo_errors_dependency_up{part}`."""
 
     async def check() -> Readiness:
-        blocking = ("socket",) if socket is not None and not await socket() else ()
-        degraded = () if await database.up() else ("database",)
+        parts = {"database": await database.up()}
+        if slack is not None:
+            parts["slack"] = slack()
+        if socket is not None:
+            parts["socket"] = await socket()
+        if metrics is not None:
+            for part, up in parts.items():
+                metrics.dependency_up.labels(part=part).set(1 if up else 0)
+        blocking = tuple(p for p in ("slack", "socket") if parts.get(p) is False)
+        degraded = () if parts["database"] else ("database",)
         return Readiness(blocking, degraded)
 
     return check

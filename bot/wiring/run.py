@@ -3,6 +3,8 @@ and one lookup for `errors`."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -22,9 +24,11 @@ from bot.usecases.query import run_query
 from bot.usecases.results import QueryResult
 from bot.wiring.build import (
     Bot,
+    SlackUnreachable,
     build_bot,
     check_slack_token,
     cluster_http,
+    keep_signing_in,
     make_cluster_client,
     open_store,
     require_slack,
@@ -68,32 +72,60 @@ class DigestRunner:
         return report
 
 
+async def _signing_in(bot: Bot) -> asyncio.Task[None] | None:
+    """Sign in to Slack now; when it does not answer, keep trying in the background (the
+    task returned) while the process serves and `/readyz` says `slack`. A refused token is a
+    `StartupError`."""
+    try:
+        await check_slack_token(bot)
+    except SlackUnreachable as error:
+        return asyncio.create_task(keep_signing_in(bot, error))
+    return None
+
+
+async def _stopped(task: asyncio.Task[None] | None) -> None:
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def serve(settings: Settings, host: str, port: int, *, scheduler: bool = True) -> None:
     require_slack(settings, "serve")
     async with cluster_http() as http, open_store(settings) as store:
         bot = build_bot(settings, http, store)
-        await check_slack_token(bot)
+        retrying = await _signing_in(bot)
         digest = DigestRunner(settings, store, http, bot, worker_name())
         ticker = DigestTicker(digest, settings.digest_tick_seconds) if scheduler else None
         try:
-            await _serve_slack(settings, bot, DatabaseWatch(store), host, port)
+            await _serve_slack(settings, bot, DatabaseWatch(store), host, port, retrying)
         finally:
+            await _stopped(retrying)
             if ticker is not None:
                 await ticker.stop()
 
 
 async def _serve_slack(
-    settings: Settings, bot: Bot, database: DatabaseWatch, host: str, port: int
+    settings: Settings,
+    bot: Bot,
+    database: DatabaseWatch,
+    host: str,
+    port: int,
+    retrying: asyncio.Task[None] | None = None,
 ) -> None:
     if settings.slack_app_token is None:
         web_app = create_web_app(
             bot.bolt,
             metrics=bot.metrics,
             signing_secret=bot.signing_secret,
-            readiness=readiness(database),
+            readiness=readiness(
+                database, slack=lambda: bot.authorization.signed_in, metrics=bot.metrics
+            ),
         )
         await _serve_http(web_app, host, port)
         return
+    if retrying is not None:  # the socket can only be opened once Slack answers
+        await retrying
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     handler = AsyncSocketModeHandler(
@@ -107,8 +139,13 @@ async def _serve_slack(
 
     try:
         web_app = create_web_app(
-            None, metrics=bot.metrics, readiness=readiness(database, socket=connected)
-        )
+            None,
+            metrics=bot.metrics,
+            readiness=readiness(
+                database, socket=connected, slack=lambda: bot.authorization.signed_in,
+                metrics=bot.metrics,
+            ),
+        )  # fmt: skip
         await _serve_http(web_app, host, port)
     finally:
         await handler.close_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
@@ -135,15 +172,21 @@ async def digest_worker(settings: Settings, host: str, port: int) -> None:
     require_slack(settings, "digest")
     async with cluster_http() as http, open_store(settings) as store:
         bot = build_bot(settings, http, store)
-        await check_slack_token(bot)
+        retrying = await _signing_in(bot)
         digest = DigestRunner(settings, store, http, bot, worker_name())
         ticker = DigestTicker(digest, settings.digest_tick_seconds)
         web_app = create_web_app(
-            None, metrics=bot.metrics, readiness=readiness(DatabaseWatch(store))
-        )
+            None,
+            metrics=bot.metrics,
+            readiness=readiness(
+                DatabaseWatch(store), slack=lambda: bot.authorization.signed_in,
+                metrics=bot.metrics,
+            ),
+        )  # fmt: skip
         try:
             await _serve_http(web_app, host, port)  # until a signal
         finally:
+            await _stopped(retrying)
             await ticker.stop()
 
 
