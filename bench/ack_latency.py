@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,18 +24,13 @@ from pathlib import Path
 import aiohttp
 from standins import CHANNELS  # the script's own folder is on sys.path
 
+from bot.testing.loopback import free_port
 from bot.testing.signing import sign, slash_command_body
 
 CONCURRENT = 50
 TARGET_P99_MS = 100.0
 SECRET = "bench-signing-secret"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def send(http: aiohttp.ClientSession, url: str, body: str, headers: dict[str, str]) -> float:

@@ -69,22 +69,24 @@ def create_web_app(
             signed = timestamp.isascii() and timestamp.isdigit()
             if not (signed and verifier.is_valid(body, timestamp, signature)):
                 return JSONResponse({"error": "invalid signature"}, status_code=401)
-            try:
+            try:  # Bolt's request parses the body once
                 text = body.decode("utf-8")
-                payload = slack_payload(text, request.headers.get("content-type"))
-            except ValueError:  # not UTF-8, or a payload that is not JSON
-                payload = None
-            if not isinstance(payload, dict):
-                return JSONResponse({"error": "not a Slack payload"}, status_code=400)
-            try:
                 bolt_request = AsyncBoltRequest(
                     body=text, query=str(request.query_params), headers=dict(request.headers)
                 )
-                if bolt_request.body != payload:
-                    # Bolt reads any form body containing the word "payload" as an
-                    # interaction (a command whose text says "payload" would get 404).
-                    bolt_request.body = payload
-                    bolt_request.context = build_async_context(AsyncBoltContext({}), payload)
+                if not bolt_request.body and text:
+                    # Bolt reads any form body containing the word "payload" as an interaction
+                    # and finds none (a command whose text says "payload" would get 404).
+                    bolt_request.body = slack_payload(text, request.headers.get("content-type"))
+                    bolt_request.context = build_async_context(
+                        AsyncBoltContext({}), bolt_request.body
+                    )
+            except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+                # Not UTF-8, not JSON, or parts of the wrong shape where Bolt reads them.
+                return JSONResponse({"error": "not a Slack payload"}, status_code=400)
+            if not isinstance(bolt_request.body, dict):
+                return JSONResponse({"error": "not a Slack payload"}, status_code=400)
+            try:
                 response: Response = to_starlette_response(await bolt.async_dispatch(bolt_request))
             except (KeyError, IndexError, TypeError, AttributeError) as error:
                 # Bolt reads a payload's parts before any listener runs (an interaction

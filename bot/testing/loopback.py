@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 from aiohttp import web
 
 
@@ -30,3 +32,10 @@ class LoopbackServer:
         if self._port is None:
             raise RuntimeError(f"{self._owner} is not running: use `async with {self._owner}()`")
         return f"http://127.0.0.1:{self._port}"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a process started next)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

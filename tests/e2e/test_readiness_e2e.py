@@ -12,10 +12,10 @@ from pathlib import Path
 import httpx
 
 from bot.testing.harness import API_KEY, SIGNING_SECRET
+from bot.testing.loopback import free_port
 from bot.testing.sample_cluster import SampleCluster
 from bot.testing.slack_stand_in import SlackStandIn
 from tests.e2e.test_cli_e2e import run_cli
-from tests.e2e.test_subscriptions_e2e import _free_port
 
 
 def _env(cluster: SampleCluster, slack: SlackStandIn, tmp_path: Path) -> dict[str, str]:
@@ -44,7 +44,7 @@ async def _readyz(http: httpx.AsyncClient, url: str) -> tuple[int, dict[str, obj
 async def test_serve_waits_for_slack_and_says_so_on_readyz(tmp_path: Path) -> None:
     async with SampleCluster(authorization=f"Simple {API_KEY}") as cluster, SlackStandIn() as slack:
         slack.fail_next("auth.test", status=503)  # Slack is down at start, then back
-        port = _free_port()
+        port = free_port()
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port),
             "--no-scheduler", env=_env(cluster, slack, tmp_path), cwd=tmp_path,
@@ -74,7 +74,7 @@ async def test_serve_waits_for_slack_and_says_so_on_readyz(tmp_path: Path) -> No
 async def test_digest_once_without_slack_exits_1_naming_it(tmp_path: Path) -> None:
     async with SampleCluster(authorization=f"Simple {API_KEY}") as cluster, SlackStandIn() as slack:
         env = _env(cluster, slack, tmp_path) | {
-            "SLACK_API_URL": f"http://127.0.0.1:{_free_port()}/api/"
+            "SLACK_API_URL": f"http://127.0.0.1:{free_port()}/api/"
         }
         code, _, err = await run_cli(tmp_path, env, "digest", "--once")
     assert code == 1

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 import uuid
@@ -18,6 +17,7 @@ import asyncpg
 import pytest
 
 from bot.testing.harness import API_KEY, SIGNING_SECRET, running_bot
+from bot.testing.loopback import free_port
 from bot.testing.sample_cluster import SampleCluster
 from bot.testing.slack_stand_in import SlackStandIn
 from tests.e2e.test_subscriptions_e2e import _alerts, _kinds
@@ -27,12 +27,6 @@ pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason=NO_POSTGRES)
 
 CHANNELS = ("C_R1", "C_R2", "C_R3", "C_R4")
 KINDS = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -72,7 +66,7 @@ async def test_replicas_one_killed_tell_every_error_once(tmp_path: Path, databas
             "LOG_LEVEL": "WARNING",
         }
         commands = [
-            *(["serve", "--host", "127.0.0.1", "--port", str(_free_port())] for _ in range(3)),
+            *(["serve", "--host", "127.0.0.1", "--port", str(free_port())] for _ in range(3)),
             ["digest"],
         ]
         processes = [

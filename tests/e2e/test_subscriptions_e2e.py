@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import sys
 import time
 import uuid
@@ -18,6 +17,7 @@ import httpx
 
 from bot.store.repository import Store
 from bot.testing.harness import API_KEY, RunningBot, running_bot
+from bot.testing.loopback import free_port
 from bot.testing.sample_cluster import SampleCluster, fresh_record
 from bot.testing.slack_stand_in import PostedMessage, SlackStandIn
 from tests.e2e.test_cli_e2e import run_cli
@@ -214,12 +214,6 @@ async def test_digest_once_from_the_command_line(tmp_path: Path) -> None:
         assert (code, err.strip()) == (2, "error: --all goes with --once")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def _run_for(
     env: dict[str, str], *args: str, slack: SlackStandIn, until: Any, seconds: float
 ) -> None:
@@ -278,7 +272,7 @@ async def test_serve_runs_digests_on_its_scheduler_unless_told_not_to(tmp_path: 
                 CHANNEL, "acme/image_tagger", "every:1m", "Europe/Berlin", "U_ALICE", past, past
             )
         cluster.append_records("acme", "image_tagger", [_fresh("rs-png-invalid-signature")])
-        port = _free_port()
+        port = free_port()
         worker = ("digest", "--host", "127.0.0.1", "--port", str(port))
         probed: dict[str, tuple[int, str]] = {}
 

@@ -30,20 +30,29 @@ from bot.wiring.build import make_slack_client
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
+class FakeTime:
+    """A clock that moves only when the pacer sleeps, recording each sleep."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+    def pacer(self, burst: int) -> ChannelPacer:
+        return ChannelPacer(1.0, burst=burst, clock=lambda: self.now, sleep=self.sleep)
+
+
 async def test_a_burst_of_three_then_a_second_apart_and_channels_do_not_wait() -> None:
-    clock = [0.0]
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        clock[0] += seconds
-
-    pacer = ChannelPacer(1.0, burst=3, clock=lambda: clock[0], sleep=sleep)
+    time_ = FakeTime()
+    pacer, slept = time_.pacer(burst=3), time_.slept
     for _ in range(5):
         await pacer.wait("C1")
     await pacer.wait("C2")  # another channel has its own burst
     assert slept == [1.0, 1.0]
-    clock[0] += 2.5  # quiet for a while: the bucket refills, up to the burst
+    time_.now += 2.5  # quiet for a while: the bucket refills, up to the burst
     for _ in range(2):
         await pacer.wait("C1")
     assert slept == [1.0, 1.0]
@@ -71,14 +80,8 @@ async def test_concurrent_posts_in_one_channel_queue_up_in_order() -> None:
 
 
 async def test_a_hold_after_a_429_empties_the_burst_and_delays_the_next_post() -> None:
-    clock = [0.0]
-    slept: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        clock[0] += seconds
-
-    pacer = ChannelPacer(1.0, burst=3, clock=lambda: clock[0], sleep=sleep)
+    time_ = FakeTime()
+    pacer, slept = time_.pacer(burst=3), time_.slept
     await pacer.wait("C1")
     pacer.hold("C1", 5.0)  # Slack said Retry-After: 5; the refused post goes again after it
     await pacer.wait("C1")  # the next one an interval later

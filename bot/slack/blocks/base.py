@@ -138,10 +138,10 @@ def is_owner_name(text: str) -> bool:
         return False
 
 
-def algorithm_link(algorithm: str, web_url: str | None, limit: int = 200) -> str:
+def algorithm_link(algorithm: str, web_url: str | None, limit: int | None = 200) -> str:
     """The algorithm's name, escaped, as a link to its page in the cluster's console when it
     is a valid `owner/name` (the URL is built only from the validated parts); else the text."""
-    shown = cut_escaped(algorithm, limit)
+    shown = escape(algorithm) if limit is None else cut_escaped(algorithm, limit)
     if not web_url or not is_owner_name(algorithm):
         return shown
     return f"<{web_url}/algorithms/{algorithm}|{shown}>"

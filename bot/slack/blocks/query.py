@@ -178,7 +178,7 @@ def query_parent(
 ) -> SlackMessage:
     """The message in the channel that heads a query's thread; the algorithm's name links to
     its page in the console (`web_url`)."""
-    target = f"*{algorithm_link(result.target, web_url, limit=len(result.target) + 1)}*"
+    target = f"*{algorithm_link(result.target, web_url, limit=None)}*"
     known = _named(result) if result.target.startswith("id:") and web_url else None
     if known is not None:  # an id: query whose records name the algorithm
         target = f"*{algorithm_link(known, web_url)}* ({escape(result.target)})"

@@ -46,9 +46,10 @@ class HomeTab:
         return channels
 
     async def publish(
-        self, user: str, view_hash: str | None = None, *, notice: str | None = None
+        self, user: str, shown: str | None = None, *, notice: str | None = None
     ) -> None:
-        """Publish the user's Home tab as it is now, headed by `notice` when given."""
+        """Publish the user's Home tab as it is now, headed by `notice` when given; `shown`
+        is the `hash` of the view the user saw (a newer publish then wins)."""
         channels = await self.channels_of(user)
         alerts = await home_alerts(self._services.store, user, channels)
         permalinks: dict[tuple[str, str], str | None] = {}
@@ -63,7 +64,7 @@ class HomeTab:
                     self._permalinks[key] = link
             permalinks[key] = link
         view = home.home_view(alerts, permalinks, notice=notice, web_url=self._services.web_url)
-        if not await self._services.sender.publish_home(user, view, view_hash):
+        if not await self._services.sender.publish_home(user, view, shown):
             log.info("the Home tab of %s changed meanwhile; the newer one stays", user)
 
 
