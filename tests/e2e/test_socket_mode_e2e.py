@@ -21,7 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config import load_settings
 from bot.slack.server import WebServer
-from bot.testing.harness import API_KEY
+from bot.testing.harness import API_KEY, PACE_HEADROOM
 from bot.testing.sample_cluster import SampleCluster
 from bot.testing.signing import home_opened_event
 from bot.testing.slack_stand_in import TEST_SPEED, SlackStandIn
@@ -52,8 +52,9 @@ def web_servers(monkeypatch: pytest.MonkeyPatch) -> list[WebServer]:
             created.append(self)
 
     monkeypatch.setattr(wiring_run, "WebServer", RecordingWebServer)
-    # Slack's pace on the stand-in's faster clock.
-    monkeypatch.setattr(wiring_build, "POST_INTERVAL_S", wiring_build.POST_INTERVAL_S / TEST_SPEED)
+    # The harness's pace on the stand-in's faster clock.
+    interval = wiring_build.POST_INTERVAL_S * PACE_HEADROOM / TEST_SPEED
+    monkeypatch.setattr(wiring_build, "POST_INTERVAL_S", interval)
     return created
 
 
@@ -113,6 +114,10 @@ async def bot(web_servers: list[WebServer], tmp_path: Path) -> AsyncIterator[Soc
         task = asyncio.create_task(wiring_run.serve(settings, "127.0.0.1", 0))
         try:
             await _connected(slack, task)
+            for _ in range(500):  # the web server comes right after the socket connects
+                if web_servers or task.done():
+                    break
+                await asyncio.sleep(0.01)
             (server,) = web_servers
             url = f"http://127.0.0.1:{server.port}"
             await _until_healthy(http, url)
