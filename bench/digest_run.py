@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.algorithmia.client import AlgorithmiaClient
+from bot.config import CLUSTER_CONCURRENCY as DIGEST_CONCURRENCY
 from bot.store.repository import Store
 from bot.usecases.digest import run_digests
 from bot.wiring.build import cluster_http
-from bot.wiring.run import DIGEST_CONCURRENCY
 
 ALGORITHMS = 500
 SUBSCRIPTIONS = 1000

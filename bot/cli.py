@@ -29,8 +29,8 @@ _SLACK = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (So
           "SLACK_API_URL")  # fmt: skip
 _COMMON = ("DATABASE_URL", "SHOW_INPUT", "PORT", "LOG_LEVEL")
 SETTINGS_READ: dict[str, tuple[str, ...]] = {
-    "serve": (*_SLACK, *_CLUSTER, *_COMMON, "DIGEST_TICK_SECONDS"),
-    "digest": (*_SLACK, *_CLUSTER, *_COMMON, "DIGEST_TICK_SECONDS"),
+    "serve": (*_SLACK, *_CLUSTER, *_COMMON, "DIGEST_TICK_SECONDS", "CLUSTER_CONCURRENCY"),
+    "digest": (*_SLACK, *_CLUSTER, *_COMMON, "DIGEST_TICK_SECONDS", "CLUSTER_CONCURRENCY"),
     "errors": ("ALGORITHMIA_API_URL", "ALGORITHMIA_API_KEY or ALGORITHMIA_JWT", "LOG_LEVEL"),
 }
 """The settings each subcommand reads (from the environment or `.env`; see `.env.example`)."""

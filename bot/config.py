@@ -18,6 +18,9 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+CLUSTER_CONCURRENCY = 16
+"""Cluster requests in flight at once during a digest run (bench/digest_run.py measures it)."""
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 # What a malformed value of each variable should have been; "required" is said for a missing one.
@@ -27,6 +30,7 @@ _PROBLEMS: dict[str, str] = {
     "algorithmia_web_url": "must be an http:// or https:// URL, e.g. https://algorithmia.com",
     "show_input": "must be true or false",
     "digest_tick_seconds": "must be a whole number of seconds, at least 1",
+    "cluster_concurrency": "must be a whole number from 1 to 256",
     "port": "must be an integer from 0 to 65535",
     "log_level": "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
     "slack_bot_token": "must be the app's bot token (xoxb-…), not a user or app-level token",
@@ -72,6 +76,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///algo-errors.db"
     show_input: bool = False
     digest_tick_seconds: int = Field(default=30, ge=1)
+    cluster_concurrency: int = Field(default=CLUSTER_CONCURRENCY, ge=1, le=256)
     port: int = Field(default=3000, ge=0, le=65535)
     log_level: LogLevel = "INFO"
     algorithmia_web_url: str | None = None

@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, assert_never
@@ -49,6 +50,17 @@ ERROR_FOR_CODE: dict[int, type[AlgorithmiaError]] = {
     3100: NotFound,  # OrganizationNotFound
 }
 """Classes for the spec's codes, used only when the status alone does not decide."""
+
+OUTCOMES: dict[type[AlgorithmiaError], str] = {
+    NotFound: "not_found",
+    Unauthorized: "denied",
+    Forbidden: "denied",
+    FeatureDisabled: "denied",
+    Unavailable: "unavailable",
+    BadResponse: "bad_response",
+    RequestRejected: "bad_response",
+}
+"""How a request ended, as `algo_errors_cluster_requests_total{outcome}` counts it."""
 
 # "This feature doesn't exist yet." (the API docs' 5005 example), "… feature is disabled", …
 # The look-behind keeps an algorithm called `feature` ("algo://a/feature does not exist") out.
@@ -107,7 +119,10 @@ class AlgorithmiaClient:
         attempts: int = 3,
         backoff_s: float = 0.25,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        observe: Callable[[str, float], None] | None = None,
     ) -> None:
+        """`observe(outcome, seconds)` is told how each request ended (`OUTCOMES`), its
+        retries included, and how long it took."""
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
         if backoff_s < 0:
@@ -120,6 +135,7 @@ class AlgorithmiaClient:
         self._attempts = attempts
         self._backoff_s = backoff_s
         self._sleep = sleep
+        self._observe = observe
 
     async def list_errors(self, ref: AlgorithmRef) -> RecordBatch:
         """The algorithm's errors of the past 7 days (at most 200); malformed ones are counted."""
@@ -163,6 +179,20 @@ class AlgorithmiaClient:
 
     async def _get_json(self, path: str) -> tuple[int, Any]:
         """GET `path` and decode a 2xx JSON body; raise the mapped error for anything else."""
+        started = time.perf_counter()
+        try:
+            found = await self._read_json(path)
+        except AlgorithmiaError as error:
+            self._told(OUTCOMES.get(type(error), "bad_response"), started)
+            raise
+        self._told("ok", started)
+        return found
+
+    def _told(self, outcome: str, started: float) -> None:
+        if self._observe is not None:
+            self._observe(outcome, time.perf_counter() - started)
+
+    async def _read_json(self, path: str) -> tuple[int, Any]:
         response = await self._get(path)
         if not response.is_success:
             raise self._error_from_response(response)

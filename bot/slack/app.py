@@ -85,8 +85,6 @@ def create_app(
         else:
             log.error("handling %s failed", what, exc_info=error)
             answer = answers.internal_error()
-            if body.get("command"):
-                services.metrics.lookups.labels(outcome="internal_error").inc()
         if respond is None:  # not a command or an interaction: nobody to tell
             return
         channel = str(body.get("channel_id") or id_in(body, "channel"))

@@ -16,10 +16,11 @@ from slack_sdk.errors import SlackApiError
 from bot.digest.plan import DigestAction, Kind
 from bot.domain.alerts import AlertThread, PostIntent, Subscription
 from bot.errors.grouping import ErrorGroup
+from bot.metrics import Metrics
 from bot.slack.blocks import alerts, query
 from bot.slack.refusals import Refusal, meaning
 from bot.slack.sender import SEND_FAILURES, CannotPost, SlackSender, error_code, intent_metadata
-from bot.usecases.digest_ports import AlertGone, ChannelGone
+from bot.usecases.digest_ports import AlertGone, ChannelGone, PostFailed
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,8 @@ T = TypeVar("T")
 
 
 async def _in_channel(call: Awaitable[T]) -> T:
+    """Slack's answers as the digest run acts on them: a channel or alert gone for good, or a
+    post that failed this time (`PostFailed`)."""
     try:
         return await call
     except CannotPost as cannot:
@@ -37,23 +40,40 @@ async def _in_channel(call: Awaitable[T]) -> T:
             raise AlertGone(known.reason) from error
         if known is not None:
             raise ChannelGone(known.reason) from error
-        raise
+        raise PostFailed(f"Slack refused a post: {error_code(error) or error}") from error
+    except SEND_FAILURES as error:
+        raise PostFailed(f"Slack did not answer: {str(error) or type(error).__name__}") from error
 
 
 class SlackAlertNotifier:
+    """Each post Slack confirmed counts in `algo_errors_alerts_total{kind}`: a new alert, a
+    recurrence or regression reply, an outage or recovery notice."""
+
     def __init__(
-        self, sender: SlackSender, *, show_input: bool = False, web_url: str | None = None
+        self,
+        sender: SlackSender,
+        *,
+        show_input: bool = False,
+        web_url: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._sender = sender
         self._show_input = show_input
         self._web_url = web_url
+        self._metrics = metrics
+
+    def _counted(self, kind: str) -> None:
+        if self._metrics is not None:
+            self._metrics.alerts.labels(kind=kind).inc()
 
     async def new_alert(
         self, channel_id: str, thread: AlertThread, intent_id: str, *, notify: Sequence[str] = ()
     ) -> str:
         message = alerts.alert_parent(thread, notify=notify, web_url=self._web_url)
         metadata = intent_metadata(intent_id)
-        return await _in_channel(self._sender.post(channel_id, message, metadata=metadata))
+        ts = await _in_channel(self._sender.post(channel_id, message, metadata=metadata))
+        self._counted("new")
+        return ts
 
     async def first_reply(
         self,
@@ -76,7 +96,7 @@ class SlackAlertNotifier:
         except AlertGone as gone:  # the alert itself was deleted: nothing to reply to
             log.warning("the alert %s in %s is gone: %s", parent_ts, channel_id, gone)
             return True
-        except SEND_FAILURES as error:  # the alert is told; its trace follows at a later run
+        except PostFailed as error:  # the alert is told; its trace follows at a later run
             log.warning(
                 "the first reply of alert %s in %s failed: %s", parent_ts, channel_id, error
             )
@@ -97,6 +117,7 @@ class SlackAlertNotifier:
                     metadata=intent_metadata(intent_id) if intent_id else None,
                 )
             )  # fmt: skip
+            self._counted("regression" if regression else "recurrence")
         await self._edit(thread, mute_ended=action.mute_ended)
 
     async def find_post(self, intent: PostIntent) -> str | None:
@@ -127,7 +148,9 @@ class SlackAlertNotifier:
             subscription.algorithm, detail, subscription.notify, self._web_url
         )
         await _in_channel(self._sender.post(subscription.channel_id, message))
+        self._counted("notice")
 
     async def recovered(self, subscription: Subscription) -> None:
         message = alerts.cluster_recovered(subscription.algorithm, self._web_url)
         await _in_channel(self._sender.post(subscription.channel_id, message))
+        self._counted("notice")

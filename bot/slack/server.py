@@ -48,11 +48,12 @@ def create_web_app(
     metrics: Metrics,
     signing_secret: str = "",
     readiness: Callable[[], Awaitable[Readiness]] = _ready,
+    gauges: Callable[[], Awaitable[None]] | None = None,
 ) -> Starlette:
     """`bolt` is None in Socket Mode: Slack traffic then arrives over the socket.
 
     `/healthz` answers 200 while the event loop runs, whatever the dependencies do; `/readyz`
-    says what `readiness` finds.
+    says what `readiness` finds; `/metrics` first lets `gauges` read what they count.
 
     Every request to `/slack/events` is verified with `signing_secret` before anything reads
     its body (Bolt parses the body before it checks the signature): unsigned, stale or forged
@@ -110,6 +111,8 @@ def create_web_app(
         return JSONResponse({"status": "ready"})
 
     async def metrics_endpoint(_: Request) -> Response:
+        if gauges is not None:
+            await gauges()
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     routes.append(Route("/healthz", healthz, methods=["GET"]))

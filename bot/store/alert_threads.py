@@ -69,6 +69,17 @@ class AlertThreadQueries:
             rows = (await connection.execute(statement)).all()
         return [alert_thread_of(row) for row in rows]
 
+    async def count_open_alerts(self) -> int:
+        """How many alerts are open or regressed (the `algo_errors_open_alerts` gauge)."""
+        column = alert_threads.c
+        statement = (
+            select(func.count())
+            .select_from(alert_threads)
+            .where(column.state.in_([AlertState.OPEN.value, AlertState.REGRESSED.value]))
+        )
+        async with self._db.reading() as connection:
+            return int((await connection.execute(statement)).scalar_one())
+
     async def home_alerts(
         self, user: str, channels: Collection[str], limit: int
     ) -> tuple[list[AlertThread], int]:

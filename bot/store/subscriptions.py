@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Row, bindparam, case, delete, or_, select, update
+from sqlalchemy import Row, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Update
 
@@ -87,6 +87,12 @@ class SubscriptionQueries:
             subscriptions.c.channel_id == channel_id, subscriptions.c.algorithm == algorithm
         )
         return await self._db.changed(statement) == 1
+
+    async def count_subscriptions(self) -> int:
+        """How many subscriptions there are (the `algo_errors_subscriptions` gauge)."""
+        statement = select(func.count()).select_from(subscriptions)
+        async with self._db.reading() as connection:
+            return int((await connection.execute(statement)).scalar_one())
 
     async def channel_subscriptions(self, channel_id: str) -> list[Subscription]:
         """The channel's subscriptions (paused ones included), by algorithm."""

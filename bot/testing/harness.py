@@ -31,7 +31,7 @@ from bot.testing.signing import (
 from bot.testing.slack_stand_in import PostedMessage, SlackStandIn
 from bot.usecases.digest import DigestReport
 from bot.wiring.build import SLACK_TIMEOUT_S, build_bot, cluster_http, open_store, worker_name
-from bot.wiring.health import DatabaseWatch, readiness
+from bot.wiring.health import DatabaseWatch, gauges, readiness
 from bot.wiring.run import DigestRunner
 
 SIGNING_SECRET = "demo-signing-secret"
@@ -159,8 +159,9 @@ async def running_bot(
         web_app = create_web_app(
             bot.bolt,
             metrics=bot.metrics,
+            gauges=gauges(store, bot.metrics),
             signing_secret=SIGNING_SECRET,
-            readiness=readiness(DatabaseWatch(store)),
+            readiness=readiness(DatabaseWatch(store), metrics=bot.metrics),
         )
         server = WebServer(web_app, "127.0.0.1", 0)
         await server.start()

@@ -32,7 +32,13 @@ from bot.domain.schedule import next_run, parse_schedule
 from bot.errors.records import RecordBatch
 from bot.store.exceptions import StoreUnavailable
 from bot.usecases.alert_posts import Posting
-from bot.usecases.digest_ports import AlertNotifier, ChannelGone, DigestStore, LeaseLost
+from bot.usecases.digest_ports import (
+    AlertNotifier,
+    ChannelGone,
+    DigestStore,
+    LeaseLost,
+    PostFailed,
+)
 from bot.usecases.query import ErrorSource, fetch_errors
 from bot.usecases.results import LookupFailure
 
@@ -61,6 +67,12 @@ class DigestReport:
     posted: int = 0
     error: str | None = None
     """Why the run as a whole could not happen (the database did not answer)."""
+    outcomes: dict[str, int] = field(default_factory=dict)
+    """How many subscriptions' runs ended how, for `algo_errors_digest_runs_total`: `ok`,
+    `cluster_failed`, `slack_failed`, `storage_failed` or `error`."""
+
+    def count(self, outcome: str) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
 
 
 def retry_at(failures: int, now: datetime) -> datetime:
@@ -137,6 +149,7 @@ async def run_digests(
                     if subscription.id not in finished:
                         finished[subscription.id] = _failed_by_bug(subscription, outcome, now)
                         report.failed[subscription.id] = _where(subscription, _described(outcome))
+                        report.count(_kind_of_failure(outcome))
             elif isinstance(outcome, BaseException):
                 raise outcome
     finally:  # one transaction for all: leases end, next runs set, runs recorded
@@ -152,6 +165,15 @@ async def run_digests(
 def _where(subscription: Subscription, detail: str | None) -> str:
     """A failure as `digest --once` and the logs name it."""
     return f"{subscription.algorithm} in {subscription.channel_id}: {detail}"
+
+
+def _kind_of_failure(error: BaseException) -> str:
+    """The `algo_errors_digest_runs_total` outcome of a run that raised `error`."""
+    if isinstance(error, PostFailed):
+        return "slack_failed"
+    if isinstance(error, StoreUnavailable):
+        return "storage_failed"
+    return "error"
 
 
 def _described(error: BaseException) -> str:
@@ -181,6 +203,7 @@ async def _run_one(
     """One subscription's run (`fresh`: the request ids it has not reported); whatever
     happens, it ends in a `FinishedRun` that releases its lease."""
     outcome, detail, posted = RunOutcome.OK, None, 0
+    counted = "ok"  # the label of algo_errors_digest_runs_total
     next_run_at = retry_at(subscription.consecutive_failures, now)
     try:
         next_run_at = next_run(parse_schedule(subscription.schedule), subscription.timezone, now)
@@ -207,19 +230,30 @@ async def _run_one(
                 posted = await posting.report_new()
             if posting.unconfirmed:  # what Slack did not take is tried at the next ticks
                 next_run_at = min(next_run_at, retry_at(0, now))
+                counted = "slack_failed"
     except LeaseExpiring as expiring:
         outcome, detail = RunOutcome.LEASE_LOST, str(expiring)
         next_run_at = min(next_run_at, retry_at(0, now))  # whoever holds it next settles it
+        counted = "storage_failed"
     except LeaseLost:
         outcome, detail = RunOutcome.LEASE_LOST, "another worker took over, or it was unsubscribed"
     except ChannelGone as gone:
-        outcome, detail = RunOutcome.PAUSED, gone.reason
+        outcome, detail, counted = RunOutcome.PAUSED, gone.reason, "slack_failed"
         await store.pause(subscription.id, gone.reason)
+    except (PostFailed, StoreUnavailable) as error:  # not a bug: one line, tried at next ticks
+        log.warning(
+            "digest of %s in %s stopped: %s", subscription.algorithm, subscription.channel_id, error
+        )
+        outcome, detail, counted = RunOutcome.ERROR, str(error), _kind_of_failure(error)
+        next_run_at = min(next_run_at, retry_at(0, now))
     except Exception as error:  # the edge of one subscription's run: the others go on
         log.exception("digest of %s in %s failed", subscription.algorithm, subscription.channel_id)
-        outcome, detail = RunOutcome.ERROR, _described(error)
+        outcome, detail, counted = RunOutcome.ERROR, _described(error), "error"
         # What could not be posted is tried again at the next ticks, not a schedule later.
         next_run_at = min(next_run_at, retry_at(0, now))
+    if outcome is RunOutcome.CLUSTER_FAILED:
+        counted = "cluster_failed"
+    report.count(counted)
     report.posted += posted
     if outcome in (RunOutcome.OK, RunOutcome.LEASE_LOST):
         report.ran.append(subscription.id)

@@ -20,6 +20,11 @@ class LeaseLost(Exception):
     """Another worker took this subscription over (the lease expired) or it was removed."""
 
 
+class PostFailed(Exception):
+    """Slack did not confirm a post (no answer, a 5xx, a refusal that may pass): what the run
+    did not post is tried again at the next ticks."""
+
+
 class ChannelGone(Exception):
     """Slack will not take posts in this channel (not in it and cannot join, private,
     archived, restricted: see `bot.slack.refusals`): the subscription is paused with `reason`,

@@ -24,6 +24,7 @@ from bot.algorithmia.client import AlgorithmiaClient, default_timeout
 from bot.config import Settings, require
 from bot.metrics import Metrics
 from bot.slack.app import Authorization, create_app
+from bot.slack.calls import CallCounter
 from bot.slack.listeners.services import Services
 from bot.slack.notifier import SlackAlertNotifier
 from bot.slack.pacing import ChannelPacer, PacingRetryHandler
@@ -69,8 +70,10 @@ def make_slack_client(
     *,
     time_scale: float = 1.0,
     timeout_s: int = SLACK_TIMEOUT_S,
+    metrics: Metrics | None = None,
 ) -> AsyncWebClient:
     """One Web API client; Bolt copies its base URL and retry handlers to every request."""
+    counted = [CallCounter(base_url, metrics.slack_call)] if metrics is not None else []
     return AsyncWebClient(
         token=token,
         base_url=base_url,
@@ -80,13 +83,19 @@ def make_slack_client(
         # may come after Slack kept a post, so the sender retries those itself, looking for
         # a tagged post before sending it again.
         retry_handlers=[
-            PacingRetryHandler(pacer, max_retry_count=RATE_LIMIT_RETRIES, time_scale=time_scale)
+            *counted,  # first: it sees every answer, and retries nothing
+            PacingRetryHandler(pacer, max_retry_count=RATE_LIMIT_RETRIES, time_scale=time_scale),
         ],
     )
 
 
-def make_cluster_client(settings: Settings, http: httpx.AsyncClient) -> AlgorithmiaClient:
-    return AlgorithmiaClient(http, settings.algorithmia_api_url, settings.authorization_header())
+def make_cluster_client(
+    settings: Settings, http: httpx.AsyncClient, metrics: Metrics | None = None
+) -> AlgorithmiaClient:
+    return AlgorithmiaClient(
+        http, settings.algorithmia_api_url, settings.authorization_header(),
+        observe=metrics.cluster_request if metrics is not None else None,
+    )  # fmt: skip
 
 
 @asynccontextmanager
@@ -168,11 +177,11 @@ def build_bot(
     pacer = ChannelPacer(POST_INTERVAL_S / slack_speed, burst=POST_BURST)
     client = make_slack_client(
         settings.slack_bot_token.get_secret_value(), settings.slack_api_url, pacer,
-        time_scale=1 / slack_speed, timeout_s=slack_timeout_s,
+        time_scale=1 / slack_speed, timeout_s=slack_timeout_s, metrics=metrics,
     )  # fmt: skip
     paced = SlackSender(client, pacer=pacer)
     services = Services(
-        source=make_cluster_client(settings, http),
+        source=make_cluster_client(settings, http, metrics),
         store=store,
         metrics=metrics,
         sender=paced,
@@ -185,7 +194,9 @@ def build_bot(
         client=client, signing_secret=signing_secret, services=services,
         authorization=authorization,
     )  # fmt: skip
-    notifier = SlackAlertNotifier(paced, show_input=settings.show_input, web_url=settings.web_url)
+    notifier = SlackAlertNotifier(
+        paced, show_input=settings.show_input, web_url=settings.web_url, metrics=metrics
+    )
     return Bot(bolt, signing_secret, metrics, notifier, authorization)
 
 

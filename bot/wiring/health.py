@@ -18,12 +18,12 @@ class DatabaseWatch:
     """Pings the store's database; a database recreated empty gets its tables again."""
 
     def __init__(self, store: Store) -> None:
-        self._store = store
+        self.store = store
         self._down: str | None = None
 
     async def up(self) -> bool:
         try:
-            await self._store.database.ping()
+            await self.store.database.ping()
         except StoreUnavailable as error:
             if self._down is None:
                 log.warning("the database is unavailable: %s", error)
@@ -60,3 +60,19 @@ def readiness(
         return Readiness(blocking, degraded)
 
     return check
+
+
+def gauges(store: Store, metrics: Metrics) -> Callable[[], Awaitable[None]]:
+    """Before each scrape, the gauges read from the database (the same in every replica); while
+    it does not answer they keep their last values (`algo_errors_dependency_up` tells why)."""
+
+    async def read() -> None:
+        try:
+            subscriptions = await store.count_subscriptions()
+            open_alerts = await store.count_open_alerts()
+        except StoreUnavailable:
+            return
+        metrics.subscriptions.set(subscriptions)
+        metrics.open_alerts.set(open_alerts)
+
+    return read

@@ -34,12 +34,9 @@ from bot.wiring.build import (
     require_slack,
     worker_name,
 )
-from bot.wiring.health import DatabaseWatch, readiness
+from bot.wiring.health import DatabaseWatch, gauges, readiness
 
 log = logging.getLogger(__name__)
-
-DIGEST_CONCURRENCY = 16
-"""Cluster fetches in flight during one digest run."""
 
 
 @dataclass(frozen=True)
@@ -54,19 +51,27 @@ class DigestRunner:
     worker: str
 
     async def __call__(self, *, everything: bool = False) -> DigestReport:
+        metrics = self.bot.metrics
+        finished = metrics.runs_digests()
+        started = time.perf_counter()
         try:
             report = await run_digests(
                 self.store,
-                make_cluster_client(self.settings, self.http),
+                make_cluster_client(self.settings, self.http, metrics),
                 self.bot.notifier,
                 now=datetime.now(UTC),
                 worker=self.worker,
                 everything=everything,
-                concurrency=DIGEST_CONCURRENCY,
+                concurrency=self.settings.cluster_concurrency,
             )
         except StoreUnavailable as error:  # retried at the next tick; one line, no traceback
             log.warning("digest run skipped: %s", error)
+            metrics.digest_runs.labels(outcome="storage_failed").inc()
             return DigestReport(error=f"DATABASE_URL: {error}")
+        metrics.digest_run_duration.observe(time.perf_counter() - started)
+        for outcome, runs in report.outcomes.items():
+            metrics.digest_runs.labels(outcome=outcome).inc(runs)
+        finished.set_to_current_time()
         for reason in report.failed.values():
             log.warning("digest failed: %s", reason)
         return report
@@ -117,6 +122,7 @@ async def _serve_slack(
         web_app = create_web_app(
             bot.bolt,
             metrics=bot.metrics,
+            gauges=gauges(database.store, bot.metrics),
             signing_secret=bot.signing_secret,
             readiness=readiness(
                 database, slack=lambda: bot.authorization.signed_in, metrics=bot.metrics
@@ -141,6 +147,7 @@ async def _serve_slack(
         web_app = create_web_app(
             None,
             metrics=bot.metrics,
+            gauges=gauges(database.store, bot.metrics),
             readiness=readiness(
                 database, socket=connected, slack=lambda: bot.authorization.signed_in,
                 metrics=bot.metrics,
@@ -178,6 +185,7 @@ async def digest_worker(settings: Settings, host: str, port: int) -> None:
         web_app = create_web_app(
             None,
             metrics=bot.metrics,
+            gauges=gauges(store, bot.metrics),
             readiness=readiness(
                 DatabaseWatch(store), slack=lambda: bot.authorization.signed_in,
                 metrics=bot.metrics,

@@ -233,9 +233,10 @@ async def test_healthz_and_metrics(bot: RunningBot) -> None:
     await bot.command("acme/x since:soon")
     metrics = await bot.http.get(f"{bot.url}/metrics")
     assert metrics.status_code == 200
-    assert 'algo_errors_commands_total{kind="query"} 1.0' in metrics.text
-    assert 'algo_errors_commands_total{kind="invalid"} 1.0' in metrics.text
-    assert 'algo_errors_lookups_total{outcome="algorithm_not_found"} 1.0' in metrics.text
+    assert 'algo_errors_commands_total{command="query",outcome="refused"} 1.0' in metrics.text
+    assert 'algo_errors_commands_total{command="usage",outcome="refused"} 1.0' in metrics.text
+    # The errors call, then the algorithm itself: no such algorithm, or no error log?
+    assert 'algo_errors_cluster_requests_total{outcome="not_found"} 2.0' in metrics.text
 
 
 async def test_against_slack_s_own_pace_and_late_file_shares_replies_keep_their_order() -> None:

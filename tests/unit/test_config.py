@@ -93,6 +93,8 @@ def test_every_variable_is_read() -> None:
         ("SHOW_INPUT", "FALSE", "show_input", False),
         ("PORT", "65535", "port", 65535),
         ("DIGEST_TICK_SECONDS", "1", "digest_tick_seconds", 1),
+        ("CLUSTER_CONCURRENCY", "64", "cluster_concurrency", 64),
+        ("CLUSTER_CONCURRENCY", "", "cluster_concurrency", 16),
         ("LOG_LEVEL", "Warning", "log_level", "WARNING"),
         ("LOG_LEVEL", "critical", "log_level", "CRITICAL"),
         # Empty means unset (docker compose writes `${VAR}` of an unset variable as "").
@@ -130,6 +132,14 @@ def test_values_are_normalised(variable: str, value: str, field: str, expected: 
             "DIGEST_TICK_SECONDS: must be a whole number of seconds, at least 1",
         ),
         ({**MINIMAL, "SHOW_INPUT": "maybe"}, "SHOW_INPUT: must be true or false"),
+        (
+            {**MINIMAL, "CLUSTER_CONCURRENCY": "0"},
+            "CLUSTER_CONCURRENCY: must be a whole number from 1 to 256",
+        ),
+        (
+            {**MINIMAL, "CLUSTER_CONCURRENCY": "1000"},
+            "CLUSTER_CONCURRENCY: must be a whole number from 1 to 256",
+        ),
         (
             {**MINIMAL, "LOG_LEVEL": "verbose"},
             "LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
@@ -367,6 +377,7 @@ def test_the_variables_are_those_of_the_interface_in_its_order() -> None:
         "DATABASE_URL",
         "SHOW_INPUT",
         "DIGEST_TICK_SECONDS",
+        "CLUSTER_CONCURRENCY",
         "PORT",
         "LOG_LEVEL",
         "ALGORITHMIA_WEB_URL",

@@ -16,6 +16,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.domain.alerts import OWNER_ACTIONS, AlertAction, AlertRef
+from bot.metrics import Outcome
 from bot.slack.blocks import alerts
 from bot.slack.blocks.base import SlackMessage, is_user_id
 from bot.slack.blocks.home import parse_home_value
@@ -42,33 +43,44 @@ def register(app: AsyncApp, services: Services, tab: HomeTab) -> None:
         ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Respond
     ) -> None:
         await acknowledge(ack)
-        channel, user = id_in(body, "channel"), id_in(body, "user")
-        verb = AlertAction(str(action["action_id"]).removeprefix(alerts.ACTION_PREFIX))
-        from_home = parse_home_value(str(action.get("value") or ""))
-        if from_home is not None and not channel:
-            await _from_home(services, tab, body, user, verb, *from_home)
-            return
+        outcome = Outcome.FAILED  # unless the action ends below (a bug reaches `app.error`)
+        try:
+            outcome = await _act(services, tab, body, action, respond)
+        finally:
+            name = str(action["action_id"])
+            services.metrics.interactions.labels(action=name, outcome=outcome).inc()
 
-        async def tell(message: SlackMessage) -> None:
-            await tell_user(
-                respond, services.sender, channel, user, message, replace_original=False
-            )
 
-        ref = _alert_ref(action)
-        if ref is None:
-            log.warning("%s refused: not an alert key", verb)
-            await tell(alerts.alert_unknown())
-            return
-        option = action.get("selected_option")
-        chosen = option.get("value") if isinstance(option, dict) else None
-        mute = chosen if isinstance(chosen, str) else None
-        selected = action.get("selected_user")
-        assignee = selected if isinstance(selected, str) and is_user_id(selected) else None
-        change = await _apply(services, channel, ref, verb, user, mute=mute, assignee=assignee)
-        if change.thread is None:
-            await tell(alerts.alert_unknown())
-        elif change.refused is not None:  # someone acted first: the alert shows what is true
-            await tell(alerts.action_refused(change.refused))
+async def _act(
+    services: Services, tab: HomeTab, body: dict[str, Any], action: dict[str, Any], respond: Respond
+) -> Outcome:
+    channel, user = id_in(body, "channel"), id_in(body, "user")
+    verb = AlertAction(str(action["action_id"]).removeprefix(alerts.ACTION_PREFIX))
+    from_home = parse_home_value(str(action.get("value") or ""))
+    if from_home is not None and not channel:
+        return await _from_home(services, tab, body, user, verb, *from_home)
+
+    async def tell(message: SlackMessage) -> None:
+        await tell_user(respond, services.sender, channel, user, message, replace_original=False)
+
+    ref = _alert_ref(action)
+    if ref is None:
+        log.warning("%s refused: not an alert key", verb)
+        await tell(alerts.alert_unknown())
+        return Outcome.REFUSED
+    option = action.get("selected_option")
+    chosen = option.get("value") if isinstance(option, dict) else None
+    mute = chosen if isinstance(chosen, str) else None
+    selected = action.get("selected_user")
+    assignee = selected if isinstance(selected, str) and is_user_id(selected) else None
+    change = await _apply(services, channel, ref, verb, user, mute=mute, assignee=assignee)
+    if change.thread is None:
+        await tell(alerts.alert_unknown())
+        return Outcome.REFUSED
+    if change.refused is not None:  # someone acted first: the alert shows what is true
+        await tell(alerts.action_refused(change.refused))
+        return Outcome.REFUSED
+    return Outcome.OK
 
 
 async def _apply(
@@ -105,11 +117,11 @@ async def _from_home(
     verb: AlertAction,
     channel: str,
     ref: AlertRef,
-) -> None:
+) -> Outcome:
     """A take or resolve on the Home tab: only on an alert of a channel the user is in. There
     is no channel to answer in and no `response_url`: the refreshed tab says what happened."""
     if not user:
-        return
+        return Outcome.REFUSED
     notice: str | None = None
     if verb not in (AlertAction.TAKE, AlertAction.RESOLVE):
         notice = "That action is made on the alert itself, in its channel."
@@ -125,3 +137,4 @@ async def _from_home(
     # No `hash`: the tab is rebuilt from the store, so the newest publish is always right (a
     # publish that landed meanwhile must not make this one, and its notice, fail).
     await tab.publish(user, notice=notice)
+    return Outcome.OK if notice is None else Outcome.REFUSED

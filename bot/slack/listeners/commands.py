@@ -16,6 +16,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.commands import (
     COMMAND,
+    Command,
     CommandSyntaxError,
     Help,
     ListSubscriptions,
@@ -24,9 +25,16 @@ from bot.domain.commands import (
     Unsubscribe,
     parse_command,
 )
+from bot.metrics import Outcome
 from bot.slack.blocks import answers, query, subscriptions
 from bot.slack.blocks.base import SlackMessage
-from bot.slack.listeners.services import Respond, Services, acknowledge, tell_user
+from bot.slack.listeners.services import (
+    Respond,
+    Services,
+    acknowledge,
+    lookup_outcome,
+    tell_user,
+)
 from bot.slack.sender import SEND_FAILURES, CannotPost
 from bot.usecases.query import run_query
 from bot.usecases.results import LookupFailure
@@ -64,56 +72,79 @@ def register(app: AsyncApp, services: Services) -> None:
         try:
             command = parse_command(text)
         except CommandSyntaxError as problem:
-            services.metrics.commands.labels(kind="invalid").inc()
             await ack(response_type="ephemeral", **answers.usage(str(problem)).as_kwargs())
+            services.metrics.commands.labels(command="usage", outcome=Outcome.REFUSED).inc()
             return
-        services.metrics.commands.labels(kind=type(command).__name__.lower()).inc()
-        if isinstance(command, Help):
-            await ack(response_type="ephemeral", **answers.usage().as_kwargs())
-            return
-        started = (
-            answers.lookup_started(str(command.target))
-            if isinstance(command, Query)
-            else answers.subscribing(str(command.target))
-            if isinstance(command, Subscribe)
-            else None
-        )
-        await acknowledge(
-            ack, response_type="ephemeral", **(started.as_kwargs() if started else {})
-        )
-        invocation = Invocation(
-            text,
-            str(body.get("channel_id", "")),
-            str(body.get("user_id", "")),
-            respond,
-            context.get("bot_user_id"),
-            services,
-        )
-        match command:
-            case Query():
-                await _query(invocation, command)
-            case Subscribe():
-                await _subscribe(invocation, command, client)
-            case Unsubscribe():
-                await _unsubscribe(invocation, command)
-            case ListSubscriptions():
-                found = await list_subscriptions(services.store, invocation.channel)
-                await invocation.tell(subscriptions.subscription_list(found))
+        outcome = Outcome.FAILED  # unless the command ends below (a bug reaches `app.error`)
+        try:
+            outcome = await _answer(command, ack, body, respond, client, context, services)
+        finally:
+            name = COMMAND_NAMES[type(command)]
+            services.metrics.commands.labels(command=name, outcome=outcome).inc()
 
 
-async def _query(invocation: Invocation, command: Query) -> None:
+COMMAND_NAMES: dict[type[Command], str] = {
+    Query: "query",
+    Subscribe: "subscribe",
+    Unsubscribe: "unsubscribe",
+    ListSubscriptions: "list",
+    Help: "help",
+}
+"""The `command` label of `algo_errors_commands_total` (`usage`: text that did not parse)."""
+
+
+async def _answer(
+    command: Command,
+    ack: Any,
+    body: dict[str, Any],
+    respond: Respond,
+    client: AsyncWebClient,
+    context: Any,
+    services: Services,
+) -> Outcome:
+    if isinstance(command, Help):
+        await ack(response_type="ephemeral", **answers.usage().as_kwargs())
+        return Outcome.OK
+    started = (
+        answers.lookup_started(str(command.target))
+        if isinstance(command, Query)
+        else answers.subscribing(str(command.target))
+        if isinstance(command, Subscribe)
+        else None
+    )
+    await acknowledge(ack, response_type="ephemeral", **(started.as_kwargs() if started else {}))
+    invocation = Invocation(
+        text=str(body.get("text") or ""),
+        channel=str(body.get("channel_id", "")),
+        user=str(body.get("user_id", "")),
+        respond=respond,
+        bot_user_id=context.get("bot_user_id"),
+        services=services,
+    )
+    match command:
+        case Query():
+            return await _query(invocation, command)
+        case Subscribe():
+            return await _subscribe(invocation, command, client)
+        case Unsubscribe():
+            return await _unsubscribe(invocation, command)
+        case ListSubscriptions():
+            found = await list_subscriptions(services.store, invocation.channel)
+            await invocation.tell(subscriptions.subscription_list(found))
+            return Outcome.OK
+
+
+async def _query(invocation: Invocation, command: Query) -> Outcome:
     services = invocation.services
     try:
         result = await run_query(services.source, command, int(services.clock() * 1000))
     except LookupFailure as failure:
         log.info("lookup failed: %s", failure)
-        services.metrics.lookups.labels(outcome=failure.kind.value).inc()
         await invocation.tell(answers.lookup_failed(failure))
-        return
-    services.metrics.lookups.labels(outcome="ok").inc()
+        return lookup_outcome(failure)
     if not result.groups:
         await invocation.tell(query.no_errors(result))
-        return
+        return Outcome.OK
     answer = query.query_answer(
         result, invocation.user or None, show_input=services.show_input, web_url=services.web_url
     )
@@ -121,12 +152,14 @@ async def _query(invocation: Invocation, command: Query) -> None:
         report = await services.sender.send_answer(invocation.channel, answer)
     except CannotPost as cannot:
         await invocation.tell(invocation.cannot_post(cannot))
-        return
+        return Outcome.REFUSED
     if report.posted < report.total:
         await invocation.tell(answers.partly_posted(report.posted, report.total, result.target))
+        return Outcome.FAILED
+    return Outcome.OK
 
 
-async def _subscribe(invocation: Invocation, command: Subscribe, client: AsyncWebClient) -> None:
+async def _subscribe(invocation: Invocation, command: Subscribe, client: AsyncWebClient) -> Outcome:
     services = invocation.services
     user_tz = None if command.timezone else await _user_timezone(client, invocation.user)
     try:
@@ -137,7 +170,7 @@ async def _subscribe(invocation: Invocation, command: Subscribe, client: AsyncWe
         )  # fmt: skip
     except LookupFailure as failure:
         await invocation.tell(answers.lookup_failed(failure))
-        return
+        return lookup_outcome(failure)
     confirmation = subscriptions.subscribed(
         done.subscription, again=done.again, seen=done.seen, by=invocation.user
     )
@@ -147,18 +180,21 @@ async def _subscribe(invocation: Invocation, command: Subscribe, client: AsyncWe
         if not done.again:  # a subscription that can never post is no subscription
             await unsubscribe(services.store, command.target, invocation.channel)
         await invocation.tell(invocation.cannot_post(cannot))
+        return Outcome.REFUSED
+    return Outcome.OK
 
 
-async def _unsubscribe(invocation: Invocation, command: Unsubscribe) -> None:
+async def _unsubscribe(invocation: Invocation, command: Unsubscribe) -> Outcome:
     services, target = invocation.services, str(command.target)
     if not await unsubscribe(services.store, command.target, invocation.channel):
         await invocation.tell(subscriptions.not_subscribed(target))
-        return
+        return Outcome.REFUSED
     goodbye = subscriptions.unsubscribed(target, by=invocation.user)
     try:
         await services.sender.post(invocation.channel, goodbye)
     except CannotPost:
         await invocation.tell(goodbye)
+    return Outcome.OK
 
 
 async def _user_timezone(client: AsyncWebClient, user: str) -> str | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
+from bot.metrics import Outcome
 from bot.slack.blocks import home
 from bot.slack.listeners.services import Services
 from bot.usecases.home import home_alerts
@@ -81,7 +82,12 @@ def register(app: AsyncApp, services: Services, tab: HomeTab) -> None:
         user = event.get("user")
         if event.get("tab") != "home" or not isinstance(user, str) or not user:
             return  # the Messages tab, or a payload without a user: nothing to publish
-        await tab.publish(user, view_hash(event))
+        outcome = Outcome.FAILED  # unless the tab is published (a bug reaches `app.error`)
+        try:
+            await tab.publish(user, view_hash(event))
+            outcome = Outcome.OK
+        finally:
+            services.metrics.interactions.labels(action="home", outcome=outcome).inc()
 
     @app.event(re.compile(".*"))
     async def on_any_other_event() -> None:

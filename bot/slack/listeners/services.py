@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from bot.metrics import Metrics
+from bot.metrics import Metrics, Outcome
 from bot.slack.blocks.base import SlackMessage
 from bot.slack.sender import SEND_FAILURES, SlackSender
 from bot.usecases.alerts import AlertStore
 from bot.usecases.home import HomeStore
 from bot.usecases.query import ErrorSource
+from bot.usecases.results import FailureKind, LookupFailure
 from bot.usecases.subscriptions import SubscriptionStore
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,15 @@ class Services:
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
+
+
+_NAMED_WRONG = frozenset({FailureKind.ALGORITHM_NOT_FOUND, FailureKind.NOT_FOUND_BY_ID})
+
+
+def lookup_outcome(failure: LookupFailure) -> Outcome:
+    """An algorithm that does not exist was named wrong (`refused`); anything else the cluster
+    answered (credentials, an outage, a bad response) made the command fail."""
+    return Outcome.REFUSED if failure.kind in _NAMED_WRONG else Outcome.FAILED
 
 
 def id_in(payload: dict[str, Any], key: str) -> str:
