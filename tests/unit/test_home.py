@@ -117,3 +117,36 @@ def test_subscription_messages_snapshot(snapshot: SnapshotAssertion) -> None:
     listed = subscriptions.subscription_list([subscription])
     assert listed == snapshot
     assert "notifies <@U2> <!subteam^S3>" in str(listed.blocks)
+
+
+def test_a_list_of_500_subscriptions_stays_within_slack_s_limits() -> None:
+    """Each in full while the message has room, the rest by name, then a count: one message
+    of at most 50 blocks, 3,000 characters per section, 12,000 in all."""
+    people = tuple(f"U{n:08d}" for n in range(10))  # the most a subscription notifies
+
+    def subscription(n: int) -> Subscription:
+        gone = "channel_not_found: the channel was archived" if n % 7 == 0 else None
+        return Subscription(
+            id=n, channel_id="C1", algorithm=f"acme-team/algorithm_number_{n:03d}",
+            schedule="weekdays:09:00", timezone="America/Argentina/Buenos_Aires",
+            created_by="U1", created_at=NOW, next_run_at=NOW, paused_reason=gone,
+            consecutive_failures=0, outage_notified=False, notify=people, min_count=5,
+        )  # fmt: skip
+
+    many = [subscription(n) for n in range(500)]
+    listed = subscriptions.subscription_list(many)
+    texts = [block["text"]["text"] for block in listed.blocks]
+    assert len(listed.blocks) <= 50
+    assert all(len(text) <= 3000 for text in texts)
+    assert sum(map(len, texts)) <= 12_000
+    assert texts[0] == "This channel's subscriptions (500):"
+    shown = [t for t in texts[1:] if t.startswith("• ")]
+    in_full = sum(text.count("\n") + 1 for text in shown)
+    assert in_full >= 10
+    assert all(line.endswith("unreported occurrences") for t in shown for line in t.split("\n"))
+    rest = texts[-1]
+    assert rest.startswith(f"… and {500 - in_full} more: *acme-team/algorithm_number_")
+    by_name = rest.count("*acme-team/")
+    others = int(rest.rsplit(", and ", 1)[1].removesuffix(" others"))
+    assert in_full + by_name + others == 500
+    assert "(paused)" in rest

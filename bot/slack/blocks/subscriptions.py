@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot.domain.alerts import Subscription
 from bot.domain.commands import COMMAND
 from bot.slack.blocks.base import (
+    MAX_BLOCKS,
+    MAX_SECTION_TEXT,
     SlackMessage,
     context,
     cut_escaped,
@@ -87,30 +89,69 @@ def not_subscribed(algorithm: str) -> SlackMessage:
     return SlackMessage(text, [section(text)])
 
 
+LIST_BUDGET = 10_000
+"""Characters of `list`'s blocks, well under the ~12k Slack accepts across a message."""
+
+
 def subscription_list(subscriptions: Sequence[Subscription]) -> SlackMessage:
-    """The channel's subscriptions, only for the asking user."""
+    """The channel's subscriptions, only for the asking user: each in full while the message
+    has room (sections of whole lines), then the rest by name only, then a count — so a
+    channel with hundreds of subscriptions still gets one message within Slack's limits."""
     if not subscriptions:
         text = (
             "This channel has no subscriptions. Add one with "
             f"`{COMMAND} subscribe owner/name [every:15m | daily:09:00] [tz:Area/City]`."
         )
         return SlackMessage(text, [section(text)])
-    lines = []
-    for subscription in subscriptions[:40]:
-        line = (
-            f"• *{escape(subscription.algorithm)}*: `{escape(subscription.schedule)}` "
-            f"({escape(subscription.timezone)})"
-        )
-        if subscription.paused_reason:
-            line += (
-                f" · :double_vertical_bar: paused: {cut_escaped(subscription.paused_reason, 200)}"
-            )
-        else:
-            local = _in_zone(subscription.next_run_at, subscription.timezone)
-            line += f" · next {local} ({date_token(epoch_ms(subscription.next_run_at))} for you)"
-        line += " · " + _who_and_when(subscription, listed=True)
-        lines.append(line)
-    if len(subscriptions) > 40:
-        lines.append(f"• … and {len(subscriptions) - 40} more")
     heading = f"This channel's subscriptions ({len(subscriptions)}):"
-    return SlackMessage(heading, [section(heading), section("\n".join(lines))])
+    budget = LIST_BUDGET - len(heading) - MAX_SECTION_TEXT  # the last section: names only
+    sections: list[list[str]] = [[]]
+    shown = 0
+    for subscription in subscriptions:
+        line = _listed(subscription)
+        current = sections[-1]
+        if len(line) + 1 > budget or len(line) >= MAX_SECTION_TEXT:
+            break
+        if sum(len(x) + 1 for x in current) + len(line) > MAX_SECTION_TEXT:
+            if len(sections) >= MAX_BLOCKS - 2:
+                break
+            sections.append(current := [])
+        current.append(line)
+        budget -= len(line) + 1
+        shown += 1
+    blocks = [section(heading), *(section("\n".join(lines)) for lines in sections if lines)]
+    rest = subscriptions[shown:]
+    if rest:
+        blocks.append(section(_names_only(rest)))
+    return SlackMessage(heading, blocks)
+
+
+def _listed(subscription: Subscription) -> str:
+    line = (
+        f"• *{escape(subscription.algorithm)}*: `{escape(subscription.schedule)}` "
+        f"({escape(subscription.timezone)})"
+    )
+    if subscription.paused_reason:
+        line += f" · :double_vertical_bar: paused: {cut_escaped(subscription.paused_reason, 200)}"
+    else:
+        local = _in_zone(subscription.next_run_at, subscription.timezone)
+        line += f" · next {local} ({date_token(epoch_ms(subscription.next_run_at))} for you)"
+    return line + " · " + _who_and_when(subscription, listed=True)
+
+
+def _names_only(rest: Sequence[Subscription]) -> str:
+    """`… and N more: a/b, c/d (paused), … and K others`, within one section."""
+    lead = f"… and {len(rest)} more: "
+    names: list[str] = []
+    room = MAX_SECTION_TEXT - len(lead) - 40  # kept for the count of the others
+    for subscription in rest:
+        name = f"*{escape(subscription.algorithm)}*"
+        if subscription.paused_reason:
+            name += " (paused)"
+        if len(name) + 2 > room:
+            break
+        names.append(name)
+        room -= len(name) + 2
+    text = lead + ", ".join(names)
+    others = len(rest) - len(names)
+    return text + (f", and {others} others" if others else "")
