@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogFormat = Literal["text", "json"]
 
 # What a malformed value of each variable should have been; "required" is said for a missing one.
 _PROBLEMS: dict[str, str] = {
@@ -29,6 +30,7 @@ _PROBLEMS: dict[str, str] = {
     "digest_tick_seconds": "must be a whole number of seconds, at least 1",
     "port": "must be an integer from 0 to 65535",
     "log_level": "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+    "log_format": "must be text or json",
     "slack_bot_token": "must be the app's bot token (xoxb-…), not a user or app-level token",
     "slack_app_token": "must be an app-level token (xapp-…)",
 }
@@ -74,6 +76,8 @@ class Settings(BaseSettings):
     digest_tick_seconds: int = Field(default=30, ge=1)
     port: int = Field(default=3000, ge=0, le=65535)
     log_level: LogLevel = "INFO"
+    log_format: LogFormat = "text"
+    """`text` reads well in a terminal; `json` is one object per line, for a log collector."""
     algorithmia_web_url: str | None = None
     """The cluster's web console, for links; unset: derived from the API URL (`web_url`)."""
 
@@ -160,6 +164,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_case(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _one_algorithmia_credential(self) -> Settings:
