@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
+from structlog.contextvars import bound_contextvars
 
 from bot.slack.blocks import answers
 from bot.slack.listeners import actions, commands, home
@@ -23,6 +25,9 @@ from bot.slack.listeners.services import Respond, Services, id_in, tell_user
 from bot.store.exceptions import StoreUnavailable
 
 log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"[\w/.:-]{1,100}")
+"""A command's or an action's name as the logs may quote it (a payload is never logged)."""
 
 
 class Authorization:
@@ -87,19 +92,20 @@ def create_app(
         actions = body.get("actions")
         first = actions[0] if isinstance(actions, list) and actions else None
         what = body.get("command") or (first.get("action_id") if isinstance(first, dict) else "")
-        what = str(what or "?")
-        if isinstance(error, StoreUnavailable):
-            log.warning("handling %s needed the database: %s", what, error)
-            answer = answers.storage_unavailable()
-        else:
-            log.error("handling %s failed", what, exc_info=error)
-            answer = answers.internal_error()
-            if body.get("command"):
-                services.metrics.lookups.labels(outcome="internal_error").inc()
-        if respond is None:  # not a command or an interaction: nobody to tell
-            return
+        what = what if isinstance(what, str) and _NAME.fullmatch(what) else "?"  # not any value
         channel = str(body.get("channel_id") or id_in(body, "channel"))
         user = str(body.get("user_id") or id_in(body, "user"))
+        with bound_contextvars(user=user, channel=channel):
+            if isinstance(error, StoreUnavailable):
+                log.warning("handling %s needed the database: %s", what, error)
+                answer = answers.storage_unavailable()
+            else:
+                log.error("handling %s failed", what, exc_info=error)
+                answer = answers.internal_error()
+                if body.get("command"):
+                    services.metrics.lookups.labels(outcome="internal_error").inc()
+        if respond is None:  # not a command or an interaction: nobody to tell
+            return
         await tell_user(
             respond,
             services.sender,

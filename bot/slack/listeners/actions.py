@@ -20,7 +20,15 @@ from bot.slack.blocks import alerts
 from bot.slack.blocks.base import SlackMessage, is_user_id
 from bot.slack.blocks.home import parse_home_value
 from bot.slack.listeners.home import HomeTab
-from bot.slack.listeners.services import Respond, Services, acknowledge, id_in, tell_user
+from bot.slack.listeners.services import (
+    Handling,
+    Respond,
+    Services,
+    acknowledge,
+    handling,
+    id_in,
+    tell_user,
+)
 from bot.usecases.alerts import AlertChange, change_alert
 
 log = logging.getLogger(__name__)
@@ -43,32 +51,37 @@ def register(app: AsyncApp, services: Services, tab: HomeTab) -> None:
     ) -> None:
         await acknowledge(ack)
         channel, user = id_in(body, "channel"), id_in(body, "user")
-        verb = AlertAction(str(action["action_id"]).removeprefix(alerts.ACTION_PREFIX))
-        from_home = parse_home_value(str(action.get("value") or ""))
-        if from_home is not None and not channel:
-            await _from_home(services, tab, body, user, verb, *from_home)
-            return
+        action_id = str(action["action_id"])
+        with handling(
+            log, "interaction handled", action=action_id, user=user, channel=channel
+        ) as handled:
+            verb = AlertAction(action_id.removeprefix(alerts.ACTION_PREFIX))
+            from_home = parse_home_value(str(action.get("value") or ""))
+            if from_home is not None and not channel:
+                await _from_home(services, tab, handled, user, verb, *from_home)
+                return
 
-        async def tell(message: SlackMessage) -> None:
-            await tell_user(
-                respond, services.sender, channel, user, message, replace_original=False
-            )
+            async def tell(message: SlackMessage) -> None:
+                handled.outcome = "refused"
+                await tell_user(
+                    respond, services.sender, channel, user, message, replace_original=False
+                )
 
-        ref = _alert_ref(action)
-        if ref is None:
-            log.warning("%s refused: not an alert key", verb)
-            await tell(alerts.alert_unknown())
-            return
-        option = action.get("selected_option")
-        chosen = option.get("value") if isinstance(option, dict) else None
-        mute = chosen if isinstance(chosen, str) else None
-        selected = action.get("selected_user")
-        assignee = selected if isinstance(selected, str) and is_user_id(selected) else None
-        change = await _apply(services, channel, ref, verb, user, mute=mute, assignee=assignee)
-        if change.thread is None:
-            await tell(alerts.alert_unknown())
-        elif change.refused is not None:  # someone acted first: the alert shows what is true
-            await tell(alerts.action_refused(change.refused))
+            ref = _alert_ref(action)
+            if ref is None:
+                log.warning("%s refused: not an alert key", verb)
+                await tell(alerts.alert_unknown())
+                return
+            option = action.get("selected_option")
+            chosen = option.get("value") if isinstance(option, dict) else None
+            mute = chosen if isinstance(chosen, str) else None
+            selected = action.get("selected_user")
+            assignee = selected if isinstance(selected, str) and is_user_id(selected) else None
+            change = await _apply(services, channel, ref, verb, user, mute=mute, assignee=assignee)
+            if change.thread is None:
+                await tell(alerts.alert_unknown())
+            elif change.refused is not None:  # someone acted first: the alert shows what is true
+                await tell(alerts.action_refused(change.refused))
 
 
 async def _apply(
@@ -100,7 +113,7 @@ async def _apply(
 async def _from_home(
     services: Services,
     tab: HomeTab,
-    body: dict[str, Any],
+    handled: Handling,
     user: str,
     verb: AlertAction,
     channel: str,
@@ -108,7 +121,9 @@ async def _from_home(
 ) -> None:
     """A take or resolve on the Home tab: only on an alert of a channel the user is in. There
     is no channel to answer in and no `response_url`: the refreshed tab says what happened."""
+    handled.bind(channel=channel)
     if not user:
+        handled.outcome = "refused"
         return
     notice: str | None = None
     if verb not in (AlertAction.TAKE, AlertAction.RESOLVE):
@@ -122,6 +137,8 @@ async def _from_home(
             notice = alerts.alert_unknown().text
         elif change.refused is not None:
             notice = f"Nothing changed: {change.refused}."
+    if notice is not None:  # each notice tells of a refusal
+        handled.outcome = "refused"
     # No `hash`: the tab is rebuilt from the store, so the newest publish is always right (a
     # publish that landed meanwhile must not make this one, and its notice, fail).
     await tab.publish(user, notice=notice)

@@ -26,7 +26,15 @@ from bot.domain.commands import (
 )
 from bot.slack.blocks import answers, query, subscriptions
 from bot.slack.blocks.base import SlackMessage
-from bot.slack.listeners.services import Respond, Services, acknowledge, tell_user
+from bot.slack.listeners.services import (
+    Handling,
+    Respond,
+    Services,
+    acknowledge,
+    handling,
+    lookup_outcome,
+    tell_user,
+)
 from bot.slack.sender import SEND_FAILURES, CannotPost
 from bot.usecases.query import run_query
 from bot.usecases.results import LookupFailure
@@ -45,11 +53,14 @@ class Invocation:
     respond: Respond
     bot_user_id: str | None
     services: Services
+    handling: Handling
 
     async def tell(self, message: SlackMessage) -> None:
         await tell_user(self.respond, self.services.sender, self.channel, self.user, message)
 
     def cannot_post(self, cannot: CannotPost) -> SlackMessage:
+        log.info("cannot post in the channel: %s", cannot.reason)
+        self.handling.outcome = "refused"
         if cannot.private:
             return answers.invite_me(self.bot_user_id, self.text)
         return answers.channel_unavailable(cannot.reason)
@@ -61,44 +72,51 @@ def register(app: AsyncApp, services: Services) -> None:
         ack: Any, body: dict[str, Any], respond: Respond, client: AsyncWebClient, context: Any
     ) -> None:
         text = str(body.get("text") or "")
-        try:
-            command = parse_command(text)
-        except CommandSyntaxError as problem:
-            services.metrics.commands.labels(kind="invalid").inc()
-            await ack(response_type="ephemeral", **answers.usage(str(problem)).as_kwargs())
-            return
-        services.metrics.commands.labels(kind=type(command).__name__.lower()).inc()
-        if isinstance(command, Help):
-            await ack(response_type="ephemeral", **answers.usage().as_kwargs())
-            return
-        started = (
-            answers.lookup_started(str(command.target))
-            if isinstance(command, Query)
-            else answers.subscribing(str(command.target))
-            if isinstance(command, Subscribe)
-            else None
-        )
-        await acknowledge(
-            ack, response_type="ephemeral", **(started.as_kwargs() if started else {})
-        )
-        invocation = Invocation(
-            text,
-            str(body.get("channel_id", "")),
-            str(body.get("user_id", "")),
-            respond,
-            context.get("bot_user_id"),
-            services,
-        )
-        match command:
-            case Query():
-                await _query(invocation, command)
-            case Subscribe():
-                await _subscribe(invocation, command, client)
-            case Unsubscribe():
-                await _unsubscribe(invocation, command)
-            case ListSubscriptions():
-                found = await list_subscriptions(services.store, invocation.channel)
-                await invocation.tell(subscriptions.subscription_list(found))
+        user, channel = str(body.get("user_id", "")), str(body.get("channel_id", ""))
+        with handling(log, "command handled", user=user, channel=channel) as handled:
+            try:
+                command = parse_command(text)
+            except CommandSyntaxError as problem:
+                handled.bind(command="usage")
+                handled.outcome = "refused"
+                services.metrics.commands.labels(kind="invalid").inc()
+                await ack(response_type="ephemeral", **answers.usage(str(problem)).as_kwargs())
+                return
+            handled.bind(command=_kind(command))
+            if isinstance(command, Query | Subscribe | Unsubscribe):
+                handled.bind(algorithm=str(command.target))
+            services.metrics.commands.labels(kind=type(command).__name__.lower()).inc()
+            if isinstance(command, Help):
+                await ack(response_type="ephemeral", **answers.usage().as_kwargs())
+                return
+            started = (
+                answers.lookup_started(str(command.target))
+                if isinstance(command, Query)
+                else answers.subscribing(str(command.target))
+                if isinstance(command, Subscribe)
+                else None
+            )
+            await acknowledge(
+                ack, response_type="ephemeral", **(started.as_kwargs() if started else {})
+            )
+            invocation = Invocation(
+                text, channel, user, respond, context.get("bot_user_id"), services, handled
+            )
+            match command:
+                case Query():
+                    await _query(invocation, command)
+                case Subscribe():
+                    await _subscribe(invocation, command, client)
+                case Unsubscribe():
+                    await _unsubscribe(invocation, command)
+                case ListSubscriptions():
+                    found = await list_subscriptions(services.store, invocation.channel)
+                    await invocation.tell(subscriptions.subscription_list(found))
+
+
+def _kind(command: object) -> str:
+    """The command's name in the logs: query, subscribe, unsubscribe, list or help."""
+    return "list" if isinstance(command, ListSubscriptions) else type(command).__name__.lower()
 
 
 async def _query(invocation: Invocation, command: Query) -> None:
@@ -107,6 +125,7 @@ async def _query(invocation: Invocation, command: Query) -> None:
         result = await run_query(services.source, command, int(services.clock() * 1000))
     except LookupFailure as failure:
         log.info("lookup failed: %s", failure)
+        invocation.handling.outcome = lookup_outcome(failure)
         services.metrics.lookups.labels(outcome=failure.kind.value).inc()
         await invocation.tell(answers.lookup_failed(failure))
         return
@@ -123,6 +142,7 @@ async def _query(invocation: Invocation, command: Query) -> None:
         await invocation.tell(invocation.cannot_post(cannot))
         return
     if report.posted < report.total:
+        invocation.handling.outcome = "failed"  # Slack took only part of the answer
         await invocation.tell(answers.partly_posted(report.posted, report.total, result.target))
 
 
@@ -136,6 +156,8 @@ async def _subscribe(invocation: Invocation, command: Subscribe, client: AsyncWe
             now=services.now(),
         )  # fmt: skip
     except LookupFailure as failure:
+        log.info("lookup failed: %s", failure)
+        invocation.handling.outcome = lookup_outcome(failure)
         await invocation.tell(answers.lookup_failed(failure))
         return
     confirmation = subscriptions.subscribed(
@@ -152,6 +174,7 @@ async def _subscribe(invocation: Invocation, command: Subscribe, client: AsyncWe
 async def _unsubscribe(invocation: Invocation, command: Unsubscribe) -> None:
     services, target = invocation.services, str(command.target)
     if not await unsubscribe(services.store, command.target, invocation.channel):
+        invocation.handling.outcome = "refused"
         await invocation.tell(subscriptions.not_subscribed(target))
         return
     goodbye = subscriptions.unsubscribed(target, by=invocation.user)

@@ -15,7 +15,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.slack.blocks import home
-from bot.slack.listeners.services import Services
+from bot.slack.listeners.services import Services, handling
 from bot.usecases.home import home_alerts
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,8 @@ def register(app: AsyncApp, services: Services, tab: HomeTab) -> None:
         user = event.get("user")
         if event.get("tab") != "home" or not isinstance(user, str) or not user:
             return  # the Messages tab, or a payload without a user: nothing to publish
-        await tab.publish(user, view_hash(event))
+        with handling(log, "interaction handled", action="home", user=user):
+            await tab.publish(user, view_hash(event))
 
     @app.event(re.compile(".*"))
     async def on_any_other_event() -> None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+import structlog
 
 from bot.metrics import Metrics
 from bot.slack.blocks.base import SlackMessage
@@ -15,11 +19,13 @@ from bot.slack.sender import SEND_FAILURES, SlackSender
 from bot.usecases.alerts import AlertStore
 from bot.usecases.home import HomeStore
 from bot.usecases.query import ErrorSource
+from bot.usecases.results import FailureKind, LookupFailure
 from bot.usecases.subscriptions import SubscriptionStore
 
 log = logging.getLogger(__name__)
 
 Respond = Callable[..., Awaitable[Any]]
+Outcome = Literal["ok", "refused", "failed"]
 
 _BOLT_ACK_POLL_S = 0.01
 """How often Bolt's runner looks for the ack while a listener runs (`asyncio_runner.py`)."""
@@ -83,10 +89,60 @@ async def tell_user(
         log.warning("response_url answered %s", response.status_code)
     # ValueError: the payload had no response_url; TypeError: one that is not a URL.
     except (*SEND_FAILURES, ValueError, TypeError) as error:
-        log.warning("response_url failed: %s", error)
+        # Its type only: the message may quote the URL, which can post for half an hour.
+        log.warning("response_url failed (%s)", type(error).__name__)
     if not user or not channel:
         return
     try:
         await sender.post_ephemeral(channel, user, message)
     except SEND_FAILURES as error:
         log.error("could not answer %s in %s either: %s", user, channel, error)
+
+
+class Handling:
+    """A command or an interaction being handled: how it came out (ok unless a branch says
+    otherwise) and the context its log lines carry."""
+
+    def __init__(self) -> None:
+        self.outcome: Outcome = "ok"
+        self._bound: set[str] = set()
+
+    def bind(self, **context: object) -> None:
+        """More context for the log lines from here on (a command's kind once it is parsed)."""
+        structlog.contextvars.bind_contextvars(**context)
+        self._bound.update(context)
+
+    @property
+    def bound(self) -> set[str]:
+        return self._bound
+
+
+@contextlib.contextmanager
+def handling(logger: logging.Logger, event: str, **context: object) -> Iterator[Handling]:
+    """Bind `context` (user, channel, …) to every log line while a command or an interaction is
+    handled, and end it with one INFO line `event` with its outcome (failed when it raised)."""
+    handled, started = Handling(), time.monotonic()
+    with structlog.contextvars.bound_contextvars(**context):
+        try:
+            yield handled
+        except BaseException:
+            handled.outcome = "failed"
+            raise
+        finally:
+            took = round(time.monotonic() - started, 3)
+            logger.info(event, extra={"outcome": handled.outcome, "duration_s": took})
+            structlog.contextvars.unbind_contextvars(*(handled.bound - context.keys()))
+
+
+_REFUSALS = {
+    FailureKind.ALGORITHM_NOT_FOUND,
+    FailureKind.NOT_FOUND_BY_ID,
+    FailureKind.ERROR_LOGS_DISABLED,
+    FailureKind.FORBIDDEN,
+}
+"""Lookups the cluster refused for this algorithm; the others are failures (of the cluster, or
+of the bot's credentials)."""
+
+
+def lookup_outcome(failure: LookupFailure) -> Outcome:
+    return "refused" if failure.kind in _REFUSALS else "failed"
