@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from importlib import metadata
 
 from bot.config import ConfigError, Settings, load_settings
 from bot.domain.commands import CommandSyntaxError, Query, parse_command
+from bot.logs import configure_logging
 from bot.terminal import failure_as_json, failure_as_text, result_as_json, result_as_text
 from bot.usecases.results import LookupFailure
 from bot.wiring.build import SlackUnreachable, StartupError
@@ -27,11 +27,12 @@ EXIT_USAGE = 2
 _CLUSTER = ("ALGORITHMIA_API_URL", "ALGORITHMIA_API_KEY or ALGORITHMIA_JWT", "ALGORITHMIA_WEB_URL")
 _SLACK = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)",
           "SLACK_API_URL")  # fmt: skip
-_COMMON = ("DATABASE_URL", "SHOW_INPUT", "PORT", "LOG_LEVEL")
+_LOGS = ("LOG_LEVEL", "LOG_FORMAT")
+_COMMON = ("DATABASE_URL", "SHOW_INPUT", "PORT", *_LOGS)
 SETTINGS_READ: dict[str, tuple[str, ...]] = {
     "serve": (*_SLACK, *_CLUSTER, *_COMMON, "DIGEST_TICK_SECONDS", "CLUSTER_CONCURRENCY"),
     "digest": (*_SLACK, *_CLUSTER, *_COMMON, "DIGEST_TICK_SECONDS", "CLUSTER_CONCURRENCY"),
-    "errors": ("ALGORITHMIA_API_URL", "ALGORITHMIA_API_KEY or ALGORITHMIA_JWT", "LOG_LEVEL"),
+    "errors": ("ALGORITHMIA_API_URL", "ALGORITHMIA_API_KEY or ALGORITHMIA_JWT", *_LOGS),
 }
 """The settings each subcommand reads (from the environment or `.env`; see `.env.example`)."""
 
@@ -95,15 +96,7 @@ def _parser() -> argparse.ArgumentParser:
 def _configure_logging(settings: Settings, command: str) -> None:
     # `errors` promises one line on stderr when it fails: retries are logged only in DEBUG.
     quiet = command == "errors" and settings.log_level != "DEBUG"
-    logging.basicConfig(
-        level="ERROR" if quiet else settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # httpx logs every request and Alembic every check at INFO; the bot says what matters.
-    for chatty in ("httpx", "alembic"):
-        logging.getLogger(chatty).setLevel(
-            max(logging.getLevelName(settings.log_level), logging.WARNING)
-        )
+    configure_logging(settings.log_level, settings.log_format, quiet=quiet)
 
 
 def _errors(settings: Settings, args: argparse.Namespace) -> int:

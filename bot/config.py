@@ -22,6 +22,7 @@ CLUSTER_CONCURRENCY = 16
 """Cluster requests in flight at once during a digest run (bench/digest_run.py measures it)."""
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogFormat = Literal["text", "json"]
 
 # What a malformed value of each variable should have been; "required" is said for a missing one.
 _PROBLEMS: dict[str, str] = {
@@ -33,6 +34,7 @@ _PROBLEMS: dict[str, str] = {
     "cluster_concurrency": "must be a whole number from 1 to 256",
     "port": "must be an integer from 0 to 65535",
     "log_level": "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+    "log_format": "must be text or json",
     "slack_bot_token": "must be the app's bot token (xoxb-…), not a user or app-level token",
     "slack_app_token": "must be an app-level token (xapp-…)",
 }
@@ -79,6 +81,8 @@ class Settings(BaseSettings):
     cluster_concurrency: int = Field(default=CLUSTER_CONCURRENCY, ge=1, le=256)
     port: int = Field(default=3000, ge=0, le=65535)
     log_level: LogLevel = "INFO"
+    log_format: LogFormat = "text"
+    """`text` reads well in a terminal; `json` is one object per line, for a log collector."""
     algorithmia_web_url: str | None = None
     """The cluster's web console, for links; unset: derived from the API URL (`web_url`)."""
 
@@ -165,6 +169,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_case(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _one_algorithmia_credential(self) -> Settings:

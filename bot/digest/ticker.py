@@ -37,6 +37,7 @@ class DigestTicker:
         async with self._running:
             if self._stopping:
                 return
+            log.debug("digest tick")
             try:
                 await self._tick()
             except Exception:  # the edge of a scheduled job: log it, the next tick runs anyway

@@ -7,12 +7,17 @@ and tells the user plainly, ephemerally.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import re
+from collections.abc import Iterator
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
+from structlog.contextvars import bound_contextvars
 
 from bot.slack.blocks import answers
 from bot.slack.listeners import actions, commands, home
@@ -20,6 +25,9 @@ from bot.slack.listeners.services import Respond, Services, id_in, tell_user
 from bot.store.exceptions import StoreUnavailable
 
 log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"[\w/.:-]{1,100}")
+"""A command's or an action's name as the logs may quote it (a payload is never logged)."""
 
 
 class Authorization:
@@ -29,6 +37,11 @@ class Authorization:
     def __init__(self, client: AsyncWebClient) -> None:
         self._client = client
         self._result: AuthorizeResult | None = None
+
+    @property
+    def client(self) -> AsyncWebClient:
+        """The Web API client with the bot token (Bolt's own has none: see `create_app`)."""
+        return self._client
 
     def remember(self, auth_test: Any) -> None:
         self._result = AuthorizeResult.from_auth_test_response(
@@ -60,12 +73,13 @@ def create_app(
     async def authorize() -> AuthorizeResult:
         return await known.authorize()
 
-    app = AsyncApp(
-        client=client,
-        signing_secret=signing_secret,
-        process_before_response=False,
-        authorize=authorize,
-    )
+    with _environment_token_hidden():
+        app = AsyncApp(
+            client=_without_token(client),
+            signing_secret=signing_secret,
+            process_before_response=False,
+            authorize=authorize,
+        )
     tab = home.HomeTab(services)
     commands.register(app, services)
     actions.register(app, services, tab)
@@ -78,17 +92,18 @@ def create_app(
         actions = body.get("actions")
         first = actions[0] if isinstance(actions, list) and actions else None
         what = body.get("command") or (first.get("action_id") if isinstance(first, dict) else "")
-        what = str(what or "?")
-        if isinstance(error, StoreUnavailable):
-            log.warning("handling %s needed the database: %s", what, error)
-            answer = answers.storage_unavailable()
-        else:
-            log.error("handling %s failed", what, exc_info=error)
-            answer = answers.internal_error()
-        if respond is None:  # not a command or an interaction: nobody to tell
-            return
+        what = what if isinstance(what, str) and _NAME.fullmatch(what) else "?"  # not any value
         channel = str(body.get("channel_id") or id_in(body, "channel"))
         user = str(body.get("user_id") or id_in(body, "user"))
+        with bound_contextvars(user=user, channel=channel):
+            if isinstance(error, StoreUnavailable):
+                log.warning("handling %s needed the database: %s", what, error)
+                answer = answers.storage_unavailable()
+            else:
+                log.error("handling %s failed", what, exc_info=error)
+                answer = answers.internal_error()
+        if respond is None:  # not a command or an interaction: nobody to tell
+            return
         await tell_user(
             respond,
             services.sender,
@@ -99,3 +114,33 @@ def create_app(
         )
 
     return app
+
+
+@contextlib.contextmanager
+def _environment_token_hidden() -> Iterator[None]:
+    """Bolt reads `SLACK_BOT_TOKEN` from the environment when it is given no token, then
+    warns at start that the client's token wins ("`token` will be unused"): the bot's settings
+    come from `bot.config` only, so Bolt does not see it."""
+    token = os.environ.pop("SLACK_BOT_TOKEN", None)
+    try:
+        yield
+    finally:
+        if token is not None:
+            os.environ["SLACK_BOT_TOKEN"] = token
+
+
+def _without_token(client: AsyncWebClient) -> AsyncWebClient:
+    """`client` as Bolt copies it to each request (base URL, timeout, retry handlers), with no
+    token: `authorize` gives each request the token (given a client with a token and
+    `authorize`, Bolt warns at start that it ignores the token)."""
+    return AsyncWebClient(
+        base_url=client.base_url,
+        timeout=client.timeout,
+        ssl=client.ssl,
+        proxy=client.proxy,
+        session=client.session,
+        trust_env_in_session=client.trust_env_in_session,
+        headers=client.headers,
+        logger=client.logger,
+        retry_handlers=client.retry_handlers,
+    )

@@ -92,7 +92,8 @@ def create_web_app(
             except (KeyError, IndexError, TypeError, AttributeError) as error:
                 # Bolt reads a payload's parts before any listener runs (an interaction
                 # without actions, a field of the wrong type): the request is at fault.
-                log.warning("a signed but malformed payload was refused: %r", error)
+                # Its type only: an exception's message may quote parts of the payload.
+                log.warning("a signed but malformed payload was refused (%s)", type(error).__name__)
                 return JSONResponse({"error": "malformed payload"}, status_code=400)
             return response
 

@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from structlog.contextvars import bound_contextvars
+
 from bot.domain.alerts import (
     ALERT_STATE,
     AlertThread,
@@ -120,19 +122,24 @@ async def run_digests(
     async def digest_algorithm(algorithm: str, subscriptions: list[Subscription]) -> None:
         async with limit:
             try:
-                batch: RecordBatch | LookupFailure = await fetch_errors(
-                    source, parse_algorithm_ref(algorithm)
-                )
+                with bound_contextvars(algorithm=algorithm):
+                    batch: RecordBatch | LookupFailure = await fetch_errors(
+                        source, parse_algorithm_ref(algorithm)
+                    )
             except LookupFailure as failure:
                 batch = failure
         ids = set() if isinstance(batch, LookupFailure) else {r.request_id for r in batch.records}
         for subscription in subscriptions:
             async with channel_turns[subscription.channel_id]:
-                finished[subscription.id] = await _run_one(
-                    store, notifier, subscription, batch, ids - reported[subscription.id],
-                    now=now, report=report, lease=lease, intents=intents[subscription.id],
-                    mutes_over=mutes_over[subscription.channel_id, subscription.algorithm],
-                )  # fmt: skip
+                with bound_contextvars(
+                    subscription=subscription.id, algorithm=algorithm,
+                    channel=subscription.channel_id,
+                ):  # fmt: skip
+                    finished[subscription.id] = await _run_one(
+                        store, notifier, subscription, batch, ids - reported[subscription.id],
+                        now=now, report=report, lease=lease, intents=intents[subscription.id],
+                        mutes_over=mutes_over[subscription.channel_id, subscription.algorithm],
+                    )  # fmt: skip
 
     heartbeat = asyncio.create_task(
         lease.keep_alive(lambda: [sid for sid in running if sid not in finished])
@@ -259,6 +266,9 @@ async def _run_one(
         report.ran.append(subscription.id)
     else:
         report.failed[subscription.id] = _where(subscription, detail)
+        if outcome is not RunOutcome.ERROR:  # a bug was logged above, with its traceback
+            log.warning("digest failed: %s", report.failed[subscription.id])
+    log.debug("subscription digested", extra={"outcome": outcome.value, "posted": posted})
     run = DigestRun(subscription.id, now, datetime.now(UTC), outcome, posted, detail)
     # Consecutive failures count cluster outages only (a Slack refusal or a bug is not one),
     # also when telling of the outage failed.

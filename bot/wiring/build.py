@@ -204,7 +204,7 @@ async def check_slack_token(bot: Bot) -> None:
     """Fail at start, not at the first command, when Slack refuses the token (`StartupError`);
     `SlackUnreachable` when Slack does not answer."""
     try:
-        identity = await bot.bolt.client.auth_test()
+        identity = await bot.authorization.client.auth_test()
     except SlackApiError as error:
         if int(error.response.status_code) >= 500:
             raise SlackUnreachable(

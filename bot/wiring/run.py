@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
 from starlette.applications import Starlette
+from structlog.contextvars import bound_contextvars
 
 from bot.config import Settings
 from bot.digest.ticker import DigestTicker
@@ -53,28 +55,41 @@ class DigestRunner:
     async def __call__(self, *, everything: bool = False) -> DigestReport:
         metrics = self.bot.metrics
         finished = metrics.runs_digests()
-        started = time.perf_counter()
-        try:
-            report = await run_digests(
-                self.store,
-                make_cluster_client(self.settings, self.http, metrics),
-                self.bot.notifier,
-                now=datetime.now(UTC),
-                worker=self.worker,
-                everything=everything,
-                concurrency=self.settings.cluster_concurrency,
-            )
-        except StoreUnavailable as error:  # retried at the next tick; one line, no traceback
-            log.warning("digest run skipped: %s", error)
-            metrics.digest_runs.labels(outcome="storage_failed").inc()
-            return DigestReport(error=f"DATABASE_URL: {error}")
-        metrics.digest_run_duration.observe(time.perf_counter() - started)
-        for outcome, runs in report.outcomes.items():
-            metrics.digest_runs.labels(outcome=outcome).inc(runs)
-        finished.set_to_current_time()
-        for reason in report.failed.values():
-            log.warning("digest failed: %s", reason)
+        started = time.monotonic()
+        with bound_contextvars(run=secrets.token_hex(4)):
+            try:
+                report = await run_digests(
+                    self.store,
+                    make_cluster_client(self.settings, self.http, metrics),
+                    self.bot.notifier,
+                    now=datetime.now(UTC),
+                    worker=self.worker,
+                    everything=everything,
+                    concurrency=self.settings.cluster_concurrency,
+                )
+            except StoreUnavailable as error:  # retried at the next tick; one line, no traceback
+                log.warning("digest run skipped: %s", error)
+                metrics.digest_runs.labels(outcome="storage_failed").inc()
+                return DigestReport(error=f"DATABASE_URL: {error}")
+            took = time.monotonic() - started
+            metrics.digest_run_duration.observe(took)
+            for outcome, runs in report.outcomes.items():
+                metrics.digest_runs.labels(outcome=outcome).inc(runs)
+            finished.set_to_current_time()
+            _log_run(report, took)
         return report
+
+
+def _log_run(report: DigestReport, seconds: float) -> None:
+    """One line per digest run: INFO when it ran anything, DEBUG when nothing was due (a
+    scheduler tick)."""
+    level = logging.INFO if report.ran or report.failed else logging.DEBUG
+    fields = {
+        "outcome": "failed" if report.failed else "ok",
+        "ran": len(report.ran), "failed": len(report.failed),
+        "posted": report.posted, "duration_s": round(seconds, 3),
+    }  # fmt: skip
+    log.log(level, "digest run", extra=fields)
 
 
 async def _signing_in(bot: Bot) -> asyncio.Task[None] | None:

@@ -34,6 +34,7 @@ def test_defaults() -> None:
     assert settings.digest_tick_seconds == 30
     assert settings.port == 3000
     assert settings.log_level == "INFO"
+    assert settings.log_format == "text"
 
 
 def test_every_variable_is_read() -> None:
@@ -50,6 +51,7 @@ def test_every_variable_is_read() -> None:
             "DIGEST_TICK_SECONDS": "5",
             "PORT": "0",
             "LOG_LEVEL": "debug",
+            "LOG_FORMAT": " JSON ",
         }
     )
 
@@ -69,6 +71,7 @@ def test_every_variable_is_read() -> None:
     assert settings.digest_tick_seconds == 5
     assert settings.port == 0
     assert settings.log_level == "DEBUG"
+    assert settings.log_format == "json"
 
 
 @pytest.mark.parametrize(
@@ -144,6 +147,7 @@ def test_values_are_normalised(variable: str, value: str, field: str, expected: 
             {**MINIMAL, "LOG_LEVEL": "verbose"},
             "LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
         ),
+        ({**MINIMAL, "LOG_FORMAT": "logfmt"}, "LOG_FORMAT: must be text or json"),
         (
             {**MINIMAL, "ALGORITHMIA_API_URL": "api.example.com"},
             "ALGORITHMIA_API_URL: must be an http:// or https:// URL, e.g. https://api.algorithmia.com",
@@ -380,6 +384,7 @@ def test_the_variables_are_those_of_the_interface_in_its_order() -> None:
         "CLUSTER_CONCURRENCY",
         "PORT",
         "LOG_LEVEL",
+        "LOG_FORMAT",
         "ALGORITHMIA_WEB_URL",
     ]
 

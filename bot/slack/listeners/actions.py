@@ -21,7 +21,15 @@ from bot.slack.blocks import alerts
 from bot.slack.blocks.base import SlackMessage, is_user_id
 from bot.slack.blocks.home import parse_home_value
 from bot.slack.listeners.home import HomeTab
-from bot.slack.listeners.services import Respond, Services, acknowledge, id_in, tell_user
+from bot.slack.listeners.services import (
+    Handling,
+    Respond,
+    Services,
+    acknowledge,
+    handling,
+    id_in,
+    tell_user,
+)
 from bot.usecases.alerts import AlertChange, change_alert
 
 log = logging.getLogger(__name__)
@@ -43,44 +51,42 @@ def register(app: AsyncApp, services: Services, tab: HomeTab) -> None:
         ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Respond
     ) -> None:
         await acknowledge(ack)
-        outcome = Outcome.FAILED  # unless the action ends below (a bug reaches `app.error`)
-        try:
-            outcome = await _act(services, tab, body, action, respond)
-        finally:
-            name = str(action["action_id"])
-            services.metrics.interactions.labels(action=name, outcome=outcome).inc()
+        channel, user = id_in(body, "channel"), id_in(body, "user")
+        action_id = str(action["action_id"])
 
+        def counted(handled: Handling) -> None:
+            services.metrics.interactions.labels(action=action_id, outcome=handled.outcome).inc()
 
-async def _act(
-    services: Services, tab: HomeTab, body: dict[str, Any], action: dict[str, Any], respond: Respond
-) -> Outcome:
-    channel, user = id_in(body, "channel"), id_in(body, "user")
-    verb = AlertAction(str(action["action_id"]).removeprefix(alerts.ACTION_PREFIX))
-    from_home = parse_home_value(str(action.get("value") or ""))
-    if from_home is not None and not channel:
-        return await _from_home(services, tab, body, user, verb, *from_home)
+        with handling(
+            log, "interaction handled", counted, action=action_id, user=user, channel=channel
+        ) as handled:
+            verb = AlertAction(action_id.removeprefix(alerts.ACTION_PREFIX))
+            from_home = parse_home_value(str(action.get("value") or ""))
+            if from_home is not None and not channel:
+                await _from_home(services, tab, handled, user, verb, *from_home)
+                return
 
-    async def tell(message: SlackMessage) -> None:
-        await tell_user(respond, services.sender, channel, user, message, replace_original=False)
+            async def tell(message: SlackMessage) -> None:
+                handled.outcome = Outcome.REFUSED
+                await tell_user(
+                    respond, services.sender, channel, user, message, replace_original=False
+                )
 
-    ref = _alert_ref(action)
-    if ref is None:
-        log.warning("%s refused: not an alert key", verb)
-        await tell(alerts.alert_unknown())
-        return Outcome.REFUSED
-    option = action.get("selected_option")
-    chosen = option.get("value") if isinstance(option, dict) else None
-    mute = chosen if isinstance(chosen, str) else None
-    selected = action.get("selected_user")
-    assignee = selected if isinstance(selected, str) and is_user_id(selected) else None
-    change = await _apply(services, channel, ref, verb, user, mute=mute, assignee=assignee)
-    if change.thread is None:
-        await tell(alerts.alert_unknown())
-        return Outcome.REFUSED
-    if change.refused is not None:  # someone acted first: the alert shows what is true
-        await tell(alerts.action_refused(change.refused))
-        return Outcome.REFUSED
-    return Outcome.OK
+            ref = _alert_ref(action)
+            if ref is None:
+                log.warning("%s refused: not an alert key", verb)
+                await tell(alerts.alert_unknown())
+                return
+            option = action.get("selected_option")
+            chosen = option.get("value") if isinstance(option, dict) else None
+            mute = chosen if isinstance(chosen, str) else None
+            selected = action.get("selected_user")
+            assignee = selected if isinstance(selected, str) and is_user_id(selected) else None
+            change = await _apply(services, channel, ref, verb, user, mute=mute, assignee=assignee)
+            if change.thread is None:
+                await tell(alerts.alert_unknown())
+            elif change.refused is not None:  # someone acted first: the alert shows what is true
+                await tell(alerts.action_refused(change.refused))
 
 
 async def _apply(
@@ -112,16 +118,18 @@ async def _apply(
 async def _from_home(
     services: Services,
     tab: HomeTab,
-    body: dict[str, Any],
+    handled: Handling,
     user: str,
     verb: AlertAction,
     channel: str,
     ref: AlertRef,
-) -> Outcome:
+) -> None:
     """A take or resolve on the Home tab: only on an alert of a channel the user is in. There
     is no channel to answer in and no `response_url`: the refreshed tab says what happened."""
+    handled.bind(channel=channel)
     if not user:
-        return Outcome.REFUSED
+        handled.outcome = Outcome.REFUSED
+        return
     notice: str | None = None
     if verb not in (AlertAction.TAKE, AlertAction.RESOLVE):
         notice = "That action is made on the alert itself, in its channel."
@@ -134,7 +142,8 @@ async def _from_home(
             notice = alerts.alert_unknown().text
         elif change.refused is not None:
             notice = f"Nothing changed: {change.refused}."
+    if notice is not None:  # each notice tells of a refusal
+        handled.outcome = Outcome.REFUSED
     # No `hash`: the tab is rebuilt from the store, so the newest publish is always right (a
     # publish that landed meanwhile must not make this one, and its notice, fail).
     await tab.publish(user, notice=notice)
-    return Outcome.OK if notice is None else Outcome.REFUSED

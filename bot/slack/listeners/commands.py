@@ -16,7 +16,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.commands import (
     COMMAND,
-    Command,
     CommandSyntaxError,
     Help,
     ListSubscriptions,
@@ -29,9 +28,11 @@ from bot.metrics import Outcome
 from bot.slack.blocks import answers, query, subscriptions
 from bot.slack.blocks.base import SlackMessage
 from bot.slack.listeners.services import (
+    Handling,
     Respond,
     Services,
     acknowledge,
+    handling,
     lookup_outcome,
     tell_user,
 )
@@ -53,11 +54,14 @@ class Invocation:
     respond: Respond
     bot_user_id: str | None
     services: Services
+    handling: Handling
 
     async def tell(self, message: SlackMessage) -> None:
         await tell_user(self.respond, self.services.sender, self.channel, self.user, message)
 
     def cannot_post(self, cannot: CannotPost) -> SlackMessage:
+        log.info("cannot post in the channel: %s", cannot.reason)
+        self.handling.outcome = Outcome.REFUSED
         if cannot.private:
             return answers.invite_me(self.bot_user_id, self.text)
         return answers.channel_unavailable(cannot.reason)
@@ -69,82 +73,68 @@ def register(app: AsyncApp, services: Services) -> None:
         ack: Any, body: dict[str, Any], respond: Respond, client: AsyncWebClient, context: Any
     ) -> None:
         text = str(body.get("text") or "")
-        try:
-            command = parse_command(text)
-        except CommandSyntaxError as problem:
-            await ack(response_type="ephemeral", **answers.usage(str(problem)).as_kwargs())
-            services.metrics.commands.labels(command="usage", outcome=Outcome.REFUSED).inc()
-            return
-        outcome = Outcome.FAILED  # unless the command ends below (a bug reaches `app.error`)
-        try:
-            outcome = await _answer(command, ack, body, respond, client, context, services)
-        finally:
-            name = COMMAND_NAMES[type(command)]
-            services.metrics.commands.labels(command=name, outcome=outcome).inc()
+        user, channel = str(body.get("user_id", "")), str(body.get("channel_id", ""))
+
+        def counted(handled: Handling) -> None:
+            name = str(handled.context.get("command", "usage"))
+            services.metrics.commands.labels(command=name, outcome=handled.outcome).inc()
+
+        with handling(log, "command handled", counted, user=user, channel=channel) as handled:
+            try:
+                command = parse_command(text)
+            except CommandSyntaxError as problem:
+                handled.bind(command="usage")
+                handled.outcome = Outcome.REFUSED
+                await ack(response_type="ephemeral", **answers.usage(str(problem)).as_kwargs())
+                return
+            handled.bind(command=_kind(command))
+            if isinstance(command, Query | Subscribe | Unsubscribe):
+                handled.bind(algorithm=str(command.target))
+            if isinstance(command, Help):
+                await ack(response_type="ephemeral", **answers.usage().as_kwargs())
+                return
+            started = (
+                answers.lookup_started(str(command.target))
+                if isinstance(command, Query)
+                else answers.subscribing(str(command.target))
+                if isinstance(command, Subscribe)
+                else None
+            )
+            await acknowledge(
+                ack, response_type="ephemeral", **(started.as_kwargs() if started else {})
+            )
+            invocation = Invocation(
+                text, channel, user, respond, context.get("bot_user_id"), services, handled
+            )
+            match command:
+                case Query():
+                    await _query(invocation, command)
+                case Subscribe():
+                    await _subscribe(invocation, command, client)
+                case Unsubscribe():
+                    await _unsubscribe(invocation, command)
+                case ListSubscriptions():
+                    found = await list_subscriptions(services.store, invocation.channel)
+                    await invocation.tell(subscriptions.subscription_list(found))
 
 
-COMMAND_NAMES: dict[type[Command], str] = {
-    Query: "query",
-    Subscribe: "subscribe",
-    Unsubscribe: "unsubscribe",
-    ListSubscriptions: "list",
-    Help: "help",
-}
-"""The `command` label of `algo_errors_commands_total` (`usage`: text that did not parse)."""
+def _kind(command: object) -> str:
+    """The command's name in the logs: query, subscribe, unsubscribe, list or help."""
+    return "list" if isinstance(command, ListSubscriptions) else type(command).__name__.lower()
 
 
-async def _answer(
-    command: Command,
-    ack: Any,
-    body: dict[str, Any],
-    respond: Respond,
-    client: AsyncWebClient,
-    context: Any,
-    services: Services,
-) -> Outcome:
-    if isinstance(command, Help):
-        await ack(response_type="ephemeral", **answers.usage().as_kwargs())
-        return Outcome.OK
-    started = (
-        answers.lookup_started(str(command.target))
-        if isinstance(command, Query)
-        else answers.subscribing(str(command.target))
-        if isinstance(command, Subscribe)
-        else None
-    )
-    await acknowledge(ack, response_type="ephemeral", **(started.as_kwargs() if started else {}))
-    invocation = Invocation(
-        text=str(body.get("text") or ""),
-        channel=str(body.get("channel_id", "")),
-        user=str(body.get("user_id", "")),
-        respond=respond,
-        bot_user_id=context.get("bot_user_id"),
-        services=services,
-    )
-    match command:
-        case Query():
-            return await _query(invocation, command)
-        case Subscribe():
-            return await _subscribe(invocation, command, client)
-        case Unsubscribe():
-            return await _unsubscribe(invocation, command)
-        case ListSubscriptions():
-            found = await list_subscriptions(services.store, invocation.channel)
-            await invocation.tell(subscriptions.subscription_list(found))
-            return Outcome.OK
-
-
-async def _query(invocation: Invocation, command: Query) -> Outcome:
+async def _query(invocation: Invocation, command: Query) -> None:
     services = invocation.services
     try:
         result = await run_query(services.source, command, int(services.clock() * 1000))
     except LookupFailure as failure:
         log.info("lookup failed: %s", failure)
+        invocation.handling.outcome = lookup_outcome(failure)
         await invocation.tell(answers.lookup_failed(failure))
-        return lookup_outcome(failure)
+        return
     if not result.groups:
         await invocation.tell(query.no_errors(result))
-        return Outcome.OK
+        return
     answer = query.query_answer(
         result, invocation.user or None, show_input=services.show_input, web_url=services.web_url
     )
@@ -152,14 +142,13 @@ async def _query(invocation: Invocation, command: Query) -> Outcome:
         report = await services.sender.send_answer(invocation.channel, answer)
     except CannotPost as cannot:
         await invocation.tell(invocation.cannot_post(cannot))
-        return Outcome.REFUSED
+        return
     if report.posted < report.total:
+        invocation.handling.outcome = Outcome.FAILED  # Slack took only part of the answer
         await invocation.tell(answers.partly_posted(report.posted, report.total, result.target))
-        return Outcome.FAILED
-    return Outcome.OK
 
 
-async def _subscribe(invocation: Invocation, command: Subscribe, client: AsyncWebClient) -> Outcome:
+async def _subscribe(invocation: Invocation, command: Subscribe, client: AsyncWebClient) -> None:
     services = invocation.services
     user_tz = None if command.timezone else await _user_timezone(client, invocation.user)
     try:
@@ -169,8 +158,10 @@ async def _subscribe(invocation: Invocation, command: Subscribe, client: AsyncWe
             now=services.now(),
         )  # fmt: skip
     except LookupFailure as failure:
+        log.info("lookup failed: %s", failure)
+        invocation.handling.outcome = lookup_outcome(failure)
         await invocation.tell(answers.lookup_failed(failure))
-        return lookup_outcome(failure)
+        return
     confirmation = subscriptions.subscribed(
         done.subscription, again=done.again, seen=done.seen, by=invocation.user
     )
@@ -180,21 +171,19 @@ async def _subscribe(invocation: Invocation, command: Subscribe, client: AsyncWe
         if not done.again:  # a subscription that can never post is no subscription
             await unsubscribe(services.store, command.target, invocation.channel)
         await invocation.tell(invocation.cannot_post(cannot))
-        return Outcome.REFUSED
-    return Outcome.OK
 
 
-async def _unsubscribe(invocation: Invocation, command: Unsubscribe) -> Outcome:
+async def _unsubscribe(invocation: Invocation, command: Unsubscribe) -> None:
     services, target = invocation.services, str(command.target)
     if not await unsubscribe(services.store, command.target, invocation.channel):
+        invocation.handling.outcome = Outcome.REFUSED
         await invocation.tell(subscriptions.not_subscribed(target))
-        return Outcome.REFUSED
+        return
     goodbye = subscriptions.unsubscribed(target, by=invocation.user)
     try:
         await services.sender.post(invocation.channel, goodbye)
     except CannotPost:
         await invocation.tell(goodbye)
-    return Outcome.OK
 
 
 async def _user_timezone(client: AsyncWebClient, user: str) -> str | None:

@@ -14,9 +14,8 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.metrics import Outcome
 from bot.slack.blocks import home
-from bot.slack.listeners.services import Services
+from bot.slack.listeners.services import Handling, Services, handling
 from bot.usecases.home import home_alerts
 
 log = logging.getLogger(__name__)
@@ -82,12 +81,12 @@ def register(app: AsyncApp, services: Services, tab: HomeTab) -> None:
         user = event.get("user")
         if event.get("tab") != "home" or not isinstance(user, str) or not user:
             return  # the Messages tab, or a payload without a user: nothing to publish
-        outcome = Outcome.FAILED  # unless the tab is published (a bug reaches `app.error`)
-        try:
+
+        def counted(handled: Handling) -> None:
+            services.metrics.interactions.labels(action="home", outcome=handled.outcome).inc()
+
+        with handling(log, "interaction handled", counted, action="home", user=user):
             await tab.publish(user, view_hash(event))
-            outcome = Outcome.OK
-        finally:
-            services.metrics.interactions.labels(action="home", outcome=outcome).inc()
 
     @app.event(re.compile(".*"))
     async def on_any_other_event() -> None:

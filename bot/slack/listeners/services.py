@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
+
+import structlog
 
 from bot.metrics import Metrics, Outcome
 from bot.slack.blocks.base import SlackMessage
@@ -57,15 +61,6 @@ class Services:
         return datetime.fromtimestamp(self.clock(), UTC)
 
 
-_NAMED_WRONG = frozenset({FailureKind.ALGORITHM_NOT_FOUND, FailureKind.NOT_FOUND_BY_ID})
-
-
-def lookup_outcome(failure: LookupFailure) -> Outcome:
-    """An algorithm that does not exist was named wrong (`refused`); anything else the cluster
-    answered (credentials, an outage, a bad response) made the command fail."""
-    return Outcome.REFUSED if failure.kind in _NAMED_WRONG else Outcome.FAILED
-
-
 def id_in(payload: dict[str, Any], key: str) -> str:
     """`payload[key]["id"]` as Slack sends it (`channel`, `user`), "" for anything else: a
     signed payload can still be malformed."""
@@ -93,10 +88,69 @@ async def tell_user(
         log.warning("response_url answered %s", response.status_code)
     # ValueError: the payload had no response_url; TypeError: one that is not a URL.
     except (*SEND_FAILURES, ValueError, TypeError) as error:
-        log.warning("response_url failed: %s", error)
+        # Its type only: the message may quote the URL, which can post for half an hour.
+        log.warning("response_url failed (%s)", type(error).__name__)
     if not user or not channel:
         return
     try:
         await sender.post_ephemeral(channel, user, message)
     except SEND_FAILURES as error:
         log.error("could not answer %s in %s either: %s", user, channel, error)
+
+
+class Handling:
+    """A command or an interaction being handled: how it came out (ok unless a branch says
+    otherwise) and the context its log lines carry."""
+
+    def __init__(self, context: dict[str, object]) -> None:
+        self.outcome = Outcome.OK
+        self.context = dict(context)
+        self._bound: set[str] = set()
+
+    def bind(self, **context: object) -> None:
+        """More context for the log lines from here on (a command's kind once it is parsed)."""
+        structlog.contextvars.bind_contextvars(**context)
+        self.context.update(context)
+        self._bound.update(context)
+
+    @property
+    def bound(self) -> set[str]:
+        return self._bound
+
+
+@contextlib.contextmanager
+def handling(
+    logger: logging.Logger,
+    event: str,
+    counted: Callable[[Handling], None],
+    **context: object,
+) -> Iterator[Handling]:
+    """Bind `context` (user, channel, …) to every log line while a command or an interaction is
+    handled, and end it with one INFO line `event` with its outcome (failed when it raised),
+    `counted` in its metric."""
+    handled, started = Handling(context), time.monotonic()
+    with structlog.contextvars.bound_contextvars(**context):
+        try:
+            yield handled
+        except BaseException:
+            handled.outcome = Outcome.FAILED
+            raise
+        finally:
+            took = round(time.monotonic() - started, 3)
+            counted(handled)
+            logger.info(event, extra={"outcome": str(handled.outcome), "duration_s": took})
+            structlog.contextvars.unbind_contextvars(*(handled.bound - context.keys()))
+
+
+_REFUSALS = {
+    FailureKind.ALGORITHM_NOT_FOUND,
+    FailureKind.NOT_FOUND_BY_ID,
+    FailureKind.ERROR_LOGS_DISABLED,
+    FailureKind.FORBIDDEN,
+}
+"""Lookups the cluster refused for this algorithm; the others are failures (of the cluster, or
+of the bot's credentials)."""
+
+
+def lookup_outcome(failure: LookupFailure) -> Outcome:
+    return Outcome.REFUSED if failure.kind in _REFUSALS else Outcome.FAILED
