@@ -16,7 +16,7 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.domain.commands import CommandSyntaxError, Query, parse_command
 from bot.terminal import failure_as_json, failure_as_text, result_as_json, result_as_text
 from bot.usecases.results import LookupFailure
-from bot.wiring.build import SlackUnreachable, StartupError
+from bot.wiring.build import DatabaseUnreachable, SlackUnreachable, StartupError
 from bot.wiring.run import digest_once, digest_worker, look_up, serve
 
 EXIT_OK = 0
@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StartupError as error:
         print(f"cannot start: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except SlackUnreachable as error:  # `digest --once`: nothing ran; tried again next time
+    except (SlackUnreachable, DatabaseUnreachable) as error:  # `digest --once`: nothing ran
         print(f"failed: {error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

@@ -4,13 +4,15 @@ and one lookup for `errors`."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+import aiohttp
 import httpx
+from slack_sdk.errors import SlackApiError, SlackClientError
 from starlette.applications import Starlette
 
 from bot.config import Settings
@@ -26,6 +28,7 @@ from bot.wiring.build import (
     Bot,
     SlackUnreachable,
     build_bot,
+    cancelled,
     check_slack_token,
     cluster_http,
     keep_signing_in,
@@ -35,6 +38,9 @@ from bot.wiring.build import (
     worker_name,
 )
 from bot.wiring.health import DatabaseWatch, readiness
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +89,9 @@ async def _signing_in(bot: Bot) -> asyncio.Task[None] | None:
     return None
 
 
-async def _stopped(task: asyncio.Task[None] | None) -> None:
-    if task is not None and not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 async def serve(settings: Settings, host: str, port: int, *, scheduler: bool = True) -> None:
     require_slack(settings, "serve")
-    async with cluster_http() as http, open_store(settings) as store:
+    async with cluster_http() as http, open_store(settings, keep_trying=True) as store:
         bot = build_bot(settings, http, store)
         retrying = await _signing_in(bot)
         digest = DigestRunner(settings, store, http, bot, worker_name())
@@ -100,9 +99,40 @@ async def serve(settings: Settings, host: str, port: int, *, scheduler: bool = T
         try:
             await _serve_slack(settings, bot, DatabaseWatch(store), host, port, retrying)
         finally:
-            await _stopped(retrying)
+            await cancelled(retrying)
             if ticker is not None:
                 await ticker.stop()
+
+
+class _SocketMode:
+    """The Socket Mode connection, opened once Slack has signed the bot in (the process
+    serves `/healthz` meanwhile, and `/readyz` says `socket`)."""
+
+    def __init__(self, bot: Bot, app_token: str, signing_in: asyncio.Task[None] | None) -> None:
+        self._bot, self._app_token, self._signing_in = bot, app_token, signing_in
+        self._handler: AsyncSocketModeHandler | None = None
+
+    async def connect(self) -> None:
+        if self._signing_in is not None:
+            await self._signing_in
+        if not self._bot.authorization.signed_in:  # refused: logged, the token needs fixing
+            return
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        self._handler = AsyncSocketModeHandler(self._bot.bolt, app_token=self._app_token)
+        try:
+            await self._handler.connect_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as error:
+            log.error("cannot connect to Slack over Socket Mode: %s", error)
+            return
+        log.info("connected to Slack over Socket Mode")
+
+    async def connected(self) -> bool:
+        return self._handler is not None and bool(await self._handler.client.is_connected())
+
+    async def close(self) -> None:
+        if self._handler is not None:
+            await self._handler.close_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
 
 
 async def _serve_slack(
@@ -113,6 +143,7 @@ async def _serve_slack(
     port: int,
     retrying: asyncio.Task[None] | None = None,
 ) -> None:
+    """Serve from the start: `/healthz` answers while Slack or the database do not."""
     if settings.slack_app_token is None:
         web_app = create_web_app(
             bot.bolt,
@@ -124,31 +155,21 @@ async def _serve_slack(
         )
         await _serve_http(web_app, host, port)
         return
-    if retrying is not None:  # the socket can only be opened once Slack answers
-        await retrying
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-    handler = AsyncSocketModeHandler(
-        bot.bolt, app_token=settings.slack_app_token.get_secret_value()
-    )
-    await handler.connect_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
-    log.info("connected to Slack over Socket Mode")
-
-    async def connected() -> bool:
-        return bool(await handler.client.is_connected())
-
+    socket = _SocketMode(bot, settings.slack_app_token.get_secret_value(), retrying)
+    connecting = asyncio.create_task(socket.connect())
     try:
         web_app = create_web_app(
             None,
             metrics=bot.metrics,
             readiness=readiness(
-                database, socket=connected, slack=lambda: bot.authorization.signed_in,
+                database, socket=socket.connected, slack=lambda: bot.authorization.signed_in,
                 metrics=bot.metrics,
             ),
         )  # fmt: skip
         await _serve_http(web_app, host, port)
     finally:
-        await handler.close_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
+        await cancelled(connecting)
+        await socket.close()
 
 
 async def _serve_http(web_app: Starlette, host: str, port: int) -> None:
@@ -170,7 +191,7 @@ async def digest_worker(settings: Settings, host: str, port: int) -> None:
     """`digest`: the scheduler alone (a worker process), until SIGTERM or SIGINT. It serves
     `/healthz`, `/readyz` and `/metrics` on `host:port`, so it can be probed and scraped."""
     require_slack(settings, "digest")
-    async with cluster_http() as http, open_store(settings) as store:
+    async with cluster_http() as http, open_store(settings, keep_trying=True) as store:
         bot = build_bot(settings, http, store)
         retrying = await _signing_in(bot)
         digest = DigestRunner(settings, store, http, bot, worker_name())
@@ -186,7 +207,7 @@ async def digest_worker(settings: Settings, host: str, port: int) -> None:
         try:
             await _serve_http(web_app, host, port)  # until a signal
         finally:
-            await _stopped(retrying)
+            await cancelled(retrying)
             await ticker.stop()
 
 
