@@ -165,8 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(settings, args.command)
     if args.command == "errors":
         return _errors(settings, args)
-    # uvicorn shuts HTTP down on SIGTERM, then re-raises the signal to the handler it found:
-    # make that an orderly exit, so `serve()` still closes the Socket Mode connection.
+    # uvicorn shuts HTTP down on SIGTERM (the process stops taking work: see `DRAIN_S`), then
+    # re-raises the signal to the handler it found: make that an orderly exit, so `serve()`
+    # still lets a digest run end and closes the Socket Mode connection.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         if args.command == "digest":

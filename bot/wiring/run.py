@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -47,6 +48,16 @@ log = logging.getLogger(__name__)
 DIGEST_CONCURRENCY = 16
 """Cluster fetches in flight during one digest run."""
 
+DRAIN_S = 20.0
+"""On SIGTERM a process stops taking work and is gone within this many seconds (the
+Kubernetes manifests' `terminationGracePeriodSeconds` is longer). Within it:"""
+HTTP_DRAIN_S = 10.0
+"""requests in flight when the server stops accepting get this long (uvicorn's graceful
+shutdown), while"""
+DIGEST_DRAIN_S = DRAIN_S - 5.0
+"""a digest run in progress, which stops before its next post, may go on this long after the
+signal; then it is cut short, leaving the rest to close connections."""
+
 
 @dataclass(frozen=True)
 class DigestRunner:
@@ -58,6 +69,8 @@ class DigestRunner:
     http: httpx.AsyncClient
     bot: Bot
     worker: str
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set on SIGTERM: a run in progress posts nothing more (see `run_digests`)."""
 
     async def __call__(self, *, everything: bool = False) -> DigestReport:
         try:
@@ -69,6 +82,7 @@ class DigestRunner:
                 worker=self.worker,
                 everything=everything,
                 concurrency=DIGEST_CONCURRENCY,
+                stopping=self.stopping.is_set,
             )
         except StoreUnavailable as error:  # retried at the next tick; one line, no traceback
             log.warning("digest run skipped: %s", error)
@@ -89,6 +103,18 @@ async def _signing_in(bot: Bot) -> asyncio.Task[None] | None:
     return None
 
 
+def _stop_taking_work(digest: DigestRunner, ticker: DigestTicker | None) -> Callable[[], None]:
+    """What the web server calls when it stops accepting (SIGTERM): no new digest run, and a
+    run in progress posts nothing more."""
+
+    def stop() -> None:
+        if ticker is not None:
+            ticker.stop_soon()
+        digest.stopping.set()
+
+    return stop
+
+
 async def serve(settings: Settings, host: str, port: int, *, scheduler: bool = True) -> None:
     require_slack(settings, "serve")
     async with cluster_http() as http, open_store(settings, keep_trying=True) as store:
@@ -97,11 +123,14 @@ async def serve(settings: Settings, host: str, port: int, *, scheduler: bool = T
         digest = DigestRunner(settings, store, http, bot, worker_name())
         ticker = DigestTicker(digest, settings.digest_tick_seconds) if scheduler else None
         try:
-            await _serve_slack(settings, bot, DatabaseWatch(store), host, port, retrying)
+            await _serve_slack(
+                settings, bot, DatabaseWatch(store), host, port, retrying,
+                on_stop=_stop_taking_work(digest, ticker),
+            )  # fmt: skip
         finally:
             await cancelled(retrying)
             if ticker is not None:
-                await ticker.stop()
+                await ticker.stop(DIGEST_DRAIN_S)
 
 
 class _SocketMode:
@@ -142,6 +171,8 @@ async def _serve_slack(
     host: str,
     port: int,
     retrying: asyncio.Task[None] | None = None,
+    *,
+    on_stop: Callable[[], None] | None = None,
 ) -> None:
     """Serve from the start: `/healthz` answers while Slack or the database do not."""
     if settings.slack_app_token is None:
@@ -153,7 +184,7 @@ async def _serve_slack(
                 database, slack=lambda: bot.authorization.signed_in, metrics=bot.metrics
             ),
         )
-        await _serve_http(web_app, host, port)
+        await _serve_http(web_app, host, port, on_stop)
         return
     socket = _SocketMode(bot, settings.slack_app_token.get_secret_value(), retrying)
     connecting = asyncio.create_task(socket.connect())
@@ -166,14 +197,16 @@ async def _serve_slack(
                 metrics=bot.metrics,
             ),
         )  # fmt: skip
-        await _serve_http(web_app, host, port)
+        await _serve_http(web_app, host, port, on_stop)
     finally:
         await cancelled(connecting)
         await socket.close()
 
 
-async def _serve_http(web_app: Starlette, host: str, port: int) -> None:
-    server = WebServer(web_app, host, port)
+async def _serve_http(
+    web_app: Starlette, host: str, port: int, on_stop: Callable[[], None] | None = None
+) -> None:
+    server = WebServer(web_app, host, port, graceful_s=HTTP_DRAIN_S, on_shutdown=on_stop)
     log.info("serving on %s:%s", host, server.port)
     await server.serve()
 
@@ -205,10 +238,11 @@ async def digest_worker(settings: Settings, host: str, port: int) -> None:
             ),
         )  # fmt: skip
         try:
-            await _serve_http(web_app, host, port)  # until a signal
+            # Until a signal: then no new run, and the one going stops before its next post.
+            await _serve_http(web_app, host, port, _stop_taking_work(digest, ticker))
         finally:
             await cancelled(retrying)
-            await ticker.stop()
+            await ticker.stop(DIGEST_DRAIN_S)
 
 
 async def look_up(settings: Settings, query: Query) -> QueryResult:
