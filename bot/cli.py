@@ -16,7 +16,7 @@ from bot.domain.commands import CommandSyntaxError, Query, parse_command
 from bot.logs import configure_logging
 from bot.terminal import failure_as_json, failure_as_text, result_as_json, result_as_text
 from bot.usecases.results import LookupFailure
-from bot.wiring.build import SlackUnreachable, StartupError
+from bot.wiring.build import DatabaseUnreachable, SlackUnreachable, StartupError
 from bot.wiring.run import digest_once, digest_worker, look_up, serve
 
 EXIT_OK = 0
@@ -158,8 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(settings, args.command)
     if args.command == "errors":
         return _errors(settings, args)
-    # uvicorn shuts HTTP down on SIGTERM, then re-raises the signal to the handler it found:
-    # make that an orderly exit, so `serve()` still closes the Socket Mode connection.
+    # uvicorn shuts HTTP down on SIGTERM (the process stops taking work: see `DRAIN_S`), then
+    # re-raises the signal to the handler it found: make that an orderly exit, so `serve()`
+    # still lets a digest run end and closes the Socket Mode connection.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         if args.command == "digest":
@@ -172,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StartupError as error:
         print(f"cannot start: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except SlackUnreachable as error:  # `digest --once`: nothing ran; tried again next time
+    except (SlackUnreachable, DatabaseUnreachable) as error:  # `digest --once`: nothing ran
         print(f"failed: {error}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

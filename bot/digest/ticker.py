@@ -12,16 +12,23 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 log = logging.getLogger(__name__)
 
+ABANDON_WAIT_S = 2.0
+"""How long a run cut short at the end of the grace gets to record what it finished."""
+
 
 class DigestTicker:
-    """`tick` every `every_s` seconds, coalesced, never two at once, the first one now;
-    `stop()` lets a run in progress finish (its posts are counted only once Slack confirmed
-    them, so cutting it short would post them again next time)."""
+    """`tick` every `every_s` seconds, coalesced, never two at once, the first one now.
+
+    Stopping takes no new tick (`stop_soon()`) and gives a run in progress a grace to end;
+    one still going then is cut short. That is safe: each post is recorded before it is sent
+    and settled once Slack confirmed it, so a later run (of any worker, once the leases ran
+    out) adopts what Slack holds and posts the rest, as after a crash."""
 
     def __init__(self, tick: Callable[[], Awaitable[object]], every_s: int) -> None:
         self._tick = tick
         self._running = asyncio.Lock()
-        self._stopping = False
+        self._stopping_since: float | None = None
+        self._cutoff: asyncio.Timeout | None = None
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._scheduler.add_job(
             self._guarded,
@@ -35,21 +42,44 @@ class DigestTicker:
 
     async def _guarded(self) -> None:
         async with self._running:
-            if self._stopping:
+            if self._stopping_since is not None:
                 return
             log.debug("digest tick")
+            cutoff = asyncio.timeout(None)
             try:
-                await self._tick()
+                async with cutoff:
+                    self._cutoff = cutoff
+                    await self._tick()
+            except TimeoutError:
+                if not cutoff.expired():
+                    log.exception("digest tick failed")
+                    return
+                log.warning(
+                    "the digest run was still going at shutdown: cut short; a later run "
+                    "settles what it left open once its leases run out"
+                )
             except Exception:  # the edge of a scheduled job: log it, the next tick runs anyway
                 log.exception("digest tick failed")
+            finally:
+                self._cutoff = None
 
-    async def stop(self, grace_s: float = 120) -> None:
-        # APScheduler's shutdown cancels a running job: let the run finish first.
-        self._stopping = True
-        self._scheduler.pause()
+    def stop_soon(self) -> None:
+        """Take no new tick from now on (a run in progress goes on until `stop`)."""
+        if self._stopping_since is None:
+            self._stopping_since = asyncio.get_running_loop().time()
+            self._scheduler.pause()
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop ticking; a run in progress gets until `grace_s` after `stop_soon()` (or now)
+        to end, then it is cut short. APScheduler's own shutdown would cancel it at once."""
+        self.stop_soon()
+        assert self._stopping_since is not None
+        deadline = self._stopping_since + grace_s
+        if self._cutoff is not None:
+            self._cutoff.reschedule(deadline)
         try:
-            async with asyncio.timeout(grace_s), self._running:
+            async with asyncio.timeout_at(deadline + ABANDON_WAIT_S), self._running:
                 pass
         except TimeoutError:
-            log.warning("a digest run was still going after %s s; its leases will expire", grace_s)
+            log.warning("the digest run did not end when cut short; its leases will run out")
         self._scheduler.shutdown(wait=False)

@@ -147,14 +147,42 @@ def _listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-class WebServer:
-    """uvicorn in the current event loop, on a socket we bind (so port 0 works in tests)."""
+class _Uvicorn(uvicorn.Server):
+    """uvicorn, telling `on_shutdown` the moment it stops accepting: on a signal, `stop()` or
+    cancellation, before the requests in flight are waited for."""
 
-    def __init__(self, app: Starlette, host: str = "0.0.0.0", port: int = 3000) -> None:
+    def __init__(self, config: uvicorn.Config, on_shutdown: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_shutdown = on_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._on_shutdown is not None:
+            self._on_shutdown()
+        await super().shutdown(sockets)
+
+
+class WebServer:
+    """uvicorn in the current event loop, on a socket we bind (so port 0 works in tests).
+
+    When it stops, requests in flight get `graceful_s` seconds to finish (None: as long as
+    they take), and `on_shutdown` is called first, so the process stops taking other work
+    at the same moment."""
+
+    def __init__(
+        self,
+        app: Starlette,
+        host: str = "0.0.0.0",
+        port: int = 3000,
+        *,
+        graceful_s: float | None = None,
+        on_shutdown: Callable[[], None] | None = None,
+    ) -> None:
         self._socket = _listening_socket(host, port)
-        self._server = uvicorn.Server(
-            uvicorn.Config(app, log_config=None, lifespan="off", access_log=False)
-        )
+        config = uvicorn.Config(
+            app, log_config=None, lifespan="off", access_log=False,
+            timeout_graceful_shutdown=None if graceful_s is None else int(graceful_s),
+        )  # fmt: skip
+        self._server = _Uvicorn(config, on_shutdown)
         self._task: asyncio.Task[None] | None = None
 
     @property

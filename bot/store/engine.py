@@ -1,9 +1,10 @@
 """The database under the store: engine, connections, transactions and migrations.
 
 `Database.open(url)` connects to SQLite (aiosqlite) or PostgreSQL (asyncpg) and upgrades the
-schema (Alembic, `migrations/`); the query modules run their statements through
-`transaction()` and `reading()`, which turn "the database did not answer" into
-`StoreUnavailable` and let bugs through.
+schema (Alembic, `migrations/`); `Database.connect_later(url)` does that at its first use or
+`migrate()`, for a process that starts while its database does not answer. The query modules
+run their statements through `transaction()` and `reading()`, which turn "the database did
+not answer" into `StoreUnavailable` and let bugs through.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 from alembic import command
@@ -52,10 +54,12 @@ log = logging.getLogger(__name__)
 
 
 class Database:
-    """One engine and the rules for using it. Open with `await Database.open(url)`."""
+    """One engine and the rules for using it. `await Database.open(url)` connects and migrates
+    at once; `Database.connect_later(url)` only checks the URL, and the schema is brought to
+    the newest revision by `migrate()`, which the first transaction or read calls too."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        """Wrap an engine whose database is already at the head revision (see `open`)."""
+        """Wrap an engine; nothing is connected until `migrate()` or the first statement."""
         self._engine = engine
         dialect = engine.dialect.name
         if dialect not in {"sqlite", "postgresql"}:
@@ -65,6 +69,16 @@ class Database:
         # SQLite's busy handler, which sleeps up to 100 ms a try. Taking turns in-process
         # instead keeps the busy handler for other processes.
         self._turn = asyncio.Lock() if dialect == "sqlite" else contextlib.nullcontext()
+        self._migrating = asyncio.Lock()
+        self._migrated = False
+        self._not_open: StoreUnavailable | None = None
+        """Why the last `migrate()` failed, until one succeeds."""
+
+    @classmethod
+    def connect_later(cls, url: str) -> Database:
+        """The database of `url` (see `open`), not connected yet: a process can start while
+        its database does not answer. Raises `InvalidDatabaseUrl` for a URL it cannot use."""
+        return cls(_create_engine(url))
 
     @classmethod
     async def open(cls, url: str) -> Database:
@@ -80,22 +94,43 @@ class Database:
         across processes and WAL need a file), `StoreUnavailable` when it cannot connect or the
         database refuses (no such role or database, no right to create the tables).
         """
-        engine = _create_engine(url)
+        database = cls.connect_later(url)
         try:
-            if engine.dialect.name == "sqlite":
-                await _probe_sqlite_file(engine.url)
-            async with _translated_errors(), engine.connect() as connection:
-                await connection.run_sync(_upgrade_to_head)
-                await connection.commit()
-        except DBAPIError as error:
-            # Refused at connect or at migrating (no such role or database, no right to
-            # create tables): either way the bot cannot start with this database.
-            await engine.dispose()
-            raise StoreUnavailable(_one_line(f"cannot open the store: {error.orig}")) from error
+            await database.migrate()
         except BaseException:
-            await engine.dispose()
+            await database.close()
             raise
-        return cls(engine)
+        return database
+
+    @property
+    def migrated(self) -> bool:
+        """Whether the schema is known to be at the newest revision (`migrate()` succeeded)."""
+        return self._migrated
+
+    async def migrate(self) -> None:
+        """Upgrade the schema to the newest revision, once per process (a no-op afterwards);
+        raises `StoreUnavailable` when the database cannot be reached or refuses."""
+        if self._migrated:
+            return
+        async with self._migrating:
+            if self._migrated:
+                return
+            try:
+                if self.dialect == "sqlite":
+                    await _probe_sqlite_file(self._engine.url)
+                async with _translated_errors(), self._engine.connect() as connection:
+                    await connection.run_sync(_upgrade_to_head)
+                    await connection.commit()
+            except DBAPIError as error:
+                # Refused at connect or at migrating (no such role or database, no right to
+                # create tables).
+                failed = StoreUnavailable(_one_line(f"cannot open the store: {error.orig}"))
+                self._not_open = failed
+                raise failed from error
+            except StoreUnavailable as error:
+                self._not_open = error
+                raise
+            self._migrated, self._not_open = True, None
 
     async def close(self) -> None:
         """Close every connection. The database cannot be used afterwards."""
@@ -104,7 +139,10 @@ class Database:
     async def ping(self, timeout_s: float = 0.8) -> None:
         """Check that the database answers and holds the bot's tables; raises
         `StoreUnavailable` when it does not answer within `timeout_s`. A database that answers
-        without the tables (recreated empty) gets them again, as at start."""
+        without the tables (recreated empty) gets them again, as at start. Before the first
+        `migrate()` succeeded it only says why that failed: migrating is not a ping's job."""
+        if not self._migrated:
+            raise StoreUnavailable(str(self._not_open or "the store is not open yet"))
         try:
             async with asyncio.timeout(timeout_s), self.reading() as connection:
                 await connection.execute(text("SELECT 1 FROM subscriptions LIMIT 1"))
@@ -121,12 +159,14 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: on SQLite, the process's writers take turns."""
+        await self.migrate()
         async with self._turn, _translated_errors(), self._engine.begin() as connection:
             yield connection
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction: in WAL mode readers need no turn."""
+        await self.migrate()
         async with _translated_errors(), self._engine.begin() as connection:
             yield connection
 
@@ -148,6 +188,7 @@ def _create_engine(url: str) -> AsyncEngine:
         # asyncpg parses the URL itself (libpq's syntax and options); SQLAlchemy only needs
         # to know the dialect.
         dsn = f"postgresql://{rest}"
+        _check_postgresql_url(dsn)
         return create_async_engine(
             "postgresql+asyncpg://",
             async_creator=partial(asyncpg.connect, dsn),
@@ -168,6 +209,25 @@ def _create_engine(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
         return engine
     raise InvalidDatabaseUrl(f"unsupported database URL scheme {scheme!r}: {_USAGE}")
+
+
+_SSL_MODES: Final = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
+
+
+def _check_postgresql_url(dsn: str) -> None:
+    """What asyncpg would refuse only when it connects (a port that is no number, a bracket
+    left open, an unknown `sslmode`): refused now, so a typo is not taken for an outage."""
+    try:
+        parts = urlsplit(dsn)
+        if "," not in parts.netloc:  # libpq's host1:port1,host2:port2 is asyncpg's to read
+            parts.port  # noqa: B018  # parsing the port is the check
+    except ValueError as error:
+        raise InvalidDatabaseUrl(f"not a database URL ({error}): {_USAGE}") from None
+    for mode in parse_qs(parts.query).get("sslmode", []):
+        if mode not in _SSL_MODES:
+            raise InvalidDatabaseUrl(
+                f"sslmode={mode} is none of {', '.join(sorted(_SSL_MODES))}: {_USAGE}"
+            )
 
 
 async def _probe_sqlite_file(url: URL) -> None:

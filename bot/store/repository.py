@@ -27,6 +27,12 @@ class Store(SubscriptionQueries, AlertThreadQueries, IntentQueries):
         """The store of `url`, its schema upgraded (see `Database.open` for the URLs)."""
         return cls(await Database.open(url))
 
+    @classmethod
+    def connect_later(cls, url: str) -> Self:
+        """The store of `url`, connected and migrated at its first use (or
+        `database.migrate()`); raises `InvalidDatabaseUrl` at once for a URL it cannot use."""
+        return cls(Database.connect_later(url))
+
     async def close(self) -> None:
         await self.database.close()
 

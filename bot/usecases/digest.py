@@ -92,8 +92,13 @@ async def run_digests(
     everything: bool = False,
     concurrency: int = 8,
     lease_seconds: float = LEASE_SECONDS,
+    stopping: Callable[[], bool] = lambda: False,
 ) -> DigestReport:
     """Run every due subscription once (`everything`: all of them, due or not).
+
+    Once `stopping()` (the process got SIGTERM), nothing more is posted: each subscription's
+    run ends before its next post, releasing its lease, and what it did not post is left to
+    the next run (of any worker) a minute later.
 
     Each algorithm is fetched once, at most `concurrency` at a time, and its subscriptions run
     as soon as its records arrive; one channel's subscriptions run one after the other, so its
@@ -111,7 +116,7 @@ async def run_digests(
     except BaseException:
         await store.finish_runs(worker, [])  # nothing ran; the leases expire
         raise
-    lease = _Lease(store, worker, timedelta(seconds=lease_seconds), now)
+    lease = _Lease(store, worker, timedelta(seconds=lease_seconds), now, stopping)
     running = [s.id for s in claimed]
     by_algorithm: dict[str, list[Subscription]] = defaultdict(list)
     for subscription in claimed:
@@ -238,10 +243,11 @@ async def _run_one(
             if posting.unconfirmed:  # what Slack did not take is tried at the next ticks
                 next_run_at = min(next_run_at, retry_at(0, now))
                 counted = "slack_failed"
-    except LeaseExpiring as expiring:
-        outcome, detail = RunOutcome.LEASE_LOST, str(expiring)
+    except (LeaseExpiring, DigestStopping) as cut:
+        outcome, detail = RunOutcome.LEASE_LOST, str(cut)
         next_run_at = min(next_run_at, retry_at(0, now))  # whoever holds it next settles it
-        counted = "storage_failed"
+        # A shutdown's stop is no failure: the next run of any worker carries on.
+        counted = "storage_failed" if isinstance(cut, LeaseExpiring) else "ok"
     except LeaseLost:
         outcome, detail = RunOutcome.LEASE_LOST, "another worker took over, or it was unsubscribed"
     except ChannelGone as gone:
@@ -280,6 +286,11 @@ class LeaseExpiring(LeaseLost):
     out: the run stops posting before another worker may take its subscriptions over."""
 
 
+class DigestStopping(LeaseLost):
+    """The process is stopping: the run posts nothing more and ends, so its leases are
+    released for the next run, of this worker or another."""
+
+
 class _Lease:
     """Keeps a run's leases alive while it works (pacing and rate limits can make a run
     outlast one lease) and says, before each post, whether one was lost.
@@ -292,8 +303,16 @@ class _Lease:
     _MARGIN = 0.25
     """Of a lease, kept between the last moment a run may post and the lease's end."""
 
-    def __init__(self, store: DigestStore, worker: str, length: timedelta, now: datetime) -> None:
+    def __init__(
+        self,
+        store: DigestStore,
+        worker: str,
+        length: timedelta,
+        now: datetime,
+        stopping: Callable[[], bool],
+    ) -> None:
         self._store, self._worker, self._length = store, worker, length
+        self._stopping = stopping
         self._now, self._started = now, time.monotonic()
         self._guards: set[asyncio.Timeout] = set()
         self._held_until = self._deadline()
@@ -331,6 +350,9 @@ class _Lease:
         return self._now + timedelta(seconds=time.monotonic() - self._started) + self._length
 
     async def renew(self, subscription_id: int) -> None:
+        """Before each post: raises `LeaseLost` when the run must not post any more."""
+        if self._stopping():
+            raise DigestStopping("the process is stopping: the rest is left to the next run")
         if not await self._store.renew_leases(self._worker, [subscription_id], self._until()):
             raise LeaseLost
         self._renewed()

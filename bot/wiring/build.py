@@ -4,12 +4,13 @@ client, the store, and the Bolt app with its senders and the digest notifier."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from bot.slack.notifier import SlackAlertNotifier
 from bot.slack.pacing import ChannelPacer, PacingRetryHandler
 from bot.slack.scopes import BOT_SCOPES
 from bot.slack.sender import SlackSender
-from bot.store.exceptions import StoreError
+from bot.store.exceptions import InvalidDatabaseUrl, StoreUnavailable
 from bot.store.repository import Store
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,22 @@ class SlackUnreachable(Exception):
     process keeps trying, `/readyz` says `slack` meanwhile."""
 
 
-SIGN_IN_FIRST_WAIT_S = 1.0
-SIGN_IN_LONGEST_WAIT_S = 60.0
+class DatabaseUnreachable(Exception):
+    """The database did not answer at start: not a settings problem. `digest --once` exits 1
+    naming it; `serve` and the worker start all the same (see `open_store`)."""
+
+
+RETRY_FIRST_WAIT_S = 1.0
+RETRY_LONGEST_WAIT_S = 60.0
+"""Signing in to Slack and opening the store at start are retried with a wait doubling from
+the first to the longest."""
+
+
+def _retry_waits() -> Iterator[float]:
+    wait = RETRY_FIRST_WAIT_S
+    while True:
+        yield wait
+        wait = min(wait * 2, RETRY_LONGEST_WAIT_S)
 
 
 def worker_name() -> str:
@@ -109,24 +124,61 @@ async def cluster_http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @asynccontextmanager
-async def open_store(settings: Settings) -> AsyncIterator[Store]:
-    """The store of `DATABASE_URL`, upgraded to the current schema. A start that fails (Slack
-    refuses the token, …) leaves no SQLite file behind that it created itself."""
+async def open_store(settings: Settings, *, keep_trying: bool = False) -> AsyncIterator[Store]:
+    """The store of `DATABASE_URL`, upgraded to the current schema; a URL it cannot use is a
+    `StartupError`. A database that does not answer is `DatabaseUnreachable`, unless
+    `keep_trying` (a process that serves meanwhile): then the store comes all the same and is
+    opened by a background task with a doubling wait (one WARNING each), or at its first use
+    if that comes sooner. A start that fails (Slack refuses the token, …) leaves no SQLite
+    file behind that it created itself."""
     created = _new_sqlite_file(settings.database_url)
     try:
-        store = await Store.open(settings.database_url)
-    except StoreError as error:
+        store = Store.connect_later(settings.database_url)
+    except InvalidDatabaseUrl as error:
         raise StartupError(f"DATABASE_URL: {error}") from None
+    opening: asyncio.Task[None] | None = None
     try:
+        try:
+            await store.database.migrate()
+        except StoreUnavailable as error:
+            if not keep_trying:
+                raise DatabaseUnreachable(f"DATABASE_URL: {error}") from None
+            opening = asyncio.create_task(keep_opening(store, error))
         yield store
     except StartupError:
+        await cancelled(opening)
         await store.close()
         if created is not None:
             for leftover in (created, Path(f"{created}-wal"), Path(f"{created}-shm")):
                 leftover.unlink(missing_ok=True)
         raise
     finally:
+        await cancelled(opening)
         await store.close()
+
+
+async def keep_opening(store: Store, first: StoreUnavailable) -> None:
+    """Open the store once its database answers (the migrations included), for a process
+    that serves meanwhile (`/readyz` says `database`)."""
+    error = first
+    for wait in _retry_waits():
+        log.warning("DATABASE_URL: %s; trying again in %.0f s", error, wait)
+        await asyncio.sleep(wait)
+        try:
+            await store.database.migrate()
+        except StoreUnavailable as again:
+            error = again
+        else:
+            log.info("the database answers: the store is open")
+            return
+
+
+async def cancelled(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background task of start-up (signing in, opening the store) if still going."""
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _new_sqlite_file(database_url: str) -> Path | None:
@@ -235,11 +287,10 @@ async def keep_signing_in(bot: Bot, first: SlackUnreachable) -> None:
     """Sign in to Slack once it answers: retried with a doubling wait (one WARNING each), for
     a process that serves meanwhile (`/readyz` says `slack`). A refusal then is logged and
     ends the retries: the token needs an operator."""
-    wait, error = SIGN_IN_FIRST_WAIT_S, first
-    while True:
+    error = first
+    for wait in _retry_waits():
         log.warning("%s; trying again in %.0f s", error, wait)
         await asyncio.sleep(wait)
-        wait = min(wait * 2, SIGN_IN_LONGEST_WAIT_S)
         try:
             await check_slack_token(bot)
             return

@@ -3,6 +3,7 @@ logged once (a WARNING when a part goes down, an INFO when it is back), never a 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -62,15 +63,19 @@ def readiness(
     return check
 
 
+GAUGES_TIMEOUT_S = 1.0
+
+
 def gauges(store: Store, metrics: Metrics) -> Callable[[], Awaitable[None]]:
     """Before each scrape, the gauges read from the database (the same in every replica); while
     it does not answer they keep their last values (`algo_errors_dependency_up` tells why)."""
 
     async def read() -> None:
         try:
-            subscriptions = await store.count_subscriptions()
-            open_alerts = await store.count_open_alerts()
-        except StoreUnavailable:
+            async with asyncio.timeout(GAUGES_TIMEOUT_S):  # a scrape never waits long on it
+                subscriptions = await store.count_subscriptions()
+                open_alerts = await store.count_open_alerts()
+        except (StoreUnavailable, TimeoutError):
             return
         metrics.subscriptions.set(subscriptions)
         metrics.open_alerts.set(open_alerts)

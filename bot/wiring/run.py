@@ -4,14 +4,17 @@ and one lookup for `errors`."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+import aiohttp
 import httpx
+from slack_sdk.errors import SlackApiError, SlackClientError
 from starlette.applications import Starlette
 from structlog.contextvars import bound_contextvars
 
@@ -28,6 +31,7 @@ from bot.wiring.build import (
     Bot,
     SlackUnreachable,
     build_bot,
+    cancelled,
     check_slack_token,
     cluster_http,
     keep_signing_in,
@@ -38,7 +42,20 @@ from bot.wiring.build import (
 )
 from bot.wiring.health import DatabaseWatch, gauges, readiness
 
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
 log = logging.getLogger(__name__)
+
+DRAIN_S = 20.0
+"""On SIGTERM a process stops taking work and is gone within this many seconds (the
+Kubernetes manifests' `terminationGracePeriodSeconds` is longer). Within it:"""
+HTTP_DRAIN_S = 10.0
+"""requests in flight when the server stops accepting get this long (uvicorn's graceful
+shutdown), while"""
+DIGEST_DRAIN_S = DRAIN_S - 5.0
+"""a digest run in progress, which stops before its next post, may go on this long after the
+signal; then it is cut short, leaving the rest to close connections."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +68,8 @@ class DigestRunner:
     http: httpx.AsyncClient
     bot: Bot
     worker: str
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set on SIGTERM: a run in progress posts nothing more (see `run_digests`)."""
 
     async def __call__(self, *, everything: bool = False) -> DigestReport:
         metrics = self.bot.metrics
@@ -66,6 +85,7 @@ class DigestRunner:
                     worker=self.worker,
                     everything=everything,
                     concurrency=self.settings.cluster_concurrency,
+                    stopping=self.stopping.is_set,
                 )
             except StoreUnavailable as error:  # retried at the next tick; one line, no traceback
                 log.warning("digest run skipped: %s", error)
@@ -103,26 +123,65 @@ async def _signing_in(bot: Bot) -> asyncio.Task[None] | None:
     return None
 
 
-async def _stopped(task: asyncio.Task[None] | None) -> None:
-    if task is not None and not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+def _stop_taking_work(digest: DigestRunner, ticker: DigestTicker | None) -> Callable[[], None]:
+    """What the web server calls when it stops accepting (SIGTERM): no new digest run, and a
+    run in progress posts nothing more."""
+
+    def stop() -> None:
+        if ticker is not None:
+            ticker.stop_soon()
+        digest.stopping.set()
+
+    return stop
 
 
 async def serve(settings: Settings, host: str, port: int, *, scheduler: bool = True) -> None:
     require_slack(settings, "serve")
-    async with cluster_http() as http, open_store(settings) as store:
+    async with cluster_http() as http, open_store(settings, keep_trying=True) as store:
         bot = build_bot(settings, http, store)
         retrying = await _signing_in(bot)
         digest = DigestRunner(settings, store, http, bot, worker_name())
         ticker = DigestTicker(digest, settings.digest_tick_seconds) if scheduler else None
         try:
-            await _serve_slack(settings, bot, DatabaseWatch(store), host, port, retrying)
+            await _serve_slack(
+                settings, bot, DatabaseWatch(store), host, port, retrying,
+                on_stop=_stop_taking_work(digest, ticker),
+            )  # fmt: skip
         finally:
-            await _stopped(retrying)
+            await cancelled(retrying)
             if ticker is not None:
-                await ticker.stop()
+                await ticker.stop(DIGEST_DRAIN_S)
+
+
+class _SocketMode:
+    """The Socket Mode connection, opened once Slack has signed the bot in (the process
+    serves `/healthz` meanwhile, and `/readyz` says `socket`)."""
+
+    def __init__(self, bot: Bot, app_token: str, signing_in: asyncio.Task[None] | None) -> None:
+        self._bot, self._app_token, self._signing_in = bot, app_token, signing_in
+        self._handler: AsyncSocketModeHandler | None = None
+
+    async def connect(self) -> None:
+        if self._signing_in is not None:
+            await self._signing_in
+        if not self._bot.authorization.signed_in:  # refused: logged, the token needs fixing
+            return
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        self._handler = AsyncSocketModeHandler(self._bot.bolt, app_token=self._app_token)
+        try:
+            await self._handler.connect_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
+        except (SlackApiError, SlackClientError, aiohttp.ClientError, OSError) as error:
+            log.error("cannot connect to Slack over Socket Mode: %s", error)
+            return
+        log.info("connected to Slack over Socket Mode")
+
+    async def connected(self) -> bool:
+        return self._handler is not None and bool(await self._handler.client.is_connected())
+
+    async def close(self) -> None:
+        if self._handler is not None:
+            await self._handler.close_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
 
 
 async def _serve_slack(
@@ -132,7 +191,10 @@ async def _serve_slack(
     host: str,
     port: int,
     retrying: asyncio.Task[None] | None = None,
+    *,
+    on_stop: Callable[[], None] | None = None,
 ) -> None:
+    """Serve from the start: `/healthz` answers while Slack or the database do not."""
     if settings.slack_app_token is None:
         web_app = create_web_app(
             bot.bolt,
@@ -143,38 +205,30 @@ async def _serve_slack(
                 database, slack=lambda: bot.authorization.signed_in, metrics=bot.metrics
             ),
         )
-        await _serve_http(web_app, host, port)
+        await _serve_http(web_app, host, port, on_stop)
         return
-    if retrying is not None:  # the socket can only be opened once Slack answers
-        await retrying
-    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-    handler = AsyncSocketModeHandler(
-        bot.bolt, app_token=settings.slack_app_token.get_secret_value()
-    )
-    await handler.connect_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
-    log.info("connected to Slack over Socket Mode")
-
-    async def connected() -> bool:
-        return bool(await handler.client.is_connected())
-
+    socket = _SocketMode(bot, settings.slack_app_token.get_secret_value(), retrying)
+    connecting = asyncio.create_task(socket.connect())
     try:
         web_app = create_web_app(
             None,
             metrics=bot.metrics,
             gauges=gauges(database.store, bot.metrics),
             readiness=readiness(
-                database, socket=connected, slack=lambda: bot.authorization.signed_in,
+                database, socket=socket.connected, slack=lambda: bot.authorization.signed_in,
                 metrics=bot.metrics,
             ),
         )  # fmt: skip
-        await _serve_http(web_app, host, port)
+        await _serve_http(web_app, host, port, on_stop)
     finally:
-        await handler.close_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
+        await cancelled(connecting)
+        await socket.close()
 
 
-async def _serve_http(web_app: Starlette, host: str, port: int) -> None:
-    server = WebServer(web_app, host, port)
+async def _serve_http(
+    web_app: Starlette, host: str, port: int, on_stop: Callable[[], None] | None = None
+) -> None:
+    server = WebServer(web_app, host, port, graceful_s=HTTP_DRAIN_S, on_shutdown=on_stop)
     log.info("serving on %s:%s", host, server.port)
     await server.serve()
 
@@ -192,7 +246,7 @@ async def digest_worker(settings: Settings, host: str, port: int) -> None:
     """`digest`: the scheduler alone (a worker process), until SIGTERM or SIGINT. It serves
     `/healthz`, `/readyz` and `/metrics` on `host:port`, so it can be probed and scraped."""
     require_slack(settings, "digest")
-    async with cluster_http() as http, open_store(settings) as store:
+    async with cluster_http() as http, open_store(settings, keep_trying=True) as store:
         bot = build_bot(settings, http, store)
         retrying = await _signing_in(bot)
         digest = DigestRunner(settings, store, http, bot, worker_name())
@@ -207,10 +261,11 @@ async def digest_worker(settings: Settings, host: str, port: int) -> None:
             ),
         )  # fmt: skip
         try:
-            await _serve_http(web_app, host, port)  # until a signal
+            # Until a signal: then no new run, and the one going stops before its next post.
+            await _serve_http(web_app, host, port, _stop_taking_work(digest, ticker))
         finally:
-            await _stopped(retrying)
-            await ticker.stop()
+            await cancelled(retrying)
+            await ticker.stop(DIGEST_DRAIN_S)
 
 
 async def look_up(settings: Settings, query: Query) -> QueryResult:

@@ -19,7 +19,7 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.config import load_settings
+from bot.config import Settings, load_settings
 from bot.slack.server import WebServer
 from bot.testing.harness import API_KEY, PACE_HEADROOM
 from bot.testing.sample_cluster import SampleCluster
@@ -92,6 +92,31 @@ def _still_serving(server: WebServer) -> bool:
     return uvicorn_server.started and any(s.is_serving() for s in uvicorn_server.servers)
 
 
+def _settings(cluster: SampleCluster, slack: SlackStandIn, tmp_path: Path) -> Settings:
+    settings = load_settings(
+        {
+            "ALGORITHMIA_API_URL": cluster.base_url,
+            "ALGORITHMIA_API_KEY": API_KEY,
+            "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_APP_TOKEN": "xapp-test",
+            "SLACK_API_URL": slack.base_url,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        }
+    )
+    assert settings.slack_signing_secret is None  # Socket Mode must not need it
+    return settings
+
+
+async def _web_server(web_servers: list[WebServer], task: asyncio.Task[None]) -> WebServer:
+    """The one `serve()` creates, from its start."""
+    for _ in range(500):
+        if web_servers or task.done():
+            break
+        await asyncio.sleep(0.01)
+    (server,) = web_servers
+    return server
+
+
 @pytest.fixture
 async def bot(web_servers: list[WebServer], tmp_path: Path) -> AsyncIterator[SocketModeBot]:
     async with (
@@ -100,25 +125,11 @@ async def bot(web_servers: list[WebServer], tmp_path: Path) -> AsyncIterator[Soc
         httpx.AsyncClient(timeout=10) as http,
     ):
         cluster.load_sample()
-        settings = load_settings(
-            {
-                "ALGORITHMIA_API_URL": cluster.base_url,
-                "ALGORITHMIA_API_KEY": API_KEY,
-                "SLACK_BOT_TOKEN": "xoxb-test",
-                "SLACK_APP_TOKEN": "xapp-test",
-                "SLACK_API_URL": slack.base_url,
-                "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
-            }
-        )
-        assert settings.slack_signing_secret is None  # Socket Mode must not need it
+        settings = _settings(cluster, slack, tmp_path)
         task = asyncio.create_task(wiring_run.serve(settings, "127.0.0.1", 0))
         try:
             await _connected(slack, task)
-            for _ in range(500):  # the web server comes right after the socket connects
-                if web_servers or task.done():
-                    break
-                await asyncio.sleep(0.01)
-            (server,) = web_servers
+            server = await _web_server(web_servers, task)
             url = f"http://127.0.0.1:{server.port}"
             await _until_healthy(http, url)
             yield SocketModeBot(url, slack, cluster, http, task, server)
@@ -199,6 +210,43 @@ async def test_cancelling_serve_closes_the_socket_mode_connection(bot: SocketMod
 async def test_cancelling_serve_stops_serving_http(bot: SocketModeBot) -> None:
     await _cancel(bot.task)
     assert not _still_serving(bot.server)
+
+
+async def test_healthz_is_served_before_slack_answers_and_the_socket_follows(
+    web_servers: list[WebServer], tmp_path: Path
+) -> None:
+    async with (
+        SampleCluster(authorization=f"Simple {API_KEY}") as cluster,
+        SlackStandIn() as slack,
+        httpx.AsyncClient(timeout=10) as http,
+    ):
+        # Slack is down at start and at the retry a second later, then back (3 s later).
+        slack.fail_next("auth.test", status=503, times=2)
+        task = asyncio.create_task(
+            wiring_run.serve(_settings(cluster, slack, tmp_path), "127.0.0.1", 0)
+        )
+        try:
+            url = f"http://127.0.0.1:{(await _web_server(web_servers, task)).port}"
+            await _until_healthy(http, url)  # alive before Slack answers
+            ready = await http.get(f"{url}/readyz")
+            assert (ready.status_code, ready.json()) == (
+                503, {"status": "not ready", "reasons": ["slack", "socket"]},
+            )  # fmt: skip
+            assert slack.socket_count == 0
+            metrics = (await http.get(f"{url}/metrics")).text
+            assert 'algo_errors_dependency_up{part="socket"} 0.0' in metrics
+            await _connected(slack, task)  # once signed in
+            for _ in range(200):
+                ready = await http.get(f"{url}/readyz")
+                if ready.status_code == 200:
+                    break
+                await asyncio.sleep(0.05)
+            assert ready.json() == {"status": "ready"}
+            assert len(slack.calls_to("auth.test")) == 3
+            ack = await slack.send_slash_command("help")  # and it takes commands
+            assert "shows an Algorithmia algorithm's recent errors" in str(ack)
+        finally:
+            await _cancel(task)
 
 
 # -- the stand-in's Socket Mode ------------------------------------------------------------

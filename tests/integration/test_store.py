@@ -185,6 +185,8 @@ async def test_processes_opening_a_new_database_at_once_all_migrate_it(database_
         "sqlite+aiosqlite:///file:store?mode=memory&uri=true",
         "mysql://root@127.0.0.1/test",
         "algo-errors.db",
+        "postgresql://bot@127.0.0.1:54x2/algo",  # a typo, not an outage to wait out
+        "postgresql://bot@127.0.0.1/algo?sslmode=requires",
     ],
 )
 async def test_urls_the_store_cannot_use_are_refused_with_a_reason(url: str) -> None:
@@ -201,6 +203,21 @@ async def test_in_memory_sqlite_is_refused_because_processes_cannot_share_it() -
 async def test_a_sqlite_file_that_cannot_be_created_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable, match="unable to open database file"):
         await Store.open(f"sqlite:///{tmp_path / 'no-such-directory' / 'store.db'}")
+
+
+async def test_a_store_connected_later_opens_at_its_first_use_once_it_can(tmp_path: Path) -> None:
+    directory = tmp_path / "mounted-later"
+    store = Store.connect_later(f"sqlite:///{directory / 'store.db'}")
+    try:
+        with pytest.raises(StoreUnavailable, match="unable to open database file"):
+            await store.channel_subscriptions(CHANNEL)
+        with pytest.raises(StoreUnavailable, match="unable to open database file"):
+            await store.database.ping()  # says why, without trying to migrate itself
+        directory.mkdir()
+        assert await store.channel_subscriptions(CHANNEL) == []  # migrated, then read
+        await store.database.ping()
+    finally:
+        await store.close()
 
 
 @pytest.mark.skipif(not POSTGRES_URL, reason=NO_POSTGRES)

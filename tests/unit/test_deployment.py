@@ -15,6 +15,8 @@ import yaml
 
 from bot.cli import SETTINGS_READ
 from bot.config import Settings
+from bot.digest.ticker import ABANDON_WAIT_S
+from bot.wiring.run import DIGEST_DRAIN_S, DRAIN_S, HTTP_DRAIN_S
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES = ROOT / "manifests" / "kubernetes"
@@ -69,7 +71,7 @@ def test_each_deployment_is_probed_and_locked_down(
     pod = spec["template"]["spec"]
     (container,) = pod["containers"]
     assert (container["args"], spec["replicas"]) == (args, replicas)
-    assert pod["terminationGracePeriodSeconds"] > 20  # the bot drains within 20 s
+    assert pod["terminationGracePeriodSeconds"] > DRAIN_S  # Kubernetes waits for the drain
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert isinstance(pod["securityContext"]["runAsUser"], int)
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -79,6 +81,12 @@ def test_each_deployment_is_probed_and_locked_down(
     assert set(container["resources"]) == {"requests", "limits"}
     sources = {next(iter(s.values()))["name"] for s in container["envFrom"]}
     assert sources == {"algo-errors"}
+
+
+def test_the_parts_of_the_shutdown_fit_in_the_drain_of_the_interface() -> None:
+    assert DRAIN_S == 20  # INTERFACE §4 Shutdown
+    assert HTTP_DRAIN_S < DRAIN_S  # requests in flight, while the digest run winds down
+    assert DIGEST_DRAIN_S + ABANDON_WAIT_S < DRAIN_S  # a run cut short, then connections
 
 
 def test_the_dockerfile_runs_as_the_manifests_numeric_user() -> None:
