@@ -125,7 +125,7 @@ async def test_serve_starts_without_its_database_and_works_once_it_answers(
             assert 'algo_errors_dependency_up{part="database"} 0.0' in metrics
             assert (await http.get(f"{url}/healthz")).status_code == 200
             for _ in range(100):
-                if any("WARNING" in line and "DATABASE_URL" in line for line in stderr):
+                if any("warning" in line.lower() and "DATABASE_URL" in line for line in stderr):
                     break
                 await asyncio.sleep(0.05)
             else:
