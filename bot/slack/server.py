@@ -87,6 +87,10 @@ def create_web_app(
                 return JSONResponse({"error": "not a Slack payload"}, status_code=400)
             if not isinstance(bolt_request.body, dict):
                 return JSONResponse({"error": "not a Slack payload"}, status_code=400)
+            misshapen = misshapen_part(bolt_request.body)
+            if misshapen is not None:
+                log.warning("a signed payload with a misshapen %s was refused", misshapen)
+                return JSONResponse({"error": f"malformed payload: {misshapen}"}, status_code=400)
             try:
                 response: Response = to_starlette_response(await bolt.async_dispatch(bolt_request))
             except (KeyError, IndexError, TypeError, AttributeError) as error:
@@ -120,6 +124,41 @@ def create_web_app(
     routes.append(Route("/readyz", readyz, methods=["GET"]))
     routes.append(Route("/metrics", metrics_endpoint, methods=["GET"]))
     return Starlette(routes=routes)
+
+
+_TEXT_PARTS = ("type", "callback_id", "action_id", "block_id", "command", "trigger_id")
+"""Parts of a payload Bolt reads as strings to pick a listener, before any listener runs."""
+
+
+def misshapen_part(body: dict[str, Any]) -> str | None:
+    """The name of a part Bolt reads to pick a listener that does not have the shape Slack
+    gives it, or None. Bolt reads them before any listener runs and answers 500 when one is,
+    say, an object where Slack sends a string; such a request is at fault (400)."""
+    for key in _TEXT_PARTS:
+        if key in body and not isinstance(body[key], str):
+            return key
+    actions = body.get("actions")
+    if "actions" in body and not (
+        isinstance(actions, list)
+        and all(
+            isinstance(a, dict)
+            and isinstance(a.get("action_id"), str)
+            and isinstance(a.get("block_id", ""), str)
+            for a in actions
+        )
+    ):
+        return "actions"
+    for key, parts in (("view", ("type", "callback_id")), ("event", ("type", "subtype"))):
+        if key not in body:
+            continue
+        value = body[key]
+        if not isinstance(value, dict) or any(
+            part in value and not isinstance(value[part], str) for part in parts
+        ):
+            return key
+        if key == "event" and not isinstance(value.get("type"), str):
+            return key
+    return None
 
 
 def slack_payload(text: str, content_type: str | None) -> Any:

@@ -77,6 +77,15 @@ MALFORMED_SIGNED = [
         }
     ),
     _interaction({"type": "view_submission", "view": {}}),
+    # Parts Bolt reads to pick a listener, of a shape Slack never sends (Bolt answered 500).
+    _interaction({"type": "block_actions", "actions": "x"}),
+    _interaction({"type": "block_actions", "actions": [None]}),
+    _interaction({"type": "block_actions", "actions": [{"action_id": {"a": 1}}]}),
+    _interaction({"type": "view_submission", "view": "x"}),
+    _interaction({"type": "block_suggestion", "action_id": [1]}),
+    _interaction({"type": "shortcut", "callback_id": {"x": 1}}),
+    '{"type": "event_callback", "event": "x"}',
+    '{"type": "event_callback", "event": {"type": {"a": 1}}}',
     '{"type": "event_callback", "event": {"type": "something_else"}}',
     "command=%2Falgo-errors",
     "command=%2Falgo-errors&text=list&channel_id=&user_id=",
@@ -158,6 +167,43 @@ async def test_random_and_truncated_interactions_never_get_a_5xx(
     whole = _interaction(payload)
     for body in (whole, whole[: max(len(whole) - cut, 0)]):
         assert await _post(bot, body, sign(SIGNING_SECRET, body)) < 500, body
+    await bot.slack.wait_idle(quiet_s=0.05)
+    assert _failures(caplog) == [], payload
+
+
+_KNOWN_TYPES = st.sampled_from(
+    ["block_actions", "block_suggestion", "view_submission", "view_closed", "shortcut",
+     "message_action", "event_callback", "url_verification"]
+)  # fmt: skip
+
+
+_BOLT_READS = ("actions", "view", "event", "callback_id", "action_id", "block_id", "user",
+               "channel", "team", "command")  # fmt: skip
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    payload=st.fixed_dictionaries(
+        {"type": _KNOWN_TYPES | _JSON}, optional=dict.fromkeys(_BOLT_READS, _JSON)
+    ),
+    as_event=st.booleans(),
+)
+async def test_any_shape_of_the_parts_bolt_reads_never_gets_a_5xx(
+    bot: RunningBot, payload: dict[str, Any], as_event: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Interactions and events whose parts (the ones Bolt reads to pick a listener among
+    them) are any JSON at all."""
+    if as_event:
+        body = json.dumps(payload)
+        headers = sign(SIGNING_SECRET, body, content_type="application/json")
+    else:
+        body = _interaction(payload)
+        headers = sign(SIGNING_SECRET, body)
+    assert await _post(bot, body, headers) < 500, body
     await bot.slack.wait_idle(quiet_s=0.05)
     assert _failures(caplog) == [], payload
 
