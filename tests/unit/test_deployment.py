@@ -84,7 +84,7 @@ def test_each_deployment_is_probed_and_locked_down(
 
 
 def test_the_parts_of_the_shutdown_fit_in_the_drain_of_the_interface() -> None:
-    assert DRAIN_S == 20  # INTERFACE §4 Shutdown
+    assert DRAIN_S == 20  # the README's "Start-up and shutdown"
     assert HTTP_DRAIN_S < DRAIN_S  # requests in flight, while the digest run winds down
     assert DIGEST_DRAIN_S + ABANDON_WAIT_S < DRAIN_S  # a run cut short, then connections
 
