@@ -1,8 +1,10 @@
 """The Bolt app: its listeners, and the one place where what they did not expect ends.
 
 `create_app` registers one small listener module per command or action family
-(`listeners/`); an exception none of them handles reaches `app.error`, which logs the traceback
-and tells the user plainly, ephemerally.
+(`listeners/`). Each answers Slack from its ack, before the response, and does its work after
+it (Bolt's lazy listeners). An exception none of them handles ends in
+`listeners.services.unexpected` (`app.error` for the acks), which logs the traceback and tells
+the user plainly, ephemerally.
 """
 
 from __future__ import annotations
@@ -10,25 +12,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 from collections.abc import Iterator
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
-from structlog.contextvars import bound_contextvars
 
-from bot.slack.blocks import answers
 from bot.slack.listeners import actions, commands, home
-from bot.slack.listeners.services import Respond, Services, id_in, tell_user
-from bot.store.exceptions import StoreUnavailable
+from bot.slack.listeners.services import Respond, Services, unexpected
 
 log = logging.getLogger(__name__)
-
-_NAME = re.compile(r"[\w/.:-]{1,100}")
-"""A command's or an action's name as the logs may quote it (a payload is never logged)."""
-
 
 class Authorization:
     """Who the bot is in its workspace (`auth.test`), remembered: filled by the start-up check,
@@ -77,7 +71,12 @@ def create_app(
         app = AsyncApp(
             client=_without_token(client),
             signing_secret=signing_secret,
-            process_before_response=False,
+            # Each listener's ack runs before the response and its work after it (Bolt's lazy
+            # listeners): an ack never waits on a poll for a task's answer.
+            process_before_response=True,
+            # `server.py` verified the signature before Bolt saw the request (Socket Mode
+            # traffic needs none): one HMAC per request, not two.
+            request_verification_enabled=False,
             authorize=authorize,
         )
     tab = home.HomeTab(services)
@@ -87,31 +86,8 @@ def create_app(
 
     @app.error
     async def on_unexpected(error: Exception, body: dict[str, Any], respond: Respond) -> None:
-        """The edge of every listener: a bug is logged with its traceback, the user told; a
-        database outage is one line in the log, and the user hears storage is unavailable."""
-        actions = body.get("actions")
-        first = actions[0] if isinstance(actions, list) and actions else None
-        what = body.get("command") or (first.get("action_id") if isinstance(first, dict) else "")
-        what = what if isinstance(what, str) and _NAME.fullmatch(what) else "?"  # not any value
-        channel = str(body.get("channel_id") or id_in(body, "channel"))
-        user = str(body.get("user_id") or id_in(body, "user"))
-        with bound_contextvars(user=user, channel=channel):
-            if isinstance(error, StoreUnavailable):
-                log.warning("handling %s needed the database: %s", what, error)
-                answer = answers.storage_unavailable()
-            else:
-                log.error("handling %s failed", what, exc_info=error)
-                answer = answers.internal_error()
-        if respond is None:  # not a command or an interaction: nobody to tell
-            return
-        await tell_user(
-            respond,
-            services.sender,
-            channel,
-            user,
-            answer,
-            replace_original=None if body.get("command") else False,
-        )
+        """What an ack did not expect (the work after it has its own edge, `unexpected`)."""
+        await unexpected(services, error, body, respond)
 
     return app
 

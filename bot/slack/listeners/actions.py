@@ -25,10 +25,10 @@ from bot.slack.listeners.services import (
     Handling,
     Respond,
     Services,
-    acknowledge,
     handling,
     id_in,
     tell_user,
+    unexpected,
 )
 from bot.usecases.alerts import AlertChange, change_alert
 
@@ -45,48 +45,62 @@ def _alert_ref(action: dict[str, Any]) -> AlertRef | None:
     return AlertRef.parse(str(text))
 
 
+async def ack_at_once(ack: Any) -> None:
+    """A click is acknowledged before anything is done about it (Slack's 3 s)."""
+    await ack()
+
+
 def register(app: AsyncApp, services: Services, tab: HomeTab) -> None:
-    @app.action(_ALERT_ACTIONS)
     async def on_alert_action(
-        ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Respond
+        body: dict[str, Any], action: dict[str, Any], respond: Respond
     ) -> None:
-        await acknowledge(ack)
-        channel, user = id_in(body, "channel"), id_in(body, "user")
-        action_id = str(action["action_id"])
+        try:
+            await _on_alert_action(services, tab, body, action, respond)
+        except Exception as error:  # the edge of the work after the ack
+            await unexpected(services, error, body, respond)
 
-        def counted(handled: Handling) -> None:
-            services.metrics.interactions.labels(action=action_id, outcome=handled.outcome).inc()
+    app.action(_ALERT_ACTIONS)(ack=ack_at_once, lazy=[on_alert_action])
 
-        with handling(
-            log, "interaction handled", counted, action=action_id, user=user, channel=channel
-        ) as handled:
-            verb = AlertAction(action_id.removeprefix(alerts.ACTION_PREFIX))
-            from_home = parse_home_value(str(action.get("value") or ""))
-            if from_home is not None and not channel:
-                await _from_home(services, tab, handled, user, verb, *from_home)
-                return
 
-            async def tell(message: SlackMessage) -> None:
-                handled.outcome = Outcome.REFUSED
-                await tell_user(
-                    respond, services.sender, channel, user, message, replace_original=False
-                )
+async def _on_alert_action(
+    services: Services, tab: HomeTab, body: dict[str, Any], action: dict[str, Any], respond: Respond
+) -> None:
+    channel, user = id_in(body, "channel"), id_in(body, "user")
+    action_id = str(action["action_id"])
 
-            ref = _alert_ref(action)
-            if ref is None:
-                log.warning("%s refused: not an alert key", verb)
-                await tell(alerts.alert_unknown())
-                return
-            option = action.get("selected_option")
-            chosen = option.get("value") if isinstance(option, dict) else None
-            mute = chosen if isinstance(chosen, str) else None
-            selected = action.get("selected_user")
-            assignee = selected if isinstance(selected, str) and is_user_id(selected) else None
-            change = await _apply(services, channel, ref, verb, user, mute=mute, assignee=assignee)
-            if change.thread is None:
-                await tell(alerts.alert_unknown())
-            elif change.refused is not None:  # someone acted first: the alert shows what is true
-                await tell(alerts.action_refused(change.refused))
+    def counted(handled: Handling) -> None:
+        services.metrics.interactions.labels(action=action_id, outcome=handled.outcome).inc()
+
+    with handling(
+        log, "interaction handled", counted, action=action_id, user=user, channel=channel
+    ) as handled:
+        verb = AlertAction(action_id.removeprefix(alerts.ACTION_PREFIX))
+        from_home = parse_home_value(str(action.get("value") or ""))
+        if from_home is not None and not channel:
+            await _from_home(services, tab, handled, user, verb, *from_home)
+            return
+
+        async def tell(message: SlackMessage) -> None:
+            handled.outcome = Outcome.REFUSED
+            await tell_user(
+                respond, services.sender, channel, user, message, replace_original=False
+            )
+
+        ref = _alert_ref(action)
+        if ref is None:
+            log.warning("%s refused: not an alert key", verb)
+            await tell(alerts.alert_unknown())
+            return
+        option = action.get("selected_option")
+        chosen = option.get("value") if isinstance(option, dict) else None
+        mute = chosen if isinstance(chosen, str) else None
+        selected = action.get("selected_user")
+        assignee = selected if isinstance(selected, str) and is_user_id(selected) else None
+        change = await _apply(services, channel, ref, verb, user, mute=mute, assignee=assignee)
+        if change.thread is None:
+            await tell(alerts.alert_unknown())
+        elif change.refused is not None:  # someone acted first: the alert shows what is true
+            await tell(alerts.action_refused(change.refused))
 
 
 async def _apply(

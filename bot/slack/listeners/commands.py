@@ -7,6 +7,8 @@ the ack; the user hears of a failure ephemerally, the channel only of what worke
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,10 +33,10 @@ from bot.slack.listeners.services import (
     Handling,
     Respond,
     Services,
-    acknowledge,
     handling,
     lookup_outcome,
     tell_user,
+    unexpected,
 )
 from bot.slack.sender import SEND_FAILURES, CannotPost
 from bot.usecases.query import run_query
@@ -68,54 +70,78 @@ class Invocation:
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    @app.command(COMMAND)
-    async def on_command(
-        ack: Any, body: dict[str, Any], respond: Respond, client: AsyncWebClient, context: Any
-    ) -> None:
+    """The ack (Slack's 3 s) is answered as soon as the command is parsed; the work runs after
+    it, as Bolt's lazy listener, so no lookup, store or Slack call delays any ack."""
+
+    def counted(handled: Handling) -> None:
+        name = str(handled.context.get("command", "usage"))
+        services.metrics.commands.labels(command=name, outcome=handled.outcome).inc()
+
+    async def answer_at_once(ack: Any, body: dict[str, Any]) -> None:
         text = str(body.get("text") or "")
-        user, channel = str(body.get("user_id", "")), str(body.get("channel_id", ""))
-
-        def counted(handled: Handling) -> None:
-            name = str(handled.context.get("command", "usage"))
-            services.metrics.commands.labels(command=name, outcome=handled.outcome).inc()
-
-        with handling(log, "command handled", counted, user=user, channel=channel) as handled:
-            try:
-                command = parse_command(text)
-            except CommandSyntaxError as problem:
+        try:
+            command = parse_command(text)
+        except CommandSyntaxError as problem:
+            await ack(response_type="ephemeral", **answers.usage(str(problem)).as_kwargs())
+            with _handling(body, counted) as handled:
                 handled.bind(command="usage")
                 handled.outcome = Outcome.REFUSED
-                await ack(response_type="ephemeral", **answers.usage(str(problem)).as_kwargs())
-                return
-            handled.bind(command=_kind(command))
-            if isinstance(command, Query | Subscribe | Unsubscribe):
-                handled.bind(algorithm=str(command.target))
-            if isinstance(command, Help):
-                await ack(response_type="ephemeral", **answers.usage().as_kwargs())
-                return
-            started = (
-                answers.lookup_started(str(command.target))
-                if isinstance(command, Query)
-                else answers.subscribing(str(command.target))
-                if isinstance(command, Subscribe)
-                else None
-            )
-            await acknowledge(
-                ack, response_type="ephemeral", **(started.as_kwargs() if started else {})
-            )
-            invocation = Invocation(
-                text, channel, user, respond, context.get("bot_user_id"), services, handled
-            )
-            match command:
-                case Query():
-                    await _query(invocation, command)
-                case Subscribe():
-                    await _subscribe(invocation, command, client)
-                case Unsubscribe():
-                    await _unsubscribe(invocation, command)
-                case ListSubscriptions():
-                    found = await list_subscriptions(services.store, invocation.channel)
-                    await invocation.tell(subscriptions.subscription_list(found))
+            return
+        if isinstance(command, Help):
+            await ack(response_type="ephemeral", **answers.usage().as_kwargs())
+            with _handling(body, counted) as handled:
+                handled.bind(command="help")
+            return
+        started = (
+            answers.lookup_started(str(command.target))
+            if isinstance(command, Query)
+            else answers.subscribing(str(command.target))
+            if isinstance(command, Subscribe)
+            else None
+        )
+        await ack(response_type="ephemeral", **(started.as_kwargs() if started else {}))
+
+    async def then_do_it(
+        body: dict[str, Any], respond: Respond, client: AsyncWebClient, context: Any
+    ) -> None:
+        text = str(body.get("text") or "")
+        try:
+            command = parse_command(text)
+        except CommandSyntaxError:
+            return  # answered with the ack
+        if isinstance(command, Help):
+            return
+        try:
+            with _handling(body, counted) as handled:
+                handled.bind(command=_kind(command))
+                if not isinstance(command, ListSubscriptions):
+                    handled.bind(algorithm=str(command.target))
+                invocation = Invocation(
+                    text, str(body.get("channel_id", "")), str(body.get("user_id", "")),
+                    respond, context.get("bot_user_id"), services, handled,
+                )  # fmt: skip
+                match command:
+                    case Query():
+                        await _query(invocation, command)
+                    case Subscribe():
+                        await _subscribe(invocation, command, client)
+                    case Unsubscribe():
+                        await _unsubscribe(invocation, command)
+                    case ListSubscriptions():
+                        found = await list_subscriptions(services.store, invocation.channel)
+                        await invocation.tell(subscriptions.subscription_list(found))
+        except Exception as error:  # the edge of the work after the ack
+            await unexpected(services, error, body, respond)
+
+    app.command(COMMAND)(ack=answer_at_once, lazy=[then_do_it])
+
+
+def _handling(
+    body: dict[str, Any], counted: Callable[[Handling], None]
+) -> AbstractContextManager[Handling]:
+    """A command's log line and metric, with its user and channel bound meanwhile."""
+    user, channel = str(body.get("user_id", "")), str(body.get("channel_id", ""))
+    return handling(log, "command handled", counted, user=user, channel=channel)
 
 
 def _kind(command: object) -> str:

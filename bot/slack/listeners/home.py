@@ -15,7 +15,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bot.slack.blocks import home
-from bot.slack.listeners.services import Handling, Services, handling
+from bot.slack.listeners.services import Handling, Services, handling, unexpected
 from bot.usecases.home import home_alerts
 
 log = logging.getLogger(__name__)
@@ -76,17 +76,23 @@ def view_hash(payload: dict[str, Any]) -> str | None:
 
 
 def register(app: AsyncApp, services: Services, tab: HomeTab) -> None:
-    @app.event("app_home_opened")
-    async def on_home_opened(event: dict[str, Any]) -> None:
+    def counted(handled: Handling) -> None:
+        services.metrics.interactions.labels(action="home", outcome=handled.outcome).inc()
+
+    async def answered_at_once() -> None:
+        """Events are acknowledged by Bolt before the tab is built (Slack's 3 s)."""
+
+    async def on_home_opened(event: dict[str, Any], body: dict[str, Any]) -> None:
         user = event.get("user")
         if event.get("tab") != "home" or not isinstance(user, str) or not user:
             return  # the Messages tab, or a payload without a user: nothing to publish
+        try:
+            with handling(log, "interaction handled", counted, action="home", user=user):
+                await tab.publish(user, view_hash(event))
+        except Exception as error:  # the edge of the work after the ack: nobody to tell
+            await unexpected(services, error, body, None)
 
-        def counted(handled: Handling) -> None:
-            services.metrics.interactions.labels(action="home", outcome=handled.outcome).inc()
-
-        with handling(log, "interaction handled", counted, action="home", user=user):
-            await tab.publish(user, view_hash(event))
+    app.event("app_home_opened")(ack=answered_at_once, lazy=[on_home_opened])
 
     @app.event(re.compile(".*"))
     async def on_any_other_event() -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -14,8 +14,10 @@ from typing import Any, Protocol
 import structlog
 
 from bot.metrics import Metrics, Outcome
+from bot.slack.blocks import answers
 from bot.slack.blocks.base import SlackMessage
 from bot.slack.sender import SEND_FAILURES, SlackSender
+from bot.store.exceptions import StoreUnavailable
 from bot.usecases.alerts import AlertStore
 from bot.usecases.home import HomeStore
 from bot.usecases.query import ErrorSource
@@ -25,20 +27,6 @@ from bot.usecases.subscriptions import SubscriptionStore
 log = logging.getLogger(__name__)
 
 Respond = Callable[..., Awaitable[Any]]
-
-_BOLT_ACK_POLL_S = 0.01
-"""How often Bolt's runner looks for the ack while a listener runs (`asyncio_runner.py`)."""
-
-
-async def acknowledge(ack: Callable[..., Awaitable[Any]], **answer: Any) -> None:
-    """`ack()`, then wait until Bolt has taken the answer.
-
-    Bolt polls for the ack every 10 ms; if the listener raises before that poll, its runner
-    overwrites the ack with "no response" and Slack gets a 404 (the command "failed"), although
-    `app.error` still told the user. The runner's poll timer is due before this one, so waiting
-    one poll interval after the ack always lets it through first."""
-    await ack(**answer)
-    await asyncio.sleep(_BOLT_ACK_POLL_S * 1.5)
 
 
 class BotStore(SubscriptionStore, AlertStore, HomeStore, Protocol):
@@ -154,3 +142,34 @@ of the bot's credentials)."""
 
 def lookup_outcome(failure: LookupFailure) -> Outcome:
     return Outcome.REFUSED if failure.kind in _REFUSALS else Outcome.FAILED
+
+
+_NAME = re.compile(r"[\w/.:-]{1,100}")
+"""A command's or an action's name as the logs may quote it (a payload is never logged)."""
+
+
+async def unexpected(
+    services: Services, error: Exception, body: dict[str, Any], respond: Respond | None
+) -> None:
+    """Where what a listener did not expect ends (`app.error` for the acks, each lazy listener
+    for its work): a bug is logged with its traceback and the user told; a database outage is
+    one line in the log, and the user hears storage is unavailable."""
+    actions = body.get("actions")
+    first = actions[0] if isinstance(actions, list) and actions else None
+    what = body.get("command") or (first.get("action_id") if isinstance(first, dict) else "")
+    what = what if isinstance(what, str) and _NAME.fullmatch(what) else "?"  # not any value
+    channel = str(body.get("channel_id") or id_in(body, "channel"))
+    user = str(body.get("user_id") or id_in(body, "user"))
+    with structlog.contextvars.bound_contextvars(user=user, channel=channel):
+        if isinstance(error, StoreUnavailable):
+            log.warning("handling %s needed the database: %s", what, error)
+            answer = answers.storage_unavailable()
+        else:
+            log.error("handling %s failed", what, exc_info=error)
+            answer = answers.internal_error()
+    if respond is None:  # not a command or an interaction: nobody to tell
+        return
+    await tell_user(
+        respond, services.sender, channel, user, answer,
+        replace_original=None if body.get("command") else False,
+    )  # fmt: skip
