@@ -56,4 +56,4 @@ async def _type(bot: RunningBot, text: str, channel: str = "C_GENERAL") -> None:
     acked = ack.json().get("text", "") if ack.content else ""
     if acked:
         print(f"  (ack, only visible to you) {acked}")
-    await bot.slack.wait_idle()
+    await bot.settled()

@@ -8,6 +8,7 @@ dropped mid-request (a keep-alive connection the server closed while idle) and 5
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import logging
@@ -120,9 +121,12 @@ class AlgorithmiaClient:
         backoff_s: float = 0.25,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         observe: Callable[[str, float], None] | None = None,
+        gate: asyncio.Semaphore | None = None,
     ) -> None:
         """`observe(outcome, seconds)` is told how each request ended (`OUTCOMES`), its
-        retries included, and how long it took."""
+        retries included, and how long it took. `gate` bounds the requests in flight at once
+        (each try holds it): beyond the pool's connections they would only queue in httpcore,
+        whose pool scans its whole queue at every step."""
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
         if backoff_s < 0:
@@ -136,6 +140,7 @@ class AlgorithmiaClient:
         self._backoff_s = backoff_s
         self._sleep = sleep
         self._observe = observe
+        self._gate = gate if gate is not None else contextlib.nullcontext()
 
     async def list_errors(self, ref: AlgorithmRef) -> RecordBatch:
         """The algorithm's errors of the past 7 days (at most 200); malformed ones are counted."""
@@ -222,7 +227,8 @@ class AlgorithmiaClient:
             cause: Exception | None = None
             status: int | None = None
             try:
-                response = await self._http.get(url, headers=self._headers)
+                async with self._gate:
+                    response = await self._http.get(url, headers=self._headers)
             except _RETRIED_TRANSPORT_ERRORS as exc:
                 failure, cause = self._describe_transport_failure(exc, url), exc
             except httpx.TransportError as exc:

@@ -2,7 +2,7 @@
 
 `create_app` registers one small listener module per command or action family
 (`listeners/`). Each answers Slack from its ack, before the response, and does its work after
-it (Bolt's lazy listeners). An exception none of them handles ends in
+it (`listeners.services.AfterAck`). An exception none of them handles ends in
 `listeners.services.unexpected` (`app.error` for the acks), which logs the traceback and tells
 the user plainly, ephemerally.
 """
@@ -23,6 +23,7 @@ from bot.slack.listeners import actions, commands, home
 from bot.slack.listeners.services import Respond, Services, unexpected
 
 log = logging.getLogger(__name__)
+
 
 class Authorization:
     """Who the bot is in its workspace (`auth.test`), remembered: filled by the start-up check,
@@ -71,8 +72,8 @@ def create_app(
         app = AsyncApp(
             client=_without_token(client),
             signing_secret=signing_secret,
-            # Each listener's ack runs before the response and its work after it (Bolt's lazy
-            # listeners): an ack never waits on a poll for a task's answer.
+            # Each listener's ack runs before the response and its work after it (`AfterAck`):
+            # an ack never waits on Bolt's poll for a background task's answer.
             process_before_response=True,
             # `server.py` verified the signature before Bolt saw the request (Socket Mode
             # traffic needs none): one HMAC per request, not two.

@@ -41,11 +41,6 @@ class CallCounter(AsyncRetryHandler):
         super().__init__(max_retry_count=0)
         self._base_url, self._count = base_url, count
 
-    def __deepcopy__(self, memo: dict[int, object]) -> CallCounter:
-        """Bolt deep-copies a request's client for each lazy listener: the copy counts into
-        the same metrics (which cannot be copied: they hold locks)."""
-        return self
-
     def method(self, url: str) -> str:
         path = url.split("?", 1)[0]
         if path.startswith(self._base_url):

@@ -89,11 +89,6 @@ class PacingRetryHandler(AsyncRateLimitErrorRetryHandler):
         self._pacer = pacer
         self._time_scale = time_scale
 
-    def __deepcopy__(self, memo: dict[int, object]) -> PacingRetryHandler:
-        """Bolt deep-copies a request's client for each lazy listener: the copy keeps this
-        handler, so the process still has one pacer per channel."""
-        return self
-
     async def prepare_for_next_attempt_async(
         self,
         *,

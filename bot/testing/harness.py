@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from bot.config import load_settings
+from bot.slack.listeners.services import AfterAck
 from bot.slack.server import WebServer, create_web_app
 from bot.testing.sample_cluster import SampleCluster
 from bot.testing.signing import (
@@ -52,9 +53,15 @@ class RunningBot:
     cluster: SampleCluster
     http: httpx.AsyncClient
     digest_tick: Callable[[], Awaitable[DigestReport]]
+    after_ack: AfterAck
 
     async def digest(self) -> DigestReport:
         return await self.digest_tick()
+
+    async def settled(self, quiet_s: float = 0.3) -> None:
+        """Wait until the work after every ack so far is done and Slack has been quiet."""
+        await self.after_ack.settled()
+        await self.slack.wait_idle(quiet_s=quiet_s)
 
     async def click(
         self, message: PostedMessage, action_id: str, *, selected: str | None = None,
@@ -169,5 +176,5 @@ async def running_bot(
         digest = DigestRunner(settings, store, cluster_client, bot, worker_name())
         yield RunningBot(
             f"http://127.0.0.1:{server.port}", slack, cluster, http,
-            lambda: digest(everything=True),
+            lambda: digest(everything=True), bot.after_ack,
         )  # fmt: skip

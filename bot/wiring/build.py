@@ -26,7 +26,7 @@ from bot.config import Settings, require
 from bot.metrics import Metrics
 from bot.slack.app import Authorization, create_app
 from bot.slack.calls import CallCounter
-from bot.slack.listeners.services import Services
+from bot.slack.listeners.services import AfterAck, Services
 from bot.slack.notifier import SlackAlertNotifier
 from bot.slack.pacing import ChannelPacer, PacingRetryHandler
 from bot.slack.scopes import BOT_SCOPES
@@ -105,18 +105,29 @@ def make_slack_client(
 
 
 def make_cluster_client(
-    settings: Settings, http: httpx.AsyncClient, metrics: Metrics | None = None
+    settings: Settings,
+    http: httpx.AsyncClient,
+    metrics: Metrics | None = None,
+    *,
+    gate: asyncio.Semaphore | None = None,
 ) -> AlgorithmiaClient:
     return AlgorithmiaClient(
         http, settings.algorithmia_api_url, settings.authorization_header(),
-        observe=metrics.cluster_request if metrics is not None else None,
+        observe=metrics.cluster_request if metrics is not None else None, gate=gate,
     )  # fmt: skip
+
+
+CLUSTER_CONNECTIONS = 20
+"""Connections to the cluster in the process's pool; queries' lookups take turns for them
+(however many commands arrive at once), digests have `CLUSTER_CONCURRENCY` of their own."""
 
 
 @asynccontextmanager
 async def cluster_http() -> AsyncIterator[httpx.AsyncClient]:
     """The process's one HTTP client toward the cluster (connection reuse, bounded pool)."""
-    limits = httpx.Limits(max_connections=20, max_keepalive_connections=20)
+    limits = httpx.Limits(
+        max_connections=CLUSTER_CONNECTIONS, max_keepalive_connections=CLUSTER_CONNECTIONS
+    )
     async with httpx.AsyncClient(
         timeout=default_timeout(), limits=limits, follow_redirects=True
     ) as http:
@@ -208,6 +219,8 @@ class Bot:
     """Posts digests through the Bolt app's client, paced with the same per-channel pacer."""
     authorization: Authorization
     """Filled by `check_slack_token`, so Bolt asks Slack for nothing on the first request."""
+    after_ack: AfterAck
+    """The listeners' work after their acks, waited for a while when the process stops."""
 
 
 def build_bot(
@@ -233,7 +246,9 @@ def build_bot(
     )  # fmt: skip
     paced = SlackSender(client, pacer=pacer)
     services = Services(
-        source=make_cluster_client(settings, http, metrics),
+        source=make_cluster_client(
+            settings, http, metrics, gate=asyncio.Semaphore(CLUSTER_CONNECTIONS)
+        ),
         store=store,
         metrics=metrics,
         sender=paced,
@@ -249,7 +264,7 @@ def build_bot(
     notifier = SlackAlertNotifier(
         paced, show_input=settings.show_input, web_url=settings.web_url, metrics=metrics
     )
-    return Bot(bolt, signing_secret, metrics, notifier, authorization)
+    return Bot(bolt, signing_secret, metrics, notifier, authorization, services.after_ack)
 
 
 async def check_slack_token(bot: Bot) -> None:

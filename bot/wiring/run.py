@@ -56,6 +56,9 @@ shutdown), while"""
 DIGEST_DRAIN_S = DRAIN_S - 5.0
 """a digest run in progress, which stops before its next post, may go on this long after the
 signal; then it is cut short, leaving the rest to close connections."""
+AFTER_ACK_DRAIN_S = DIGEST_DRAIN_S - HTTP_DRAIN_S
+"""and the work commands and clicks do after their acks, once the server has stopped, this
+long (beside the digest run's wind-down)."""
 
 
 @dataclass(frozen=True)
@@ -149,8 +152,10 @@ async def serve(settings: Settings, host: str, port: int, *, scheduler: bool = T
             )  # fmt: skip
         finally:
             await cancelled(retrying)
-            if ticker is not None:
-                await ticker.stop(DIGEST_DRAIN_S)
+            await asyncio.gather(
+                bot.after_ack.drain(AFTER_ACK_DRAIN_S),
+                *([ticker.stop(DIGEST_DRAIN_S)] if ticker is not None else []),
+            )
 
 
 class _SocketMode:

@@ -88,4 +88,4 @@ async def test_a_bug_behind_a_command_is_logged_and_told_only_to_the_user(
     assert bot.slack.messages == []  # nothing in the channel
     (logged,) = [r for r in caplog.records if r.exc_info and r.levelname == "ERROR"]
     assert "RuntimeError: a bug in the bot" in caplog.text
-    assert logged.name == "bot.slack.app"
+    assert logged.name == "bot.slack.listeners.services"  # the listeners' one catch-all

@@ -17,10 +17,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
+
 from bot.store.repository import Store
-from bot.testing.harness import API_KEY, running_bot
+from bot.testing.harness import API_KEY, SIGNING_SECRET, running_bot
 from bot.testing.loopback import free_port
 from bot.testing.sample_cluster import SampleCluster
+from bot.testing.signing import sign, slash_command_body
 from bot.testing.slack_records import HeldCall
 from bot.testing.slack_stand_in import SlackStandIn
 from bot.wiring.run import DRAIN_S
@@ -142,3 +145,51 @@ async def test_sigterm_with_a_post_stuck_in_slack_abandons_it_within_the_drain(
         await _each_kind_told_once(tmp_path, env, slack)
         with sqlite3.connect(tmp_path / "bot.db") as connection:  # nothing left open
             assert connection.execute("SELECT COUNT(*) FROM post_intents").fetchone() == (0,)
+
+
+async def test_a_command_acked_before_sigterm_still_gets_its_answer(tmp_path: Path) -> None:
+    """A deploy replaces `serve` right after a query was acked, its lookup still going: the
+    process waits for that work before it exits, so the channel gets the answer."""
+    async with SampleCluster(authorization=f"Simple {API_KEY}") as cluster, SlackStandIn() as slack:
+        cluster.load_sample()
+        cluster.latency_s = 2.0  # the lookup is still going when the signal comes
+        port = free_port()
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "ALGORITHMIA_API_URL": cluster.base_url,
+            "ALGORITHMIA_API_KEY": API_KEY,
+            "SLACK_BOT_TOKEN": "xoxb-drain",
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack.base_url,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "serve", "--no-scheduler", "--host", "127.0.0.1",
+            "--port", str(port), env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        async with httpx.AsyncClient(timeout=5) as http:
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(200):
+                try:
+                    if (await http.get(f"{url}/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+            body = slash_command_body("acme/image_tagger", response_url=slack.response_url())
+            headers = sign(SIGNING_SECRET, body)
+            ack = await http.post(f"{url}/slack/events", content=body, headers=headers)
+            assert ack.status_code == 200
+            assert "Looking up" in ack.json()["text"]
+        await asyncio.sleep(0.3)
+        process.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        _, err = await asyncio.wait_for(process.communicate(), timeout=DRAIN_S + MARGIN_S)
+        took = time.monotonic() - started
+        assert process.returncode == 0, err.decode()
+        assert took < DRAIN_S + MARGIN_S
+        parents = slack.top_level("C_GENERAL")
+        assert len(parents) == 1, err.decode()  # the answer, posted after the signal
+        assert "acme/image_tagger" in parents[0].text
+        assert "Traceback" not in err.decode()

@@ -16,7 +16,7 @@ import yaml
 from bot.cli import SETTINGS_READ
 from bot.config import Settings
 from bot.digest.ticker import ABANDON_WAIT_S
-from bot.wiring.run import DIGEST_DRAIN_S, DRAIN_S, HTTP_DRAIN_S
+from bot.wiring.run import AFTER_ACK_DRAIN_S, DIGEST_DRAIN_S, DRAIN_S, HTTP_DRAIN_S
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES = ROOT / "manifests" / "kubernetes"
@@ -87,6 +87,7 @@ def test_the_parts_of_the_shutdown_fit_in_the_drain_of_the_interface() -> None:
     assert DRAIN_S == 20  # the README's "Start-up and shutdown"
     assert HTTP_DRAIN_S < DRAIN_S  # requests in flight, while the digest run winds down
     assert DIGEST_DRAIN_S + ABANDON_WAIT_S < DRAIN_S  # a run cut short, then connections
+    assert HTTP_DRAIN_S + AFTER_ACK_DRAIN_S < DRAIN_S  # then the work after commands' acks
 
 
 def test_the_dockerfile_runs_as_the_manifests_numeric_user() -> None:

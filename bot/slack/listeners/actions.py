@@ -45,12 +45,15 @@ def _alert_ref(action: dict[str, Any]) -> AlertRef | None:
     return AlertRef.parse(str(text))
 
 
-async def ack_at_once(ack: Any) -> None:
-    """A click is acknowledged before anything is done about it (Slack's 3 s)."""
-    await ack()
-
-
 def register(app: AsyncApp, services: Services, tab: HomeTab) -> None:
+    @app.action(_ALERT_ACTIONS)
+    async def ack_at_once(
+        ack: Any, body: dict[str, Any], action: dict[str, Any], respond: Respond
+    ) -> None:
+        """A click is acknowledged before anything is done about it (Slack's 3 s)."""
+        await ack()
+        services.after_ack.start(on_alert_action(body, action, respond))
+
     async def on_alert_action(
         body: dict[str, Any], action: dict[str, Any], respond: Respond
     ) -> None:
@@ -58,8 +61,6 @@ def register(app: AsyncApp, services: Services, tab: HomeTab) -> None:
             await _on_alert_action(services, tab, body, action, respond)
         except Exception as error:  # the edge of the work after the ack
             await unexpected(services, error, body, respond)
-
-    app.action(_ALERT_ACTIONS)(ack=ack_at_once, lazy=[on_alert_action])
 
 
 async def _on_alert_action(

@@ -71,13 +71,15 @@ class Invocation:
 
 def register(app: AsyncApp, services: Services) -> None:
     """The ack (Slack's 3 s) is answered as soon as the command is parsed; the work runs after
-    it, as Bolt's lazy listener, so no lookup, store or Slack call delays any ack."""
+    it (`AfterAck`), so no lookup, store or Slack call delays any ack."""
 
     def counted(handled: Handling) -> None:
         name = str(handled.context.get("command", "usage"))
         services.metrics.commands.labels(command=name, outcome=handled.outcome).inc()
 
-    async def answer_at_once(ack: Any, body: dict[str, Any]) -> None:
+    async def answer_at_once(
+        ack: Any, body: dict[str, Any], respond: Respond, client: AsyncWebClient, context: Any
+    ) -> None:
         text = str(body.get("text") or "")
         try:
             command = parse_command(text)
@@ -100,17 +102,16 @@ def register(app: AsyncApp, services: Services) -> None:
             else None
         )
         await ack(response_type="ephemeral", **(started.as_kwargs() if started else {}))
+        services.after_ack.start(then_do_it(command, body, respond, client, context))
 
     async def then_do_it(
-        body: dict[str, Any], respond: Respond, client: AsyncWebClient, context: Any
+        command: Query | Subscribe | Unsubscribe | ListSubscriptions,
+        body: dict[str, Any],
+        respond: Respond,
+        client: AsyncWebClient,
+        context: Any,
     ) -> None:
         text = str(body.get("text") or "")
-        try:
-            command = parse_command(text)
-        except CommandSyntaxError:
-            return  # answered with the ack
-        if isinstance(command, Help):
-            return
         try:
             with _handling(body, counted) as handled:
                 handled.bind(command=_kind(command))
@@ -133,7 +134,7 @@ def register(app: AsyncApp, services: Services) -> None:
         except Exception as error:  # the edge of the work after the ack
             await unexpected(services, error, body, respond)
 
-    app.command(COMMAND)(ack=answer_at_once, lazy=[then_do_it])
+    app.command(COMMAND)(answer_at_once)
 
 
 def _handling(

@@ -79,20 +79,20 @@ def register(app: AsyncApp, services: Services, tab: HomeTab) -> None:
     def counted(handled: Handling) -> None:
         services.metrics.interactions.labels(action="home", outcome=handled.outcome).inc()
 
-    async def answered_at_once() -> None:
-        """Events are acknowledged by Bolt before the tab is built (Slack's 3 s)."""
-
-    async def on_home_opened(event: dict[str, Any], body: dict[str, Any]) -> None:
+    @app.event("app_home_opened")
+    async def answered_at_once(event: dict[str, Any], body: dict[str, Any]) -> None:
+        """Bolt acknowledges the event; the tab is built after (Slack's 3 s)."""
         user = event.get("user")
         if event.get("tab") != "home" or not isinstance(user, str) or not user:
             return  # the Messages tab, or a payload without a user: nothing to publish
+        services.after_ack.start(on_home_opened(user, event, body))
+
+    async def on_home_opened(user: str, event: dict[str, Any], body: dict[str, Any]) -> None:
         try:
             with handling(log, "interaction handled", counted, action="home", user=user):
                 await tab.publish(user, view_hash(event))
         except Exception as error:  # the edge of the work after the ack: nobody to tell
             await unexpected(services, error, body, None)
-
-    app.event("app_home_opened")(ack=answered_at_once, lazy=[on_home_opened])
 
     @app.event(re.compile(".*"))
     async def on_any_other_event() -> None:

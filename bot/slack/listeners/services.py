@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -29,6 +30,41 @@ log = logging.getLogger(__name__)
 Respond = Callable[..., Awaitable[Any]]
 
 
+class AfterAck:
+    """The work listeners do after their ack has answered Slack: each runs as a task of its
+    own (with the context of the request that started it), and a process that stops waits
+    for them a while (`drain`) before it cuts them short.
+
+    Bolt's lazy listeners would do the same, but deep-copy every request first (a
+    measurable part of each ack's cost under load) and keep their tasks to themselves, so a
+    stopping process could not wait for them."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def settled(self) -> None:
+        """Return once no work is left (work started meanwhile included)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait up to `timeout_s` for the work in progress, then cancel what is left (a
+        query's answer then stops where it was; a digest run posts what it did not)."""
+        if not self._tasks:
+            return
+        _, late = await asyncio.wait(set(self._tasks), timeout=timeout_s)
+        if late:
+            log.warning("stopping: %d commands or clicks were cut short", len(late))
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+
+
 class BotStore(SubscriptionStore, AlertStore, HomeStore, Protocol):
     """What the Slack listeners need of the store, through the use cases."""
 
@@ -44,6 +80,8 @@ class Services:
     clock: Callable[[], float]
     web_url: str | None = None
     """The cluster's console, for links to an algorithm's page."""
+    after_ack: AfterAck = field(default_factory=AfterAck)
+    """Where the listeners' work runs once Slack has its answer."""
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -151,8 +189,8 @@ _NAME = re.compile(r"[\w/.:-]{1,100}")
 async def unexpected(
     services: Services, error: Exception, body: dict[str, Any], respond: Respond | None
 ) -> None:
-    """Where what a listener did not expect ends (`app.error` for the acks, each lazy listener
-    for its work): a bug is logged with its traceback and the user told; a database outage is
+    """Where what a listener did not expect ends (`app.error` for the acks, the work after
+    them for itself): a bug is logged with its traceback and the user told; a database outage is
     one line in the log, and the user hears storage is unavailable."""
     actions = body.get("actions")
     first = actions[0] if isinstance(actions, list) and actions else None
