@@ -72,9 +72,7 @@ async def run(base: str, response_url: str) -> tuple[list[float], list[float]]:
         acks: list[float] = []
         probes: list[float] = []
         for _ in range(ROUNDS):
-            probes += await asyncio.gather(
-                *(timed(http, "GET", health) for _ in range(CONCURRENT))
-            )
+            probes += await asyncio.gather(*(timed(http, "GET", health) for _ in range(CONCURRENT)))
             signed = [(b, sign(SECRET, b)) for b in bodies]  # fresh timestamps each round
             acks += await asyncio.gather(
                 *(timed(http, "POST", events, data=b, headers=h) for b, h in signed)

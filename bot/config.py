@@ -18,8 +18,10 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-CLUSTER_CONCURRENCY = 16
-"""Cluster requests in flight at once during a digest run (bench/digest_run.py measures it)."""
+CLUSTER_CONCURRENCY = 32
+"""Cluster requests in flight at once during a digest run. Chosen by `bench/digest_run.py
+--concurrency C` (500 algorithms, 50 ms each): past 32 the run is bound by the bot's own CPU
+(reading 128 KB answers), not by waiting on the cluster, and only its memory grows."""
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 LogFormat = Literal["text", "json"]

@@ -103,6 +103,11 @@ class Database:
         return database
 
     @property
+    def engine(self) -> AsyncEngine:
+        """The engine itself, for instrumentation (a benchmark or test counting statements)."""
+        return self._engine
+
+    @property
     def migrated(self) -> bool:
         """Whether the schema is known to be at the newest revision (`migrate()` succeeded)."""
         return self._migrated

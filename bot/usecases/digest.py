@@ -106,6 +106,8 @@ async def run_digests(
     """
     claimed = await store.claim_due(worker, now, lease_seconds, everything=everything)
     report = DigestReport()
+    if not claimed:  # a tick with none due: that one statement
+        return report
     finished: dict[int, FinishedRun] = {}
     try:
         reported = await store.reported_by_subscription([s.id for s in claimed])

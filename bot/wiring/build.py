@@ -22,7 +22,8 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.algorithmia.client import AlgorithmiaClient, default_timeout
-from bot.config import Settings, require
+from bot.algorithmia.pools import ShardedPools
+from bot.config import CLUSTER_CONCURRENCY, Settings, require
 from bot.metrics import Metrics
 from bot.slack.app import Authorization, create_app
 from bot.slack.calls import CallCounter
@@ -51,6 +52,10 @@ class DatabaseUnreachable(Exception):
     naming it; `serve` and the worker start all the same (see `open_store`)."""
 
 
+QUERY_CONNECTIONS = 8
+"""Cluster connections kept beside a digest run's, for slash-command lookups meanwhile: the
+lookups take turns for them however many commands arrive at once (beyond its connections a
+pool's queue would only grow, and httpcore scans it at every step)."""
 RETRY_FIRST_WAIT_S = 1.0
 RETRY_LONGEST_WAIT_S = 60.0
 """Signing in to Slack and opening the store at start are retried with a wait doubling from
@@ -117,19 +122,15 @@ def make_cluster_client(
     )  # fmt: skip
 
 
-CLUSTER_CONNECTIONS = 20
-"""Connections to the cluster in the process's pool; queries' lookups take turns for them
-(however many commands arrive at once), digests have `CLUSTER_CONCURRENCY` of their own."""
-
-
 @asynccontextmanager
-async def cluster_http() -> AsyncIterator[httpx.AsyncClient]:
-    """The process's one HTTP client toward the cluster (connection reuse, bounded pool)."""
-    limits = httpx.Limits(
-        max_connections=CLUSTER_CONNECTIONS, max_keepalive_connections=CLUSTER_CONNECTIONS
-    )
+async def cluster_http(
+    concurrency: int = CLUSTER_CONCURRENCY,
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The process's one HTTP client toward the cluster (connection reuse, bounded pool): room
+    for a digest run's `concurrency` requests and a few queries beside them."""
+    pools = ShardedPools(concurrency + QUERY_CONNECTIONS, default_timeout())
     async with httpx.AsyncClient(
-        timeout=default_timeout(), limits=limits, follow_redirects=True
+        timeout=default_timeout(), transport=pools, follow_redirects=True
     ) as http:
         yield http
 
@@ -247,7 +248,7 @@ def build_bot(
     paced = SlackSender(client, pacer=pacer)
     services = Services(
         source=make_cluster_client(
-            settings, http, metrics, gate=asyncio.Semaphore(CLUSTER_CONNECTIONS)
+            settings, http, metrics, gate=asyncio.Semaphore(QUERY_CONNECTIONS)
         ),
         store=store,
         metrics=metrics,

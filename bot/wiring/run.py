@@ -140,7 +140,10 @@ def _stop_taking_work(digest: DigestRunner, ticker: DigestTicker | None) -> Call
 
 async def serve(settings: Settings, host: str, port: int, *, scheduler: bool = True) -> None:
     require_slack(settings, "serve")
-    async with cluster_http() as http, open_store(settings, keep_trying=True) as store:
+    async with (
+        cluster_http(settings.cluster_concurrency) as http,
+        open_store(settings, keep_trying=True) as store,
+    ):
         bot = build_bot(settings, http, store)
         retrying = await _signing_in(bot)
         digest = DigestRunner(settings, store, http, bot, worker_name())
@@ -241,7 +244,7 @@ async def _serve_http(
 async def digest_once(settings: Settings, *, everything: bool) -> DigestReport:
     """`digest --once [--all]`: one run."""
     require_slack(settings, "digest")
-    async with cluster_http() as http, open_store(settings) as store:
+    async with cluster_http(settings.cluster_concurrency) as http, open_store(settings) as store:
         bot = build_bot(settings, http, store)
         await check_slack_token(bot)
         return await DigestRunner(settings, store, http, bot, worker_name())(everything=everything)
@@ -251,7 +254,10 @@ async def digest_worker(settings: Settings, host: str, port: int) -> None:
     """`digest`: the scheduler alone (a worker process), until SIGTERM or SIGINT. It serves
     `/healthz`, `/readyz` and `/metrics` on `host:port`, so it can be probed and scraped."""
     require_slack(settings, "digest")
-    async with cluster_http() as http, open_store(settings, keep_trying=True) as store:
+    async with (
+        cluster_http(settings.cluster_concurrency) as http,
+        open_store(settings, keep_trying=True) as store,
+    ):
         bot = build_bot(settings, http, store)
         retrying = await _signing_in(bot)
         digest = DigestRunner(settings, store, http, bot, worker_name())

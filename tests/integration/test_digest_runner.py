@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from bot.algorithmia.client import AlgorithmInfo
 from bot.algorithmia.exceptions import Unavailable
@@ -630,3 +631,59 @@ async def test_a_recurrence_slack_holds_is_adopted_after_a_crash_counted_once(
     assert thread.count == 2  # told once, counted once
     assert await store.unreported(subscription.id, ["req-2"]) == set()
     assert (await store.open_intents([subscription.id]))[subscription.id] == []
+
+
+class StatementCounter:
+    """Counts the statements the store sends to its database."""
+
+    def __init__(self, store: Store) -> None:
+        self.count = 0
+        event.listen(store.database.engine.sync_engine, "before_cursor_execute", self._counted)
+
+    def _counted(self, *_: object) -> None:
+        self.count += 1
+
+    async def of(self, work: Any) -> int:
+        """How many statements `await work` sends."""
+        self.count = 0
+        await work
+        return self.count
+
+
+async def _subscribed_everywhere(store: Store, cluster: FakeCluster, first: int, last: int) -> None:
+    """Subscriptions `first`..`last - 1`, two channels of six each algorithm, the records of
+    the algorithm all seen."""
+    for number in range(first, last):
+        ref = OwnerName("acme", f"algo_{number // 2}")
+        cluster.records[str(ref)] = [_record(number // 2, BOOM, 5)]
+        await _subscribe(store, cluster, channel=f"C{number % 6}", ref=ref)
+    cluster.fetches.clear()  # subscribing read them
+
+
+async def test_a_tick_with_none_due_costs_one_statement(database_url: str) -> None:
+    async with await Store.open(database_url) as store:
+        cluster, notifier = FakeCluster(), RecordingNotifier()
+        await _subscribed_everywhere(store, cluster, 0, 40)
+        counter = StatementCounter(store)
+        await _run(store, cluster, notifier, T0 + timedelta(minutes=15))  # all of them ran
+        cluster.fetches.clear()
+        statements = await counter.of(_run(store, cluster, notifier, T0 + timedelta(minutes=16)))
+        assert statements == 1
+        assert cluster.fetches == []  # none due: nothing fetched
+
+
+async def test_a_run_with_nothing_new_costs_as_many_statements_for_ten_times_the_subscriptions(
+    database_url: str,
+) -> None:
+    async with await Store.open(database_url) as store:
+        cluster, notifier = FakeCluster(), RecordingNotifier()
+        counter = StatementCounter(store)
+        await _subscribed_everywhere(store, cluster, 0, 12)
+        few = await counter.of(_run(store, cluster, notifier, T0 + timedelta(minutes=15)))
+        fetched = len(cluster.fetches)
+        await _subscribed_everywhere(store, cluster, 12, 120)
+        many = await counter.of(_run(store, cluster, notifier, T0 + timedelta(minutes=30)))
+        assert notifier.said == []
+        assert fetched == 6
+        assert len(cluster.fetches) == 60  # each algorithm once
+        assert many == few
