@@ -65,7 +65,7 @@ def fingerprint(parsed: ParsedError, error_type: str) -> str:
     frames = parsed.frames
     if frames:
         types = [t for t in parsed.exception_types if not t.startswith("com.algorithmia.")]
-        own = _code_locations(f for f in frames if f.origin is Origin.OWN)
+        own = _code_locations([f for f in frames if f.origin is Origin.OWN])
         if own:
             key = ["own", *types, "|", *own, "@", *_raise_sites(parsed)]
         else:
