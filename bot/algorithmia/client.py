@@ -33,7 +33,7 @@ from bot.algorithmia.exceptions import (
     Unavailable,
 )
 from bot.domain.algorithm_ref import AlgorithmId, AlgorithmRef, OwnerName
-from bot.errors.records import RecordBatch, validate_records
+from bot.errors.records import RecordBatch, read_records, validate_records
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +151,9 @@ class AlgorithmiaClient:
                 path = f"/v1/algorithms/{uuid}/errors"
             case _:
                 assert_never(ref)
-        status, body = await self._get_json(path)
+        status, body = await self._get_json(path, read_records)
+        if isinstance(body, RecordBatch):  # well formed, decoded and validated in one pass
+            return body
         if not isinstance(body, list):
             raise BadResponse(
                 f"expected a JSON array of error records, got {_json_kind(body)}", status=status
@@ -182,11 +184,16 @@ class AlgorithmiaClient:
             message = f"unexpected algorithm object: invalid {fields}"
             raise BadResponse(message, status=status) from None
 
-    async def _get_json(self, path: str) -> tuple[int, Any]:
-        """GET `path` and decode a 2xx JSON body; raise the mapped error for anything else."""
+    async def _get_json(
+        self, path: str, read: Callable[[bytes], object | None] | None = None
+    ) -> tuple[int, Any]:
+        """GET `path` and decode a 2xx JSON body; raise the mapped error for anything else.
+
+        `read`: a one-pass reading of the body tried first; what it gives (not None) is the
+        body, else the body is decoded with `json.loads` and told apart as before."""
         started = time.perf_counter()
         try:
-            found = await self._read_json(path)
+            found = await self._read_json(path, read)
         except AlgorithmiaError as error:
             self._told(OUTCOMES.get(type(error), "bad_response"), started)
             raise
@@ -197,10 +204,14 @@ class AlgorithmiaClient:
         if self._observe is not None:
             self._observe(outcome, time.perf_counter() - started)
 
-    async def _read_json(self, path: str) -> tuple[int, Any]:
+    async def _read_json(
+        self, path: str, read: Callable[[bytes], object | None] | None
+    ) -> tuple[int, Any]:
         response = await self._get(path)
         if not response.is_success:
             raise self._error_from_response(response)
+        if read is not None and (found := read(response.content)) is not None:
+            return response.status_code, found
         try:
             body = json.loads(response.content)
         except ValueError:

@@ -37,14 +37,22 @@ _NODE_STACK_OVERFLOW = "Maximum call stack size exceeded"
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _HEX = re.compile(r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b")
+_HEX_RUN = re.compile(r"[0-9a-fA-F]{8}")
+"""What a UUID and a long hex id both contain; led by a character set, which the engine scans
+for faster than the patterns above, so most messages are spared them."""
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _DIGITS = re.compile(r"\d+")
+_QUALIFIER = re.compile(r"\.|::")
 
 
 def mask_variable_parts(message: str) -> str:
     """Replace UUIDs, hex ids and numbers so that one message shape is one key."""
-    masked = _UUID.sub("<uuid>", message)
-    masked = _HEX.sub("<hex>", masked)
+    masked = message
+    if _HEX_RUN.search(masked) is not None:
+        masked = _UUID.sub("<uuid>", masked)
+        masked = _HEX.sub("<hex>", masked)
+    elif "0x" in masked:  # without 8 hex digits in a row, only a `0x` id can be masked as hex
+        masked = _HEX.sub("<hex>", masked)
     return _NUMBER.sub("<n>", masked).strip()
 
 
@@ -65,7 +73,7 @@ def fingerprint(parsed: ParsedError, error_type: str) -> str:
     frames = parsed.frames
     if frames:
         types = [t for t in parsed.exception_types if not t.startswith("com.algorithmia.")]
-        own = _code_locations(f for f in frames if f.origin is Origin.OWN)
+        own = _code_locations([f for f in frames if f.origin is Origin.OWN])
         if own:
             key = ["own", *types, "|", *own, "@", *_raise_sites(parsed)]
         else:
@@ -177,7 +185,7 @@ def _raise_sites(parsed: ParsedError) -> list[str]:
 
 
 def _is_exhaustion(exc_type: str, message: str) -> bool:
-    if re.split(r"\.|::", exc_type)[-1] in _EXHAUSTION_TYPES:
+    if _QUALIFIER.split(exc_type)[-1] in _EXHAUSTION_TYPES:
         return True
     # Node's stack overflow is a plain RangeError, known by its message only.
     return exc_type == "RangeError" and message.startswith(_NODE_STACK_OVERFLOW)
@@ -352,7 +360,7 @@ class RecordFilter:
             names = {record.error_type.lower()}
             for exc_type in occurrence.parsed.exception_types:
                 names.add(exc_type.lower())
-                names.add(re.split(r"\.|::", exc_type)[-1].lower())
+                names.add(_QUALIFIER.split(exc_type)[-1].lower())
             if wanted not in names:
                 return False
         return True

@@ -102,6 +102,17 @@ class RecordBatch:
     skipped: int = 0
 
 
+def read_records(content: bytes | str) -> RecordBatch | None:
+    """Decode and validate a well-formed response in one pass into pydantic-core: a JSON array
+    of records whose every field has the expected JSON type (strict: no number as text, no
+    float as time). None for anything else, which is read the long way (`json.loads`, then
+    `validate_records`) to tell what is wrong or keep what can be kept, as before."""
+    try:
+        return RecordBatch(tuple(_RECORDS.validate_json(content, strict=True)))
+    except ValidationError:
+        return None
+
+
 def validate_records(items: list[Any]) -> RecordBatch:
     """Validate the items of a response array; skip (and count) the ones that do not fit.
 

@@ -168,9 +168,10 @@ def parse_error(error: str, error_type: str = "") -> ParsedError:
         return _parse_python(message, trace)
     # However long the message printed above the frames: a JVM frame anywhere makes it Java
     # (Node prints `fn (location)`, never `fn(location)`), else an indented `at …` is Node.
-    if _JAVA_FRAME_LINE.search(trace):
+    lined = "\n" + trace  # the line-start patterns below begin with a literal newline
+    if _JAVA_FRAME_LINE.search(lined):
         return _parse_java(message, trace)
-    if _NODE_FRAME_START.search(trace):
+    if _NODE_FRAME_START.search(lined):
         return _parse_node(message, trace)
     if _RUBY_FRAME.match(trace[:2000].lstrip()):
         return _parse_ruby(message, trace, error_type)
@@ -298,8 +299,9 @@ def _split_python_chain(trace: str) -> list[str]:
 # Java -----------------------------------------------------------------------------------------
 
 _JAVA_FRAME = re.compile(r"\s+at (?P<func>[^\s(]+)\((?P<loc>[^)]*)\)\s*$")
-_JAVA_FRAME_LINE = re.compile(r"^(?:\t| {1,4})at ([^\s(]+)\(([^)\n]*)\)[ \t]*$", re.M)
-"""A frame of the trace itself; suppressed exceptions' frames are indented twice."""
+_JAVA_FRAME_LINE = re.compile(r"\n(?:\t| {1,4})at ([^\s(]+)\(([^)\n]*)\)[ \t]*$", re.M)
+"""A frame of the trace itself; suppressed exceptions' frames are indented twice. Searched in
+the text after a newline: a literal first, which the engine scans for fast, instead of `^`."""
 _JAVA_SUPPRESSED = re.compile(r"^[ \t]+Suppressed: ", re.M)
 _JAVA_PLATFORM = ("com.algorithmia.", "sun.reflect.", "jdk.internal.reflect.", "java.lang.reflect.")
 _JAVA_LIBRARY = (
@@ -320,10 +322,10 @@ def _parse_java(message: str, trace: str) -> ParsedError:
             section = section[: suppressed.start()]
         first_at = section.find("\n\tat ")  # how the JVM prints frames; else any indent
         if first_at == -1:
-            first = _JAVA_FRAME_LINE.search(section)
-            first_at = first.start() if first is not None else len(section)
+            first = _JAVA_FRAME_LINE.search("\n" + section)
+            first_at = first.start() if first is not None else len(section)  # the same index
         header = section[:first_at]
-        sections.append((header.strip("\n"), _JAVA_FRAME_LINE.findall(section)))
+        sections.append((header.strip("\n"), _JAVA_FRAME_LINE.findall("\n" + section)))
     own_package_seen = _OWN_JAVA_FRAME.search(trace) is not None
     chain = []
     for header, raw_frames in sections:
@@ -360,7 +362,8 @@ def _java_origin(func: str, own_package_seen: bool) -> Origin:
 
 # Node.js --------------------------------------------------------------------------------------
 
-_NODE_FRAME_START = re.compile(r"^[ \t]+at \S", re.M)
+_NODE_FRAME_START = re.compile(r"\n[ \t]+at \S")
+"""Searched in the text after a newline, as `_JAVA_FRAME_LINE`."""
 
 
 def _node_origin(path: str) -> Origin:
@@ -410,6 +413,8 @@ def _node_frame(text: str) -> Frame:
 # Ruby -----------------------------------------------------------------------------------------
 
 _RUBY_FRAME = re.compile(r"^[ \t]*([^\s:][^:\n]*):(\d+):in [`']([^\n]*)'[ \t]*$", re.M)
+_RUBY_FRAME_LINE = re.compile(r"\n[ \t]*([^\s:][^:\n]*):(\d+):in [`']([^\n]*)'[ \t]*$", re.M)
+"""`_RUBY_FRAME` found in the text after a newline, as `_JAVA_FRAME_LINE`."""
 
 
 def _ruby_origin(path: str) -> Origin:
@@ -421,7 +426,7 @@ def _ruby_origin(path: str) -> Origin:
 
 
 def _parse_ruby(message: str, trace: str, error_type: str) -> ParsedError:
-    frames = tuple(_ruby_frame(*match) for match in _RUBY_FRAME.findall(trace))
+    frames = tuple(_ruby_frame(*match) for match in _RUBY_FRAME_LINE.findall("\n" + trace))
     exc_type = error_type if _looks_like_class(error_type) else ""
     exc = RaisedException(exc_type, message, frames)
     return ParsedError(message, trace, Runtime.RUBY, (exc,), _first_line(message) or exc_type)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from bot.errors.records import ErrorRecord, validate_records
+from bot.errors.records import ErrorRecord, read_records, validate_records
 
 TRACE = "error:\nboom\nstacktrace:\nNone"
 
@@ -138,3 +139,29 @@ def test_an_item_that_is_not_an_object_is_skipped_and_counted(item: object) -> N
 
     assert len(batch.records) == 1
     assert batch.skipped == 1
+
+
+def test_a_well_formed_response_read_in_one_pass_is_what_the_long_way_reads(
+    sample: dict[str, Any],
+) -> None:
+    items = [*sample["records"], record(error_type="  "), record(username=None)]
+    content = json.dumps(items).encode()
+    assert read_records(content) == validate_records(json.loads(content))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        json.dumps([record(algoversion=2)]),  # kept as text, the long way
+        json.dumps([record(created_at=1.0e12)]),
+        json.dumps([record(input={"image": "a.jpg"})]),
+        json.dumps([record(), 3]),  # skipped and counted, the long way
+        json.dumps([record(request_id=None)]),
+        json.dumps({"error": {"message": "no"}}),
+        json.dumps(record()),
+        '[{"created_at": 1, "request_id": "r", "error": "\\ud800"}]',  # json.loads takes it
+        "not json",
+    ],
+)
+def test_anything_else_is_left_to_the_long_way(content: str) -> None:
+    assert read_records(content.encode()) is None
