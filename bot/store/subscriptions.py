@@ -195,7 +195,8 @@ class SubscriptionQueries:
         self, subscription_ids: Collection[int]
     ) -> dict[int, set[str]]:
         """Every request id each subscription has reported (pruning keeps this to about the
-        API's window): one read at the start of a digest run instead of one per algorithm."""
+        API's window): a digest run reads them a window of subscriptions at a time, not one
+        algorithm at a time."""
         reported: dict[int, set[str]] = {sid: set() for sid in subscription_ids}
         ids = list(reported)
         column = reported_records.c

@@ -101,16 +101,20 @@ async def run_digests(
     the next run (of any worker) a minute later.
 
     Each algorithm is fetched once, at most `concurrency` at a time, and its subscriptions run
-    as soon as its records arrive; one channel's subscriptions run one after the other, so its
-    posts never interleave.
+    as soon as its records arrive, beside the fetches; one channel's subscriptions run one
+    after the other, so its posts never interleave.
     """
     claimed = await store.claim_due(worker, now, lease_seconds, everything=everything)
     report = DigestReport()
     if not claimed:  # a tick with none due: that one statement
         return report
     finished: dict[int, FinishedRun] = {}
+    by_algorithm: dict[str, list[Subscription]] = defaultdict(list)
+    for subscription in claimed:
+        by_algorithm[subscription.algorithm].append(subscription)
+    reported = _ReportedWindows(store, list(by_algorithm.values()))
     try:
-        reported = await store.reported_by_subscription([s.id for s in claimed])
+        await reported.first()
         intents = await store.open_intents([s.id for s in claimed])
         mutes_over: dict[tuple[str, str], list[AlertThread]] = defaultdict(list)
         for thread in await store.expired_mutes(now):
@@ -120,53 +124,76 @@ async def run_digests(
         raise
     lease = _Lease(store, worker, timedelta(seconds=lease_seconds), now, stopping)
     running = [s.id for s in claimed]
-    by_algorithm: dict[str, list[Subscription]] = defaultdict(list)
-    for subscription in claimed:
-        by_algorithm[subscription.algorithm].append(subscription)
-    limit = asyncio.Semaphore(concurrency)
     channel_turns: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+    to_fetch = iter(list(by_algorithm.items()))
+    posting: set[asyncio.Task[None]] = set()
 
-    async def digest_algorithm(algorithm: str, subscriptions: list[Subscription]) -> None:
-        async with limit:
-            try:
-                with bound_contextvars(algorithm=algorithm):
-                    batch: RecordBatch | LookupFailure = await fetch_errors(
-                        source, parse_algorithm_ref(algorithm)
-                    )
-            except LookupFailure as failure:
-                batch = failure
-        ids = set() if isinstance(batch, LookupFailure) else {r.request_id for r in batch.records}
+    def failed(algorithm: str, subscriptions: list[Subscription], error: Exception) -> None:
+        """A bug, or a store failure, outside a subscription's own run."""
+        log.error("digest of %s failed", algorithm, exc_info=error)
         for subscription in subscriptions:
-            async with channel_turns[subscription.channel_id]:
-                with bound_contextvars(
-                    subscription=subscription.id, algorithm=algorithm,
-                    channel=subscription.channel_id,
-                ):  # fmt: skip
-                    finished[subscription.id] = await _run_one(
-                        store, notifier, subscription, batch, ids - reported[subscription.id],
-                        now=now, report=report, lease=lease, intents=intents[subscription.id],
-                        mutes_over=mutes_over[subscription.channel_id, subscription.algorithm],
-                    )  # fmt: skip
+            if subscription.id not in finished:
+                finished[subscription.id] = _failed_by_bug(subscription, error, now)
+                report.failed[subscription.id] = _where(subscription, _described(error))
+                report.count(_kind_of_failure(error))
+
+    async def fetcher() -> None:
+        """One of `concurrency` fetchers taking the algorithms in turn; each algorithm's
+        subscriptions then run in a task of their own, so fetching never waits on posting."""
+        for algorithm, subscriptions in to_fetch:
+            try:
+                reported.read_ahead(algorithm)
+                try:
+                    with bound_contextvars(algorithm=algorithm):
+                        batch: RecordBatch | LookupFailure = await fetch_errors(
+                            source, parse_algorithm_ref(algorithm)
+                        )
+                except LookupFailure as lookup:
+                    batch = lookup
+            except Exception as error:
+                reported.done(algorithm)
+                failed(algorithm, subscriptions, error)
+                continue
+            task = asyncio.create_task(post(algorithm, subscriptions, batch))
+            posting.add(task)
+            task.add_done_callback(posting.discard)
+
+    async def post(
+        algorithm: str, subscriptions: list[Subscription], batch: RecordBatch | LookupFailure
+    ) -> None:
+        try:
+            ids = (
+                set() if isinstance(batch, LookupFailure) else {r.request_id for r in batch.records}
+            )
+            seen = await reported.of(algorithm)
+            for subscription in subscriptions:
+                async with channel_turns[subscription.channel_id]:
+                    with bound_contextvars(
+                        subscription=subscription.id, algorithm=algorithm,
+                        channel=subscription.channel_id,
+                    ):  # fmt: skip
+                        finished[subscription.id] = await _run_one(
+                            store, notifier, subscription, batch, ids - seen[subscription.id],
+                            now=now, report=report, lease=lease,
+                            intents=intents[subscription.id],
+                            mutes_over=mutes_over[subscription.channel_id, algorithm],
+                        )  # fmt: skip
+        except Exception as error:
+            failed(algorithm, subscriptions, error)
+        finally:
+            reported.done(algorithm)
 
     heartbeat = asyncio.create_task(
         lease.keep_alive(lambda: [sid for sid in running if sid not in finished])
     )
     try:
-        outcomes = await asyncio.gather(
-            *(digest_algorithm(a, subs) for a, subs in by_algorithm.items()),
-            return_exceptions=True,
-        )
-        for (algorithm, subscriptions), outcome in zip(by_algorithm.items(), outcomes, strict=True):
-            if isinstance(outcome, Exception):  # a bug, or a store failure, outside a run
-                log.error("digest of %s failed", algorithm, exc_info=outcome)
-                for subscription in subscriptions:
-                    if subscription.id not in finished:
-                        finished[subscription.id] = _failed_by_bug(subscription, outcome, now)
-                        report.failed[subscription.id] = _where(subscription, _described(outcome))
-                        report.count(_kind_of_failure(outcome))
-            elif isinstance(outcome, BaseException):
-                raise outcome
+        await asyncio.gather(*(fetcher() for _ in range(min(concurrency, len(by_algorithm)))))
+        await asyncio.gather(*posting)
     finally:  # one transaction for all: leases end, next runs set, runs recorded
+        left = list(posting)
+        for task in left:  # the run was cut short (a shutdown) or a fetcher failed
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeat
@@ -196,9 +223,10 @@ def _described(error: BaseException) -> str:
 
 def _failed_by_bug(subscription: Subscription, error: Exception, now: datetime) -> FinishedRun:
     """A run that failed outside the subscription's own run: tried again after the longest
-    backoff, not counted as an outage."""
+    backoff (at the next ticks when the database did not answer), not counted as an outage."""
     run = DigestRun(subscription.id, now, datetime.now(UTC), RunOutcome.ERROR, 0, _described(error))
-    return FinishedRun(run, retry_at(len(RETRY_BACKOFF), now), succeeded=True)
+    failures = 0 if isinstance(error, StoreUnavailable) else len(RETRY_BACKOFF)
+    return FinishedRun(run, retry_at(failures, now), succeeded=True)
 
 
 async def _run_one(
@@ -281,6 +309,70 @@ async def _run_one(
     # Consecutive failures count cluster outages only (a Slack refusal or a bug is not one),
     # also when telling of the outage failed.
     return FinishedRun(run, next_run_at, succeeded=not isinstance(batch, LookupFailure))
+
+
+REPORTED_WINDOW = 500
+"""Subscriptions whose reported request ids a run holds at once (a window; the next one is
+read ahead): a run over 10,000 subscriptions never holds the ids of them all."""
+
+
+class _ReportedWindows:
+    """The request ids each claimed subscription reported, read a window of about
+    `REPORTED_WINDOW` subscriptions at a time (one statement per 500 ids): a window is read
+    when its first algorithm is fetched, the next one then too, and dropped once all of its
+    algorithms are done. The algorithms are fetched in the order given, so the windows are
+    needed in that order."""
+
+    def __init__(self, store: DigestStore, groups: Sequence[Sequence[Subscription]]) -> None:
+        self._store = store
+        self._window_of: dict[str, int] = {}
+        self._members: list[list[int]] = [[]]
+        self._left: list[int] = [0]
+        for group in groups:
+            if self._members[-1] and len(self._members[-1]) + len(group) > REPORTED_WINDOW:
+                self._members.append([])
+                self._left.append(0)
+            self._window_of[group[0].algorithm] = len(self._members) - 1
+            self._members[-1].extend(s.id for s in group)
+            self._left[-1] += 1
+        self._reads: dict[int, asyncio.Future[dict[int, set[str]]]] = {}
+
+    async def first(self) -> None:
+        """Read the first window now (a database that does not answer stops the run before
+        anything ran)."""
+        self._read(0)
+        await self._reads[0]
+
+    def read_ahead(self, algorithm: str) -> None:
+        window = self._window_of[algorithm]
+        self._read(window)
+        self._read(window + 1)
+
+    async def of(self, algorithm: str) -> dict[int, set[str]]:
+        window = self._window_of[algorithm]
+        self._read(window)
+        return await asyncio.shield(self._reads[window])
+
+    def done(self, algorithm: str) -> None:
+        window = self._window_of[algorithm]
+        self._left[window] -= 1
+        if self._left[window] == 0:
+            read = self._reads.pop(window, None)
+            if read is not None and not read.done():
+                read.cancel()
+
+    def _read(self, window: int) -> None:
+        if window in self._reads or window >= len(self._members) or self._left[window] == 0:
+            return
+        read = asyncio.ensure_future(self._store.reported_by_subscription(self._members[window]))
+        read.add_done_callback(_retrieved)
+        self._reads[window] = read
+
+
+def _retrieved(read: asyncio.Future[dict[int, set[str]]]) -> None:
+    """A read ahead that failed and that no one awaited is not an unretrieved exception."""
+    if not read.cancelled():
+        read.exception()
 
 
 class LeaseExpiring(LeaseLost):

@@ -687,3 +687,25 @@ async def test_a_run_with_nothing_new_costs_as_many_statements_for_ten_times_the
         assert fetched == 6
         assert len(cluster.fetches) == 60  # each algorithm once
         assert many == few
+
+
+async def test_a_run_reads_what_was_reported_a_window_at_a_time_and_misses_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows of three subscriptions (of 500 in production): every subscription still gets
+    its new alert once, each algorithm is fetched once, and the next run says nothing again."""
+    from bot.usecases import digest
+
+    monkeypatch.setattr(digest, "REPORTED_WINDOW", 3)
+    cluster, notifier = FakeCluster(), RecordingNotifier()
+    await _subscribed_everywhere(store, cluster, 0, 20)  # 10 algorithms, 2 channels each
+    for number in range(10):
+        cluster.records[f"acme/algo_{number}"].append(_record(100 + number, BANG, 1))
+    report = await _run(store, cluster, notifier, T0 + timedelta(minutes=15), concurrency=2)
+    alerted = sorted(channel for kind, channel, _ in notifier.said if kind == "alert")
+    assert alerted == sorted(f"C{number % 6}" for number in range(20))  # one per subscription
+    assert sorted(cluster.fetches) == sorted(f"acme/algo_{n}" for n in range(10))
+    assert (len(report.ran), report.failed) == (20, {})
+    notifier.said.clear()
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=30), concurrency=2)
+    assert notifier.said == []  # what was reported in every window is known as reported
