@@ -166,6 +166,8 @@ async def run_digests(
                 set() if isinstance(batch, LookupFailure) else {r.request_id for r in batch.records}
             )
             seen = await reported.of(algorithm)
+            fresh = {s.id: ids - seen[s.id] for s in subscriptions}
+            batch = _only_needed(batch, fresh, intents)
             for subscription in subscriptions:
                 async with channel_turns[subscription.channel_id]:
                     with bound_contextvars(
@@ -173,7 +175,7 @@ async def run_digests(
                         channel=subscription.channel_id,
                     ):  # fmt: skip
                         finished[subscription.id] = await _run_one(
-                            store, notifier, subscription, batch, ids - seen[subscription.id],
+                            store, notifier, subscription, batch, fresh[subscription.id],
                             now=now, report=report, lease=lease,
                             intents=intents[subscription.id],
                             mutes_over=mutes_over[subscription.channel_id, algorithm],
@@ -201,6 +203,24 @@ async def run_digests(
     await store.prune_reported(int((now - REPORTED_KEPT).timestamp() * 1000))
     await store.prune_digest_runs(now - RUNS_KEPT)
     return report
+
+
+def _only_needed(
+    batch: RecordBatch | LookupFailure,
+    fresh: dict[int, set[str]],
+    intents: dict[int, list[PostIntent]],
+) -> RecordBatch | LookupFailure:
+    """The records some subscription has not reported or an open intent names, the others let
+    go at once: while a channel's turn comes, a run with nothing new holds no records."""
+    if isinstance(batch, LookupFailure):
+        return batch
+    needed: set[str] = set()
+    for subscription_id, unreported in fresh.items():
+        needed |= unreported
+        for intent in intents[subscription_id]:
+            needed.update(intent.request_ids)
+    kept = tuple(r for r in batch.records if r.request_id in needed)
+    return RecordBatch(kept, batch.skipped)
 
 
 def _where(subscription: Subscription, detail: str | None) -> str:
