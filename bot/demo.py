@@ -31,20 +31,20 @@ async def run_demo() -> int:
         print("(two occurrences of one bug, one of another; the scheduler's digest tick runs:")
         print(" only the first has reached min:2)")
         await bot.digest()
-        await bot.slack.wait_idle()
+        await bot.settled()
         (alert,) = [
             m for m in bot.slack.top_level(SUBSCRIBED_CHANNEL) if "actions" in str(m.blocks)
         ]
         print("(Alice clicks *Take it* on the alert)")
         await bot.click(alert, "group_take", user="U_ALICE")
-        await bot.slack.wait_idle()
+        await bot.settled()
         for offset, bug in enumerate((PYTHON_BUG, JAVA_BUG)):
             bot.cluster.append_records(
                 "acme", "image_tagger", [fresh_record(bug, now_ms + 1000 + offset)]
             )
         print("(both bugs happen again; the next digest tick runs)")
         await bot.digest()
-        await bot.slack.wait_idle()
+        await bot.settled()
         print()
         print(render_conversation(bot.slack))
     return 0

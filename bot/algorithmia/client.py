@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, assert_never
+from typing import Any, TypeVar, assert_never
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -36,6 +36,8 @@ from bot.domain.algorithm_ref import AlgorithmId, AlgorithmRef, OwnerName
 from bot.errors.records import RecordBatch, read_records, validate_records
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 EXCERPT_LIMIT = 200
 """The most characters of server text (a message, an HTML page) an exception carries."""
@@ -144,6 +146,25 @@ class AlgorithmiaClient:
 
     async def list_errors(self, ref: AlgorithmRef) -> RecordBatch:
         """The algorithm's errors of the past 7 days (at most 200); malformed ones are counted."""
+        return await self._observed(self._list_errors(ref))
+
+    async def get_algorithm(self, ref: OwnerName) -> AlgorithmInfo:
+        """The algorithm's details, chiefly its UUID."""
+        return await self._observed(self._get_algorithm(ref))
+
+    async def _observed(self, request: Awaitable[T]) -> T:
+        """`request`, told to `observe` with how it ended (a 2xx of the wrong shape is a
+        `bad_response`) and how long it took, its retries included."""
+        started = time.perf_counter()
+        try:
+            found = await request
+        except AlgorithmiaError as error:
+            self._told(OUTCOMES.get(type(error), "bad_response"), started)
+            raise
+        self._told("ok", started)
+        return found
+
+    async def _list_errors(self, ref: AlgorithmRef) -> RecordBatch:
         match ref:
             case OwnerName(owner=owner, name=name):
                 path = f"/v1/algorithms/{owner}/{name}/errors"
@@ -160,8 +181,7 @@ class AlgorithmiaClient:
             )
         return validate_records(body)
 
-    async def get_algorithm(self, ref: OwnerName) -> AlgorithmInfo:
-        """The algorithm's details, chiefly its UUID."""
+    async def _get_algorithm(self, ref: OwnerName) -> AlgorithmInfo:
         if not isinstance(ref, OwnerName):
             raise TypeError(f"get_algorithm takes an OwnerName, not {type(ref).__name__}")
         path = f"/v1/algorithms/{ref.owner}/{ref.name}"
@@ -184,6 +204,10 @@ class AlgorithmiaClient:
             message = f"unexpected algorithm object: invalid {fields}"
             raise BadResponse(message, status=status) from None
 
+    def _told(self, outcome: str, started: float) -> None:
+        if self._observe is not None:
+            self._observe(outcome, time.perf_counter() - started)
+
     async def _get_json(
         self, path: str, read: Callable[[bytes], object | None] | None = None
     ) -> tuple[int, Any]:
@@ -191,22 +215,6 @@ class AlgorithmiaClient:
 
         `read`: a one-pass reading of the body tried first; what it gives (not None) is the
         body, else the body is decoded with `json.loads` and told apart as before."""
-        started = time.perf_counter()
-        try:
-            found = await self._read_json(path, read)
-        except AlgorithmiaError as error:
-            self._told(OUTCOMES.get(type(error), "bad_response"), started)
-            raise
-        self._told("ok", started)
-        return found
-
-    def _told(self, outcome: str, started: float) -> None:
-        if self._observe is not None:
-            self._observe(outcome, time.perf_counter() - started)
-
-    async def _read_json(
-        self, path: str, read: Callable[[bytes], object | None] | None
-    ) -> tuple[int, Any]:
         response = await self._get(path)
         if not response.is_success:
             raise self._error_from_response(response)

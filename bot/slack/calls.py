@@ -15,7 +15,7 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
-FILE_UPLOAD = "files.upload"
+FILE_UPLOAD = "file_upload"
 """The label of the upload to the URL `files.getUploadURLExternal` gave (not a Web API URL)."""
 
 

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -53,6 +54,10 @@ _USAGE = "use sqlite:///path/to/file.db or postgresql://user@host:5432/database"
 log = logging.getLogger(__name__)
 
 
+FAILED_RECENTLY_S: Final = 0.5
+"""How long a failed attempt to open the store answers for the calls queued behind it."""
+
+
 class Database:
     """One engine and the rules for using it. `await Database.open(url)` connects and migrates
     at once; `Database.connect_later(url)` only checks the URL, and the schema is brought to
@@ -73,6 +78,7 @@ class Database:
         self._migrated = False
         self._not_open: StoreUnavailable | None = None
         """Why the last `migrate()` failed, until one succeeds."""
+        self._failed_at = 0.0
 
     @classmethod
     def connect_later(cls, url: str) -> Database:
@@ -120,6 +126,11 @@ class Database:
         async with self._migrating:
             if self._migrated:
                 return
+            failed = self._not_open
+            if failed is not None and time.monotonic() - self._failed_at < FAILED_RECENTLY_S:
+                # Those who queued behind an attempt that just failed hear it at once, rather
+                # than each waiting for a connection of its own in turn.
+                raise StoreUnavailable(str(failed))
             try:
                 if self.dialect == "sqlite":
                     await _probe_sqlite_file(self._engine.url)
@@ -129,11 +140,11 @@ class Database:
             except DBAPIError as error:
                 # Refused at connect or at migrating (no such role or database, no right to
                 # create tables).
-                failed = StoreUnavailable(_one_line(f"cannot open the store: {error.orig}"))
-                self._not_open = failed
-                raise failed from error
+                refused = StoreUnavailable(_one_line(f"cannot open the store: {error.orig}"))
+                self._not_open, self._failed_at = refused, time.monotonic()
+                raise refused from error
             except StoreUnavailable as error:
-                self._not_open = error
+                self._not_open, self._failed_at = error, time.monotonic()
                 raise
             self._migrated, self._not_open = True, None
 

@@ -127,10 +127,14 @@ async def run_digests(
     channel_turns: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
     to_fetch = iter(list(by_algorithm.items()))
     posting: set[asyncio.Task[None]] = set()
+    backlog = asyncio.Semaphore(POSTING_BACKLOG * concurrency)
 
     def failed(algorithm: str, subscriptions: list[Subscription], error: Exception) -> None:
         """A bug, or a store failure, outside a subscription's own run."""
-        log.error("digest of %s failed", algorithm, exc_info=error)
+        if isinstance(error, StoreUnavailable):  # not a bug: one line, tried at next ticks
+            log.warning("digest of %s stopped: %s", algorithm, error)
+        else:
+            log.error("digest of %s failed", algorithm, exc_info=error)
         for subscription in subscriptions:
             if subscription.id not in finished:
                 finished[subscription.id] = _failed_by_bug(subscription, error, now)
@@ -141,6 +145,9 @@ async def run_digests(
         """One of `concurrency` fetchers taking the algorithms in turn; each algorithm's
         subscriptions then run in a task of their own, so fetching never waits on posting."""
         for algorithm, subscriptions in to_fetch:
+            if stopping():  # the process is stopping: the rest is left to the next run
+                return
+            await backlog.acquire()
             try:
                 reported.read_ahead(algorithm)
                 try:
@@ -151,9 +158,13 @@ async def run_digests(
                 except LookupFailure as lookup:
                     batch = lookup
             except Exception as error:
+                backlog.release()
                 reported.done(algorithm)
                 failed(algorithm, subscriptions, error)
                 continue
+            except BaseException:
+                backlog.release()
+                raise
             task = asyncio.create_task(post(algorithm, subscriptions, batch))
             posting.add(task)
             task.add_done_callback(posting.discard)
@@ -184,6 +195,7 @@ async def run_digests(
             failed(algorithm, subscriptions, error)
         finally:
             reported.done(algorithm)
+            backlog.release()
 
     heartbeat = asyncio.create_task(
         lease.keep_alive(lambda: [sid for sid in running if sid not in finished])
@@ -196,6 +208,7 @@ async def run_digests(
         for task in left:  # the run was cut short (a shutdown) or a fetcher failed
             task.cancel()
         await asyncio.gather(*left, return_exceptions=True)
+        reported.close()
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await heartbeat
@@ -276,11 +289,15 @@ async def _run_one(
                 subscription.consecutive_failures + 1 >= OUTAGE_NOTICE_AFTER
                 and not subscription.outage_notified
             ):
-                await notifier.outage(subscription, batch.detail or batch.kind.value)
+                async with lease.held():  # a notice is a post like the others
+                    await lease.renew(subscription.id)
+                    await notifier.outage(subscription, batch.detail or batch.kind.value)
                 await store.set_outage_notified(subscription.id, True)
         else:
             if subscription.outage_notified:
-                await notifier.recovered(subscription)
+                async with lease.held():
+                    await lease.renew(subscription.id)
+                    await notifier.recovered(subscription)
                 await store.set_outage_notified(subscription.id, False)
             posting = Posting(
                 store, notifier, subscription, batch, now,
@@ -331,6 +348,9 @@ async def _run_one(
     return FinishedRun(run, next_run_at, succeeded=not isinstance(batch, LookupFailure))
 
 
+POSTING_BACKLOG = 4
+"""Algorithms whose subscriptions may wait to post, per fetcher: fetching goes on while a
+channel's posts wait their turn, but no further (what they hold stays bounded)."""
 REPORTED_WINDOW = 500
 """Subscriptions whose reported request ids a run holds at once (a window; the next one is
 read ahead): a run over 10,000 subscriptions never holds the ids of them all."""
@@ -380,6 +400,12 @@ class _ReportedWindows:
             read = self._reads.pop(window, None)
             if read is not None and not read.done():
                 read.cancel()
+
+    def close(self) -> None:
+        """The run is over (or cut short): no read goes on after it."""
+        for read in self._reads.values():
+            read.cancel()
+        self._reads.clear()
 
     def _read(self, window: int) -> None:
         if window in self._reads or window >= len(self._members) or self._left[window] == 0:

@@ -71,6 +71,8 @@ def gauges(store: Store, metrics: Metrics) -> Callable[[], Awaitable[None]]:
     it does not answer they keep their last values (`algo_errors_dependency_up` tells why)."""
 
     async def read() -> None:
+        if not store.database.migrated:  # opening it is the start-up's job, not a scrape's
+            return
         try:
             async with asyncio.timeout(GAUGES_TIMEOUT_S):  # a scrape never waits long on it
                 subscriptions = await store.count_subscriptions()

@@ -95,7 +95,8 @@ class DigestRunner:
                 metrics.digest_runs.labels(outcome="storage_failed").inc()
                 return DigestReport(error=f"DATABASE_URL: {error}")
             took = time.monotonic() - started
-            metrics.digest_run_duration.observe(took)
+            if report.ran or report.failed:  # a tick with none due is no run to time
+                metrics.digest_run_duration.observe(took)
             for outcome, runs in report.outcomes.items():
                 metrics.digest_runs.labels(outcome=outcome).inc(runs)
             finished.set_to_current_time()

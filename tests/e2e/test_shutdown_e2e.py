@@ -188,7 +188,7 @@ async def test_a_command_acked_before_sigterm_still_gets_its_answer(tmp_path: Pa
         _, err = await asyncio.wait_for(process.communicate(), timeout=DRAIN_S + MARGIN_S)
         took = time.monotonic() - started
         assert process.returncode == 0, err.decode()
-        assert took < DRAIN_S + MARGIN_S
+        assert took < DRAIN_S  # the answer came well within the drain
         parents = slack.top_level("C_GENERAL")
         assert len(parents) == 1, err.decode()  # the answer, posted after the signal
         assert "acme/image_tagger" in parents[0].text

@@ -39,6 +39,7 @@ from bot.domain.alerts import (
     RunOutcome,
     Subscription,
 )
+from bot.store import engine as engine_module
 from bot.store.engine import MIGRATIONS
 from bot.store.exceptions import InvalidDatabaseUrl, StoreUnavailable
 from bot.store.schema import VERSION_TABLE, metadata
@@ -214,6 +215,7 @@ async def test_a_store_connected_later_opens_at_its_first_use_once_it_can(tmp_pa
         with pytest.raises(StoreUnavailable, match="unable to open database file"):
             await store.database.ping()  # says why, without trying to migrate itself
         directory.mkdir()
+        await asyncio.sleep(engine_module.FAILED_RECENTLY_S)  # the failure answers that long
         assert await store.channel_subscriptions(CHANNEL) == []  # migrated, then read
         await store.database.ping()
     finally:

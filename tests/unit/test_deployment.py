@@ -87,7 +87,7 @@ def test_the_parts_of_the_shutdown_fit_in_the_drain_of_the_interface() -> None:
     assert DRAIN_S == 20  # the README's "Start-up and shutdown"
     assert HTTP_DRAIN_S < DRAIN_S  # requests in flight, while the digest run winds down
     assert DIGEST_DRAIN_S + ABANDON_WAIT_S < DRAIN_S  # a run cut short, then connections
-    assert HTTP_DRAIN_S + AFTER_ACK_DRAIN_S < DRAIN_S  # then the work after commands' acks
+    assert HTTP_DRAIN_S + AFTER_ACK_DRAIN_S + ABANDON_WAIT_S < DRAIN_S  # the work after acks
 
 
 def test_the_dockerfile_runs_as_the_manifests_numeric_user() -> None:

@@ -45,16 +45,23 @@ class AfterAck:
     def start(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The work's own catch-all failed too (telling the user, say): one line.
+            log.error("work after an ack failed: %r", type(task.exception()).__name__)
 
     async def settled(self) -> None:
-        """Return once no work is left (work started meanwhile included)."""
+        """Return once no work is left (work started meanwhile included): for the tests'
+        and the demo's harness, which wait for a command's whole answer."""
         while self._tasks:
             await asyncio.wait(set(self._tasks))
 
     async def drain(self, timeout_s: float) -> None:
         """Wait up to `timeout_s` for the work in progress, then cancel what is left (a
-        query's answer then stops where it was; a digest run posts what it did not)."""
+        query's answer then stops where it was)."""
         if not self._tasks:
             return
         _, late = await asyncio.wait(set(self._tasks), timeout=timeout_s)
