@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -112,6 +113,23 @@ class RunningBot:
         return await self.http.post(
             f"{self.url}/slack/events", content=body, headers=sign(secret, body, timestamp)
         )
+
+
+def process_env(
+    cluster: SampleCluster, slack: SlackStandIn, database_url: str, **more: str
+) -> dict[str, str]:
+    """The environment of a real `python -m bot …` process against these stand-ins (the
+    tests that start, signal or kill one); `more` adds or replaces settings."""
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "ALGORITHMIA_API_URL": cluster.base_url,
+        "ALGORITHMIA_API_KEY": API_KEY,
+        "SLACK_BOT_TOKEN": "xoxb-stand-in",
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.base_url,
+        "DATABASE_URL": database_url,
+        **more,
+    }
 
 
 @asynccontextmanager

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,27 +16,19 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
-from bot.testing.harness import API_KEY, SIGNING_SECRET
+from bot.testing.harness import API_KEY, SIGNING_SECRET, process_env
 from bot.testing.loopback import free_port
 from bot.testing.sample_cluster import SampleCluster
 from bot.testing.signing import sign, slash_command_body
 from bot.testing.slack_stand_in import SlackStandIn
 from bot.testing.tcp_proxy import TcpProxy
 from tests.e2e.test_cli_e2e import run_cli
+from tests.e2e.test_readiness_e2e import _readyz
 from tests.postgres import NO_POSTGRES, POSTGRES_URL, new_database
 
 
 def _env(cluster: SampleCluster, slack: SlackStandIn, database_url: str) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "ALGORITHMIA_API_URL": cluster.base_url,
-        "ALGORITHMIA_API_KEY": API_KEY,
-        "SLACK_BOT_TOKEN": "xoxb-start",
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": slack.base_url,
-        "DATABASE_URL": database_url,
-        "DIGEST_TICK_SECONDS": "1",
-    }
+    return process_env(cluster, slack, database_url, DIGEST_TICK_SECONDS="1")
 
 
 def _through(proxy: TcpProxy, url: str) -> str:
@@ -72,25 +63,13 @@ async def _serving(env: dict[str, str], cwd: Path, port: int) -> AsyncIterator[l
     assert process.returncode == 0, "".join(lines)
 
 
-async def _probe(http: httpx.AsyncClient, url: str) -> tuple[int, dict[str, object], str]:
-    """`/readyz` and `/metrics`, once the process serves."""
-    for _ in range(200):
-        try:
-            ready = await http.get(f"{url}/readyz")
-            metrics = await http.get(f"{url}/metrics")
-            return ready.status_code, ready.json(), metrics.text
-        except httpx.TransportError:
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"{url} never answered")
-
-
 async def _until(
     http: httpx.AsyncClient, url: str, wanted: tuple[int, dict[str, object]], seconds: float
 ) -> str:
     """Probe until `/readyz` says `wanted`; the metrics then."""
     deadline = asyncio.get_running_loop().time() + seconds
     while True:
-        status, body, metrics = await _probe(http, url)
+        status, body, metrics = await _readyz(http, url)
         if (status, body) == wanted:
             return metrics
         if asyncio.get_running_loop().time() > deadline:
@@ -120,7 +99,7 @@ async def test_serve_starts_without_its_database_and_works_once_it_answers(
         url = f"http://127.0.0.1:{port}"
         env = _env(cluster, slack, _through(proxy, database_url))
         async with proxy, _serving(env, tmp_path, port) as stderr:
-            status, body, metrics = await _probe(http, url)
+            status, body, metrics = await _readyz(http, url)
             assert (status, body) == DEGRADED  # signed in to Slack, the database not there
             assert 'algo_errors_dependency_up{part="database"} 0.0' in metrics
             assert (await http.get(f"{url}/healthz")).status_code == 200

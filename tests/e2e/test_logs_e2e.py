@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from bot.testing.harness import process_env
 from bot.testing.loopback import free_port
 from bot.testing.sample_cluster import SampleCluster, fresh_record, sample_records
 from bot.testing.signing import block_actions_body, sign, slash_command_body
@@ -39,16 +39,10 @@ GENERIC_TRACE_LINES = {
 def _env(
     cluster: SampleCluster, slack: SlackStandIn, tmp_path: Path, **more: str
 ) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "ALGORITHMIA_API_URL": cluster.base_url,
-        "ALGORITHMIA_API_KEY": API_KEY,
-        "SLACK_BOT_TOKEN": TOKEN,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": slack.base_url,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
-        **more,
-    }
+    # The test's own distinctive secrets, so it can look for them in the logs.
+    secrets = {"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+               "ALGORITHMIA_API_KEY": API_KEY}  # fmt: skip
+    return process_env(cluster, slack, f"sqlite:///{tmp_path / 'bot.db'}", **secrets, **more)
 
 
 class Served:

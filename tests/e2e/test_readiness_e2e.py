@@ -5,13 +5,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 
 import httpx
 
-from bot.testing.harness import API_KEY, SIGNING_SECRET
+from bot.testing.harness import API_KEY, process_env
 from bot.testing.loopback import free_port
 from bot.testing.sample_cluster import SampleCluster
 from bot.testing.slack_stand_in import SlackStandIn
@@ -19,19 +18,12 @@ from tests.e2e.test_cli_e2e import run_cli
 
 
 def _env(cluster: SampleCluster, slack: SlackStandIn, tmp_path: Path) -> dict[str, str]:
-    return {
-        "PATH": os.environ.get("PATH", ""),
-        "ALGORITHMIA_API_URL": cluster.base_url,
-        "ALGORITHMIA_API_KEY": API_KEY,
-        "SLACK_BOT_TOKEN": "xoxb-ready",
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": slack.base_url,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
-    }
+    return process_env(cluster, slack, f"sqlite:///{tmp_path / 'bot.db'}")
 
 
 async def _readyz(http: httpx.AsyncClient, url: str) -> tuple[int, dict[str, object], str]:
-    for _ in range(100):
+    """`/readyz` and `/metrics`, once the process serves."""
+    for _ in range(200):
         try:
             ready = await http.get(f"{url}/readyz")
             metrics = await http.get(f"{url}/metrics")

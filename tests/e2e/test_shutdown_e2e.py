@@ -9,7 +9,6 @@ drain, like a crash: the next run adopts what Slack kept once the lease ran out)
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from bot.store.repository import Store
-from bot.testing.harness import API_KEY, SIGNING_SECRET, running_bot
+from bot.testing.harness import API_KEY, SIGNING_SECRET, process_env, running_bot
 from bot.testing.loopback import free_port
 from bot.testing.sample_cluster import SampleCluster
 from bot.testing.signing import sign, slash_command_body
@@ -52,15 +51,7 @@ async def _worker_with_a_run_going(
             CHANNEL, "acme/image_tagger", "every:1h", "Europe/Berlin", "U_ALICE", past, past
         )
     cluster.append_records("acme", "image_tagger", _kinds(KINDS))
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "ALGORITHMIA_API_URL": cluster.base_url,
-        "ALGORITHMIA_API_KEY": API_KEY,
-        "SLACK_BOT_TOKEN": "xoxb-drain",
-        "SLACK_API_URL": slack.base_url,
-        "DATABASE_URL": f"sqlite:///{database}",
-        "DIGEST_TICK_SECONDS": "1",
-    }
+    env = process_env(cluster, slack, f"sqlite:///{database}", DIGEST_TICK_SECONDS="1")
     held = [slack.hold("chat.postMessage") for _ in range(holds)]
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "digest", "--host", "127.0.0.1", "--port", str(free_port()),
@@ -154,15 +145,7 @@ async def test_a_command_acked_before_sigterm_still_gets_its_answer(tmp_path: Pa
         cluster.load_sample()
         cluster.latency_s = 2.0  # the lookup is still going when the signal comes
         port = free_port()
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "ALGORITHMIA_API_URL": cluster.base_url,
-            "ALGORITHMIA_API_KEY": API_KEY,
-            "SLACK_BOT_TOKEN": "xoxb-drain",
-            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_API_URL": slack.base_url,
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
-        }
+        env = process_env(cluster, slack, f"sqlite:///{tmp_path / 'bot.db'}")
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "serve", "--no-scheduler", "--host", "127.0.0.1",
             "--port", str(port), env=env, cwd=tmp_path,

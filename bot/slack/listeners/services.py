@@ -138,17 +138,11 @@ class Handling:
     def __init__(self, context: dict[str, object]) -> None:
         self.outcome = Outcome.OK
         self.context = dict(context)
-        self._bound: set[str] = set()
 
     def bind(self, **context: object) -> None:
         """More context for the log lines from here on (a command's kind once it is parsed)."""
         structlog.contextvars.bind_contextvars(**context)
         self.context.update(context)
-        self._bound.update(context)
-
-    @property
-    def bound(self) -> set[str]:
-        return self._bound
 
 
 @contextlib.contextmanager
@@ -172,7 +166,7 @@ def handling(
             took = round(time.monotonic() - started, 3)
             counted(handled)
             logger.info(event, extra={"outcome": str(handled.outcome), "duration_s": took})
-            structlog.contextvars.unbind_contextvars(*(handled.bound - context.keys()))
+            structlog.contextvars.unbind_contextvars(*(handled.context.keys() - context.keys()))
 
 
 _REFUSALS = {
