@@ -32,6 +32,7 @@ async def main() -> None:
         for number in range(algorithms):  # more algorithms, each with the sample's records
             cluster.add_algorithm("acme", f"algo_{number}", records=records)
         cluster.latency_s = latency_s
+        cluster.reuse_bodies = True  # the cluster's cost is not the bot's
         print(
             json.dumps(
                 {

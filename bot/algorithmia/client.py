@@ -33,7 +33,7 @@ from bot.algorithmia.exceptions import (
     Unavailable,
 )
 from bot.domain.algorithm_ref import AlgorithmId, AlgorithmRef, OwnerName
-from bot.errors.records import RecordBatch, read_records, validate_records
+from bot.errors.records import RecordBatch, read_lazily, validate_records
 
 logger = logging.getLogger(__name__)
 
@@ -172,8 +172,8 @@ class AlgorithmiaClient:
                 path = f"/v1/algorithms/{uuid}/errors"
             case _:
                 assert_never(ref)
-        status, body = await self._get_json(path, read_records)
-        if isinstance(body, RecordBatch):  # well formed, decoded and validated in one pass
+        status, body = await self._get_json(path, read_lazily)
+        if isinstance(body, RecordBatch):  # well formed: its records decoded when asked for
             return body
         if not isinstance(body, list):
             raise BadResponse(

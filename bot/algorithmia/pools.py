@@ -5,11 +5,18 @@ a request is queued or an answer is read: its cost per request grows with the sq
 connections. A digest run keeping 48 requests in flight spent most of its CPU there (see
 `bench/digest_run.py --profile`); pools of `SHARD_CONNECTIONS` keep that cost small at any
 concurrency.
+
+Each pool is an `httpx.AsyncHTTPTransport` (an httpcore pool), not a client of its own: one
+client's work per request (hooks, redirects, cookies, the response's wrapping) is done once,
+by the client these pools serve. A client given a transport ignores the environment's proxies,
+so where the environment names one, `cluster_client` makes a plain client instead (one pool,
+the proxy honoured as everywhere else).
 """
 
 from __future__ import annotations
 
 import math
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 from typing import Final
 
@@ -18,36 +25,45 @@ import httpx
 SHARD_CONNECTIONS: Final = 8
 
 
-class ShardedPools(httpx.AsyncBaseTransport):
-    """A transport sending each request through the least busy of its pools; each pool is
-    an `httpx.AsyncClient` of its own, so the environment (proxies, certificates) applies as
-    to one client."""
+def cluster_client(connections: int, timeout: httpx.Timeout) -> httpx.AsyncClient:
+    """An HTTP client keeping up to `connections` connections to the cluster: through
+    `ShardedPools`, or one pool when the environment sets a proxy (the same variables httpx
+    reads: `HTTPS_PROXY`, `ALL_PROXY`, …)."""
+    if urllib.request.getproxies():
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=True)
+    return httpx.AsyncClient(
+        timeout=timeout, transport=ShardedPools(connections), follow_redirects=True
+    )
 
-    def __init__(self, connections: int, timeout: httpx.Timeout) -> None:
+
+class ShardedPools(httpx.AsyncBaseTransport):
+    """A transport sending each request through the least busy of its pools. A pool counts a
+    request as busy until its answer's body is closed (read to the end or given up)."""
+
+    def __init__(self, connections: int) -> None:
         count = max(1, math.ceil(connections / SHARD_CONNECTIONS))
         size = math.ceil(connections / count)
         limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-        self._pools = [httpx.AsyncClient(timeout=timeout, limits=limits) for _ in range(count)]
-        self._busy = [0] * count
+        self._pools = [httpx.AsyncHTTPTransport(limits=limits) for _ in range(count)]
+        self.busy = [0] * count
+        """Requests each pool is serving (read by tests)."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        index = min(range(len(self._pools)), key=self._busy.__getitem__)
-        self._busy[index] += 1
+        index = min(range(len(self._pools)), key=self.busy.__getitem__)
+        self.busy[index] += 1
         try:
-            response = await self._pools[index].send(request, stream=True)
+            response = await self._pools[index].handle_async_request(request)
         except BaseException:
-            self._busy[index] -= 1
+            self.busy[index] -= 1
             raise
 
         def release() -> None:
-            self._busy[index] -= 1
+            self.busy[index] -= 1
 
-        return httpx.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=_Releasing(response, release),
-            extensions=response.extensions,
-        )
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _Releasing(response.stream, release)
+        return response
 
     async def aclose(self) -> None:
         for pool in self._pools:
@@ -57,17 +73,17 @@ class ShardedPools(httpx.AsyncBaseTransport):
 class _Releasing(httpx.AsyncByteStream):
     """An answer's body as its pool sent it; closing it frees its connection, once."""
 
-    def __init__(self, response: httpx.Response, release: Callable[[], None]) -> None:
-        self._response, self._release = response, release
+    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+        self._stream, self._release = stream, release
         self._released = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._response.aiter_raw():
+        async for chunk in self._stream:
             yield chunk
 
     async def aclose(self) -> None:
         try:
-            await self._response.aclose()
+            await self._stream.aclose()
         finally:
             if not self._released:
                 self._released = True

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 DEFAULT_ERROR_TYPE = "AlgorithmError"
@@ -94,12 +95,83 @@ def _as_text(value: object) -> object:
     return value
 
 
-@dataclass(frozen=True, slots=True)
 class RecordBatch:
-    """The valid records of one response and how many malformed ones were skipped."""
+    """The valid records of one response and how many malformed ones were skipped.
 
-    records: tuple[ErrorRecord, ...]
-    skipped: int = 0
+    A batch made by `read_lazily` holds the response's bytes and its request ids only: its
+    records are decoded when first asked for, so a digest run with nothing new decodes none."""
+
+    __slots__ = ("_content", "_records", "_request_ids", "_skipped")
+
+    def __init__(self, records: Iterable[ErrorRecord] = (), skipped: int = 0) -> None:
+        self._records: tuple[ErrorRecord, ...] | None = tuple(records)
+        self._skipped = skipped
+        self._content: bytes | str | None = None
+        self._request_ids: frozenset[str] | None = None
+
+    @classmethod
+    def _unread(cls, content: bytes | str, request_ids: frozenset[str]) -> RecordBatch:
+        batch = cls()
+        batch._records, batch._content, batch._request_ids = None, content, request_ids
+        return batch
+
+    @property
+    def records(self) -> tuple[ErrorRecord, ...]:
+        if self._records is None:
+            self._decode()
+        assert self._records is not None
+        return self._records
+
+    @property
+    def skipped(self) -> int:
+        if self._records is None:
+            self._decode()
+        return self._skipped
+
+    @property
+    def request_ids(self) -> frozenset[str]:
+        """The request ids of the records; of an unread batch, without decoding them (an id
+        of a record that turns out malformed may be among them)."""
+        if self._request_ids is None:
+            self._request_ids = frozenset(r.request_id for r in self.records)
+        return self._request_ids
+
+    def _decode(self) -> None:
+        assert self._content is not None
+        read = read_records(self._content) or validate_records(json.loads(self._content))
+        self._records, self._skipped, self._content = read.records, read.skipped, None
+        self._request_ids = None  # now those of the valid records only
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RecordBatch):
+            return NotImplemented
+        return (self.records, self.skipped) == (other.records, other.skipped)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        if self._records is None:
+            return f"RecordBatch(<{len(self.request_ids)} unread records>)"
+        return f"RecordBatch(records={self._records!r}, skipped={self._skipped})"
+
+
+class _RequestId(msgspec.Struct):
+    request_id: str
+
+
+_REQUEST_IDS = msgspec.json.Decoder(list[_RequestId])
+
+
+def read_lazily(content: bytes | str) -> RecordBatch | None:
+    """A response's request ids now, its records when first asked for: a JSON array of objects
+    each with a text `request_id` (other fields are not looked at yet; a malformed record is
+    left out when the records are decoded). None for anything else, read as `read_records`'s
+    caller reads it."""
+    try:
+        keys = _REQUEST_IDS.decode(content)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    return RecordBatch._unread(content, frozenset(key.request_id for key in keys))
 
 
 def read_records(content: bytes | str) -> RecordBatch | None:

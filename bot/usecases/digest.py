@@ -173,12 +173,12 @@ async def run_digests(
         algorithm: str, subscriptions: list[Subscription], batch: RecordBatch | LookupFailure
     ) -> None:
         try:
-            ids = (
-                set() if isinstance(batch, LookupFailure) else {r.request_id for r in batch.records}
-            )
+            ids = frozenset() if isinstance(batch, LookupFailure) else batch.request_ids
             seen = await reported.of(algorithm)
-            fresh = {s.id: ids - seen[s.id] for s in subscriptions}
+            fresh = {s.id: set(ids - seen[s.id]) for s in subscriptions}
             batch = _only_needed(batch, fresh, intents)
+            if not isinstance(batch, LookupFailure):  # of the records that are well formed
+                fresh = {sid: unreported & batch.request_ids for sid, unreported in fresh.items()}
             for subscription in subscriptions:
                 async with channel_turns[subscription.channel_id]:
                     with bound_contextvars(
@@ -224,7 +224,8 @@ def _only_needed(
     intents: dict[int, list[PostIntent]],
 ) -> RecordBatch | LookupFailure:
     """The records some subscription has not reported or an open intent names, the others let
-    go at once: while a channel's turn comes, a run with nothing new holds no records."""
+    go at once: while a channel's turn comes, a run with nothing new holds no records, and
+    decodes none of a response read lazily (`read_lazily`)."""
     if isinstance(batch, LookupFailure):
         return batch
     needed: set[str] = set()
@@ -232,8 +233,9 @@ def _only_needed(
         needed |= unreported
         for intent in intents[subscription_id]:
             needed.update(intent.request_ids)
-    kept = tuple(r for r in batch.records if r.request_id in needed)
-    return RecordBatch(kept, batch.skipped)
+    if not needed:
+        return RecordBatch()
+    return RecordBatch(r for r in batch.records if r.request_id in needed)
 
 
 def _where(subscription: Subscription, detail: str | None) -> str:
@@ -375,7 +377,7 @@ class _ReportedWindows:
             self._window_of[group[0].algorithm] = len(self._members) - 1
             self._members[-1].extend(s.id for s in group)
             self._left[-1] += 1
-        self._reads: dict[int, asyncio.Future[dict[int, set[str]]]] = {}
+        self._reads: dict[int, asyncio.Future[dict[int, frozenset[str]]]] = {}
 
     async def first(self) -> None:
         """Read the first window now (a database that does not answer stops the run before
@@ -388,7 +390,7 @@ class _ReportedWindows:
         self._read(window)
         self._read(window + 1)
 
-    async def of(self, algorithm: str) -> dict[int, set[str]]:
+    async def of(self, algorithm: str) -> dict[int, frozenset[str]]:
         window = self._window_of[algorithm]
         self._read(window)
         return await asyncio.shield(self._reads[window])
@@ -415,7 +417,7 @@ class _ReportedWindows:
         self._reads[window] = read
 
 
-def _retrieved(read: asyncio.Future[dict[int, set[str]]]) -> None:
+def _retrieved(read: asyncio.Future[dict[int, frozenset[str]]]) -> None:
     """A read ahead that failed and that no one awaited is not an unretrieved exception."""
     if not read.cancelled():
         read.exception()

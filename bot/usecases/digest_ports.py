@@ -112,7 +112,7 @@ class DigestStore(Protocol):
 
     async def reported_by_subscription(
         self, subscription_ids: Collection[int]
-    ) -> dict[int, set[str]]: ...
+    ) -> dict[int, frozenset[str]]: ...
 
     async def mark_reported(
         self, subscription_id: int, records: Iterable[tuple[str, int]], now: datetime

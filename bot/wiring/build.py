@@ -22,7 +22,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.algorithmia.client import AlgorithmiaClient, default_timeout
-from bot.algorithmia.pools import ShardedPools
+from bot.algorithmia.pools import cluster_client
 from bot.config import CLUSTER_CONCURRENCY, Settings, require
 from bot.metrics import Metrics
 from bot.slack.app import Authorization, create_app
@@ -128,10 +128,7 @@ async def cluster_http(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The process's one HTTP client toward the cluster (connection reuse, bounded pool): room
     for a digest run's `concurrency` requests and a few queries beside them."""
-    pools = ShardedPools(concurrency + QUERY_CONNECTIONS, default_timeout())
-    async with httpx.AsyncClient(
-        timeout=default_timeout(), transport=pools, follow_redirects=True
-    ) as http:
+    async with cluster_client(concurrency + QUERY_CONNECTIONS, default_timeout()) as http:
         yield http
 
 

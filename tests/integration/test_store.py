@@ -721,6 +721,16 @@ async def test_reported_by_subscription_reads_several_at_once(store: Store) -> N
     assert await store.reported_by_subscription([]) == {}
 
 
+async def test_reported_ids_of_any_text_read_back_as_they_were_written(store: Store) -> None:
+    one = await store.upsert_subscription("C1", "acme/x", "every:15m", "UTC", "U1", NOW, NOW)
+    two = await store.upsert_subscription("C2", "acme/x", "every:15m", "UTC", "U1", NOW, NOW)
+    odd = ["req,1", 'req "2"', "req\\3", "réq-4 ✓", "req\n5", "[6]", ""]
+    for subscription in (one, two):
+        await store.mark_reported(subscription.id, [(rid, n) for n, rid in enumerate(odd)], NOW)
+    reported = await store.reported_by_subscription([one.id, two.id])
+    assert reported == {one.id: set(odd), two.id: set(odd)}
+
+
 async def test_finish_runs_ends_leases_and_records_runs_in_one_go(store: Store) -> None:
     subs = [
         await store.upsert_subscription(f"C{n}", "acme/x", "every:15m", "UTC", "U1", NOW, NOW)

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from bot.errors.records import ErrorRecord, read_records, validate_records
+from bot.errors import records as records_module
+from bot.errors.records import ErrorRecord, read_lazily, read_records, validate_records
 
 TRACE = "error:\nboom\nstacktrace:\nNone"
 
@@ -165,3 +166,58 @@ def test_a_well_formed_response_read_in_one_pass_is_what_the_long_way_reads(
 )
 def test_anything_else_is_left_to_the_long_way(content: str) -> None:
     assert read_records(content.encode()) is None
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [record(), record(request_id="req-2")],
+        [record(algoversion=2), record(request_id="req-2", created_at=1.0e12)],  # the long way
+        [record(), record(request_id="req-no-error", error=None)],  # one skipped, counted
+        [record(), 3, "x"],  # items that are not records: not lazily read at all
+        [],
+    ],
+)
+def test_a_lazily_read_response_has_the_records_the_long_way_reads(items: list[Any]) -> None:
+    content = json.dumps(items).encode()
+    eager = read_records(content) or validate_records(json.loads(content))
+    lazy = read_lazily(content)
+    if any(not isinstance(item, dict) for item in items):
+        assert lazy is None  # the client then reads it the long way, as before
+        return
+    assert lazy is not None
+    assert lazy.request_ids >= {r.request_id for r in eager.records}
+    assert (lazy.records, lazy.skipped) == (eager.records, eager.skipped)
+    assert lazy == eager
+    assert lazy.request_ids == {r.request_id for r in eager.records}  # once read: valid ones
+
+
+def test_a_lazily_read_response_decodes_its_records_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    content = json.dumps([record(), record(request_id="req-2")]).encode()
+    decoded: list[object] = []
+    monkeypatch.setattr(records_module, "read_records", lambda c: decoded.append(c) or None)
+    batch = read_lazily(content)
+    assert batch is not None
+    assert batch.request_ids == {"req-1", "req-2"}
+    assert "2 unread records" in repr(batch)
+    assert decoded == []
+    assert [r.request_id for r in batch.records] == ["req-1", "req-2"]  # the long way here
+    assert decoded == [content]
+    assert len(batch.records) == 2
+    assert decoded == [content]  # once
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        json.dumps({"error": {"message": "no"}}),
+        json.dumps([record(request_id=None)]),
+        json.dumps([{"created_at": 1}]),
+        "[1, 2",
+        "not json",
+    ],
+)
+def test_what_is_not_an_array_of_records_with_ids_is_not_read_lazily(content: str) -> None:
+    assert read_lazily(content.encode()) is None
