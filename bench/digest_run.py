@@ -13,6 +13,10 @@ Each figure is printed beside its bound, measured in the same run:
 - the fetch bound ceil(A / C) x 50 ms for the fetch concurrency C; the run's time after its
   fixed start-up (the claim, until the first request leaves) within 1.2x of it, and the
   effective concurrency A x 50 ms / that time (at most C; target >= 40 at the bot's C);
+- the same A requests by the bare HTTP client (the bot's, C at a time, nothing done with the
+  answers), after the run in the same process: what the HTTP stack alone reaches here, so the
+  run's own cost is the ratio to it (the stand-in cluster's CPU, on the other core, is shown
+  too);
 - database statements of the run (they grow with batches and posts, not with subscriptions),
   and of a scheduler tick with none due (target: one);
 - peak RSS (target < 150 MB at 10,000 subscriptions).
@@ -41,6 +45,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import event
 
 from bot.algorithmia.client import AlgorithmiaClient
@@ -143,7 +148,11 @@ def cpu_of(pid: int) -> float:
 
 
 async def run(
-    urls: dict[str, str], database: Path, options: argparse.Namespace, standins: int
+    urls: dict[str, str],
+    database: Path,
+    options: argparse.Namespace,
+    standins: int,
+    algorithms: int,
 ) -> dict[str, Any]:
     statements = 0
 
@@ -184,17 +193,36 @@ async def run(
             store, source, SilentNotifier(), now=now + timedelta(seconds=1), worker="bench",
             concurrency=options.concurrency,
         )  # fmt: skip
+        bare = await bare_fetches(http, urls, algorithms, options.concurrency)
         if profile:
             pstats.Stats(profile).sort_stats("tottime").print_stats(30)
             pstats.Stats(profile).sort_stats("cumulative").print_stats("bot/", 40)
     assert source.first is not None
     return {
         "report": report, "idle": idle, "wall": end - start, "cpu": cpu,
-        "standins_cpu": standins_cpu,
+        "standins_cpu": standins_cpu, "bare": bare,
         "startup": source.first - start, "tail": end - source.last,
         "max_in_flight": source.max_in_flight, "statements": run_statements,
         "idle_statements": statements, "peak": peak, "rss_before": rss_before,
     }  # fmt: skip
+
+
+async def bare_fetches(
+    http: httpx.AsyncClient, urls: dict[str, str], algorithms: int, concurrency: int
+) -> float:
+    """The same requests by the bare HTTP client (the bot's, `concurrency` at a time), their
+    answers read and nothing else done: what the HTTP stack alone takes on this machine."""
+    turns = asyncio.Semaphore(concurrency)
+    headers = {"Authorization": f"Simple {urls['api_key']}"}
+
+    async def fetch(number: int) -> None:
+        async with turns:
+            url = f"{urls['cluster']}/v1/algorithms/acme/algo_{number}/errors"
+            (await http.get(url, headers=headers)).raise_for_status()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(fetch(number) for number in range(algorithms)))
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -223,7 +251,7 @@ def main() -> None:
             [sys.executable, __file__, "--fill", str(database), str(algorithms), str(count)],
             check=True,
         )
-        figures = asyncio.run(run(urls, database, options, standins.pid))
+        figures = asyncio.run(run(urls, database, options, standins.pid, algorithms))
     standins.stdin.close()
     counts = json.loads(standins.stdout.readline())
     standins.wait(10)
@@ -244,7 +272,8 @@ def show(
     )
     print(f"ran {len(report.ran)}, failed {len(report.failed)}, posted {report.posted}")
     print(
-        f"cluster requests: {counts['cluster_requests']} (target exactly {algorithms}); "
+        f"cluster requests: {counts['cluster_requests'] - algorithms} (target exactly "
+        f"{algorithms}); "
         f"at most {figures['max_in_flight']} in flight (bound C = {c})"
     )
     print(
@@ -261,6 +290,13 @@ def show(
     print(
         f"effective concurrency {algorithms} x {LATENCY_S * 1000:.0f} ms / {fetching:.2f} s = "
         f"{effective:.1f} (at most C = {c}; target >= 40)"
+    )
+    bare = figures["bare"]
+    print(
+        f"the same {algorithms} requests by the bare HTTP client, {c} at a time, nothing done "
+        f"with the answers: {bare:.2f} s = {bare / bound:.2f}x the bound, effective concurrency "
+        f"{algorithms * LATENCY_S / bare:.1f}; the run after start-up takes {fetching / bare:.2f}x "
+        "that"
     )
     print(
         f"database statements: {figures['statements']} in the run "
