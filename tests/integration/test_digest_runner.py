@@ -709,3 +709,45 @@ async def test_a_run_reads_what_was_reported_a_window_at_a_time_and_misses_nothi
     notifier.said.clear()
     await _run(store, cluster, notifier, T0 + timedelta(minutes=30), concurrency=2)
     assert notifier.said == []  # what was reported in every window is known as reported
+
+
+async def _statements_of_a_posting_run(
+    database_url: str, posting: int, records_per_bug: int, quiet: int
+) -> tuple[int, int]:
+    """`posting` subscriptions of one algorithm that has two new bugs of `records_per_bug`
+    records each, beside `quiet` subscriptions with nothing new: the statements of the run
+    and the posts it made."""
+    async with await Store.open(database_url) as store:
+        cluster, notifier = FakeCluster(), RecordingNotifier()
+        await _subscribed_everywhere(store, cluster, 0, quiet)
+        cluster.records["acme/image_tagger"] = []
+        for channel in range(posting):
+            await _subscribe(store, cluster, channel=f"CP{channel}")
+        for number in range(records_per_bug):
+            cluster.records["acme/image_tagger"] += [
+                _record(1000 + number, BOOM, 1), _record(2000 + number, BANG, 1),
+            ]  # fmt: skip
+        counter = StatementCounter(store)
+        statements = await counter.of(_run(store, cluster, notifier, T0 + timedelta(minutes=15)))
+        assert notifier.kinds().count("alert") == 2 * posting
+        return statements, len(notifier.said)
+
+
+async def test_a_posting_run_costs_statements_per_post_not_per_record_or_quiet_subscription(
+    tmp_path: Path,
+) -> None:
+    def url(name: str) -> str:
+        return f"sqlite:///{tmp_path / name}"
+
+    one, posts_one = await _statements_of_a_posting_run(url("a.db"), 1, 1, 0)
+    crowded, posts_crowded = await _statements_of_a_posting_run(url("b.db"), 1, 40, 30)
+    assert (crowded, posts_crowded) == (one, posts_one) == (one, 4)  # 2 alerts, 2 traces
+    two, posts_two = await _statements_of_a_posting_run(url("c.db"), 2, 1, 0)
+    three, posts_three = await _statements_of_a_posting_run(url("d.db"), 3, 1, 0)
+    assert (posts_two, posts_three) == (8, 12)
+    per_subscription = two - one
+    assert three - two == per_subscription  # the same for each subscription that posts
+    # Four posts (two alerts, each with its trace reply). Each alert: the lease checked, its
+    # intent, its thread, its records marked reported, the intent settled with the trace's
+    # recorded (two); the trace's settled. And one read of the subscription's alert threads.
+    assert per_subscription == 2 * 7 + 1
