@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, Final
 
-from sqlalchemy import Row, delete, select
+from sqlalchemy import Row, delete, literal, select
 from sqlalchemy.exc import IntegrityError
 
 from bot.domain.alerts import PostIntent, PostKind
 from bot.store.engine import Database
-from bot.store.schema import post_intents
+from bot.store.schema import post_intents, subscriptions
 
 _IN_CHUNK: Final = 500
 
@@ -21,15 +21,26 @@ class IntentQueries:
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    async def record_intent(self, intent: PostIntent) -> bool:
-        """Store the intent before its post is sent; False (nothing stored) when its
-        subscription was removed meanwhile: do not post then."""
-        try:
-            async with self._db.transaction() as connection:
-                await connection.execute(post_intents.insert().values(**_values(intent)))
-        except IntegrityError:  # the foreign key: unsubscribed while the run was going
-            return False
-        return True
+    async def record_intent(self, intent: PostIntent, worker: str) -> bool:
+        """Store the intent before its post is sent, only while `worker` holds the lease of
+        its subscription; False (nothing stored) when it does not: another worker took the
+        subscription over, or it was removed meanwhile. Do not post then.
+
+        One INSERT that checks the lease itself, so a post needs no renewal of its own (the
+        run's heartbeat extends the lease). On PostgreSQL the check locks the subscription's
+        row (FOR SHARE) as a renewal's UPDATE would: a claim by another worker meanwhile is
+        either seen (nothing stored) or waits for this intent, and then finds it open."""
+        column = subscriptions.c
+        held = (
+            select(column.id)
+            .where(column.id == intent.subscription_id, column.lease_owner == worker)
+            .with_for_update(read=True)
+        )
+        values = _values(intent)
+        fields = (literal(v, post_intents.c[name].type).label(name) for name, v in values.items())
+        row = select(*fields).where(held.exists())
+        statement = post_intents.insert().from_select(list(values), row)
+        return await self._db.changed(statement) == 1
 
     async def settle_intent(self, intent_id: str, *, then: PostIntent | None = None) -> bool:
         """Slack confirmed the post (or it was found there): forget the intent, and record

@@ -11,7 +11,7 @@ retried by later runs until Slack takes it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -26,20 +26,27 @@ from bot.domain.alerts import (
 )
 from bot.errors.grouping import ErrorGroup, group_occurrences, read_occurrences
 from bot.errors.records import RecordBatch
-from bot.usecases.digest_ports import AlertGone, AlertNotifier, DigestStore, LeaseLost
+from bot.usecases.digest_ports import (
+    AlertGone,
+    AlertNotifier,
+    DigestStore,
+    LeaseLost,
+    PostingLease,
+)
 
 
 @dataclass
 class Posting:
-    """One subscription's posts in one run. `renew` is called before each post: it raises
-    `LeaseLost` when another worker took the subscription over."""
+    """One subscription's posts in one run, each only while `lease` holds: a post that
+    records an intent first is fenced by it (the intent is stored only while this worker holds
+    the lease: `LeaseLost` otherwise), any other post renews the lease before it goes."""
 
     store: DigestStore
     notifier: AlertNotifier
     subscription: Subscription
     batch: RecordBatch
     now: datetime
-    renew: Callable[[], Awaitable[None]]
+    lease: PostingLease
     fresh: set[str] = field(default_factory=set)
     """The request ids this subscription has not reported (as read when the run began)."""
     unconfirmed: int = 0
@@ -52,7 +59,7 @@ class Posting:
     async def settle_open(self, intents: Sequence[PostIntent]) -> None:
         """Settle what an earlier run of this subscription left open, oldest first."""
         for intent in intents:
-            await self.renew()
+            await self.lease.renew()
             group = self._group_of(intent)
             if group is None:  # its records left the API's window: nothing left to tell
                 await self.store.settle_intent(intent.id)
@@ -106,9 +113,10 @@ class Posting:
     async def report_new(self) -> int:
         """Post what this subscription has not reported yet; returns the actions carried out.
 
-        Before each action the lease is renewed (or the run stops) and the alert thread read
-        again, so a click meanwhile is taken into account; a record counts as reported as soon
-        as Slack confirmed the message that tells of it."""
+        Before each action the alert thread is read again, so a click meanwhile is taken into
+        account, and the lease checked: by the action's intent when it records one first (a
+        new alert, news with replies), else renewed (or the run stops). A record counts as
+        reported as soon as Slack confirmed the message that tells of it."""
         fresh = self.fresh - self.told
         if not fresh:
             return 0
@@ -120,9 +128,10 @@ class Posting:
             channel, algorithm, groups, threads, self.now, self.subscription.min_count
         )
         for action in planned:
-            await self.renew()
             if action.kind is not Kind.NEW_ALERT:
                 action = await self._replanned(action)
+            if not _opens_with_an_intent(action):
+                await self.lease.renew()
             try:
                 await self._carry_out(action)
             except AlertGone:  # the alert message was deleted: the news get a new one
@@ -220,8 +229,10 @@ class Posting:
             self.unconfirmed += 1
 
     async def _record(self, intent: PostIntent) -> None:
-        if not await self.store.record_intent(intent):
-            raise LeaseLost  # unsubscribed while the run was going: say nothing more
+        """Record the intent of a post about to go, which checks the lease."""
+        self.lease.check()
+        if not await self.store.record_intent(intent, self.lease.worker):
+            raise LeaseLost  # taken over or unsubscribed while the run was going: say no more
 
     def _intent(
         self, kind: PostKind, fingerprint: str, group: ErrorGroup, *, thread_ts: str | None = None
@@ -237,6 +248,14 @@ class Posting:
             request_ids=group.request_ids,
             created_at=self.now,
         )
+
+
+def _opens_with_an_intent(action: DigestAction) -> bool:
+    """Whether the action's first write is its post's intent (`Posting._record`), which
+    checks the lease: a new alert, news with replies on a thread not to be re-keyed first."""
+    if action.kind is Kind.NEW_ALERT:
+        return True
+    return action.replies and action.adopted_from is None
 
 
 def _reported(group: ErrorGroup) -> list[tuple[str, int]]:

@@ -104,6 +104,9 @@ async def run_digests(
     as soon as its records arrive, beside the fetches; one channel's subscriptions run one
     after the other, so its posts never interleave.
     """
+    # Made before the claim: the run counts its leases as held from a moment no later than it
+    # (its first posts are guarded by that alone, until the heartbeat renews them).
+    lease = _Lease(store, worker, timedelta(seconds=lease_seconds), now, stopping)
     claimed = await store.claim_due(worker, now, lease_seconds, everything=everything)
     report = DigestReport()
     if not claimed:  # a tick with none due: that one statement
@@ -122,7 +125,6 @@ async def run_digests(
     except BaseException:
         await store.finish_runs(worker, [])  # nothing ran; the leases expire
         raise
-    lease = _Lease(store, worker, timedelta(seconds=lease_seconds), now, stopping)
     running = [s.id for s in claimed]
     channel_turns: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
     to_fetch = iter(list(by_algorithm.items()))
@@ -302,9 +304,8 @@ async def _run_one(
                     await notifier.recovered(subscription)
                 await store.set_outage_notified(subscription.id, False)
             posting = Posting(
-                store, notifier, subscription, batch, now,
-                lambda: lease.renew(subscription.id), fresh,
-            )  # fmt: skip
+                store, notifier, subscription, batch, now, lease.of(subscription.id), fresh
+            )
             async with lease.held():
                 await posting.settle_open(intents)
                 await _end_mutes(store, notifier, subscription, mutes_over, lease, now)
@@ -435,7 +436,9 @@ class DigestStopping(LeaseLost):
 
 class _Lease:
     """Keeps a run's leases alive while it works (pacing and rate limits can make a run
-    outlast one lease) and says, before each post, whether one was lost.
+    outlast one lease) and says, before each post, whether the run must stop: a post whose
+    intent is recorded first has its lease checked by that intent (`record_intent`), any other
+    renews its subscription's lease first.
 
     A run posts only while `held()`: if no renewal succeeded for most of a lease (the database
     is down), whatever it is doing (a post waiting its turn or a 429) is cancelled before the
@@ -453,7 +456,8 @@ class _Lease:
         now: datetime,
         stopping: Callable[[], bool],
     ) -> None:
-        self._store, self._worker, self._length = store, worker, length
+        self.worker = worker
+        self._store, self._length = store, length
         self._stopping = stopping
         self._now, self._started = now, time.monotonic()
         self._guards: set[asyncio.Timeout] = set()
@@ -472,7 +476,7 @@ class _Lease:
     @contextlib.asynccontextmanager
     async def held(self) -> AsyncIterator[None]:
         """Run the block only while the leases are surely held (see the class)."""
-        guard = asyncio.timeout(self._held_until)
+        guard = asyncio.timeout_at(self._held_until)  # a time of the loop, not a delay
         try:
             async with guard:
                 self._guards.add(guard)
@@ -491,13 +495,23 @@ class _Lease:
         """On the run's own clock (`now` when it claimed, plus the time it has taken)."""
         return self._now + timedelta(seconds=time.monotonic() - self._started) + self._length
 
-    async def renew(self, subscription_id: int) -> None:
-        """Before each post: raises `LeaseLost` when the run must not post any more."""
+    def check(self) -> None:
+        """Before each post, without a statement: raises `DigestStopping` once the process is
+        stopping."""
         if self._stopping():
             raise DigestStopping("the process is stopping: the rest is left to the next run")
-        if not await self._store.renew_leases(self._worker, [subscription_id], self._until()):
+
+    async def renew(self, subscription_id: int) -> None:
+        """Before a post that records no intent first (an intent checks the lease itself):
+        raises `LeaseLost` when the run must not post any more."""
+        self.check()
+        if not await self._store.renew_leases(self.worker, [subscription_id], self._until()):
             raise LeaseLost
         self._renewed()
+
+    def of(self, subscription_id: int) -> _SubscriptionLease:
+        """The lease of one subscription, as its `Posting` uses it."""
+        return _SubscriptionLease(self, subscription_id)
 
     async def keep_alive(self, still_running: Callable[[], list[int]]) -> None:
         """The heartbeat: every third of a lease, renew the leases of the runs not done yet
@@ -505,11 +519,29 @@ class _Lease:
         while True:
             await asyncio.sleep(self._length.total_seconds() / 3)
             try:
-                await self._store.renew_leases(self._worker, still_running(), self._until())
+                await self._store.renew_leases(self.worker, still_running(), self._until())
             except StoreUnavailable as error:
                 log.warning("could not renew the digest leases: %s", error)
             else:
                 self._renewed()
+
+
+@dataclass(frozen=True)
+class _SubscriptionLease:
+    """`_Lease` for one subscription (a `PostingLease`)."""
+
+    lease: _Lease
+    subscription_id: int
+
+    @property
+    def worker(self) -> str:
+        return self.lease.worker
+
+    def check(self) -> None:
+        self.lease.check()
+
+    async def renew(self) -> None:
+        await self.lease.renew(self.subscription_id)
 
 
 async def _end_mutes(

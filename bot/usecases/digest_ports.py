@@ -35,6 +35,25 @@ class ChannelGone(Exception):
         self.reason = reason
 
 
+class PostingLease(Protocol):
+    """A run's hold on one subscription, under which its posts go out."""
+
+    @property
+    def worker(self) -> str:
+        """Who holds it: an intent is recorded only while this worker still does."""
+        ...
+
+    def check(self) -> None:
+        """Before each post, without a statement: raises `LeaseLost` when the run must post
+        nothing more (the process is stopping)."""
+        ...
+
+    async def renew(self) -> None:
+        """Before a post that records no intent first (one statement): as `check`, and raises
+        `LeaseLost` when another worker took the subscription over or it was removed."""
+        ...
+
+
 class AlertNotifier(Protocol):
     """What a digest says in a channel; the Slack adapter builds and paces the messages.
     Every method returns once Slack confirmed, and raises `ChannelGone` when it never will."""
@@ -92,7 +111,10 @@ class DigestStore(Protocol):
         self, worker: str, now: datetime, lease_seconds: float, *, everything: bool = False
     ) -> list[Subscription]: ...
 
-    async def record_intent(self, intent: PostIntent) -> bool: ...
+    async def record_intent(self, intent: PostIntent, worker: str) -> bool:
+        """Store the intent only while `worker` holds its subscription's lease (one statement,
+        the lease checked in it); False when it does not (taken over, or removed)."""
+        ...
 
     async def settle_intent(self, intent_id: str, *, then: PostIntent | None = None) -> bool: ...
 

@@ -355,6 +355,39 @@ async def test_unsubscribing_during_a_run_stops_it(store: Store) -> None:
     assert report.failed == {}
 
 
+@pytest.mark.parametrize("news", [False, True], ids=["new alert", "recurrence"])
+async def test_a_run_whose_lease_was_taken_over_records_no_intent_and_posts_nothing(
+    store: Store, news: bool
+) -> None:
+    """Between the claim and the first post (here while the cluster answers) the lease ran out
+    and another worker claimed the subscription: the run's intent is refused, so it posts
+    nothing, and the lease stays the other worker's."""
+    cluster, notifier = FakeCluster(), RecordingNotifier()
+    subscription = await _subscribe(store, cluster)
+    cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
+    if news:  # the alert is known: the news are a reply in its thread
+        await _run(store, cluster, notifier, T0 + timedelta(minutes=15))
+        notifier.said.clear()
+        cluster.records["acme/image_tagger"].append(_record(2, BOOM))
+    at = T0 + timedelta(minutes=30)
+    fetch = cluster.list_errors
+
+    async def taken_over_meanwhile(ref: AlgorithmRef) -> RecordBatch:
+        assert await store.claim(subscription.id, "w2", at + timedelta(minutes=5), 60)
+        return await fetch(ref)
+
+    cluster.list_errors = taken_over_meanwhile  # type: ignore[method-assign]
+    report = await _run(store, cluster, notifier, at)
+    assert notifier.said == []
+    assert (await store.open_intents([subscription.id]))[subscription.id] == []
+    assert report.failed == {}
+    (run, *_) = await store.recent_digest_runs(subscription.id, 1)
+    assert run.outcome is RunOutcome.LEASE_LOST
+    told = "req-2" if news else "req-1"
+    assert await store.unreported(subscription.id, [told]) == {told}  # left to w2
+    assert not await store.claim(subscription.id, "w3", at + timedelta(minutes=5), 60)  # w2's
+
+
 async def test_a_click_during_the_run_is_kept(store: Store) -> None:
     cluster, notifier = FakeCluster(), FlakyNotifier()
     await _subscribe(store, cluster)
@@ -747,7 +780,8 @@ async def test_a_posting_run_costs_statements_per_post_not_per_record_or_quiet_s
     assert (posts_two, posts_three) == (8, 12)
     per_subscription = two - one
     assert three - two == per_subscription  # the same for each subscription that posts
-    # Four posts (two alerts, each with its trace reply). Each alert: the lease checked, its
-    # intent, its thread, its records marked reported, the intent settled with the trace's
-    # recorded (two); the trace's settled. And one read of the subscription's alert threads.
-    assert per_subscription == 2 * 7 + 1
+    # Four posts (two alerts, each with its trace reply). Each alert: its intent (which checks
+    # the lease: no renewal of its own), its thread, its records marked reported, the intent
+    # settled with the trace's recorded (two); the trace's settled. And one read of the
+    # subscription's alert threads.
+    assert per_subscription == 2 * 6 + 1

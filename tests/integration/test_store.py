@@ -790,10 +790,11 @@ async def test_intents_are_open_until_settled_and_a_follow_up_replaces_one_atomi
 ) -> None:
     subscription = await subscribe(store)
     other = await subscribe(store, "acme/other")
+    assert await store.claim(subscription.id, "worker-a", NOW, 60)
     alert = _intent(subscription.id, "i-alert", PostKind.ALERT, NOW)
     news = _intent(subscription.id, "i-news", PostKind.NEWS, NOW - timedelta(seconds=1))
-    await store.record_intent(alert)
-    await store.record_intent(news)
+    assert await store.record_intent(alert, "worker-a")
+    assert await store.record_intent(news, "worker-a")
     assert await store.open_intents([subscription.id, other.id]) == {
         subscription.id: [news, alert],  # oldest first
         other.id: [],
@@ -805,6 +806,45 @@ async def test_intents_are_open_until_settled_and_a_follow_up_replaces_one_atomi
     await store.settle_intent("never-recorded")  # settling twice or late changes nothing
     await store.remove_subscription(CHANNEL, ALGORITHM)
     assert await store.open_intents([subscription.id]) == {subscription.id: []}
+
+
+async def test_an_intent_is_recorded_only_while_its_worker_holds_the_lease(store: Store) -> None:
+    subscription = await subscribe(store)
+    alert = _intent(subscription.id, "i-alert", PostKind.ALERT, NOW)
+    assert not await store.record_intent(alert, "worker-a")  # not claimed by anyone
+    assert await store.claim(subscription.id, "worker-a", NOW, 60)
+    assert not await store.record_intent(alert, "worker-b")  # a's lease
+    assert await store.open_intents([subscription.id]) == {subscription.id: []}
+    assert await store.record_intent(alert, "worker-a")
+    assert await store.claim(subscription.id, "worker-b", NOW + timedelta(seconds=60), 60)
+    late = _intent(subscription.id, "i-late", PostKind.NEWS, NOW)
+    assert not await store.record_intent(late, "worker-a")  # taken over: a posts no more
+    assert await store.open_intents([subscription.id]) == {subscription.id: [alert]}
+    await store.remove_subscription(CHANNEL, ALGORITHM)
+    assert not await store.record_intent(late, "worker-b")  # removed: nobody posts
+
+
+async def test_an_intent_waits_for_a_takeover_in_progress_and_then_is_refused(
+    database_url: str,
+) -> None:
+    """PostgreSQL reads the last committed lease: the intent's check locks the row, so a claim
+    by another worker that is not committed yet is waited for and seen, as a renewal sees it."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time: nothing runs in between")
+    async with await Store.open(database_url) as store, raw_engine(database_url) as raw:
+        subscription = await subscribe(store)
+        assert await store.claim(subscription.id, "worker-a", NOW, 60)
+        alert = _intent(subscription.id, "i-alert", PostKind.ALERT, NOW)
+        async with raw.begin() as taking_over:
+            await taking_over.execute(
+                text("UPDATE subscriptions SET lease_owner = 'worker-b' WHERE id = :id"),
+                {"id": subscription.id},
+            )
+            recording = asyncio.create_task(store.record_intent(alert, "worker-a"))
+            await asyncio.sleep(0.3)
+            assert not recording.done()  # waits for the claim in progress
+        assert not await recording
+        assert await store.open_intents([subscription.id]) == {subscription.id: []}
 
 
 # The Home tab and the on-call fields ----------------------------------------------------
