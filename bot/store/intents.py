@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, Final
 
-from sqlalchemy import Row, delete, literal, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Row, delete, literal, select, update
 
 from bot.domain.alerts import PostIntent, PostKind
 from bot.store.engine import Database
@@ -43,21 +42,25 @@ class IntentQueries:
         return await self._db.changed(statement) == 1
 
     async def settle_intent(self, intent_id: str, *, then: PostIntent | None = None) -> bool:
-        """Slack confirmed the post (or it was found there): forget the intent, and record
-        the post that follows it (a new alert's trace reply) in the same transaction. False
-        when the follow-up could not be recorded (its subscription was removed)."""
-        try:
-            async with self._db.transaction() as connection:
-                statement = delete(post_intents).where(post_intents.c.id == intent_id)
-                await connection.execute(statement)
-                if then is not None:
-                    await connection.execute(post_intents.insert().values(**_values(then)))
-        except IntegrityError:
-            async with self._db.transaction() as connection:  # settle it alone, then
-                statement = delete(post_intents).where(post_intents.c.id == intent_id)
-                await connection.execute(statement)
-            return False
-        return True
+        """Slack confirmed the post (or it was found there): forget the intent; settling one
+        twice, or one never recorded, changes nothing.
+
+        With `then`, the post that follows it (a new alert's trace reply) takes its place: one
+        UPDATE turns the intent's row into the follow-up's, so a crash leaves one or the other
+        open, never both nor neither. False (nothing recorded) when the intent was gone: its
+        subscription was removed, or another worker took it over and settled it."""
+        column = post_intents.c
+        if then is None:
+            await self._db.changed(delete(post_intents).where(column.id == intent_id))
+            return True
+        values = _values(then)
+        del values["subscription_id"]
+        statement = (
+            update(post_intents)
+            .where(column.id == intent_id, column.subscription_id == then.subscription_id)
+            .values(**values)
+        )
+        return await self._db.changed(statement) == 1
 
     async def open_intents(self, subscription_ids: Collection[int]) -> dict[int, list[PostIntent]]:
         """Each subscription's intents not settled yet, oldest first: one read per run."""

@@ -5,7 +5,8 @@ its id travels in the message's metadata. A run first settles what an earlier ru
 what Slack holds is adopted (its records counted as reported, a new alert's trace reply then
 posted), what it does not is planned again from the records, which stay unreported until a
 post that tells of them is confirmed. A new alert's trace reply is an intent of its own,
-retried by later runs until Slack takes it.
+which takes the place of the alert's once Slack confirmed the alert (one statement), retried
+by later runs until Slack takes it.
 """
 
 from __future__ import annotations

@@ -781,7 +781,7 @@ async def test_a_posting_run_costs_statements_per_post_not_per_record_or_quiet_s
     per_subscription = two - one
     assert three - two == per_subscription  # the same for each subscription that posts
     # Four posts (two alerts, each with its trace reply). Each alert: its intent (which checks
-    # the lease: no renewal of its own), its thread, its records marked reported, the intent
-    # settled with the trace's recorded (two); the trace's settled. And one read of the
-    # subscription's alert threads.
-    assert per_subscription == 2 * 6 + 1
+    # the lease: no renewal of its own), its thread, its records marked reported, its intent
+    # turned into the trace's (one UPDATE settles the one and records the other); the trace's
+    # settled. And one read of the subscription's alert threads.
+    assert per_subscription == 2 * 5 + 1

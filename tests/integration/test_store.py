@@ -804,7 +804,12 @@ async def test_intents_are_open_until_settled_and_a_follow_up_replaces_one_atomi
     await store.settle_intent(news.id)
     assert await store.open_intents([subscription.id]) == {subscription.id: [trace]}
     await store.settle_intent("never-recorded")  # settling twice or late changes nothing
+    assert not await store.settle_intent(alert.id, then=replace(trace, id="i-again"))
+    assert await store.open_intents([subscription.id]) == {subscription.id: [trace]}
     await store.remove_subscription(CHANNEL, ALGORITHM)
+    assert await store.open_intents([subscription.id]) == {subscription.id: []}
+    # Removed while its alert was posted: the trace's intent is not recorded.
+    assert not await store.settle_intent(trace.id, then=replace(trace, id="i-after"))
     assert await store.open_intents([subscription.id]) == {subscription.id: []}
 
 
