@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from bot.errors import traces
 from bot.errors.records import ErrorRecord
-from bot.errors.traces import Frame, Origin, ParsedError, Runtime, parse_error
+from bot.errors.traces import Frame, Origin, ParsedError, RaisedException, Runtime, parse_error
 
 _LIBRARY_FRAMES_DECIDING = 5
 _MEMO_MAX_CHARS = 64_000
@@ -70,17 +70,18 @@ def fingerprint(parsed: ParsedError, error_type: str) -> str:
     Version 2 adds to version 1 where each exception of the chain was raised
     (`_raise_sites`): the same own frames reaching two different checks inside a library are
     two bugs. Library frames are also read alike across runtime versions (`_frame_location`)."""
-    frames = parsed.frames
-    if frames:
-        types = [t for t in parsed.exception_types if not t.startswith("com.algorithmia.")]
-        own = _code_locations([f for f in frames if f.origin is Origin.OWN])
-        if own:
-            key = ["own", *types, "|", *own, "@", *_raise_sites(parsed)]
-        else:
-            # Raised inside libraries only: the same frames may serve different causes (two
-            # missing modules), so the message's shape also counts.
-            last = parsed.chain[-1].message if parsed.chain else parsed.message
-            key = ["lib", *types, "|", *_library_locations(parsed), "|", mask_variable_parts(last)]
+    chain = parsed.chain
+    own = _own_locations(chain)
+    if own:
+        key = ["own", *_types(chain), "|", *own, "@", *_raise_sites(parsed)]
+    elif any(exc.frames for exc in chain):
+        # Raised inside libraries only: the same frames may serve different causes (two
+        # missing modules), so the message's shape also counts.
+        last = chain[-1].message
+        key = [
+            "lib", *_types(chain), "|", *_library_locations(parsed), "|",
+            mask_variable_parts(last),
+        ]  # fmt: skip
     else:
         stage = parsed.stage or ""
         key = ["msg", error_type, stage, mask_variable_parts(parsed.message)]
@@ -90,18 +91,16 @@ def fingerprint(parsed: ParsedError, error_type: str) -> str:
 def legacy_fingerprint(parsed: ParsedError, error_type: str) -> str:
     """Version 1: 12 bare hex digits, without raise sites. Frozen bit for bit: databases keep
     these as alert-thread keys, which groups adopt through `ErrorGroup.legacy_fingerprints`."""
-    frames = parsed.frames
-    if frames:
-        types = [t for t in parsed.exception_types if not t.startswith("com.algorithmia.")]
-        own = _code_locations(f for f in frames if f.origin is Origin.OWN)
-        if own:
-            key = ["own", *types, "|", *own]
-        else:
-            last = parsed.chain[-1].message if parsed.chain else parsed.message
-            key = [
-                "lib", *types, "|", *_legacy_library_locations(parsed), "|",
-                mask_variable_parts(last),
-            ]  # fmt: skip
+    chain = parsed.chain
+    own = _own_locations(chain)
+    if own:
+        key = ["own", *_types(chain), "|", *own]
+    elif any(exc.frames for exc in chain):
+        last = chain[-1].message
+        key = [
+            "lib", *_types(chain), "|", *_legacy_library_locations(parsed), "|",
+            mask_variable_parts(last),
+        ]  # fmt: skip
     else:
         stage = parsed.stage or ""
         key = ["msg", error_type, stage, mask_variable_parts(parsed.message)]
@@ -117,7 +116,20 @@ def clear_caches() -> None:
     traces.clear_caches()
     _location.cache_clear()
     _frame_location.cache_clear()
+    _is_exhaustion_type.cache_clear()
     read_error.cache_clear()
+
+
+def _types(chain: tuple[RaisedException, ...]) -> list[str]:
+    """The chain's exception types, without the platform's wrappers."""
+    return [exc.type for exc in chain if exc.type and not exc.type.startswith("com.algorithmia.")]
+
+
+def _own_locations(chain: tuple[RaisedException, ...]) -> list[str]:
+    """The algorithm's own frames of the whole chain as `_location`s, recursion folded; [] when
+    none is its own (or no frame decides)."""
+    own = Origin.OWN
+    return _code_locations([f for exc in chain for f in exc.frames if f.origin is own])
 
 
 def _code_locations(frames: Iterable[Frame]) -> list[str]:
@@ -170,12 +182,14 @@ def _raise_sites(parsed: ParsedError) -> list[str]:
     them a trace shows changes between versions), and exhausted stacks and heaps, where depth
     or memory at that moment decides where the limit strikes."""
     runtime = parsed.runtime
+    has_core = runtime is Runtime.NODE or runtime is Runtime.RUBY  # else `_is_core` is False
+    platform = Origin.PLATFORM
     sites: list[str] = []
     for exc in parsed.chain:
         if exc.type.startswith("com.algorithmia.") or _is_exhaustion(exc.type, exc.message):
             continue
         for frame in exc.frames:
-            if frame.origin is Origin.PLATFORM or _is_core(frame.file, runtime):
+            if frame.origin is platform or (has_core and _is_core(frame.file, runtime)):
                 continue
             site = _frame_location(frame.file, frame.function, runtime)
             if site:  # "" for comprehension frames, which Python 3.12 inlines
@@ -185,10 +199,17 @@ def _raise_sites(parsed: ParsedError) -> list[str]:
 
 
 def _is_exhaustion(exc_type: str, message: str) -> bool:
-    if _QUALIFIER.split(exc_type)[-1] in _EXHAUSTION_TYPES:
+    if _is_exhaustion_type(exc_type):
         return True
     # Node's stack overflow is a plain RangeError, known by its message only.
     return exc_type == "RangeError" and message.startswith(_NODE_STACK_OVERFLOW)
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_exhaustion_type(exc_type: str) -> bool:
+    """Whether the type is one of `_EXHAUSTION_TYPES`, qualified or not (a response repeats
+    few types, so each is split once)."""
+    return _QUALIFIER.split(exc_type)[-1] in _EXHAUSTION_TYPES
 
 
 def _is_core(file: str, runtime: Runtime) -> bool:

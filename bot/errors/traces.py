@@ -310,8 +310,10 @@ _JAVA_LIBRARY = (
     "com.twelvemonkeys.", "org.springframework.", "okhttp3.", "org.json.",
 )  # fmt: skip
 _OWN_JAVA_PACKAGE = "algorithmia."
-_OWN_JAVA_FRAME = re.compile(r"at (?:[^\s/(]*/+)?algorithmia\.")
-"""Algorithmia's Java templates put an algorithm's code in the package `algorithmia.<name>`."""
+_OWN_JAVA_FRAME = re.compile(r"at (?:[^\s/(]*+/+)?algorithmia\.")
+"""Algorithmia's Java templates put an algorithm's code in the package `algorithmia.<name>`.
+Possessive (`*+`): a loader's or module's name ends only at its `/`, so giving characters back
+could never match and only cost time at each of the many frames of other packages."""
 
 
 def _parse_java(message: str, trace: str) -> ParsedError:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.errors.traces import Origin, Runtime, parse_error, split_error
+from bot.errors.traces import _OWN_JAVA_FRAME, Origin, Runtime, parse_error, split_error
 
 DOCS_EXAMPLE = 'error:\nAll I do is throw an error\nstacktrace:\nSome(Traceback (most recent call last):\n  File "/usr/local/bin/algorithmia-pipe", line 40, in get_response\n    result = call_algorithm(request, algorithm)\n  File "/usr/local/bin/algorithmia-pipe", line 90, in call_algorithm\n    return algorithm.apply(data)\n  File "./src/testError.py", line 6, in apply\n    raise Exception("All I do is throw an error")\nException: All I do is throw an error)'  # noqa: E501
 
@@ -218,3 +220,18 @@ def test_parser_never_raises_on_trace_shaped_text(lines: list[str], message: str
     assert isinstance(parsed.headline, str)
     for frame in parsed.frames:
         assert frame.origin in Origin
+
+
+_JAVA_TEXT = st.text(alphabet="at /(.\n\tajvlgorithmi$Ab1", max_size=60)
+
+
+@given(st.lists(st.one_of(_JAVA_TEXT, st.sampled_from(["at ", "/", "algorithmia.", "app//"]))))
+def test_own_java_package_search_finds_what_the_backtracking_pattern_finds(
+    pieces: list[str],
+) -> None:
+    """The possessive pattern that looks for the algorithm's own package is the one it stands
+    for, without its backtracking."""
+    text = "".join(pieces)
+    backtracking = re.compile(r"at (?:[^\s/(]*/+)?algorithmia\.")
+    found, expected = _OWN_JAVA_FRAME.search(text), backtracking.search(text)
+    assert (found and found.span()) == (expected and expected.span())
