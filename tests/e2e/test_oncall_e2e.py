@@ -37,12 +37,13 @@ async def _digest(bot: RunningBot, *records: dict[str, Any]) -> None:
 
 
 async def _clicked(bot: RunningBot, alert: PostedMessage, action: str, **kwargs: Any) -> None:
-    """Click, then wait until the alert was redrawn and Slack is quiet."""
+    """Click, then wait until the alert was redrawn, the click's work is done and Slack is
+    quiet (on a loaded machine its thread reply can come well after the redraw)."""
     updates = len(alert.updates)
     response = await bot.click(alert, action, **kwargs)
     assert response.status_code == 200
     await bot.slack.wait_for(lambda s: len(alert.updates) > updates)
-    await bot.slack.wait_idle(quiet_s=0.1)
+    await bot.settled(quiet_s=0.1)
 
 
 @pytest.fixture
@@ -171,7 +172,7 @@ async def _clicked_home(bot: RunningBot, user: str, action_id: str, value: str) 
     response = await bot.click_home(user, action_id, value)
     assert response.status_code == 200
     await bot.slack.wait_for(lambda s: s.home_views[user]["hash"] != before)
-    await bot.slack.wait_idle(quiet_s=0.1)
+    await bot.settled(quiet_s=0.1)
 
 
 async def _home(bot: RunningBot, user: str) -> None:

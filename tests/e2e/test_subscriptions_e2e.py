@@ -288,7 +288,10 @@ async def test_serve_runs_digests_on_its_scheduler_unless_told_not_to(tmp_path: 
                         await asyncio.sleep(0.1)
 
         probing = asyncio.create_task(probe())
-        await _run_for(env, *worker, slack=slack, until=lambda s: len(_alerts(s)) == 2, seconds=20)
+        await _run_for(
+            env, *worker, slack=slack, seconds=20,
+            until=lambda s: len(_alerts(s)) == 2 and probing.done(),  # alive until probed
+        )  # fmt: skip
         await probing
         assert len(_alerts(slack)) == 2
         assert probed["/healthz"] == (200, '{"status":"ok"}')
