@@ -23,13 +23,17 @@ from typing import Final
 import httpx
 
 SHARD_CONNECTIONS: Final = 8
+_PROXIED: Final = frozenset({"http", "https", "all"})
+"""Schemes of `urllib.request.getproxies()` that send the cluster's requests to a proxy
+(`no` alone, or `ftp`, do not)."""
 
 
 def cluster_client(connections: int, timeout: httpx.Timeout) -> httpx.AsyncClient:
     """An HTTP client keeping up to `connections` connections to the cluster: through
-    `ShardedPools`, or one pool when the environment sets a proxy (the same variables httpx
-    reads: `HTTPS_PROXY`, `ALL_PROXY`, …)."""
-    if urllib.request.getproxies():
+    `ShardedPools`, or one pool when the environment names a proxy for HTTP or HTTPS (the
+    variables httpx reads: `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`; that client honours
+    `NO_PROXY` as httpx does)."""
+    if _PROXIED.intersection(urllib.request.getproxies()):
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=True)
     return httpx.AsyncClient(

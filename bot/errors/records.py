@@ -138,7 +138,12 @@ class RecordBatch:
 
     def _decode(self) -> None:
         assert self._content is not None
-        read = read_records(self._content) or validate_records(json.loads(self._content))
+        try:
+            read = read_records(self._content) or validate_records(json.loads(self._content))
+        except (ValueError, RecursionError):
+            # Parts the ids' reading skipped that `json.loads` refuses (a number of thousands
+            # of digits): no record can be kept, and each is counted as malformed.
+            read = RecordBatch((), len(self._request_ids or ()))
         self._records, self._skipped, self._content = read.records, read.skipped, None
         self._request_ids = None  # now those of the valid records only
 
@@ -166,7 +171,13 @@ def read_lazily(content: bytes | str) -> RecordBatch | None:
     """A response's request ids now, its records when first asked for: a JSON array of objects
     each with a text `request_id` (other fields are not looked at yet; a malformed record is
     left out when the records are decoded). None for anything else, read as `read_records`'s
-    caller reads it."""
+    caller reads it (text that is not UTF-8 included: msgspec does not look into the parts
+    it skips)."""
+    if isinstance(content, bytes) and not content.isascii():
+        try:
+            content.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
     try:
         keys = _REQUEST_IDS.decode(content)
     except (msgspec.ValidationError, msgspec.DecodeError):

@@ -28,7 +28,9 @@ class IntentQueries:
         One INSERT that checks the lease itself, so a post needs no renewal of its own (the
         run's heartbeat extends the lease). On PostgreSQL the check locks the subscription's
         row (FOR SHARE) as a renewal's UPDATE would: a claim by another worker meanwhile is
-        either seen (nothing stored) or waits for this intent, and then finds it open."""
+        either seen (nothing stored) or waits for this intent, and then finds it open. That the
+        post itself lands before the other worker looks for it in Slack rests on the run's
+        guard (`held()`), which stops posting a quarter of a lease before the lease ends."""
         column = subscriptions.c
         held = (
             select(column.id)

@@ -203,7 +203,8 @@ class Posting:
         trace = self._intent(PostKind.TRACE, thread.fingerprint, action.group, thread_ts=parent_ts)
         recorded = await self.store.settle_intent(intent.id, then=trace)
         await self._post_trace(trace, action.group, action, recorded=recorded)
-        if not recorded:  # unsubscribed meanwhile: the alert has its trace, the run stops
+        if not recorded:  # unsubscribed, or taken over and adopted by another worker (only
+            # if this run's guard failed it): the alert has its trace, best effort; the run stops
             raise LeaseLost
 
     async def _post_trace(

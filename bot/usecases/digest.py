@@ -112,6 +112,10 @@ async def run_digests(
     if not claimed:  # a tick with none due: that one statement
         return report
     finished: dict[int, FinishedRun] = {}
+    running = [s.id for s in claimed]
+    heartbeat = asyncio.create_task(  # from the claim on: the reads below may take a while
+        lease.keep_alive(lambda: [sid for sid in running if sid not in finished])
+    )
     by_algorithm: dict[str, list[Subscription]] = defaultdict(list)
     for subscription in claimed:
         by_algorithm[subscription.algorithm].append(subscription)
@@ -123,9 +127,9 @@ async def run_digests(
         for thread in await store.expired_mutes(now):
             mutes_over[thread.channel_id, thread.algorithm].append(thread)
     except BaseException:
+        await _stopped(heartbeat)
         await store.finish_runs(worker, [])  # nothing ran; the leases expire
         raise
-    running = [s.id for s in claimed]
     channel_turns: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
     to_fetch = iter(list(by_algorithm.items()))
     posting: set[asyncio.Task[None]] = set()
@@ -199,9 +203,6 @@ async def run_digests(
             reported.done(algorithm)
             backlog.release()
 
-    heartbeat = asyncio.create_task(
-        lease.keep_alive(lambda: [sid for sid in running if sid not in finished])
-    )
     try:
         await asyncio.gather(*(fetcher() for _ in range(min(concurrency, len(by_algorithm)))))
         await asyncio.gather(*posting)
@@ -211,13 +212,17 @@ async def run_digests(
             task.cancel()
         await asyncio.gather(*left, return_exceptions=True)
         reported.close()
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
+        await _stopped(heartbeat)
         await store.finish_runs(worker, list(finished.values()))
     await store.prune_reported(int((now - REPORTED_KEPT).timestamp() * 1000))
     await store.prune_digest_runs(now - RUNS_KEPT)
     return report
+
+
+async def _stopped(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _only_needed(
@@ -461,17 +466,25 @@ class _Lease:
         self._stopping = stopping
         self._now, self._started = now, time.monotonic()
         self._guards: set[asyncio.Timeout] = set()
-        self._held_until = self._deadline()
+        self._held_until = self._deadline(self._loop_time())
 
-    def _deadline(self) -> float:
-        """The event loop's time until which the leases just renewed are surely held."""
-        seconds = self._length.total_seconds() * (1 - self._MARGIN)
-        return asyncio.get_running_loop().time() + seconds
+    @staticmethod
+    def _loop_time() -> float:
+        return asyncio.get_running_loop().time()
 
-    def _renewed(self) -> None:
-        self._held_until = self._deadline()
+    def _deadline(self, sent: float) -> float:
+        """The event loop's time until which leases renewed by a statement sent at `sent` (the
+        loop's time before it went: it may take a while to come back) are surely held."""
+        return sent + self._length.total_seconds() * (1 - self._MARGIN)
+
+    def _renewed(self, sent: float) -> None:
+        deadline = self._deadline(sent)
+        if deadline <= self._held_until:
+            return
+        self._held_until = deadline
         for guard in self._guards:
-            guard.reschedule(self._held_until)
+            if not guard.expired():  # one expiring now cannot be moved: its block is cut
+                guard.reschedule(deadline)
 
     @contextlib.asynccontextmanager
     async def held(self) -> AsyncIterator[None]:
@@ -505,25 +518,35 @@ class _Lease:
         """Before a post that records no intent first (an intent checks the lease itself):
         raises `LeaseLost` when the run must not post any more."""
         self.check()
+        sent = self._loop_time()
         if not await self._store.renew_leases(self.worker, [subscription_id], self._until()):
             raise LeaseLost
-        self._renewed()
+        self._renewed(sent)
 
     def of(self, subscription_id: int) -> _SubscriptionLease:
         """The lease of one subscription, as its `Posting` uses it."""
         return _SubscriptionLease(self, subscription_id)
 
     async def keep_alive(self, still_running: Callable[[], list[int]]) -> None:
-        """The heartbeat: every third of a lease, renew the leases of the runs not done yet
-        (a database that does not answer is tried again at the next beat)."""
+        """The heartbeat: every third of a lease, renew the leases of the runs not done yet.
+        A renewal that failed is tried again after a fifteenth of a lease, not a third: posts
+        with intents renew nothing themselves, so the guard's deadline rests on the beats."""
+        beat = self._length.total_seconds() / 3
+        wait = beat
         while True:
-            await asyncio.sleep(self._length.total_seconds() / 3)
+            await asyncio.sleep(wait)
+            sent = self._loop_time()
             try:
                 await self._store.renew_leases(self.worker, still_running(), self._until())
             except StoreUnavailable as error:
                 log.warning("could not renew the digest leases: %s", error)
+                wait = beat / 5
+            except Exception:  # a bug: logged, and the beat goes on (the runs need it)
+                log.exception("renewing the digest leases failed")
+                wait = beat / 5
             else:
-                self._renewed()
+                self._renewed(sent)
+                wait = beat
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ honoured. Against the sample cluster on loopback, through the client the bot use
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 
 import httpx
@@ -29,8 +30,9 @@ async def cluster() -> AsyncIterator[SampleCluster]:
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy"):
-        monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
 
 
 def pools_of(http: httpx.AsyncClient) -> ShardedPools:
@@ -92,3 +94,10 @@ async def test_a_proxy_in_the_environment_carries_the_requests(
             # A name nothing resolves: only the proxy can reach it.
             client = AlgorithmiaClient(http, "http://cluster.invalid", f"Simple {KEY}")
             assert len((await client.list_errors(TAGGER)).records) == 80
+
+
+async def test_no_proxy_alone_keeps_the_small_pools(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    monkeypatch.setenv("FTP_PROXY", "http://ftp-proxy.invalid:3128")
+    async with cluster_client(SHARD_CONNECTIONS, default_timeout()) as http:
+        assert pools_of(http).busy == [0]

@@ -31,7 +31,7 @@ from bot.domain.schedule import Daily
 from bot.errors.grouping import ErrorGroup
 from bot.errors.records import ErrorRecord, RecordBatch
 from bot.store.exceptions import StoreUnavailable
-from bot.usecases.digest import run_digests
+from bot.usecases.digest import LeaseExpiring, _Lease, run_digests
 from bot.usecases.digest_ports import AlertGone, ChannelGone
 from bot.usecases.subscriptions import subscribe
 from tests.store_probe import ProbedStore as Store
@@ -785,3 +785,24 @@ async def test_a_posting_run_costs_statements_per_post_not_per_record_or_quiet_s
     # turned into the trace's (one UPDATE settles the one and records the other); the trace's
     # settled. And one read of the subscription's alert threads.
     assert per_subscription == 2 * 5 + 1
+
+
+async def test_a_renewal_landing_as_a_guard_expires_cuts_the_post_and_nothing_else() -> None:
+    """The heartbeat's renewal can come back just as a post's guard fired: the post is cut
+    (`LeaseExpiring`), the renewal does not fail on the guard, and the next post is guarded
+    by the renewed deadline."""
+    lease = _Lease(None, "w1", timedelta(seconds=0.04), T0, lambda: False)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+
+    async def a_post_as_the_renewal_lands() -> None:
+        async with lease.held():  # surely held for 0.03 s
+            try:
+                await asyncio.sleep(1)
+            except asyncio.CancelledError:  # the guard fired: a renewal lands now
+                lease._renewed(loop.time())
+                raise
+
+    with pytest.raises(LeaseExpiring):
+        await a_post_as_the_renewal_lands()
+    async with lease.held():  # the renewal moved the deadline for the posts after it
+        await asyncio.sleep(0.01)

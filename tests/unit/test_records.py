@@ -221,3 +221,21 @@ def test_a_lazily_read_response_decodes_its_records_only_when_asked(
 )
 def test_what_is_not_an_array_of_records_with_ids_is_not_read_lazily(content: str) -> None:
     assert read_lazily(content.encode()) is None
+
+
+def test_a_response_that_is_not_utf_8_is_not_read_lazily() -> None:
+    # msgspec skips the parts it does not read without looking into them.
+    content = json.dumps([record()]).encode().replace(b"boom", b"bo\xffm")
+    assert read_lazily(content) is None  # the long way then refuses it, as before
+
+
+def test_a_lazily_read_response_the_long_way_refuses_counts_every_record_malformed() -> None:
+    huge = "9" * 5000  # more digits than json.loads reads; the ids' reading skips it
+    items = ",".join([json.dumps(record(request_id="req-2")), json.dumps(record())])
+    content = f'[{items[:-1]}, "size": {huge}}}]'.encode()
+    with pytest.raises(ValueError, match="digits"):
+        json.loads(content)
+    batch = read_lazily(content)
+    assert batch is not None
+    assert batch.request_ids == {"req-1", "req-2"}
+    assert (batch.records, batch.skipped) == ((), 2)
