@@ -174,6 +174,7 @@ async def run_digests(
             task = asyncio.create_task(post(algorithm, subscriptions, batch))
             posting.add(task)
             task.add_done_callback(posting.discard)
+            del batch  # the task's now: not held through the next fetch too
 
     async def post(
         algorithm: str, subscriptions: list[Subscription], batch: RecordBatch | LookupFailure
