@@ -791,11 +791,11 @@ async def test_a_renewal_landing_as_a_guard_expires_cuts_the_post_and_nothing_el
     """The heartbeat's renewal can come back just as a post's guard fired: the post is cut
     (`LeaseExpiring`), the renewal does not fail on the guard, and the next post is guarded
     by the renewed deadline."""
-    lease = _Lease(None, "w1", timedelta(seconds=0.04), T0, lambda: False)  # type: ignore[arg-type]
+    lease = _Lease(None, "w1", timedelta(seconds=0.4), T0, lambda: False)  # type: ignore[arg-type]
     loop = asyncio.get_running_loop()
 
     async def a_post_as_the_renewal_lands() -> None:
-        async with lease.held():  # surely held for 0.03 s
+        async with lease.held():  # surely held for 0.3 s
             try:
                 await asyncio.sleep(1)
             except asyncio.CancelledError:  # the guard fired: a renewal lands now
