@@ -70,41 +70,28 @@ def fingerprint(parsed: ParsedError, error_type: str) -> str:
     Version 2 adds to version 1 where each exception of the chain was raised
     (`_raise_sites`): the same own frames reaching two different checks inside a library are
     two bugs. Library frames are also read alike across runtime versions (`_frame_location`)."""
-    chain = parsed.chain
-    own = _own_locations(chain)
-    if own:
-        key = ["own", *_types(chain), "|", *own, "@", *_raise_sites(parsed)]
-    elif any(exc.frames for exc in chain):
-        # Raised inside libraries only: the same frames may serve different causes (two
-        # missing modules), so the message's shape also counts.
-        last = chain[-1].message
-        key = [
-            "lib", *_types(chain), "|", *_library_locations(parsed), "|",
-            mask_variable_parts(last),
-        ]  # fmt: skip
-    else:
-        stage = parsed.stage or ""
-        key = ["msg", error_type, stage, mask_variable_parts(parsed.message)]
-    return f"{FINGERPRINT_VERSION}:{_digest(key)}"
+    return f"{FINGERPRINT_VERSION}:{_digest(_key(parsed, error_type, legacy=False))}"
 
 
 def legacy_fingerprint(parsed: ParsedError, error_type: str) -> str:
     """Version 1: 12 bare hex digits, without raise sites. Frozen bit for bit: databases keep
     these as alert-thread keys, which groups adopt through `ErrorGroup.legacy_fingerprints`."""
+    return _digest(_key(parsed, error_type, legacy=True))
+
+
+def _key(parsed: ParsedError, error_type: str, *, legacy: bool) -> list[str]:
+    """What a fingerprint hashes; `legacy`: version 1's (no raise sites, its library frames)."""
     chain = parsed.chain
     own = _own_locations(chain)
     if own:
         key = ["own", *_types(chain), "|", *own]
-    elif any(exc.frames for exc in chain):
-        last = chain[-1].message
-        key = [
-            "lib", *_types(chain), "|", *_legacy_library_locations(parsed), "|",
-            mask_variable_parts(last),
-        ]  # fmt: skip
-    else:
-        stage = parsed.stage or ""
-        key = ["msg", error_type, stage, mask_variable_parts(parsed.message)]
-    return _digest(key)
+        return key if legacy else [*key, "@", *_raise_sites(parsed)]
+    if any(exc.frames for exc in chain):
+        # Raised inside libraries only: the same frames may serve different causes (two
+        # missing modules), so the message's shape also counts.
+        library = _legacy_library_locations(parsed) if legacy else _library_locations(parsed)
+        return ["lib", *_types(chain), "|", *library, "|", mask_variable_parts(chain[-1].message)]
+    return ["msg", error_type, parsed.stage or "", mask_variable_parts(parsed.message)]
 
 
 def _digest(key: list[str]) -> str:
