@@ -127,8 +127,7 @@ class AlgorithmiaClient:
     ) -> None:
         """`observe(outcome, seconds)` is told how each request ended (`OUTCOMES`), its
         retries included, and how long it took. `gate` bounds the requests in flight at once
-        (each try holds it): beyond the pool's connections they would only queue in httpcore,
-        whose pool scans its whole queue at every step."""
+        (each try holds it): beyond the pool's connections they would only queue in it."""
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
         if backoff_s < 0:

@@ -1,28 +1,34 @@
-"""The connections toward the cluster, held in several small pools instead of one large one.
+"""The connections toward the cluster: httpx's client over aiohttp's connection pool.
 
-httpcore's pool scans every connection of the pool (twice over for the idle ones) each time
-a request is queued or an answer is read: its cost per request grows with the square of its
-connections. A digest run keeping 48 requests in flight spent most of its CPU there (see
-`bench/digest_run.py --profile`); pools of `SHARD_CONNECTIONS` keep that cost small at any
-concurrency.
+The bot talks to the cluster through an `httpx.AsyncClient` (its interface, its exceptions,
+respx in the tests), but the requests of a digest run go out through `AiohttpTransport`:
+aiohttp's pool and its compiled HTTP parser take about half the CPU per request of httpcore's
+(pure Python h11, anyio, a pool that scans every connection at each step, which grows with the
+square of the connections kept). On a 2-core machine that is what decides how close a digest
+run comes to its fetch bound (`bench/digest_run.py` times both).
 
-Each pool is an `httpx.AsyncHTTPTransport` (an httpcore pool), not a client of its own: one
-client's work per request (hooks, redirects, cookies, the response's wrapping) is done once,
-by the client these pools serve. A client given a transport ignores the environment's proxies,
-so where the environment names one, `cluster_client` makes a plain client instead (one pool,
-the proxy honoured as everywhere else).
+Where the environment names a proxy, `cluster_client` makes a plain httpx client instead (one
+httpcore pool), which honours the proxy and `NO_PROXY` as httpx does everywhere else.
+
+`httpx-aiohttp` offers such a transport; this one is ours because it maps aiohttp's failures to
+the httpx exception a user's message depends on (httpx-aiohttp reports a refused connection or
+a keep-alive connection the server dropped as a connect *timeout*), and because it reads each
+answer whole (every answer the bot asks the cluster for is read whole anyway).
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Iterator
 from typing import Final
 
+import aiohttp
 import httpx
 
-SHARD_CONNECTIONS: Final = 8
+KEEPALIVE_S: Final = 5.0
+"""How long an idle connection is kept (httpx's default)."""
+
 _PROXIED: Final = frozenset({"http", "https", "all"})
 """Schemes of `urllib.request.getproxies()` that send the cluster's requests to a proxy
 (`no` alone, or `ftp`, do not)."""
@@ -30,65 +36,99 @@ _PROXIED: Final = frozenset({"http", "https", "all"})
 
 def cluster_client(connections: int, timeout: httpx.Timeout) -> httpx.AsyncClient:
     """An HTTP client keeping up to `connections` connections to the cluster: through
-    `ShardedPools`, or one pool when the environment names a proxy for HTTP or HTTPS (the
-    variables httpx reads: `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`; that client honours
-    `NO_PROXY` as httpx does)."""
+    `AiohttpTransport`, or one httpcore pool when the environment names a proxy for HTTP or
+    HTTPS (the variables httpx reads: `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`; that client
+    honours `NO_PROXY` as httpx does)."""
     if _PROXIED.intersection(urllib.request.getproxies()):
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=True)
     return httpx.AsyncClient(
-        timeout=timeout, transport=ShardedPools(connections), follow_redirects=True
+        timeout=timeout, transport=AiohttpTransport(connections), follow_redirects=True
     )
 
 
-class ShardedPools(httpx.AsyncBaseTransport):
-    """A transport sending each request through the least busy of its pools. A pool counts a
-    request as busy until its answer's body is closed (read to the end or given up)."""
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """Sends an httpx request through aiohttp's pool of up to `connections` connections and
+    answers with the whole body read. TLS is verified as httpx verifies it (its default
+    context: certifi, or `SSL_CERT_FILE` / `SSL_CERT_DIR`)."""
 
     def __init__(self, connections: int) -> None:
-        count = max(1, math.ceil(connections / SHARD_CONNECTIONS))
-        size = math.ceil(connections / count)
-        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-        self._pools = [httpx.AsyncHTTPTransport(limits=limits) for _ in range(count)]
-        self.busy = [0] * count
-        """Requests each pool is serving (read by tests)."""
+        self._connections = connections
+        self._tls = httpx.create_ssl_context()  # now, as httpx's own client does: not at a request
+        self._session: aiohttp.ClientSession | None = None  # made in the event loop, at first use
+        self.busy = 0
+        """Requests sent and not yet answered, or waiting for a connection (read by tests)."""
+
+    def _opened(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._connections,
+                keepalive_timeout=KEEPALIVE_S,
+                ssl=self._tls,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                auto_decompress=False,  # httpx decodes, as it would its own answers
+                skip_auto_headers=("User-Agent", "Accept-Encoding"),  # httpx's are sent
+            )
+        return self._session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        index = min(range(len(self._pools)), key=self.busy.__getitem__)
-        self.busy[index] += 1
+        self.busy += 1
         try:
-            response = await self._pools[index].handle_async_request(request)
-        except BaseException:
-            self.busy[index] -= 1
-            raise
-
-        def release() -> None:
-            self.busy[index] -= 1
-
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _Releasing(response.stream, release)
-        return response
-
-    async def aclose(self) -> None:
-        for pool in self._pools:
-            await pool.aclose()
-
-
-class _Releasing(httpx.AsyncByteStream):
-    """An answer's body as its pool sent it; closing it frees its connection, once."""
-
-    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
-        self._stream, self._release = stream, release
-        self._released = False
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            await self._stream.aclose()
+            return await self._send(request)
         finally:
-            if not self._released:
-                self._released = True
-                self._release()
+            self.busy -= 1
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        timeout = request.extensions.get("timeout", {})
+        body = await request.aread()
+        with _as_httpx_errors(request):
+            async with self._opened().request(
+                request.method,
+                str(request.url),
+                headers=list(request.headers.multi_items()),
+                data=body or None,
+                allow_redirects=False,  # httpx follows them, as it would its own
+                timeout=aiohttp.ClientTimeout(
+                    connect=timeout.get("pool"),
+                    sock_connect=timeout.get("connect"),
+                    sock_read=timeout.get("read"),
+                ),
+            ) as response:
+                content = await response.read()
+        return httpx.Response(
+            response.status,
+            headers=response.raw_headers,
+            content=content,
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason.encode()}
+            if response.reason
+            else {"http_version": b"HTTP/1.1"},
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+@contextlib.contextmanager
+def _as_httpx_errors(request: httpx.Request) -> Iterator[None]:
+    """aiohttp's failures as the httpx exceptions the client tells apart (retried or not, and
+    which message the user reads)."""
+    try:
+        yield
+    except aiohttp.ConnectionTimeoutError as error:
+        raise httpx.ConnectTimeout(str(error) or "connect timeout", request=request) from error
+    except TimeoutError as error:  # reading (aiohttp's `SocketTimeoutError`)
+        raise httpx.ReadTimeout(str(error) or "read timeout", request=request) from error
+    except aiohttp.ClientConnectorError as error:  # refused, no route, name not resolved, TLS
+        raise httpx.ConnectError(str(error), request=request) from error
+    except aiohttp.ClientPayloadError as error:
+        raise httpx.ReadError("the answer was cut short", request=request) from error
+    except aiohttp.ClientResponseError as error:  # what came back was not HTTP
+        said = " ".join(error.message.split())  # aiohttp's words span lines
+        raise httpx.RemoteProtocolError(f"not an HTTP answer ({said})", request=request) from error
+    except aiohttp.ClientConnectionError as error:  # the server dropped or reset the connection
+        raise httpx.RemoteProtocolError(str(error), request=request) from error
+    except aiohttp.ClientError as error:
+        raise httpx.TransportError(str(error), request=request) from error

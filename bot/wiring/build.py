@@ -55,7 +55,7 @@ class DatabaseUnreachable(Exception):
 QUERY_CONNECTIONS = 8
 """Cluster connections kept beside a digest run's, for slash-command lookups meanwhile: the
 lookups take turns for them however many commands arrive at once (beyond its connections a
-pool's queue would only grow, and httpcore scans it at every step)."""
+pool's queue would only grow)."""
 RETRY_FIRST_WAIT_S = 1.0
 RETRY_LONGEST_WAIT_S = 60.0
 """Signing in to Slack and opening the store at start are retried with a wait doubling from
