@@ -97,7 +97,7 @@ def test_every_variable_is_read() -> None:
         ("PORT", "65535", "port", 65535),
         ("DIGEST_TICK_SECONDS", "1", "digest_tick_seconds", 1),
         ("CLUSTER_CONCURRENCY", "64", "cluster_concurrency", 64),
-        ("CLUSTER_CONCURRENCY", "", "cluster_concurrency", 32),
+        ("CLUSTER_CONCURRENCY", "", "cluster_concurrency", 48),
         ("LOG_LEVEL", "Warning", "log_level", "WARNING"),
         ("LOG_LEVEL", "critical", "log_level", "CRITICAL"),
         # Empty means unset (docker compose writes `${VAR}` of an unset variable as "").
