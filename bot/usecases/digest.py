@@ -167,8 +167,8 @@ async def run_digests(
                     batch = lookup
             except Exception as error:
                 backlog.release()
-                reported.done(algorithm)
                 failed(algorithm, subscriptions, error)
+                await algorithm_done(algorithm)
                 continue
             except BaseException:
                 backlog.release()
@@ -206,15 +206,32 @@ async def run_digests(
         except Exception as error:
             failed(algorithm, subscriptions, error)
         finally:
-            window_done = reported.done(algorithm)
             backlog.release()
-        if window_done:  # what its posts made true, in a few statements for all of them
-            await folds.fold()
+        await algorithm_done(algorithm)
+
+    ended: set[int] = set()
+
+    async def algorithm_done(algorithm: str) -> None:
+        """Once every algorithm of a window is done, what its posts made true is folded and
+        its subscriptions' runs end (leases, next runs, runs recorded): a few statements for
+        the window, made while the next windows are fetched rather than all after the last
+        answer. What fails here is left to the run's end, which ends whatever is left."""
+        window = reported.done(algorithm)
+        if not window:
+            return
+        await folds.fold()
+        runs = [finished[sid] for sid in window if sid in finished]
+        try:
+            await store.finish_runs(worker, runs)
+        except Exception as error:  # a database that stopped answering, a bug: the end retries
+            log.warning("ending the runs of a window failed (the run's end tries again): %s", error)
+        else:
+            ended.update(run.run.subscription_id for run in runs)
 
     try:
         await asyncio.gather(*(fetcher() for _ in range(min(concurrency, len(by_algorithm)))))
         await asyncio.gather(*posting)
-    finally:  # one transaction for all: leases end, next runs set, runs recorded
+    finally:  # what no window ended: leases end, next runs set, runs recorded
         left = list(posting)
         for task in left:  # the run was cut short (a shutdown) or a fetcher failed
             task.cancel()
@@ -222,7 +239,7 @@ async def run_digests(
         reported.close()
         await _stopped(heartbeat)
         await folds.fold()
-        await store.finish_runs(worker, list(finished.values()))
+        await store.finish_runs(worker, [f for sid, f in finished.items() if sid not in ended])
     await store.prune_reported(int((now - REPORTED_KEPT).timestamp() * 1000))
     await store.prune_digest_runs(now - RUNS_KEPT)
     return report
@@ -439,16 +456,17 @@ class _ReportedWindows:
         self._read(window)
         return await asyncio.shield(self._reads[window])
 
-    def done(self, algorithm: str) -> bool:
-        """`algorithm` is done; True when it was its window's last."""
+    def done(self, algorithm: str) -> Sequence[int]:
+        """`algorithm` is done; when it was its window's last, the window's subscriptions
+        (else none)."""
         window = self._window_of[algorithm]
         self._left[window] -= 1
         if self._left[window] != 0:
-            return False
+            return ()
         read = self._reads.pop(window, None)
         if read is not None and not read.done():
             read.cancel()
-        return True
+        return self._members[window]
 
     def close(self) -> None:
         """The run is over (or cut short): no read goes on after it."""

@@ -825,6 +825,71 @@ async def test_a_run_reads_what_was_reported_a_window_at_a_time_and_misses_nothi
     assert notifier.said == []  # what was reported in every window is known as reported
 
 
+async def test_a_window_of_subscriptions_ends_its_runs_while_later_windows_are_fetched(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runs of a window end (recorded, leases released) once its algorithms are done, not
+    after the last answer of the whole run; each run ends once, however the windows finish,
+    and one that could not end with its window ends with the run."""
+    from bot.usecases import digest
+
+    monkeypatch.setattr(digest, "REPORTED_WINDOW", 4)
+
+    class SlowLast(FakeCluster):
+        def __init__(self) -> None:
+            super().__init__()
+            self.answer_last = asyncio.Event()
+            self.slow = False
+
+        async def list_errors(self, ref: AlgorithmRef) -> RecordBatch:
+            if self.slow and str(ref) == "acme/algo_5":
+                await self.answer_last.wait()
+            return await super().list_errors(ref)
+
+    cluster, notifier = SlowLast(), RecordingNotifier()
+    subscribed = []
+    for number in range(12):  # 6 algorithms, 2 channels each: windows of 2 algorithms
+        ref = OwnerName("acme", f"algo_{number // 2}")
+        cluster.records[str(ref)] = [_record(number // 2, BOOM, 5)]
+        subscribed.append(await _subscribe(store, cluster, channel=f"C{number % 2}", ref=ref))
+    cluster.records["acme/algo_1"].append(_record(100, BANG, 1))  # the first window posts
+
+    async def runs_of(subscription: Subscription) -> int:
+        return len(await store.recent_digest_runs(subscription.id, 5))
+
+    ending = store.finish_runs
+    calls: list[int] = []
+
+    async def finish_runs(worker: str, runs: Any) -> None:
+        calls.append(len(runs))
+        if len(calls) == 2:  # the second window to end: the database blinked
+            raise StoreUnavailable("database unreachable")
+        await ending(worker, runs)
+
+    monkeypatch.setattr(store, "finish_runs", finish_runs)
+    cluster.slow = True
+    running = asyncio.create_task(
+        _run(store, cluster, notifier, T0 + timedelta(minutes=15), concurrency=2)
+    )
+    for _ in range(500):
+        if len(calls) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert not running.done()  # the last algorithm has not answered
+    # Of the first two windows, done in either order, one ended and one could not.
+    assert sorted([await runs_of(s) for s in subscribed[:8]]) == [0] * 4 + [1] * 4
+    assert [await runs_of(s) for s in subscribed[8:]] == [0] * 4
+    assert notifier.kinds() == ["alert", "first_reply"] * 2  # folded with its window
+    assert await store.unreported(subscribed[2].id, ["req-100"]) == set()
+    cluster.answer_last.set()
+    report = await running
+    assert (len(report.ran), report.failed) == (12, {})
+    assert [await runs_of(s) for s in subscribed] == [1] * 12  # each once
+    assert calls == [4, 4, 4, 4]  # three windows, then the run's end: the one that failed
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=30), concurrency=2)
+    assert [await runs_of(s) for s in subscribed] == [2] * 12  # every lease was given back
+
+
 async def _statements_of_a_posting_run(
     database_url: str, posting: int, records_per_bug: int, quiet: int
 ) -> tuple[int, int]:
