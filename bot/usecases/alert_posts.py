@@ -7,18 +7,12 @@ posted), what it does not is planned again from the records, which stay unreport
 post that tells of them is confirmed. A new alert's trace reply is an intent of its own,
 which takes the place of the alert's once Slack confirmed the alert (one statement), retried
 by later runs until Slack takes it.
-
-A post costs its intent and its confirmation: what the confirmation makes true (the records
-told count as reported, a new alert's thread exists) is recorded by the statement that
-settles the intent, and carried out for many posts at once by the run's folds
-(`bot.store.folding`). The subscriptions of one algorithm read their alert threads together
-(`read_news`), once.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -26,14 +20,12 @@ from bot.digest.plan import DigestAction, Kind, known_action, plan_digest, sight
 from bot.domain.alerts import (
     ALERT_COUNTERS,
     ALERT_STATE,
-    AlertThread,
-    PostEffects,
     PostIntent,
     PostKind,
     Subscription,
     new_thread,
 )
-from bot.errors.grouping import ErrorGroup, Occurrence, group_occurrences, read_occurrences
+from bot.errors.grouping import ErrorGroup, group_occurrences, read_occurrences
 from bot.errors.records import RecordBatch
 from bot.usecases.digest_ports import (
     AlertGone,
@@ -42,38 +34,6 @@ from bot.usecases.digest_ports import (
     LeaseLost,
     PostingLease,
 )
-
-
-@dataclass(frozen=True)
-class AlgorithmNews:
-    """What the subscriptions of one algorithm have to tell, read once for all of them."""
-
-    occurrences: Sequence[Occurrence] = ()
-    """The records some of them have not reported, parsed."""
-    threads: Mapping[str, Sequence[AlertThread]] = field(default_factory=dict)
-    """Each of their channels' alert threads under those records' keys."""
-
-
-async def read_news(
-    store: DigestStore,
-    algorithm: str,
-    subscriptions: Sequence[Subscription],
-    batch: RecordBatch,
-    fresh: Mapping[int, Collection[str]],
-) -> AlgorithmNews:
-    """Parse the records some of `subscriptions` have not reported (`fresh`) and read their
-    channels' threads of those records' keys: one statement for all of them, none when none
-    has anything new. Each subscription plans with its channel's threads; a group it knows is
-    read again before its news are posted (a click meanwhile counts), and a new alert's thread
-    can appear only by a post of this subscription, which the run holds."""
-    unreported = set().union(*fresh.values())
-    if not unreported:
-        return AlgorithmNews()
-    occurrences = read_occurrences(r for r in batch.records if r.request_id in unreported)
-    channels = [s.channel_id for s in subscriptions if fresh[s.id]]
-    keys = thread_keys(group_occurrences(occurrences))
-    threads = await store.algorithm_alert_threads(algorithm, channels, keys)
-    return AlgorithmNews(occurrences, threads)
 
 
 @dataclass
@@ -90,10 +50,6 @@ class Posting:
     lease: PostingLease
     fresh: set[str] = field(default_factory=set)
     """The request ids this subscription has not reported (as read when the run began)."""
-    news: AlgorithmNews = field(default_factory=AlgorithmNews)
-    """Those records parsed, and the threads of their keys (`read_news`)."""
-    settled: Callable[[], object] = lambda: None
-    """Called after each intent settled: the run folds what they made true."""
     unconfirmed: int = 0
     """Posts Slack did not take this run (left as open intents for the next ticks)."""
     told: set[str] = field(default_factory=set)
@@ -107,7 +63,7 @@ class Posting:
             await self.lease.renew()
             group = self._group_of(intent)
             if group is None:  # its records left the API's window: nothing left to tell
-                await self._settle(intent.id)
+                await self.store.settle_intent(intent.id)
             elif intent.kind is PostKind.TRACE:  # the reply and its file, each if missing
                 await self._post_trace(intent, group, None, again=True)
             elif intent.kind is PostKind.ALERT:
@@ -117,7 +73,7 @@ class Posting:
 
     async def _adopt_alert(self, intent: PostIntent, ts: str | None, group: ErrorGroup) -> None:
         if ts is None:  # never posted: the records are unreported, the plan posts it again
-            await self._settle(intent.id)
+            await self.store.settle_intent(intent.id)
             return
         seen = sighting(group)
         thread = replace(
@@ -140,14 +96,12 @@ class Posting:
         )
         current = next((t for t in threads if t.fingerprint == intent.fingerprint), None)
         unrecorded = any(rid in self.fresh for rid in group.request_ids)
-        effects = None
         if ts is not None and current is not None and unrecorded:  # told: count it as told
             action = known_action(group, current, self.now)
             await self._record_news(action)
-            effects = PostEffects(self.subscription.id, reported=tuple(action.reported))
         if ts is not None:
             self.told.update(group.request_ids)
-        await self._settle(intent.id, effects)
+        await self.store.settle_intent(intent.id)
 
     def _group_of(self, intent: PostIntent) -> ErrorGroup | None:
         wanted = set(intent.request_ids)
@@ -167,10 +121,10 @@ class Posting:
         fresh = self.fresh - self.told
         if not fresh:
             return 0
-        occurrences = [o for o in self.news.occurrences if o.record.request_id in fresh]
-        groups = group_occurrences(occurrences)
+        records = (r for r in self.batch.records if r.request_id in fresh)
+        groups = group_occurrences(read_occurrences(records))
         channel, algorithm = self.subscription.channel_id, self.subscription.algorithm
-        threads = self.news.threads.get(channel, ())
+        threads = await self.store.alert_threads(channel, algorithm, thread_keys(groups))
         planned = plan_digest(
             channel, algorithm, groups, threads, self.now, self.subscription.min_count
         )
@@ -221,22 +175,18 @@ class Posting:
             action, intent.id if intent else None, notify=self.subscription.notify
         )
         await self._record_news(action)
-        if intent is None:  # muted: nothing posted, no intent to carry the records
-            await self.store.mark_reported(self.subscription.id, action.reported, self.now)
-        else:
-            effects = PostEffects(self.subscription.id, reported=tuple(action.reported))
-            await self._settle(intent.id, effects)
+        if intent is not None:
+            await self.store.settle_intent(intent.id)
 
     async def _record_news(self, action: DigestAction) -> None:
-        """The thread's counters (and state) now: the next click reads them at once."""
         await self.store.update_alert_thread(action.thread, fields=ALERT_COUNTERS)
         if action.kind is Kind.REGRESSION or action.mute_ended:
             await self.store.update_alert_thread(action.thread, fields=ALERT_STATE)
+        await self.store.mark_reported(self.subscription.id, action.reported, self.now)
 
     async def _new_alert(self, action: DigestAction, *, exists: bool) -> None:
-        """Post the alert; its confirmation keeps its thread (with its `ts`) and counts its
-        records reported, and opens its first reply (its own intent: if Slack refuses it now,
-        a later run posts it)."""
+        """Post the alert, keep its `ts`, count its records reported, then its first reply
+        (its own intent: if Slack refuses it now, a later run posts it)."""
         intent = self._intent(PostKind.ALERT, action.thread.fingerprint, action.group)
         await self._record(intent)
         channel = self.subscription.channel_id
@@ -247,14 +197,11 @@ class Posting:
         if exists:  # an alert posted again for a deleted one: its news and state too
             fields = ("parent_ts", *ALERT_COUNTERS, *ALERT_STATE)
             await self.store.update_alert_thread(thread, fields=fields)
-        effects = PostEffects(
-            self.subscription.id, reported=tuple(action.reported), thread=None if exists else thread
-        )
-        trace = self._intent(PostKind.TRACE, thread.fingerprint, action.group, thread_ts=parent_ts)
-        recorded = await self.store.settle_intent(intent.id, then=trace, effects=effects)
-        self.settled()
-        if not recorded and not exists:  # the thread, at least, is kept (see below)
+        else:
             await self.store.create_alert_thread(thread)
+        await self.store.mark_reported(self.subscription.id, action.reported, self.now)
+        trace = self._intent(PostKind.TRACE, thread.fingerprint, action.group, thread_ts=parent_ts)
+        recorded = await self.store.settle_intent(intent.id, then=trace)
         await self._post_trace(trace, action.group, action, recorded=recorded)
         if not recorded:  # unsubscribed, or taken over and adopted by another worker (only
             # if this run's guard failed it): the alert has its trace, best effort; the run stops
@@ -279,13 +226,9 @@ class Posting:
         if not recorded:
             return
         if posted:
-            await self._settle(intent.id)
+            await self.store.settle_intent(intent.id)
         else:
             self.unconfirmed += 1
-
-    async def _settle(self, intent_id: str, effects: PostEffects | None = None) -> None:
-        await self.store.settle_intent(intent_id, effects=effects)
-        self.settled()
 
     async def _record(self, intent: PostIntent) -> None:
         """Record the intent of a post about to go, which checks the lease."""

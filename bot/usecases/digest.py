@@ -33,7 +33,7 @@ from bot.domain.algorithm_ref import parse_algorithm_ref
 from bot.domain.schedule import next_run, parse_schedule
 from bot.errors.records import RecordBatch
 from bot.store.exceptions import StoreUnavailable
-from bot.usecases.alert_posts import AlgorithmNews, Posting, read_news
+from bot.usecases.alert_posts import Posting
 from bot.usecases.digest_ports import (
     AlertNotifier,
     ChannelGone,
@@ -120,11 +120,9 @@ async def run_digests(
     for subscription in claimed:
         by_algorithm[subscription.algorithm].append(subscription)
     reported = _ReportedWindows(store, list(by_algorithm.values()))
-    folds = _Folds(store)
     try:
-        # First: it folds what a run cut short left confirmed, before anything reads it.
-        intents = await store.open_intents([s.id for s in claimed])
         await reported.first()
+        intents = await store.open_intents([s.id for s in claimed])
         mutes_over: dict[tuple[str, str], list[AlertThread]] = defaultdict(list)
         for thread in await store.expired_mutes(now):
             mutes_over[thread.channel_id, thread.algorithm].append(thread)
@@ -186,10 +184,8 @@ async def run_digests(
             seen = await reported.of(algorithm)
             fresh = {s.id: set(ids - seen[s.id]) for s in subscriptions}
             batch = _only_needed(batch, fresh, intents)
-            news = AlgorithmNews()
             if not isinstance(batch, LookupFailure):  # of the records that are well formed
                 fresh = {sid: unreported & batch.request_ids for sid, unreported in fresh.items()}
-                news = await read_news(store, algorithm, subscriptions, batch, fresh)
             for subscription in subscriptions:
                 async with channel_turns[subscription.channel_id]:
                     with bound_contextvars(
@@ -201,7 +197,6 @@ async def run_digests(
                             now=now, report=report, lease=lease,
                             intents=intents[subscription.id],
                             mutes_over=mutes_over[subscription.channel_id, algorithm],
-                            news=news, settled=folds.add,
                         )  # fmt: skip
         except Exception as error:
             failed(algorithm, subscriptions, error)
@@ -212,14 +207,13 @@ async def run_digests(
     ended: set[int] = set()
 
     async def algorithm_done(algorithm: str) -> None:
-        """Once every algorithm of a window is done, what its posts made true is folded and
-        its subscriptions' runs end (leases, next runs, runs recorded): a few statements for
-        the window, made while the next windows are fetched rather than all after the last
-        answer. What fails here is left to the run's end, which ends whatever is left."""
+        """Once every algorithm of a window is done, its subscriptions' runs end (leases, next
+        runs, runs recorded): a few statements for the window, made while the next windows are
+        fetched rather than all after the last answer. What fails here is left to the run's
+        end, which ends whatever is left."""
         window = reported.done(algorithm)
         if not window:
             return
-        await folds.fold()
         runs = [finished[sid] for sid in window if sid in finished]
         try:
             await store.finish_runs(worker, runs)
@@ -238,7 +232,6 @@ async def run_digests(
         await asyncio.gather(*left, return_exceptions=True)
         reported.close()
         await _stopped(heartbeat)
-        await folds.fold()
         await store.finish_runs(worker, [f for sid, f in finished.items() if sid not in ended])
     await store.prune_reported(int((now - REPORTED_KEPT).timestamp() * 1000))
     await store.prune_digest_runs(now - RUNS_KEPT)
@@ -309,8 +302,6 @@ async def _run_one(
     lease: _Lease,
     intents: Sequence[PostIntent] = (),
     mutes_over: Sequence[AlertThread] = (),
-    news: AlgorithmNews | None = None,
-    settled: Callable[[], object] = lambda: None,
 ) -> FinishedRun:
     """One subscription's run (`fresh`: the request ids it has not reported); whatever
     happens, it ends in a `FinishedRun` that releases its lease."""
@@ -337,9 +328,8 @@ async def _run_one(
                     await notifier.recovered(subscription)
                 await store.set_outage_notified(subscription.id, False)
             posting = Posting(
-                store, notifier, subscription, batch, now, lease.of(subscription.id), fresh,
-                news or AlgorithmNews(), settled,
-            )  # fmt: skip
+                store, notifier, subscription, batch, now, lease.of(subscription.id), fresh
+            )
             async with lease.held():
                 await posting.settle_open(intents)
                 await _end_mutes(store, notifier, subscription, mutes_over, lease, now)
@@ -391,32 +381,6 @@ channel's posts wait their turn, but no further (what they hold stays bounded)."
 REPORTED_WINDOW = 500
 """Subscriptions whose reported request ids a run holds at once (a window; the next one is
 read ahead): a run over 10,000 subscriptions never holds the ids of them all."""
-
-
-class _Folds:
-    """Whether posts of this run were settled since its last fold: what they made true is
-    folded once a window of subscriptions is done, and when the run ends. A fold that fails is
-    left to the next (the next run's first read folds what is left)."""
-
-    def __init__(self, store: DigestStore) -> None:
-        self._store = store
-        self._waiting = False
-
-    def add(self) -> None:
-        self._waiting = True
-
-    async def fold(self) -> None:
-        if not self._waiting:
-            return
-        self._waiting = False
-        try:
-            await self._store.fold_confirmed()
-        except StoreUnavailable as error:
-            self._waiting = True
-            log.warning("could not fold the confirmed posts: %s", error)
-        except Exception:  # a bug: logged; the posts stay confirmed, folded by a later run
-            self._waiting = True
-            log.exception("folding the confirmed posts failed")
 
 
 class _ReportedWindows:

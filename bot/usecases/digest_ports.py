@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.digest.plan import DigestAction
-from bot.domain.alerts import AlertThread, FinishedRun, PostEffects, PostIntent, Subscription
+from bot.domain.alerts import AlertThread, FinishedRun, PostIntent, Subscription
 from bot.errors.grouping import ErrorGroup
 
 
@@ -116,24 +116,11 @@ class DigestStore(Protocol):
         the lease checked in it); False when it does not (taken over, or removed)."""
         ...
 
-    async def settle_intent(
-        self,
-        intent_id: str,
-        *,
-        then: PostIntent | None = None,
-        effects: PostEffects | None = None,
-    ) -> bool:
-        """Settle the intent (or turn it into `then`), recording `effects` on it in the same
-        statement: they take effect for the run's reads only once folded."""
-        ...
+    async def settle_intent(self, intent_id: str, *, then: PostIntent | None = None) -> bool: ...
 
-    async def open_intents(self, subscription_ids: Collection[int]) -> dict[int, list[PostIntent]]:
-        """The intents left open, once what earlier runs left unfolded is folded."""
-        ...
-
-    async def fold_confirmed(self) -> None:
-        """Carry out the effects of the confirmed posts: a few statements for any number."""
-        ...
+    async def open_intents(
+        self, subscription_ids: Collection[int]
+    ) -> dict[int, list[PostIntent]]: ...
 
     async def renew_leases(
         self, worker: str, subscription_ids: Collection[int], until: datetime
@@ -160,10 +147,6 @@ class DigestStore(Protocol):
     async def alert_threads(
         self, channel_id: str, algorithm: str, keys: Collection[str]
     ) -> list[AlertThread]: ...
-
-    async def algorithm_alert_threads(
-        self, algorithm: str, channel_ids: Collection[str], keys: Collection[str]
-    ) -> dict[str, list[AlertThread]]: ...
 
     async def create_alert_thread(self, thread: AlertThread) -> bool: ...
 

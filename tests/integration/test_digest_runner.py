@@ -666,87 +666,6 @@ async def test_a_recurrence_slack_holds_is_adopted_after_a_crash_counted_once(
     assert (await store.open_intents([subscription.id]))[subscription.id] == []
 
 
-@pytest.mark.parametrize("trace_posted", [True, False], ids=["after the trace", "before it"])
-async def test_a_run_killed_between_confirmations_and_their_fold_repeats_and_loses_nothing(
-    store: Store, monkeypatch: pytest.MonkeyPatch, trace_posted: bool
-) -> None:
-    """The process dies after Slack confirmed a new alert (and its trace reply, or not yet)
-    and before the run folded what the confirmations made true (the thread, the records
-    reported): the next run folds it before it looks for news, so it posts the missing trace
-    reply at most, never the alert again, and a later occurrence is a reply in its thread."""
-
-    class DiesAtTheTrace(RecordingNotifier):
-        async def first_reply(
-            self, channel_id: str, parent_ts: str, group: ErrorGroup,
-            split_from: AlertThread | None, intent_id: str, *, again: bool = False,
-        ) -> bool:  # fmt: skip
-            if not trace_posted:
-                raise asyncio.CancelledError  # killed before the reply went
-            return await super().first_reply(
-                channel_id, parent_ts, group, split_from, intent_id, again=again
-            )
-
-    async def killed() -> None:
-        raise asyncio.CancelledError  # the process dies before it folds
-
-    cluster, notifier = FakeCluster(), RecordingNotifier()
-    subscription = await _subscribe(store, cluster)
-    cluster.records["acme/image_tagger"] = [_record(1, BOOM, 2)]
-    dying = DiesAtTheTrace()
-    monkeypatch.setattr(store, "fold_confirmed", killed)
-    with pytest.raises(asyncio.CancelledError):
-        await _run(store, cluster, dying, T0 + timedelta(minutes=15))
-    monkeypatch.undo()
-    assert dying.kinds() == ["alert", "first_reply"] if trace_posted else ["alert"]
-    fingerprint = dying.said[0][2]
-    # Confirmed, not folded: neither the thread nor the record is in its table yet.
-    assert await store.alert_threads("C1", "acme/image_tagger", [fingerprint]) == []
-    assert await store.reported_count() == 0
-    notifier.posted = dying.posted  # the same Slack, seen by the next run
-    report = await _run(store, cluster, notifier, T0 + timedelta(minutes=30), everything=True)
-    assert notifier.kinds() == ([] if trace_posted else ["first_reply"])
-    assert report.failed == {}
-    (thread,) = await store.alert_threads("C1", "acme/image_tagger", [fingerprint])
-    assert (thread.parent_ts, thread.count) == ("1.0", 1)
-    assert await store.unreported(subscription.id, ["req-1"]) == set()
-    cluster.records["acme/image_tagger"].append(_record(2, BOOM, 1))
-    await _run(store, cluster, notifier, T0 + timedelta(minutes=45), everything=True)
-    assert notifier.said[-1] == ("recurrence", "C1", fingerprint)
-    assert notifier.kinds().count("alert") == 0
-    again = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
-    assert again is not None
-    assert (again.parent_ts, again.count) == ("1.0", 2)
-    assert await store.unreported(subscription.id, ["req-1", "req-2"]) == set()
-    assert (await store.open_intents([subscription.id]))[subscription.id] == []
-
-
-async def test_an_alert_confirmed_as_its_channel_unsubscribes_keeps_its_thread(
-    store: Store,
-) -> None:
-    """Unsubscribed between the alert's post and its confirmation: the thread is still kept
-    (a later subscription of the channel replies in it), the run stops."""
-    cluster, notifier = FakeCluster(), FlakyNotifier()
-    await _subscribe(store, cluster)
-    cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
-
-    async def unsubscribe() -> None:
-        await store.remove_subscription("C1", "acme/image_tagger")
-
-    notifier.on_alert = unsubscribe
-    await _run(store, cluster, notifier, T0 + timedelta(minutes=15))
-    fingerprint = notifier.said[0][2]
-    thread = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
-    assert thread is not None
-    assert thread.parent_ts == "1.0"
-    notifier.on_alert = None
-    again = await _subscribe(store, cluster)
-    cluster.records["acme/image_tagger"].append(_record(2, BOOM))
-    await _run(store, cluster, notifier, T0 + timedelta(minutes=30), everything=True)
-    assert notifier.kinds().count("alert") == 1
-    assert notifier.said[-1] == ("recurrence", "C1", fingerprint)
-    assert await store.unreported(again.id, ["req-2"]) == set()
-
-
 class StatementCounter:
     """Counts the statements the store sends to its database."""
 
@@ -926,13 +845,11 @@ async def test_a_posting_run_costs_statements_per_post_not_per_record_or_quiet_s
     assert (posts_two, posts_three) == (8, 12)
     per_subscription = two - one
     assert three - two == per_subscription  # the same for each subscription that posts
-    # Four posts (two alerts, each with its trace reply), each an intent and its confirmation.
-    # Each alert: its intent (which checks the lease: no renewal of its own), its intent turned
-    # into the trace's (one UPDATE confirms the alert, records what it made true, its thread and
-    # its records reported, and opens the trace's intent); the trace's settled. The threads
-    # are read once for the algorithm's subscriptions, and what the confirmations made true is
-    # folded once for the window: neither grows with the subscriptions that post.
-    assert per_subscription == 2 * 3
+    # Four posts (two alerts, each with its trace reply). Each alert: its intent (which checks
+    # the lease: no renewal of its own), its thread, its records marked reported, its intent
+    # turned into the trace's (one UPDATE settles the one and records the other); the trace's
+    # settled. And one read of the subscription's alert threads.
+    assert per_subscription == 2 * 5 + 1
 
 
 async def test_a_renewal_landing_as_a_guard_expires_cuts_the_post_and_nothing_else() -> None:
