@@ -128,20 +128,6 @@ class PostIntent:
     created_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class PostEffects:
-    """What Slack's confirmation of a digest's post makes true: the records it told of count
-    as reported by its subscription, and a new alert starts its thread. Recorded by the
-    statement that settles the post's intent, and carried out for many posts at once later
-    (`bot.store.folding`)."""
-
-    subscription_id: int
-    reported: tuple[tuple[str, int], ...] = ()
-    """`(request_id, created_at_ms)` of each record the post told of."""
-    thread: AlertThread | None = None
-    """A new alert's thread, with its `parent_ts`: stored unless its key has one already."""
-
-
 class AlertState(enum.StrEnum):
     OPEN = "open"
     RESOLVED = "resolved"

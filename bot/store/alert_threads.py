@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy import Row, case, func, or_, select, update
 
 from bot.domain.alerts import AlertState, AlertThread
 from bot.store.engine import Database
-from bot.store.folding import fold_if_pending
 from bot.store.schema import alert_threads
 
 _KEY = ("channel_id", "algorithm", "fingerprint")
-_IN_CHUNK: Final = 500
 
 
 class AlertThreadQueries:
@@ -30,9 +28,7 @@ class AlertThreadQueries:
 
     async def channel_alert_threads(self, channel_id: str, fingerprint: str) -> list[AlertThread]:
         """The channel's threads of this fingerprint, of any algorithm; also those found by the
-        key they had before a newer grouping adopted them (old buttons carry that one). Those
-        of alerts Slack confirmed that no fold carried out yet included (folded first)."""
-        await fold_if_pending(self._db)
+        key they had before a newer grouping adopted them (old buttons carry that one)."""
         column = alert_threads.c
         statement = select(alert_threads).where(
             column.channel_id == channel_id,
@@ -46,37 +42,20 @@ class AlertThreadQueries:
         self, channel_id: str, algorithm: str, keys: Collection[str]
     ) -> list[AlertThread]:
         """The channel's threads of `algorithm` stored under any of `keys`, or adopted from one
-        of them. Exact keys come first."""
-        found = await self.algorithm_alert_threads(algorithm, [channel_id], keys)
-        return found[channel_id]
-
-    async def algorithm_alert_threads(
-        self, algorithm: str, channel_ids: Collection[str], keys: Collection[str]
-    ) -> dict[str, list[AlertThread]]:
-        """Each channel's threads of `algorithm` stored under any of `keys`, or adopted from
-        one of them, exact keys first: one read for the subscriptions of an algorithm that
-        have news (a statement per 500 channels or keys)."""
-        found: dict[str, list[AlertThread]] = {channel: [] for channel in channel_ids}
-        channels, wanted = list(found), list(keys)
-        if not wanted:
-            return found
+        of them: one read for a whole digest run of a subscription. Exact keys come first."""
+        if not keys:
+            return []
         column = alert_threads.c
+        wanted = list(keys)
+        statement = select(alert_threads).where(
+            column.channel_id == channel_id,
+            column.algorithm == algorithm,
+            or_(column.fingerprint.in_(wanted), column.previous_fingerprint.in_(wanted)),
+        )
         async with self._db.reading() as connection:
-            for first_channel in range(0, len(channels), _IN_CHUNK):
-                for first_key in range(0, len(wanted), _IN_CHUNK):
-                    some = wanted[first_key : first_key + _IN_CHUNK]
-                    statement = select(alert_threads).where(
-                        column.algorithm == algorithm,
-                        column.channel_id.in_(channels[first_channel : first_channel + _IN_CHUNK]),
-                        or_(column.fingerprint.in_(some), column.previous_fingerprint.in_(some)),
-                    )
-                    for row in await connection.execute(statement):
-                        found[row.channel_id].append(alert_thread_of(row))
-        exact = set(wanted)
-        return {
-            channel: sorted(threads, key=lambda t: t.fingerprint not in exact)
-            for channel, threads in found.items()
-        }
+            rows = (await connection.execute(statement)).all()
+        threads = [alert_thread_of(row) for row in rows]
+        return sorted(threads, key=lambda t: t.fingerprint not in keys)
 
     async def expired_mutes(self, now: datetime) -> list[AlertThread]:
         """The alert threads whose mute has run out by `now` (read once per digest run)."""
@@ -106,11 +85,9 @@ class AlertThreadQueries:
     ) -> tuple[list[AlertThread], int]:
         """For a user's Home tab, only alerts of `channels` (those the user is in): the
         unresolved ones they own, then the open ones (neither resolved nor muted), each newest
-        first, at most `limit` in all; and how many there are in all. Alerts Slack confirmed
-        that no fold carried out yet are folded first."""
+        first, at most `limit` in all; and how many there are in all."""
         if not channels:
             return [], 0
-        await fold_if_pending(self._db)
         column = alert_threads.c
         owned = (column.owner == user) & (column.state != AlertState.RESOLVED.value)
         open_ = column.state.in_([AlertState.OPEN.value, AlertState.REGRESSED.value])

@@ -166,17 +166,14 @@ digest_runs = Table(
 post_intents = Table(
     "post_intents",
     metadata,
-    # A digest's post recorded before it is sent (see `bot.domain.alerts.PostIntent`), settled
-    # once Slack confirmed it, then deleted when what the confirmation made true (`effects`) is
-    # folded into alert_threads and reported_records (see `bot.store.folding`).
+    # A digest's post recorded before it is sent, deleted once Slack confirmed it
+    # (see `bot.domain.alerts.PostIntent`).
     Column("id", Text, primary_key=True),
-    # NULL once settled (or its subscription removed): no run takes it up again, and what it
-    # made true outlives an unsubscribe until it is folded.
     Column(
         "subscription_id",
         Integer,
-        ForeignKey("subscriptions.id", ondelete="SET NULL"),
-        nullable=True,
+        ForeignKey("subscriptions.id", ondelete="CASCADE"),
+        nullable=False,
     ),
     Column("kind", Text, nullable=False),
     Column("channel_id", Text, nullable=False),
@@ -185,9 +182,6 @@ post_intents = Table(
     Column("thread_ts", Text, nullable=True),
     Column("request_ids", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
-    # What Slack's confirmation made true (`bot.domain.alerts.PostEffects`), not folded yet:
-    # {"subscription_id": …, "reported": [[request_id, created_at_ms], …], "thread": {…}}.
-    Column("effects", JSON(none_as_null=True), nullable=True),
     CheckConstraint("kind IN ('alert', 'trace', 'news')", name="kind"),
     Index(None, "subscription_id"),
 )

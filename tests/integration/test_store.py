@@ -27,7 +27,6 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.domain.alerts import (
@@ -35,7 +34,6 @@ from bot.domain.alerts import (
     AlertThread,
     DigestRun,
     FinishedRun,
-    PostEffects,
     PostIntent,
     PostKind,
     RunOutcome,
@@ -852,116 +850,6 @@ async def test_an_intent_waits_for_a_takeover_in_progress_and_then_is_refused(
             assert not recording.done()  # waits for the claim in progress
         assert not await recording
         assert await store.open_intents([subscription.id]) == {subscription.id: []}
-
-
-async def _confirmed_alert(store: Store, subscription: Subscription) -> AlertThread:
-    """A new alert's intent confirmed by Slack: its trace reply's intent open, its thread and
-    its records made true by the confirmation, not folded yet."""
-    assert await store.claim(subscription.id, "worker-a", NOW, 60)
-    alert = _intent(subscription.id, "i-alert", PostKind.ALERT, NOW)
-    assert await store.record_intent(alert, "worker-a")
-    thread = alert_thread("2:abc", parent_ts="1.5")
-    effects = PostEffects(subscription.id, (("req-1", 1_000), ("req-2", 2_000)), thread)
-    trace = _intent(subscription.id, "i-trace", PostKind.TRACE, NOW)
-    assert await store.settle_intent(alert.id, then=trace, effects=effects)
-    assert await store.alert_threads(CHANNEL, ALGORITHM, ["2:abc"]) == []  # not folded yet
-    assert await store.unreported(subscription.id, ["req-1"]) == {"req-1"}
-    return thread
-
-
-async def test_what_confirmations_made_true_is_folded_once_for_all_of_them(store: Store) -> None:
-    subscription = await subscribe(store)
-    thread = await _confirmed_alert(store, subscription)
-    other = await subscribe(store, "acme/other")
-    assert await store.claim(other.id, "worker-a", NOW, 60)
-    news = replace(_intent(other.id, "i-news", PostKind.NEWS, NOW), algorithm="acme/other")
-    assert await store.record_intent(news, "worker-a")
-    assert await store.settle_intent(news.id, effects=PostEffects(other.id, (("req-9", 9),)))
-    assert await store.unreported(other.id, ["req-9"]) == {"req-9"}
-    await store.fold_confirmed()
-    assert await store.alert_threads(CHANNEL, ALGORITHM, ["2:abc"]) == [thread]
-    assert await store.unreported(subscription.id, ["req-1", "req-2", "req-3"]) == {"req-3"}
-    assert await store.unreported(other.id, ["req-9"]) == set()
-    # The trace reply's intent stays open, without what its alert made true (folded).
-    (trace,) = (await store.open_intents([subscription.id]))[subscription.id]
-    assert trace.kind is PostKind.TRACE
-    assert (await store.open_intents([other.id]))[other.id] == []
-    await store.update_alert_thread(replace(thread, count=9), fields=("count",))
-    await store.settle_intent(trace.id)
-    await store.fold_confirmed()  # nothing made true twice: the thread keeps its count
-    assert await store.alert_threads(CHANNEL, ALGORITHM, ["2:abc"]) == [replace(thread, count=9)]
-    assert (await store.open_intents([subscription.id]))[subscription.id] == []
-    assert await store.reported_count() == 3
-
-
-@pytest.mark.parametrize("reader", ["click", "home", "next run"])
-async def test_what_a_confirmation_made_true_is_seen_before_any_fold_by_whoever_reads_it(
-    store: Store, reader: str
-) -> None:
-    """A click on the alert's buttons, the Home tab and the next digest run (a run cut short
-    before its fold) all see the alert Slack confirmed, and the next run its records reported."""
-    subscription = await subscribe(store)
-    thread = await _confirmed_alert(store, subscription)
-    if reader == "click":
-        assert await store.find_alert_thread(CHANNEL, ALGORITHM, "2:abc") == thread
-    elif reader == "home":
-        assert await store.home_alerts(USER, [CHANNEL], 40) == ([thread], 1)
-    else:  # of any subscription: what it reads next is folded
-        (trace,) = (await store.open_intents([subscription.id]))[subscription.id]
-        await store.settle_intent(trace.id)
-        assert (await store.open_intents([])) == {}
-        other = await subscribe(store, "acme/other")
-        assert (await store.open_intents([other.id]))[other.id] == []
-    assert await store.alert_threads(CHANNEL, ALGORITHM, ["2:abc"]) == [thread]
-    assert await store.unreported(subscription.id, ["req-1", "req-2"]) == set()
-
-
-async def test_a_confirmed_alert_keeps_its_thread_when_its_subscription_goes(store: Store) -> None:
-    """Removed after Slack confirmed the alert and before the fold: its thread is kept (threads
-    outlive subscriptions), its records are not (they went with it), and nothing fails."""
-    subscription = await subscribe(store)
-    thread = await _confirmed_alert(store, subscription)
-    assert await store.remove_subscription(CHANNEL, ALGORITHM)
-    assert (await store.open_intents([subscription.id]))[subscription.id] == []
-    await store.fold_confirmed()
-    assert await store.alert_threads(CHANNEL, ALGORITHM, ["2:abc"]) == [thread]
-    assert await store.reported_count() == 0
-
-
-async def test_upgrading_to_settled_intents_keeps_the_open_ones_and_their_kinds(
-    tmp_path: Path,
-) -> None:
-    """SQLite changes the intents' foreign key by copying the table: the intents the previous
-    release left open stay, and so does the check of their kinds."""
-    url = f"sqlite:///{tmp_path / 'bot.db'}"
-    intent = (
-        "INSERT INTO post_intents (id, subscription_id, kind, channel_id, algorithm, fingerprint,"
-        " thread_ts, request_ids, created_at) VALUES (:id, 1, :kind, 'C1', 'acme/x', '2:abc',"
-        " NULL, '[\"req-1\"]', '2026-03-01 12:00:00.000000')"
-    )
-    engine = create_engine(url)
-    event.listen(engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA foreign_keys = ON"))
-    try:
-        with engine.begin() as connection:
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
-            config.attributes["connection"] = connection
-            command.upgrade(config, "0004")
-            connection.exec_driver_sql(
-                "INSERT INTO subscriptions (id, channel_id, algorithm, schedule, timezone,"
-                " created_by, created_at, next_run_at, consecutive_failures, outage_notified)"
-                " VALUES (1, 'C1', 'acme/x', 'every:15m', 'UTC', 'U1', '2026-03-01 12:00:00',"
-                " '2026-03-01 12:00:00', 0, 0)"
-            )
-            connection.execute(text(intent), {"id": "i-old", "kind": "alert"})
-            command.upgrade(config, "head")
-            with pytest.raises(IntegrityError), connection.begin_nested():
-                connection.execute(text(intent), {"id": "i-odd", "kind": "odd"})
-    finally:
-        engine.dispose()
-    async with await Store.open(url) as store:
-        (kept,) = (await store.open_intents([1]))[1]
-        assert (kept.id, kept.kind, kept.request_ids) == ("i-old", PostKind.ALERT, ("req-1",))
 
 
 # The Home tab and the on-call fields ----------------------------------------------------
