@@ -32,7 +32,7 @@ from bot.testing.signing import (
 )
 from bot.testing.slack_stand_in import PostedMessage, SlackStandIn
 from bot.usecases.digest import DigestReport
-from bot.wiring.build import SLACK_TIMEOUT_S, build_bot, cluster_http, open_store, worker_name
+from bot.wiring.build import SLACK_TIMEOUT_S, cluster_http, open_bot, open_store, worker_name
 from bot.wiring.health import DatabaseWatch, gauges, readiness
 from bot.wiring.run import DigestRunner
 
@@ -174,12 +174,14 @@ async def running_bot(
         )
         store = await stack.enter_async_context(open_store(settings))
         # Below Slack's pace (`PACE_HEADROOM`) on the stand-in's faster clock.
-        bot = build_bot(
-            settings,
-            cluster_client,
-            store,
-            slack_speed=slack.speed / PACE_HEADROOM,
-            slack_timeout_s=slack_timeout_s,
+        bot = await stack.enter_async_context(
+            open_bot(
+                settings,
+                cluster_client,
+                store,
+                slack_speed=slack.speed / PACE_HEADROOM,
+                slack_timeout_s=slack_timeout_s,
+            )
         )
         web_app = create_web_app(
             bot.bolt,

@@ -29,6 +29,8 @@ class SlackCall:
     at: float
     status: int = 200
     response: dict[str, Any] = field(default_factory=dict)
+    connection: object = None
+    """The client's address and port: calls on one kept-alive connection share it."""
 
 
 @dataclass

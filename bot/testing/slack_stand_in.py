@@ -321,6 +321,8 @@ class SlackStandIn(SocketMode, WebApiMethods, FileUploads, ConversationHistory, 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         call = SlackCall(method=method, params={}, at=time.monotonic())
+        if request.transport is not None:
+            call.connection = request.transport.get_extra_info("peername")
         self.calls.append(call)
         headers: dict[str, str] = {}
         lost: Fault | None = None

@@ -91,13 +91,17 @@ def make_slack_client(
     time_scale: float = 1.0,
     timeout_s: int = SLACK_TIMEOUT_S,
     metrics: Metrics | None = None,
+    session: aiohttp.ClientSession | None = None,
 ) -> AsyncWebClient:
-    """One Web API client; Bolt copies its base URL and retry handlers to every request."""
+    """One Web API client; Bolt copies its base URL, retry handlers and `session` to every
+    request. Given no `session`, slack-sdk opens one (a new connection) for each call; the
+    bot's `session` keeps its connections to Slack open between calls (`slack_session`)."""
     counted = [CallCounter(base_url, metrics.slack_call)] if metrics is not None else []
     return AsyncWebClient(
         token=token,
         base_url=base_url,
         timeout=timeout_s,
+        session=session,
         # Only 429s are retried here, as often as Slack asks (each wait its Retry-After, the
         # run's lease kept alive meanwhile): a 429 means Slack took nothing. A reset or a 5xx
         # may come after Slack kept a post, so the sender retries those itself, looking for
@@ -219,6 +223,33 @@ class Bot:
     """Filled by `check_slack_token`, so Bolt asks Slack for nothing on the first request."""
     after_ack: AfterAck
     """The listeners' work after their acks, waited for a while when the process stops."""
+    slack_session: aiohttp.ClientSession
+    """The connections to Slack, kept open between calls (closed by `open_bot`)."""
+
+
+def slack_session(timeout_s: int) -> aiohttp.ClientSession:
+    """The process's connections to Slack's Web API: kept alive between calls instead of a
+    connection (in production a TLS handshake) for each post, as slack-sdk does when given
+    none. Each call gets `timeout_s` in all (slack-sdk's own sessions get the same); made in
+    the event loop."""
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s))
+
+
+@asynccontextmanager
+async def open_bot(
+    settings: Settings,
+    http: httpx.AsyncClient,
+    store: Store,
+    *,
+    slack_speed: float = 1.0,
+    slack_timeout_s: int = SLACK_TIMEOUT_S,
+) -> AsyncIterator[Bot]:
+    """`build_bot`, its connections to Slack closed when the block ends."""
+    bot = build_bot(settings, http, store, slack_speed=slack_speed, slack_timeout_s=slack_timeout_s)
+    try:
+        yield bot
+    finally:
+        await bot.slack_session.close()
 
 
 def build_bot(
@@ -238,9 +269,10 @@ def build_bot(
     signing_secret = secret.get_secret_value() if secret is not None else ""
     metrics = Metrics()
     pacer = ChannelPacer(POST_INTERVAL_S / slack_speed, burst=POST_BURST)
+    session = slack_session(slack_timeout_s)
     client = make_slack_client(
         settings.slack_bot_token.get_secret_value(), settings.slack_api_url, pacer,
-        time_scale=1 / slack_speed, timeout_s=slack_timeout_s, metrics=metrics,
+        time_scale=1 / slack_speed, timeout_s=slack_timeout_s, metrics=metrics, session=session,
     )  # fmt: skip
     paced = SlackSender(client, pacer=pacer)
     services = Services(
@@ -262,7 +294,7 @@ def build_bot(
     notifier = SlackAlertNotifier(
         paced, show_input=settings.show_input, web_url=settings.web_url, metrics=metrics
     )
-    return Bot(bolt, signing_secret, metrics, notifier, authorization, services.after_ack)
+    return Bot(bolt, signing_secret, metrics, notifier, authorization, services.after_ack, session)
 
 
 async def check_slack_token(bot: Bot) -> None:

@@ -30,12 +30,12 @@ from bot.usecases.results import QueryResult
 from bot.wiring.build import (
     Bot,
     SlackUnreachable,
-    build_bot,
     cancelled,
     check_slack_token,
     cluster_http,
     keep_signing_in,
     make_cluster_client,
+    open_bot,
     open_store,
     require_slack,
     worker_name,
@@ -144,8 +144,8 @@ async def serve(settings: Settings, host: str, port: int, *, scheduler: bool = T
     async with (
         cluster_http(settings.cluster_concurrency) as http,
         open_store(settings, keep_trying=True) as store,
+        open_bot(settings, http, store) as bot,
     ):
-        bot = build_bot(settings, http, store)
         retrying = await _signing_in(bot)
         digest = DigestRunner(settings, store, http, bot, worker_name())
         ticker = DigestTicker(digest, settings.digest_tick_seconds) if scheduler else None
@@ -245,8 +245,11 @@ async def _serve_http(
 async def digest_once(settings: Settings, *, everything: bool) -> DigestReport:
     """`digest --once [--all]`: one run."""
     require_slack(settings, "digest")
-    async with cluster_http(settings.cluster_concurrency) as http, open_store(settings) as store:
-        bot = build_bot(settings, http, store)
+    async with (
+        cluster_http(settings.cluster_concurrency) as http,
+        open_store(settings) as store,
+        open_bot(settings, http, store) as bot,
+    ):
         await check_slack_token(bot)
         return await DigestRunner(settings, store, http, bot, worker_name())(everything=everything)
 
@@ -258,8 +261,8 @@ async def digest_worker(settings: Settings, host: str, port: int) -> None:
     async with (
         cluster_http(settings.cluster_concurrency) as http,
         open_store(settings, keep_trying=True) as store,
+        open_bot(settings, http, store) as bot,
     ):
-        bot = build_bot(settings, http, store)
         retrying = await _signing_in(bot)
         digest = DigestRunner(settings, store, http, bot, worker_name())
         ticker = DigestTicker(digest, settings.digest_tick_seconds)

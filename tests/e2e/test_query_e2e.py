@@ -66,6 +66,11 @@ async def test_query_posts_parent_and_one_reply_per_group_in_its_thread(bot: Run
     assert not any(reply.reply_broadcast for reply in replies)
     assert bot.slack.ephemerals == []
     assert bot.cluster.last_authorization == f"Simple {API_KEY}"
+    # The posts go through connections kept open, not a new one (in production a TLS
+    # handshake with Slack) for each.
+    calls = bot.slack.calls
+    assert len(calls) >= 21
+    assert len({call.connection for call in calls}) <= 4
 
 
 async def test_replies_are_newest_group_first_and_show_the_trace(bot: RunningBot) -> None:
