@@ -166,7 +166,7 @@ async def run_digests(
             except Exception as error:
                 backlog.release()
                 failed(algorithm, subscriptions, error)
-                await algorithm_done(algorithm)
+                algorithm_done(algorithm)
                 continue
             except BaseException:
                 backlog.release()
@@ -202,19 +202,22 @@ async def run_digests(
             failed(algorithm, subscriptions, error)
         finally:
             backlog.release()
-        await algorithm_done(algorithm)
+        algorithm_done(algorithm)
 
     ended: set[int] = set()
+    window_ends: set[asyncio.Task[None]] = set()
 
-    async def algorithm_done(algorithm: str) -> None:
+    def algorithm_done(algorithm: str) -> None:
         """Once every algorithm of a window is done, its subscriptions' runs end (leases, next
         runs, runs recorded): a few statements for the window, made while the next windows are
-        fetched rather than all after the last answer. What fails here is left to the run's
-        end, which ends whatever is left."""
+        fetched rather than all after the last answer, in a task of its own that nothing
+        cancels (the run's end waits for it, then ends whatever is left, once)."""
         window = reported.done(algorithm)
-        if not window:
-            return
-        runs = [finished[sid] for sid in window if sid in finished]
+        if window:
+            runs = [finished[sid] for sid in window if sid in finished]
+            window_ends.add(asyncio.create_task(end_window(runs)))
+
+    async def end_window(runs: list[FinishedRun]) -> None:
         try:
             await store.finish_runs(worker, runs)
         except Exception as error:  # a database that stopped answering, a bug: the end retries
@@ -231,6 +234,7 @@ async def run_digests(
             task.cancel()
         await asyncio.gather(*left, return_exceptions=True)
         reported.close()
+        await asyncio.gather(*window_ends)  # each catches what it does not end
         await _stopped(heartbeat)
         await store.finish_runs(worker, [f for sid, f in finished.items() if sid not in ended])
     await store.prune_reported(int((now - REPORTED_KEPT).timestamp() * 1000))
