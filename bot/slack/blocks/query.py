@@ -11,6 +11,7 @@ frame closest to where it was raised; then the counts, and the trace itself.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -134,10 +135,24 @@ class TraceFile:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """One group's reply in a thread, and the file that goes with it, if any."""
+    """One group's reply in a thread, and the file that goes with it, if any.
 
-    message: SlackMessage
+    A reply may wait minutes for Slack's pace when commands pour in: its blocks are held as
+    their JSON text, which the garbage collector does not scan (as dicts and lists, the
+    replies of a thousand waiting queries made every full collection hold the event loop for
+    a few hundred milliseconds: bench/README.md), and built again when sent."""
+
+    text: str
+    blocks_json: str
     trace_file: TraceFile | None
+
+    @classmethod
+    def of(cls, message: SlackMessage, trace_file: TraceFile | None = None) -> Reply:
+        return cls(message.text, json.dumps(message.blocks), trace_file)
+
+    @property
+    def message(self) -> SlackMessage:
+        return SlackMessage(self.text, json.loads(self.blocks_json))
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +281,7 @@ def group_reply(group: ErrorGroup, *, show_input: bool = False, lead: str | None
         blocks.append(context("*Input* of the latest request (first 128 characters):"))
         blocks.append(preformatted(cut(record.input, 500) or "(empty)"))
     text = f"{group.headline} ({plural(group.count, 'occurrence')})"
-    return Reply(SlackMessage(cut_escaped(text, MAX_FALLBACK_TEXT), blocks), trace_file)
+    return Reply.of(SlackMessage(cut_escaped(text, MAX_FALLBACK_TEXT), blocks), trace_file)
 
 
 def _counts(group: ErrorGroup) -> str:
