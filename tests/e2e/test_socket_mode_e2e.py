@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import time
 from collections.abc import AsyncIterator
@@ -208,8 +209,10 @@ async def test_cancelling_serve_closes_the_socket_mode_connection(bot: SocketMod
 
 
 async def test_cancelling_serve_stops_serving_http(bot: SocketModeBot) -> None:
+    assert gc.get_freeze_count() > 0  # serving: what start-up built is out of the full passes
     await _cancel(bot.task)
     assert not _still_serving(bot.server)
+    assert gc.get_freeze_count() == 0  # stopped: collectable again
 
 
 async def test_healthz_is_served_before_slack_answers_and_the_socket_follows(
