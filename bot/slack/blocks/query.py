@@ -11,9 +11,10 @@ frame closest to where it was raised; then the counts, and the trace itself.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
+
+import msgspec
 
 from bot.errors.grouping import ErrorGroup
 from bot.errors.traces import DETAIL_LINES, Runtime
@@ -143,16 +144,16 @@ class Reply:
     a few hundred milliseconds: bench/README.md), and built again when sent."""
 
     text: str
-    blocks_json: str
+    blocks_json: bytes
     trace_file: TraceFile | None
 
     @classmethod
     def of(cls, message: SlackMessage, trace_file: TraceFile | None = None) -> Reply:
-        return cls(message.text, json.dumps(message.blocks), trace_file)
+        return cls(message.text, msgspec.json.encode(message.blocks), trace_file)
 
     @property
     def message(self) -> SlackMessage:
-        return SlackMessage(self.text, json.loads(self.blocks_json))
+        return SlackMessage(self.text, msgspec.json.decode(self.blocks_json))
 
 
 @dataclass(frozen=True, slots=True)
