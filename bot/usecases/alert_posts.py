@@ -131,8 +131,6 @@ class Posting:
         for action in planned:
             if action.kind is not Kind.NEW_ALERT:
                 action = await self._replanned(action)
-            if not _opens_with_an_intent(action):
-                await self.lease.renew()
             try:
                 await self._carry_out(action)
             except AlertGone:  # the alert message was deleted: the news get a new one
@@ -155,9 +153,11 @@ class Posting:
         return known_action(action.group, current, self.now, adopted_from=action.adopted_from)
 
     async def _carry_out(self, action: DigestAction) -> None:
-        if action.kind is Kind.NEW_ALERT:
+        if action.kind is Kind.NEW_ALERT:  # its intent checks the lease
             await self._new_alert(action, exists=False)
             return
+        if action.adopted_from is not None or not action.replies:  # no intent comes first
+            await self.lease.renew()
         # Re-keyed before the parent is edited, so its new buttons find the thread; only one
         # worker can (the others lost their lease meanwhile).
         if action.adopted_from is not None and not await self.store.adopt_alert_thread(
@@ -250,14 +250,6 @@ class Posting:
             request_ids=group.request_ids,
             created_at=self.now,
         )
-
-
-def _opens_with_an_intent(action: DigestAction) -> bool:
-    """Whether the action's first write is its post's intent (`Posting._record`), which
-    checks the lease: a new alert, news with replies on a thread not to be re-keyed first."""
-    if action.kind is Kind.NEW_ALERT:
-        return True
-    return action.replies and action.adopted_from is None
 
 
 def _reported(group: ErrorGroup) -> list[tuple[str, int]]:
