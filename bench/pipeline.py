@@ -8,6 +8,12 @@ made unique (request id, time, and every line number shifted) so no parse is eve
 earlier record. The pipeline and `json.loads` are timed alternately in the same run.
 
     .venv/bin/python bench/pipeline.py
+    .venv/bin/python bench/pipeline.py --floor   # what no pure-Python reading can skip
+
+`--floor` times, for 200 records, the parts every reading of a response pays whatever its
+code: the validation into records alone, the trace reader's frame patterns alone (one
+`findall` over each trace, the fewest regular-expression passes that find the frames) and the
+rendering of the 21 messages alone, each against `json.loads` in the same run.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import gc
 import json
 import re
 import statistics
+import sys
 import time
 import uuid
 from typing import Any
@@ -123,5 +130,54 @@ def main() -> None:
     )
 
 
+def floor() -> None:
+    """The parts no reading of 200 records written in Python can skip, against `json.loads`."""
+    from bot.errors import traces
+    from bot.errors.grouping import read_occurrences
+
+    now_ms = int(time.time() * 1000)
+    query = parse_command("acme/image_tagger")
+    assert isinstance(query, Query)
+    payload = json.dumps(response_records(now_ms, 200)).encode()
+    batch = read_records(payload)
+    assert batch is not None
+    patterns = {
+        traces.Runtime.PYTHON: traces._PY_FRAME,
+        traces.Runtime.JAVA: traces._JAVA_FRAME_LINE,
+        traces.Runtime.NODE: traces._NODE_FRAME_START,
+        traces.Runtime.RUBY: traces._RUBY_FRAME_LINE,
+    }
+    found = [(o.parsed.runtime, o.parsed.trace) for o in read_occurrences(batch.records)]
+    scanned = [("\n" + trace, patterns[runtime]) for runtime, trace in found if runtime in patterns]
+    result = summarize(query, batch, now_ms)
+
+    def frames() -> None:
+        for trace, pattern in scanned:
+            pattern.findall(trace)
+
+    def rendering() -> None:
+        query_blocks.query_parent(result, "U1")
+        for group in result.groups[: query_blocks.MAX_REPLIES]:
+            query_blocks.group_reply(group).message  # noqa: B018 (the decoding is the cost)
+
+    parts = {
+        "validation into records": lambda: read_records(payload),
+        f"frame patterns over {len(scanned)} traces": frames,
+        f"rendering {1 + min(len(result.groups), query_blocks.MAX_REPLIES)} messages": rendering,
+    }
+    print(f"200 records, {len(payload) / 1024:.0f} KiB; each part's median against json.loads's")
+    total = 0.0
+    for name, part in parts.items():
+        loads, timed = interleaved(lambda: json.loads(payload), part, 300, cold=False)
+        ratio = statistics.median(timed) / statistics.median(loads)
+        total += ratio
+        print(f"  {name:<32} {statistics.median(timed):6.3f} ms  {ratio:4.2f}x")
+    print(f"floor: {total:.2f}x json.loads before any trace is read into frames, fingerprinted or")
+    print(f"grouped (target {TARGET_RATIO:g}x)")
+
+
 if __name__ == "__main__":
-    main()
+    if "--floor" in sys.argv:
+        floor()
+    else:
+        main()

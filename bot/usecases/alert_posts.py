@@ -34,6 +34,7 @@ from bot.usecases.digest_ports import (
     LeaseLost,
     PostingLease,
 )
+from bot.usecases.turns import CpuTurns
 
 
 @dataclass
@@ -54,6 +55,8 @@ class Posting:
     """Posts Slack did not take this run (left as open intents for the next ticks)."""
     told: set[str] = field(default_factory=set)
     """Request ids an earlier run's post told of, adopted from Slack in this run."""
+    turns: CpuTurns | None = None
+    """Reading the new records waits for one (the process's, see `CpuTurns`)."""
 
     # Recovery -----------------------------------------------------------------------------
 
@@ -121,6 +124,8 @@ class Posting:
         fresh = self.fresh - self.told
         if not fresh:
             return 0
+        if self.turns is not None:
+            await self.turns.take()
         records = (r for r in self.batch.records if r.request_id in fresh)
         groups = group_occurrences(read_occurrences(records))
         channel, algorithm = self.subscription.channel_id, self.subscription.algorithm

@@ -43,6 +43,7 @@ from bot.usecases.digest_ports import (
 )
 from bot.usecases.query import ErrorSource, fetch_errors
 from bot.usecases.results import LookupFailure
+from bot.usecases.turns import CpuTurns
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +94,16 @@ async def run_digests(
     concurrency: int = 8,
     lease_seconds: float = LEASE_SECONDS,
     stopping: Callable[[], bool] = lambda: False,
+    turns: CpuTurns | None = None,
 ) -> DigestReport:
     """Run every due subscription once (`everything`: all of them, due or not).
 
     Once `stopping()` (the process got SIGTERM), nothing more is posted: each subscription's
     run ends before its next post, releasing its lease, and what it did not post is left to
     the next run (of any worker) a minute later.
+
+    Reading a subscription's new records waits for a turn (`turns`, the process's: a serving
+    process answers its requests between two).
 
     Each algorithm is fetched once, at most `concurrency` at a time, and its subscriptions run
     as soon as its records arrive, beside the fetches; one channel's subscriptions run one
@@ -197,6 +202,7 @@ async def run_digests(
                             now=now, report=report, lease=lease,
                             intents=intents[subscription.id],
                             mutes_over=mutes_over[subscription.channel_id, algorithm],
+                            turns=turns,
                         )  # fmt: skip
         except Exception as error:
             failed(algorithm, subscriptions, error)
@@ -306,6 +312,7 @@ async def _run_one(
     lease: _Lease,
     intents: Sequence[PostIntent] = (),
     mutes_over: Sequence[AlertThread] = (),
+    turns: CpuTurns | None = None,
 ) -> FinishedRun:
     """One subscription's run (`fresh`: the request ids it has not reported); whatever
     happens, it ends in a `FinishedRun` that releases its lease."""
@@ -332,7 +339,14 @@ async def _run_one(
                     await notifier.recovered(subscription)
                 await store.set_outage_notified(subscription.id, False)
             posting = Posting(
-                store, notifier, subscription, batch, now, lease.of(subscription.id), fresh
+                store,
+                notifier,
+                subscription,
+                batch,
+                now,
+                lease.of(subscription.id),
+                fresh,
+                turns=turns,
             )
             async with lease.held():
                 await posting.settle_open(intents)

@@ -20,6 +20,7 @@ from bot.domain.commands import Query
 from bot.errors.grouping import RecordFilter, group_occurrences, read_occurrences
 from bot.errors.records import RecordBatch
 from bot.usecases.results import FailureKind, LookupFailure, QueryResult
+from bot.usecases.turns import CpuTurns
 
 
 class ErrorSource(Protocol):
@@ -92,6 +93,12 @@ def summarize(query: Query, batch: RecordBatch, now_ms: int) -> QueryResult:
     )
 
 
-async def run_query(source: ErrorSource, query: Query, now_ms: int) -> QueryResult:
-    """Fetch, filter and group; raises `LookupFailure` when the errors cannot be read."""
-    return summarize(query, await fetch_errors(source, query.target), now_ms)
+async def run_query(
+    source: ErrorSource, query: Query, now_ms: int, turns: CpuTurns | None = None
+) -> QueryResult:
+    """Fetch, filter and group; raises `LookupFailure` when the errors cannot be read.
+    Reading the records waits for a turn (`turns`) when given one."""
+    batch = await fetch_errors(source, query.target)
+    if turns is not None:
+        await turns.take()
+    return summarize(query, batch, now_ms)

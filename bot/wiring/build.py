@@ -34,6 +34,7 @@ from bot.slack.scopes import BOT_SCOPES
 from bot.slack.sender import SlackSender
 from bot.store.exceptions import InvalidDatabaseUrl, StoreUnavailable
 from bot.store.repository import Store
+from bot.usecases.turns import CpuTurns
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +226,8 @@ class Bot:
     """The listeners' work after their acks, waited for a while when the process stops."""
     slack_session: aiohttp.ClientSession
     """The connections to Slack, kept open between calls (closed by `open_bot`)."""
+    turns: CpuTurns
+    """The process's turns for heavy steps: the queries' and the digest runs'."""
 
 
 def slack_session(timeout_s: int) -> aiohttp.ClientSession:
@@ -294,7 +297,10 @@ def build_bot(
     notifier = SlackAlertNotifier(
         paced, show_input=settings.show_input, web_url=settings.web_url, metrics=metrics
     )
-    return Bot(bolt, signing_secret, metrics, notifier, authorization, services.after_ack, session)
+    return Bot(
+        bolt, signing_secret, metrics, notifier, authorization, services.after_ack, session,
+        services.turns,
+    )  # fmt: skip
 
 
 async def check_slack_token(bot: Bot) -> None:

@@ -90,6 +90,7 @@ class DigestRunner:
                     everything=everything,
                     concurrency=self.settings.cluster_concurrency,
                     stopping=self.stopping.is_set,
+                    turns=self.bot.turns,
                 )
             except StoreUnavailable as error:  # retried at the next tick; one line, no traceback
                 log.warning("digest run skipped: %s", error)

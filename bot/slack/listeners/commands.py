@@ -112,6 +112,9 @@ def register(app: AsyncApp, services: Services) -> None:
         context: Any,
     ) -> None:
         text = str(body.get("text") or "")
+        # Its work begins at a turn: in a burst of commands, the acks still to come do not
+        # wait for the work of the ones answered (nor for the answers being read meanwhile).
+        await services.turns.take()
         try:
             with _handling(body, counted) as handled:
                 handled.bind(command=_kind(command))
@@ -153,7 +156,9 @@ def _kind(command: object) -> str:
 async def _query(invocation: Invocation, command: Query) -> None:
     services = invocation.services
     try:
-        result = await run_query(services.source, command, int(services.clock() * 1000))
+        result = await run_query(
+            services.source, command, int(services.clock() * 1000), services.turns
+        )
     except LookupFailure as failure:
         log.info("lookup failed: %s", failure)
         invocation.handling.outcome = lookup_outcome(failure)
@@ -162,6 +167,7 @@ async def _query(invocation: Invocation, command: Query) -> None:
     if not result.groups:
         await invocation.tell(query.no_errors(result))
         return
+    await services.turns.take()  # rendering is the other heavy step of a query
     answer = query.query_answer(
         result, invocation.user or None, show_input=services.show_input, web_url=services.web_url
     )

@@ -24,6 +24,7 @@ from bot.usecases.home import HomeStore
 from bot.usecases.query import ErrorSource
 from bot.usecases.results import FailureKind, LookupFailure
 from bot.usecases.subscriptions import SubscriptionStore
+from bot.usecases.turns import CpuTurns
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,9 @@ class Services:
     """The cluster's console, for links to an algorithm's page."""
     after_ack: AfterAck = field(default_factory=AfterAck)
     """Where the listeners' work runs once Slack has its answer."""
+    turns: CpuTurns = field(default_factory=CpuTurns)
+    """The process's turns for heavy steps (reading a response, rendering an answer): the
+    acks and probes that arrive meanwhile are answered between two."""
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)

@@ -1,0 +1,104 @@
+"""Heavy steps take turns: between two, the event loop reads its sockets, so a request that
+arrives during a burst of them (fifty answers read at once) waits for one step, not all."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from bot.usecases.turns import CpuTurns
+
+
+async def _steps_before_a_request_is_read(turns: CpuTurns, steps: int) -> tuple[int, list[int]]:
+    """`steps` tasks ready at once, each taking a turn for its step; a request (a byte on a
+    socket) arrives before any of them ran. Returns how many steps ran before it was read,
+    and the order in which they ran."""
+    loop = asyncio.get_running_loop()
+    ran: list[int] = []
+    listening, peer = socket.socketpair()
+    listening.setblocking(False)
+
+    async def step(number: int) -> None:
+        await turns.take()
+        ran.append(number)
+
+    async def read_request() -> int:
+        await loop.sock_recv(listening, 1)
+        return len(ran)
+
+    try:
+        reading = asyncio.create_task(read_request())
+        await asyncio.sleep(0)  # waiting on its socket
+        burst = [asyncio.create_task(step(number)) for number in range(steps)]
+        peer.send(b"x")
+        ran_before = await reading
+        await asyncio.gather(*burst)
+    finally:
+        listening.close()
+        peer.close()
+    return ran_before, ran
+
+
+async def test_a_request_arriving_during_a_burst_waits_for_one_step_not_all() -> None:
+    ran_before, ran = await _steps_before_a_request_is_read(CpuTurns(), 10)
+    assert ran_before <= 2  # without turns: all 10
+    assert ran == list(range(10))  # in the order asked for
+
+
+async def test_without_turns_the_request_waits_for_the_whole_burst() -> None:
+    """The measure above can tell: steps that do not take turns all run first."""
+
+    class NoTurns(CpuTurns):
+        async def take(self) -> None:
+            return None
+
+    ran_before, _ = await _steps_before_a_request_is_read(NoTurns(), 10)
+    assert ran_before == 10
+
+
+async def test_a_step_cancelled_while_waiting_leaves_the_others_their_turns() -> None:
+    turns = CpuTurns()
+    ran: list[int] = []
+
+    async def step(number: int) -> None:
+        await turns.take()
+        ran.append(number)
+
+    tasks = [asyncio.create_task(step(number)) for number in range(4)]
+    await asyncio.sleep(0)  # the first ran, the others wait
+    tasks[2].cancel()
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 1)
+    assert ran == [0, 1, 3]
+    assert isinstance(results[2], asyncio.CancelledError)
+
+
+def test_turns_taken_in_a_loop_that_stopped_do_not_hold_the_next_one() -> None:
+    """One `CpuTurns` per process, but each test (and `asyncio.run`) has its own loop: a turn
+    taken just before a loop stopped, whose hand-on never ran, leaves nothing waiting."""
+    turns = CpuTurns()
+
+    async def one_step() -> None:
+        await turns.take()
+
+    asyncio.run(one_step())  # stops before the hand-on runs
+
+    async def steps() -> None:
+        async with asyncio.timeout(1):
+            await asyncio.gather(one_step(), one_step(), one_step())
+
+    asyncio.run(steps())
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+async def test_turns_are_given_back_once_nobody_waits(steps: int) -> None:
+    turns = CpuTurns()
+    for _ in range(steps):
+        await turns.take()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    # Nobody waited: the next step runs at once, without waiting for an iteration.
+    taken = asyncio.ensure_future(turns.take())
+    await asyncio.sleep(0)
+    assert taken.done()
