@@ -4,12 +4,18 @@ allows).
 
 The real `algo-errors-bot serve` runs in its own process; the sample cluster and the Slack
 stand-in run in a second one; this process signs and sends the requests. One warm-up command
-first (Bolt calls `auth.test` once, lazily). Then `ROUNDS` rounds, each 50 concurrent `/healthz`
-requests followed by 50 concurrent commands, so both meet the same load: the work the earlier
-commands left after their ack (every command is a full query of the sample algorithm, 80
-errors, 25 groups: a fetch and 21 posts, paced per channel as Slack limits them).
+first (Bolt calls `auth.test` once, lazily). Then `ROUNDS` rounds, each 50 concurrent commands
+with 50 concurrent `/healthz` requests sent among them, one after each command: the probes meet
+the very load the commands make, and the work the earlier commands left after their ack (every
+command is a full query of the sample algorithm, 80 errors, 25 groups: a fetch and 21 posts,
+paced per channel as Slack limits them). `/healthz` does nothing, so its p99 is what any
+request waits for in the process under that load: the floor.
+
+With `--apart`, each round's 50 probes go first, in a burst of their own, then the 50 commands
+(the measure of the earlier sessions: the probes then meet only the earlier commands' work).
 
     .venv/bin/python bench/ack_latency.py            # 1,000 commands
+    .venv/bin/python bench/ack_latency.py --apart    # the probes before each round's commands
     .venv/bin/python bench/ack_latency.py --profile  # the bot under cProfile: where time goes
 """
 
@@ -39,6 +45,7 @@ TARGET_P99_MS = 100.0
 SECRET = "bench-signing-secret"
 ROOT = Path(__file__).resolve().parent.parent
 PROFILE = "--profile" in sys.argv
+APART = "--apart" in sys.argv
 
 
 async def timed(http: aiohttp.ClientSession, method: str, url: str, **kwargs: object) -> float:
@@ -72,11 +79,19 @@ async def run(base: str, response_url: str) -> tuple[list[float], list[float]]:
         acks: list[float] = []
         probes: list[float] = []
         for _ in range(ROUNDS):
-            probes += await asyncio.gather(*(timed(http, "GET", health) for _ in range(CONCURRENT)))
+            if APART:
+                probes += await asyncio.gather(
+                    *(timed(http, "GET", health) for _ in range(CONCURRENT))
+                )
             signed = [(b, sign(SECRET, b)) for b in bodies]  # fresh timestamps each round
-            acks += await asyncio.gather(
-                *(timed(http, "POST", events, data=b, headers=h) for b, h in signed)
-            )
+            sent = []
+            for body, headers in signed:
+                sent.append(timed(http, "POST", events, data=body, headers=headers))
+                if not APART:
+                    sent.append(timed(http, "GET", health))
+            answered = await asyncio.gather(*sent)
+            acks += answered if APART else answered[0::2]
+            probes += [] if APART else answered[1::2]
         return acks, probes
 
 
@@ -123,6 +138,10 @@ def main() -> None:
     ack_p99, health_p99 = p99(acks), p99(probes)
     ratio = ack_p99 / health_p99
     print(f"{len(acks)} signed /algo-errors commands, {CONCURRENT} at a time ({ROUNDS} rounds)")
+    if APART:
+        print(f"/healthz: {CONCURRENT} at a time before each round's commands (--apart)")
+    else:
+        print(f"/healthz: {CONCURRENT} sent among each round's commands (the same load)")
     print(f"ack:      p50 {statistics.median(acks):6.1f} ms · p99 {ack_p99:6.1f} ms")
     print(f"/healthz: p50 {statistics.median(probes):6.1f} ms · p99 {health_p99:6.1f} ms")
     print(f"messages posted by the bot meanwhile: {counts['messages']} (the rest still paced)")
