@@ -339,15 +339,9 @@ async def _run_one(
                     await notifier.recovered(subscription)
                 await store.set_outage_notified(subscription.id, False)
             posting = Posting(
-                store,
-                notifier,
-                subscription,
-                batch,
-                now,
-                lease.of(subscription.id),
-                fresh,
+                store, notifier, subscription, batch, now, lease.of(subscription.id), fresh,
                 turns=turns,
-            )
+            )  # fmt: skip
             async with lease.held():
                 await posting.settle_open(intents)
                 await _end_mutes(store, notifier, subscription, mutes_over, lease, now)

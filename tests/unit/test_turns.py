@@ -8,6 +8,12 @@ import socket
 
 import pytest
 
+from bot.algorithmia.client import AlgorithmInfo
+from bot.domain.algorithm_ref import AlgorithmRef, OwnerName
+from bot.domain.commands import Query, parse_command
+from bot.errors.records import RecordBatch, validate_records
+from bot.testing.sample_cluster import sample_records
+from bot.usecases import query as query_usecase
 from bot.usecases.turns import CpuTurns
 
 
@@ -102,3 +108,64 @@ async def test_turns_are_given_back_once_nobody_waits(steps: int) -> None:
     taken = asyncio.ensure_future(turns.take())
     await asyncio.sleep(0)
     assert taken.done()
+
+
+class _AnswersTogether:
+    """A cluster whose answers all come back in one iteration of the loop, once `release` is
+    set: the burst fifty concurrent queries make."""
+
+    def __init__(self, batch: RecordBatch) -> None:
+        self.batch = batch
+        self.release = asyncio.Event()
+
+    async def list_errors(self, ref: AlgorithmRef) -> RecordBatch:
+        await self.release.wait()
+        return self.batch
+
+    async def get_algorithm(self, ref: OwnerName) -> AlgorithmInfo:
+        raise AssertionError("not asked")
+
+
+@pytest.mark.parametrize(("turns", "most_read_first"), [(CpuTurns(), 2), (None, 8)])
+async def test_queries_answered_together_are_read_with_the_loop_turning_between(
+    monkeypatch: pytest.MonkeyPatch, turns: CpuTurns | None, most_read_first: int
+) -> None:
+    """Eight queries whose answers arrive together: with the process's turns, a request that
+    came in meanwhile is read after one or two of them are, not after all eight."""
+    loop = asyncio.get_running_loop()
+    cluster = _AnswersTogether(validate_records(sample_records(1_700_000_000_000)))
+    query = parse_command("acme/image_tagger")
+    assert isinstance(query, Query)
+    read: list[int] = []
+    summarize = query_usecase.summarize
+
+    def counted(*args: object) -> object:
+        read.append(1)
+        return summarize(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(query_usecase, "summarize", counted)
+    listening, peer = socket.socketpair()
+    listening.setblocking(False)
+
+    async def read_request() -> int:
+        await loop.sock_recv(listening, 1)
+        return len(read)
+
+    try:
+        reading = asyncio.create_task(read_request())
+        queries = [
+            asyncio.create_task(query_usecase.run_query(cluster, query, 1_700_000_000_000, turns))
+            for _ in range(8)
+        ]
+        await asyncio.sleep(0)  # each waits for its answer, the reader on its socket
+        cluster.release.set()
+        peer.send(b"x")
+        read_before = await reading
+        results = await asyncio.gather(*queries)
+    finally:
+        listening.close()
+        peer.close()
+    assert read_before <= most_read_first
+    if turns is None:
+        assert read_before == 8  # the measure can tell
+    assert all(len(result.groups) == len(results[0].groups) > 1 for result in results)
