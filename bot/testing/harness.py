@@ -42,6 +42,8 @@ PACE_HEADROOM = 2.0
 margin would be a millisecond, below the loopback's jitter, and Slack would refuse posts at
 its bucket's edge."""
 API_KEY = "simDEMOKEY000000000000000000"
+HARNESS_DRAIN_S = 2.0
+"""How long the work after the acks may take to end when a test's bot stops (then cut short)."""
 
 
 @dataclass
@@ -183,6 +185,9 @@ async def running_bot(
                 slack_timeout_s=slack_timeout_s,
             )
         )
+        # As a served process stops: the work after the acks gets a while to end before the
+        # connections it posts through are closed (the server stops first, below).
+        stack.push_async_callback(bot.after_ack.drain, HARNESS_DRAIN_S)
         web_app = create_web_app(
             bot.bolt,
             metrics=bot.metrics,
