@@ -4,8 +4,9 @@ Fifty queries whose responses come back together each read 80 records and render
 a few milliseconds each. Without turns the event loop runs all of them in the one iteration
 where their answers arrived, and every ack, `/healthz` probe or Slack answer that comes in
 meanwhile waits for the whole burst (bench/README.md: the ack's p99). With them, such steps
-run one per iteration of the loop: between two, the loop reads its sockets and handles what
-arrived, so a request waits for at most one step.
+run one at a time, the loop turning between two (a step every other iteration while they
+queue): between two, the loop reads its sockets and handles what arrived, so a request waits
+for at most one step.
 """
 
 from __future__ import annotations
@@ -21,14 +22,17 @@ class CpuTurns:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._taken = False
-        """A step had its turn in the current iteration (the next one hands on)."""
+        """A turn is out: its step runs in this iteration or the next, and `_hand_on` runs
+        at the iteration after the step's."""
         self._waiting: deque[asyncio.Future[None]] = deque()
 
     async def take(self) -> None:
-        """Return when the caller may run its step: at once if no other step ran in this
-        iteration of the loop, else at a later iteration, after the steps asked for before."""
+        """Return when the caller may run its step: at once if no turn is out, else at a
+        later iteration, after the steps asked for before."""
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # first use, or another loop (each test has its own)
+        if self._loop is not loop:
+            # First use, or another loop after this one stopped (each test has its own): a
+            # turn left out by a stopped loop is never handed on there.
             self._loop, self._taken, self._waiting = loop, False, deque()
         if not self._taken and not self._waiting:
             self._taken = True
@@ -36,16 +40,21 @@ class CpuTurns:
             return
         turn = loop.create_future()
         self._waiting.append(turn)
-        await turn  # a waiter cancelled meanwhile is skipped by `_hand_on`
+        try:
+            await turn
+        finally:
+            if turn.done() and not turn.cancelled():
+                # Granted (the step runs now, or the task was cancelled before it ran): the
+                # next turn at the iteration after this one, so no two steps share one.
+                loop.call_soon(self._hand_on)
+            # Cancelled while waiting: skipped by `_hand_on`.
 
     def _hand_on(self) -> None:
-        """The next waiter's turn (its step runs at the iteration after this one), or none
-        taken when nobody waits."""
+        """The next waiter's turn (its task hands on after its step), or the turn back in
+        when nobody waits."""
         while self._waiting:
             turn = self._waiting.popleft()
             if not turn.done():
                 turn.set_result(None)
-                assert self._loop is not None
-                self._loop.call_soon(self._hand_on)
                 return
         self._taken = False

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from bot.testing.harness import API_KEY, RunningBot, running_bot
-from bot.testing.sample_cluster import sample_bug_labels
+from bot.testing.sample_cluster import fresh_record, sample_bug_labels
 from bot.testing.slack_stand_in import RateLimit, SlackStandIn
+from bot.usecases.turns import CpuTurns
 
 SAMPLE_UUID = "3b8f6c2e-9d41-4a7e-b5c0-71e2d9a4f6b8"
 
@@ -269,3 +270,33 @@ async def test_against_slack_s_own_pace_and_late_file_shares_replies_keep_their_
             request_id = file.title.split(":", 1)[0].removeprefix("Trace of ")
             owner = next(r for r in replies if request_id in str(r.blocks))
             assert file.title.split(": ", 1)[1][:40] in owner.text
+
+
+async def test_a_query_and_a_digest_read_and_render_at_the_process_s_turns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The served bot's heavy steps take the process's turns (see `bot.usecases.turns`), so
+    the requests that arrive while fifty answers are read are answered between them: a query
+    takes one to begin its work, one to read the records and one to render its answer; a
+    digest run one to read each subscription's new records."""
+    taken: list[int] = []
+    take = CpuTurns.take
+
+    async def counted(turns: CpuTurns) -> None:
+        taken.append(id(turns))
+        await take(turns)
+
+    monkeypatch.setattr(CpuTurns, "take", counted)
+    async with running_bot() as bot:
+        await bot.command("acme/image_tagger")
+        await bot.settled()
+        assert len(taken) == 3
+        await bot.command("subscribe acme/image_tagger")
+        await bot.settled()
+        assert len(taken) == 4  # its work's beginning; what it has seen is not read at a turn
+        news = fresh_record("py-notify-channel-id-int", int(time.time() * 1000))
+        bot.cluster.append_records("acme", "image_tagger", [news])
+        report = await bot.digest()
+        assert report.posted >= 1
+        assert len(taken) == 5
+    assert len(set(taken)) == 1  # one for the process: the queries' and the digests'

@@ -80,21 +80,57 @@ async def test_a_step_cancelled_while_waiting_leaves_the_others_their_turns() ->
     assert isinstance(results[2], asyncio.CancelledError)
 
 
-def test_turns_taken_in_a_loop_that_stopped_do_not_hold_the_next_one() -> None:
-    """One `CpuTurns` per process, but each test (and `asyncio.run`) has its own loop: a turn
-    taken just before a loop stopped, whose hand-on never ran, leaves nothing waiting."""
+def test_a_turn_left_out_by_a_loop_that_stopped_does_not_hold_the_next_one() -> None:
+    """One `CpuTurns` per process, but each test (and `asyncio.run`) has its own loop: a loop
+    stopped right after a step took its turn never hands it on, and the next loop's steps
+    must not wait for that."""
     turns = CpuTurns()
-
-    async def one_step() -> None:
-        await turns.take()
-
-    asyncio.run(one_step())  # stops before the hand-on runs
+    stopped = asyncio.new_event_loop()
+    try:
+        taking = stopped.create_task(turns.take())
+        stopped.call_soon(stopped.stop)  # the iteration of the step is the loop's last
+        stopped.run_forever()
+        assert taking.done()
+    finally:
+        stopped.close()
 
     async def steps() -> None:
         async with asyncio.timeout(1):
-            await asyncio.gather(one_step(), one_step(), one_step())
+            await asyncio.gather(turns.take(), turns.take(), turns.take())
 
     asyncio.run(steps())
+
+
+async def test_no_two_steps_share_an_iteration_when_a_step_is_asked_for_late() -> None:
+    """A step granted its turn after waiting, and another asked for later in the iteration
+    the first one runs in: the second waits for the next turn."""
+    loop = asyncio.get_running_loop()
+    turns = CpuTurns()
+    iteration = 0
+    ran: list[tuple[int, str]] = []
+
+    def count() -> None:
+        nonlocal iteration
+        iteration += 1
+        if len(ran) < 3:
+            loop.call_soon(count)
+
+    async def step(name: str, after: asyncio.Future[None] | None = None) -> None:
+        if after is not None:
+            await after
+        await turns.take()
+        ran.append((iteration, name))
+
+    arrives = loop.create_future()
+    loop.call_soon(count)
+    late = asyncio.create_task(step("late", arrives))
+    first, waiting = asyncio.create_task(step("first")), asyncio.create_task(step("waiting"))
+    await asyncio.sleep(0)  # the first ran at once; the waiting one waits for the hand-on
+    loop.call_soon(arrives.set_result, None)  # wakes the late one as the waiting one runs
+    await asyncio.wait_for(asyncio.gather(first, waiting, late), 1)
+    assert [name for _, name in ran] == ["first", "waiting", "late"]
+    iterations = [number for number, _ in ran]
+    assert len(set(iterations)) == 3  # one step per iteration
 
 
 @pytest.mark.parametrize("steps", [1, 3])

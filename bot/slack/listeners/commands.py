@@ -112,14 +112,14 @@ def register(app: AsyncApp, services: Services) -> None:
         context: Any,
     ) -> None:
         text = str(body.get("text") or "")
-        # Its work begins at a turn: in a burst of commands, the acks still to come do not
-        # wait for the work of the ones answered (nor for the answers being read meanwhile).
-        await services.turns.take()
         try:
             with _handling(body, counted) as handled:
                 handled.bind(command=_kind(command))
                 if not isinstance(command, ListSubscriptions):
                     handled.bind(algorithm=str(command.target))
+                # The work begins at a turn: in a burst of commands, the acks still to come
+                # do not wait for the work of the ones answered, nor for answers being read.
+                await services.turns.take()
                 invocation = Invocation(
                     text, str(body.get("channel_id", "")), str(body.get("user_id", "")),
                     respond, context.get("bot_user_id"), services, handled,
