@@ -56,7 +56,8 @@ class Posting:
     told: set[str] = field(default_factory=set)
     """Request ids an earlier run's post told of, adopted from Slack in this run."""
     turns: CpuTurns | None = None
-    """Reading the new records waits for one (the process's, see `CpuTurns`)."""
+    """Reading records (an open intent's, the new ones) waits for one (the process's, see
+    `CpuTurns`)."""
 
     # Recovery -----------------------------------------------------------------------------
 
@@ -64,6 +65,8 @@ class Posting:
         """Settle what an earlier run of this subscription left open, oldest first."""
         for intent in intents:
             await self.lease.renew()
+            if self.turns is not None:
+                await self.turns.take()
             group = self._group_of(intent)
             if group is None:  # its records left the API's window: nothing left to tell
                 await self.store.settle_intent(intent.id)
