@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from importlib import metadata
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import SETTINGS_READ, ConfigError, Settings, load_settings
 from bot.domain.commands import CommandSyntaxError, Query, parse_command
 from bot.logs import configure_logging
 from bot.terminal import failure_as_json, failure_as_text, result_as_json, result_as_text
@@ -22,19 +22,6 @@ from bot.wiring.run import digest_once, digest_worker, look_up, serve
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-
-
-_CLUSTER = ("ALGORITHMIA_API_URL", "ALGORITHMIA_API_KEY or ALGORITHMIA_JWT", "ALGORITHMIA_WEB_URL")
-_SLACK = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)",
-          "SLACK_API_URL")  # fmt: skip
-_LOGS = ("LOG_LEVEL", "LOG_FORMAT")
-_COMMON = ("DATABASE_URL", "SHOW_INPUT", "PORT", *_LOGS)
-SETTINGS_READ: dict[str, tuple[str, ...]] = {
-    "serve": (*_SLACK, *_CLUSTER, *_COMMON, "DIGEST_TICK_SECONDS", "CLUSTER_CONCURRENCY"),
-    "digest": (*_SLACK, *_CLUSTER, *_COMMON, "DIGEST_TICK_SECONDS", "CLUSTER_CONCURRENCY"),
-    "errors": ("ALGORITHMIA_API_URL", "ALGORITHMIA_API_KEY or ALGORITHMIA_JWT", *_LOGS),
-}
-"""The settings each subcommand reads (from the environment or `.env`; see `.env.example`)."""
 
 
 def _reads(command: str) -> str:
@@ -140,6 +127,11 @@ def _digest(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_FAILED if report.failed or report.error else EXIT_OK
 
 
+def _print_problems(error: ConfigError) -> None:
+    for problem in error.problems:
+        print(f"configuration error: {problem}", file=sys.stderr)
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(EXIT_OK)
 
@@ -151,9 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return asyncio.run(run_demo())
     try:
-        settings = load_settings()
+        settings = load_settings(command=args.command)
     except ConfigError as error:
-        print(f"configuration error: {error}", file=sys.stderr)
+        _print_problems(error)
         return EXIT_USAGE
     _configure_logging(settings, args.command)
     if args.command == "errors":
@@ -168,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port = args.port if args.port is not None else settings.port
         asyncio.run(serve(settings, args.host, port, scheduler=not args.no_scheduler))
     except ConfigError as error:
-        print(f"configuration error: {error}", file=sys.stderr)
+        _print_problems(error)
         return EXIT_USAGE
     except StartupError as error:
         print(f"cannot start: {error}", file=sys.stderr)

@@ -1,13 +1,15 @@
 """The bot's settings: the one place that reads the environment (and `.env`).
 
 Every setting (README "Configuration", `.env.example`) is a field named after it in lower case.
-A bad or missing value becomes a `ConfigError` whose message is one line naming the variable;
-secrets are `SecretStr` and never appear in a message, a repr or a log line.
+Every bad or missing value is a line of one `ConfigError`, each naming its variable (all of
+them at once, so an operator fixes them in one go); secrets are `SecretStr` and never appear in
+a message, a repr or a log line.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any, Literal
@@ -43,20 +45,51 @@ _PROBLEMS: dict[str, str] = {
     "slack_app_token": "must be an app-level token (xapp-…)",
 }
 _NO_CREDENTIAL = "ALGORITHMIA_API_KEY: required (or set ALGORITHMIA_JWT instead)"
+_BOTH_CREDENTIALS = "ALGORITHMIA_API_KEY and ALGORITHMIA_JWT: set only one of them"
 # Error types raised by the validators whose problem is the same whatever the variable.
 _PROBLEM_FOR_TYPE: dict[str, str] = {
     "url_credentials": "must not contain a user name or password",
 }
 
 
+_CLUSTER = ("ALGORITHMIA_API_URL", "ALGORITHMIA_API_KEY or ALGORITHMIA_JWT", "ALGORITHMIA_WEB_URL")
+_LOGS = ("LOG_LEVEL", "LOG_FORMAT")
+_COMMON = (
+    "DATABASE_URL",
+    "SHOW_INPUT",
+    "PORT",
+    *_LOGS,
+    "DIGEST_TICK_SECONDS",
+    "CLUSTER_CONCURRENCY",
+)
+SETTINGS_READ: dict[str, tuple[str, ...]] = {
+    "serve": (
+        "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)",
+        "SLACK_API_URL", *_CLUSTER, *_COMMON,
+    ),
+    "digest": ("SLACK_BOT_TOKEN", "SLACK_API_URL", *_CLUSTER, *_COMMON),
+    "errors": ("ALGORITHMIA_API_URL", "ALGORITHMIA_API_KEY or ALGORITHMIA_JWT", *_LOGS),
+}  # fmt: skip
+"""The settings each command reads (`--help` lists them); a problem in another one does not
+stop it (`load_settings(command=…)`)."""
+
+
 # The mapping `load_settings(env)` reads instead of `os.environ`, for the duration of that call.
 _given_environment: ContextVar[Mapping[str, str] | None] = ContextVar(
     "given_environment", default=None
 )
+# The values the sources gave, before validation (filled for `load_settings`, which tells from
+# them what is missing even when other values are malformed).
+_given_values: ContextVar[dict[str, Any] | None] = ContextVar("given_values", default=None)
 
 
 class ConfigError(Exception):
-    """A setting is missing or malformed; `str()` is one line: `VARIABLE: problem`."""
+    """Settings are missing or malformed: `problems` has one line per variable, `VARIABLE:
+    problem`; `str()` is those lines."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
 class Settings(BaseSettings):
@@ -179,13 +212,18 @@ class Settings(BaseSettings):
     def _lower_case(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _noted(cls, data: Any) -> Any:
+        given = _given_values.get()
+        if given is not None and isinstance(data, dict):
+            given.update(data)
+        return data
+
     @model_validator(mode="after")
     def _one_algorithmia_credential(self) -> Settings:
         if self.algorithmia_api_key is not None and self.algorithmia_jwt is not None:
-            raise PydanticCustomError(
-                "algorithmia_credentials",
-                "ALGORITHMIA_API_KEY and ALGORITHMIA_JWT: set only one of them",
-            )
+            raise PydanticCustomError("algorithmia_credentials", _BOTH_CREDENTIALS)
         if self.algorithmia_api_key is None and self.algorithmia_jwt is None:
             raise PydanticCustomError("algorithmia_credentials", _NO_CREDENTIAL)
         return self
@@ -228,45 +266,114 @@ def load_settings(
     env: Mapping[str, str] | None = None,
     *,
     env_file: str | Literal[_Default.ENV_FILE] | None = _Default.ENV_FILE,
+    command: str | None = None,
 ) -> Settings:
-    """Read and validate the settings, or raise `ConfigError`.
+    """Read and validate the settings, or raise `ConfigError` with every problem found.
 
     Without `env`: the process environment, then `env_file` (default `.env` in the working
     directory; `None` for none) for what the environment does not set. With `env` (tests): that
     mapping instead of the process environment, and no `.env` unless `env_file` names one.
+
+    With `command` (`serve`, `digest`, `errors`): the settings it cannot do without are
+    required too, and a malformed setting it does not read (`SETTINGS_READ`) is left at its
+    default instead of stopping it.
     """
     if env_file is _Default.ENV_FILE:
         env_file = ".env" if env is None else None
-    token = _given_environment.set(env)
+    given: dict[str, Any] = {}
+    tokens = _given_environment.set(env), _given_values.set(given)
     try:
-        return Settings(_env_file=env_file)
-    except ValidationError as error:
-        # `from None`: the ValidationError would carry the rejected input into tracebacks.
-        raise _config_error(error) from None
+        try:
+            settings: Settings | None = Settings(_env_file=env_file)
+            problems: dict[str, str] = {}
+        except ValidationError as error:
+            # `from None` below: the ValidationError would carry the rejected input into
+            # tracebacks.
+            settings, problems = None, _problems(error)
+            if not any(v in problems for v in ("ALGORITHMIA_API_KEY", "ALGORITHMIA_JWT")):
+                problems.update(_credential_problems(given))  # its check ran after the fields'
+        if command is not None:
+            unread = [v for v in problems if _defaulted(v) and v not in _variables(command)]
+            for variable in unread:
+                del problems[variable]
+            if settings is None and not problems:  # only settings this command does not read
+                defaults = {v.lower(): Settings.model_fields[v.lower()].default for v in unread}
+                settings = Settings(_env_file=env_file, **defaults)
+            for variable, problem in _missing_for(command, given).items():
+                problems.setdefault(variable, problem)
+        if problems:
+            order = list(Settings.model_fields)
+            ordered = sorted(
+                problems, key=lambda v: order.index(v.lower()) if v.lower() in order else -1
+            )
+            raise ConfigError(*(problems[v] for v in ordered)) from None
+        assert settings is not None
+        return settings
     finally:
-        _given_environment.reset(token)
+        _given_values.reset(tokens[1])
+        _given_environment.reset(tokens[0])
 
 
 def require(settings: Settings, command: str, *variables: str) -> None:
-    """Raise `ConfigError` naming the first of `variables` (upper case) that is unset."""
+    """Raise `ConfigError` naming each of `variables` (upper case) that is unset."""
+    missing = []
     for variable in variables:
         field = variable.lower()
         if field not in Settings.model_fields:
             raise ValueError(f"{variable} is not a setting")
         if getattr(settings, field) is None:
-            raise ConfigError(f"{variable}: required by {command}")
+            missing.append(f"{variable}: required by {command}")
+    if missing:
+        raise ConfigError(*missing)
 
 
-def _config_error(error: ValidationError) -> ConfigError:
-    first = error.errors(include_url=False, include_input=False, include_context=False)[0]
-    if not first["loc"]:
-        return ConfigError(first["msg"])
-    field = str(first["loc"][0])
-    if first["type"] == "missing":
-        problem = "required"
-    else:
-        problem = _PROBLEM_FOR_TYPE.get(first["type"]) or _PROBLEMS.get(field, "is not valid")
-    return ConfigError(f"{field.upper()}: {problem}")
+def _variables(command: str) -> frozenset[str]:
+    """The variables `command` reads, from `SETTINGS_READ`."""
+    named = re.findall(r"[A-Z][A-Z0-9_]+", " ".join(SETTINGS_READ[command]))
+    return frozenset(v for v in named if v.lower() in Settings.model_fields)
+
+
+def _defaulted(variable: str) -> bool:
+    field = Settings.model_fields.get(variable.lower())
+    return field is not None and not field.is_required()
+
+
+def _given(values: Mapping[str, Any], variable: str) -> bool:
+    """Set to something other than blanks (a blank secret is as unset as an empty one)."""
+    value = values.get(variable.lower())
+    return value is not None and (not isinstance(value, str) or bool(value.strip()))
+
+
+def _credential_problems(given: Mapping[str, Any]) -> dict[str, str]:
+    key, jwt = _given(given, "ALGORITHMIA_API_KEY"), _given(given, "ALGORITHMIA_JWT")
+    if key and jwt:
+        return {"ALGORITHMIA_API_KEY": _BOTH_CREDENTIALS}
+    return {} if key or jwt else {"ALGORITHMIA_API_KEY": _NO_CREDENTIAL}
+
+
+def _missing_for(command: str, given: Mapping[str, Any]) -> dict[str, str]:
+    """The Slack settings `command` cannot do without, where unset."""
+    needed = ["SLACK_BOT_TOKEN"] if command in ("serve", "digest") else []
+    if command == "serve" and not _given(given, "SLACK_APP_TOKEN"):
+        needed.append("SLACK_SIGNING_SECRET")  # HTTP mode verifies every request with it
+    return {v: f"{v}: required by {command}" for v in needed if not _given(given, v)}
+
+
+def _problems(error: ValidationError) -> dict[str, str]:
+    """One line per variable, the first problem of each."""
+    problems: dict[str, str] = {}
+    for found in error.errors(include_url=False, include_input=False, include_context=False):
+        if not found["loc"]:  # a model-level check: its message names the variable
+            named = re.match(r"[A-Z][A-Z0-9_]*", found["msg"])
+            problems.setdefault(named.group() if named else "", found["msg"])
+            continue
+        field = str(found["loc"][0])
+        if found["type"] == "missing":
+            problem = "required"
+        else:
+            problem = _PROBLEM_FOR_TYPE.get(found["type"]) or _PROBLEMS.get(field, "is not valid")
+        problems.setdefault(field.upper(), f"{field.upper()}: {problem}")
+    return problems
 
 
 def _without_password(url: object) -> object:

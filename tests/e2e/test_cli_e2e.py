@@ -130,27 +130,53 @@ async def test_bad_arguments_exit_2(
     assert cluster.requests == []
 
 
+_NO_KEY = "ALGORITHMIA_API_KEY: required (or set ALGORITHMIA_JWT instead)"
+
+
 @pytest.mark.parametrize(
-    ("env", "command", "message"),
+    ("env", "command", "problems"),
     [
-        ({}, "errors", "ALGORITHMIA_API_URL: required"),
-        ({"ALGORITHMIA_API_URL": "ftp://x"}, "errors", "ALGORITHMIA_API_URL"),
+        ({}, "errors", ["ALGORITHMIA_API_URL: required", _NO_KEY]),
+        ({"ALGORITHMIA_API_URL": "ftp://x", "ALGORITHMIA_API_KEY": "k"}, "errors",
+         ["ALGORITHMIA_API_URL: must be an http:// or https:// URL, e.g. https://api.algorithmia.com"]),
         ({"ALGORITHMIA_API_URL": "http://x", "ALGORITHMIA_API_KEY": "k", "ALGORITHMIA_JWT": "j"},
-         "errors", "set only one of them"),
+         "errors", ["ALGORITHMIA_API_KEY and ALGORITHMIA_JWT: set only one of them"]),
         ({"ALGORITHMIA_API_URL": "http://x", "ALGORITHMIA_API_KEY": "k"}, "serve",
-         "SLACK_BOT_TOKEN"),
+         ["SLACK_BOT_TOKEN: required by serve", "SLACK_SIGNING_SECRET: required by serve"]),
         ({"ALGORITHMIA_API_URL": "http://x", "ALGORITHMIA_API_KEY": "k",
-          "SLACK_BOT_TOKEN": "xoxb-1"}, "serve", "SLACK_SIGNING_SECRET"),
+          "SLACK_BOT_TOKEN": "xoxb-1"}, "serve", ["SLACK_SIGNING_SECRET: required by serve"]),
+        # Every problem at once, in the order of .env.example, one line each.
+        ({"PORT": "abc", "LOG_LEVEL": "loud", "SHOW_INPUT": "maybe"}, "serve",
+         ["SLACK_BOT_TOKEN: required by serve", "SLACK_SIGNING_SECRET: required by serve",
+          "ALGORITHMIA_API_URL: required", _NO_KEY, "SHOW_INPUT: must be true or false",
+          "PORT: must be an integer from 0 to 65535",
+          "LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"]),
     ],
 )  # fmt: skip
-async def test_configuration_errors_exit_2_naming_the_variable(
-    tmp_path: Path, env: dict[str, str], command: str, message: str
+async def test_configuration_errors_exit_2_naming_each_variable(
+    tmp_path: Path, env: dict[str, str], command: str, problems: list[str]
 ) -> None:
     args = ("errors", "acme/x") if command == "errors" else ("serve", "--port", "0")
     code, _, err = await run_cli(tmp_path, env, *args)
     assert code == 2
-    assert err.count("\n") == 1
-    assert message in err
+    assert err.splitlines() == [f"configuration error: {problem}" for problem in problems]
+
+
+async def test_errors_is_not_stopped_by_a_setting_only_serve_reads(
+    cluster: SampleCluster, tmp_path: Path
+) -> None:
+    env = _env(cluster) | {"SLACK_BOT_TOKEN": "xoxp-a-user-token", "PORT": "not-a-port"}
+    code, out, _ = await run_cli(tmp_path, env, "errors", "acme/image_tagger")
+    assert code == 0
+    assert "acme/image_tagger" in out
+    code, _, err = await run_cli(tmp_path, env, "serve", "--port", "0")
+    assert code == 2
+    assert err.splitlines() == [
+        "configuration error: SLACK_BOT_TOKEN: must be the app's bot token (xoxb-…), not a user"
+        " or app-level token",
+        "configuration error: SLACK_SIGNING_SECRET: required by serve",
+        "configuration error: PORT: must be an integer from 0 to 65535",
+    ]
 
 
 async def test_demo_prints_the_conversation(tmp_path: Path) -> None:

@@ -180,8 +180,13 @@ def test_values_are_normalised(variable: str, value: str, field: str, expected: 
             {**MINIMAL, "SLACK_API_URL": "https://proxy:pw-in-url@slack-proxy.example/api/"},
             "SLACK_API_URL: must not contain a user name or password",
         ),
-        # Several problems: the first variable in `.env.example` order is named.
-        ({"PORT": "x"}, "ALGORITHMIA_API_URL: required"),
+        # Several problems: each, one line each, in `.env.example` order.
+        (
+            {"PORT": "x"},
+            "ALGORITHMIA_API_URL: required\n"
+            "ALGORITHMIA_API_KEY: required (or set ALGORITHMIA_JWT instead)\n"
+            "PORT: must be an integer from 0 to 65535",
+        ),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_the_variable(env: dict[str, str], message: str) -> None:
@@ -431,3 +436,33 @@ def test_a_token_of_the_wrong_kind_is_a_settings_error_that_never_shows_it(
         load_settings(MINIMAL | {variable: value})
     assert str(refused.value).startswith(problem)
     assert value not in str(refused.value)
+
+
+def test_a_command_s_required_settings_are_checked_with_the_others() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"ALGORITHMIA_API_KEY": "k", "ALGORITHMIA_JWT": "j"}, command="digest")
+    assert raised.value.problems == (
+        "SLACK_BOT_TOKEN: required by digest",
+        "ALGORITHMIA_API_URL: required",
+        "ALGORITHMIA_API_KEY and ALGORITHMIA_JWT: set only one of them",
+    )
+    # Socket Mode needs no signing secret; a blank token is no token.
+    socket = {**MINIMAL, "SLACK_APP_TOKEN": "xapp-1", "SLACK_BOT_TOKEN": "  "}
+    with pytest.raises(ConfigError) as raised:
+        load_settings(socket, command="serve")
+    assert raised.value.problems == ("SLACK_BOT_TOKEN: required by serve",)
+    assert load_settings({**socket, "SLACK_BOT_TOKEN": "xoxb-1"}, command="serve").socket_mode
+
+
+def test_a_malformed_setting_a_command_does_not_read_is_left_at_its_default() -> None:
+    env = {**MINIMAL, "SLACK_BOT_TOKEN": "xoxp-user", "CLUSTER_CONCURRENCY": "lots"}
+    settings = load_settings(env, command="errors")
+    assert (settings.slack_bot_token, settings.cluster_concurrency) == (None, 48)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(env, command="digest")
+    assert [p.partition(":")[0] for p in raised.value.problems] == [
+        "SLACK_BOT_TOKEN",
+        "CLUSTER_CONCURRENCY",
+    ]
+    with pytest.raises(ConfigError):
+        load_settings(env)  # no command: every setting counts
