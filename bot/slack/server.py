@@ -53,7 +53,8 @@ def create_web_app(
     """`bolt` is None in Socket Mode: Slack traffic then arrives over the socket.
 
     `/healthz` answers 200 while the event loop runs, whatever the dependencies do; `/readyz`
-    says what `readiness` finds; `/metrics` first lets `gauges` read what they count.
+    says what `readiness` finds; `/metrics` first asks `readiness` too (it sets the dependency
+    gauges) and lets `gauges` read what they count.
 
     Every request to `/slack/events` is verified with `signing_secret` before anything reads
     its body (Bolt parses the body before it checks the signature): unsigned, stale or forged
@@ -116,6 +117,7 @@ def create_web_app(
         return JSONResponse({"status": "ready"})
 
     async def metrics_endpoint(_: Request) -> Response:
+        await readiness()  # `algo_errors_dependency_up` as of this scrape, not the last probe
         if gauges is not None:
             await gauges()
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
