@@ -20,9 +20,9 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 LogFormat = Literal["text", "json"]
 
-_CHATTY = ("httpx", "httpcore", "alembic", "apscheduler")
+_CHATTY = ("httpx", "httpcore", "alembic", "apscheduler", "uvicorn")
 """Libraries that log at INFO what the bot says better (every request, every check, every
-scheduler tick): WARNING and above unless LOG_LEVEL is DEBUG."""
+scheduler tick, the server's start and stop): WARNING and above unless LOG_LEVEL is DEBUG."""
 _BODIES = ("slack_sdk", "slack_bolt", "aiosqlite")
 """Libraries whose DEBUG lines carry bodies (slack_sdk: each request and answer; slack_bolt:
 each answer, which may repeat what the user typed) or SQL parameters (aiosqlite): as

@@ -17,7 +17,8 @@ ABANDON_WAIT_S = 2.0
 
 
 class DigestTicker:
-    """`tick` every `every_s` seconds, coalesced, never two at once, the first one now.
+    """`tick` every `every_s` seconds, coalesced, never two at once (a tick while one runs is
+    skipped), the first one now.
 
     Stopping takes no new tick (`stop_soon()`) and gives a run in progress a grace to end;
     one still going then is cut short. That is safe: each post is recorded before it is sent
@@ -34,13 +35,19 @@ class DigestTicker:
             self._guarded,
             IntervalTrigger(seconds=every_s),
             coalesce=True,
-            max_instances=1,
+            # A tick while a run goes returns at once (`_guarded`): with one instance at most,
+            # APScheduler would log each such tick as a WARNING ("maximum number of running
+            # instances reached"), though a run longer than the interval is no fault.
+            max_instances=2,
             misfire_grace_time=every_s,
             next_run_time=datetime.now(UTC),
         )
         self._scheduler.start()
 
     async def _guarded(self) -> None:
+        if self._running.locked():
+            log.debug("digest tick skipped: the previous run is still going")
+            return
         async with self._running:
             if self._stopping_since is not None:
                 return

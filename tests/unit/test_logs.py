@@ -4,6 +4,7 @@ library chatter only at DEBUG, and nothing that carries bodies at any level."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -15,6 +16,7 @@ import pytest
 import structlog
 from structlog.contextvars import bound_contextvars
 
+from bot.digest.ticker import DigestTicker
 from bot.logs import configure_logging
 
 _LIBRARIES = ("httpx", "httpcore", "alembic", "apscheduler", "slack_sdk", "slack_bolt", "aiosqlite")
@@ -91,7 +93,9 @@ def test_json_lines_carry_ts_level_logger_event_and_the_bound_context(
 def test_a_library_record_and_a_traceback_stay_one_json_line(stream: io.StringIO) -> None:
     configure_logging("INFO", "json", stream=stream)
     with bound_contextvars(run="r1"):
-        logging.getLogger("uvicorn.error").info("Started", extra={"color_message": "\x1b[1m"})
+        logging.getLogger("uvicorn.error").warning(
+            "Invalid HTTP request received.", extra={"color_message": "\x1b[1m"}
+        )
         try:
             raise RuntimeError("a bug in the bot")
         except RuntimeError:
@@ -145,6 +149,7 @@ def _log_from_libraries() -> None:
     logging.getLogger("slack_bolt.AsyncApp").debug('Responding with status: 200 body: "{…}"')
     logging.getLogger("aiosqlite").debug("executing functools.partial(…, 'INSERT …', (…))")
     logging.getLogger("bot.digest.ticker").debug("digest tick")
+    logging.getLogger("uvicorn.error").info("Started server process [7]")
     logging.getLogger("bot.wiring.run").info("serving on 127.0.0.1:3000")
     logging.getLogger("apscheduler.scheduler").warning("Run time of job … was missed")
 
@@ -163,8 +168,8 @@ def test_library_chatter_shows_only_at_debug_and_bodies_never(stream: io.StringI
     configure_logging("DEBUG", "json", stream=stream)
     _log_from_libraries()
     assert _loggers(stream) == [
-        "apscheduler.executors.default", "httpx", "bot.digest.ticker", "bot.wiring.run",
-        "apscheduler.scheduler",
+        "apscheduler.executors.default", "httpx", "bot.digest.ticker", "uvicorn.error",
+        "bot.wiring.run", "apscheduler.scheduler",
     ]  # fmt: skip
 
 
@@ -176,3 +181,34 @@ def test_quiet_logs_only_errors(stream: io.StringIO) -> None:
 
     assert len(stream.getvalue().splitlines()) == 1
     assert "the one line that matters" in stream.getvalue()
+
+
+async def test_a_run_longer_than_the_interval_skips_ticks_without_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Slack's pace makes a run outlast `DIGEST_TICK_SECONDS`: the ticks meanwhile are
+    skipped (at DEBUG), never run beside it, and no WARNING says so at each tick."""
+    running, most, runs = 0, 0, 0
+    release = asyncio.Event()
+
+    async def tick() -> None:
+        nonlocal running, most, runs
+        running, runs = running + 1, runs + 1
+        most = max(most, running)
+        try:
+            await release.wait()
+        finally:
+            running -= 1
+
+    caplog.set_level(logging.DEBUG)
+    ticker = DigestTicker(tick, every_s=1)
+    try:
+        await asyncio.sleep(2.3)  # two more ticks come while the first run goes
+        release.set()
+        await asyncio.sleep(0.1)
+    finally:
+        await ticker.stop(grace_s=1)
+    assert (runs, most) == (1, 1)
+    assert [r.levelname for r in caplog.records if r.levelno >= logging.WARNING] == []
+    skipped = [r for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(skipped) == 2
