@@ -231,12 +231,14 @@ class Settings(BaseSettings):
     @property
     def web_url(self) -> str:
         """The console the links point to: `ALGORITHMIA_WEB_URL`, else the API URL with a
-        leading `api.` dropped from its host (`https://api.example.com` → `https://example.com`)."""
+        leading `api.` dropped from its host (`https://api.example.com` → `https://example.com`)
+        and the API's version from its path (`…/v1`, which the client also drops)."""
         if self.algorithmia_web_url is not None:
             return self.algorithmia_web_url
         parts = urlsplit(self.algorithmia_api_url)
         host = parts.netloc.removeprefix("api.")
-        return urlunsplit((parts.scheme, host, parts.path, "", "")).rstrip("/")
+        path = parts.path.rstrip("/").removesuffix("/v1")
+        return urlunsplit((parts.scheme, host, path, "", "")).rstrip("/")
 
     @property
     def socket_mode(self) -> bool:

@@ -400,6 +400,9 @@ def test_the_variables_are_those_of_the_interface_in_its_order() -> None:
         ({"ALGORITHMIA_API_URL": "https://api.algorithmia.com"}, "https://algorithmia.com"),
         ({"ALGORITHMIA_API_URL": "https://api.ml.example.com/"}, "https://ml.example.com"),
         ({"ALGORITHMIA_API_URL": "http://10.0.0.5:8080"}, "http://10.0.0.5:8080"),  # no api.
+        # The API's version is no part of the console's address (the client drops it too).
+        ({"ALGORITHMIA_API_URL": "https://api.example.com/v1"}, "https://example.com"),
+        ({"ALGORITHMIA_API_URL": "https://gw.example.com/ml/v1/"}, "https://gw.example.com/ml"),
         (
             {
                 "ALGORITHMIA_API_URL": "https://api.example.com",
