@@ -21,6 +21,7 @@ from bot.slack.blocks import alerts, query
 from bot.slack.refusals import Refusal, meaning
 from bot.slack.sender import SEND_FAILURES, CannotPost, SlackSender, error_code, intent_metadata
 from bot.usecases.digest_ports import AlertGone, ChannelGone, PostFailed
+from bot.usecases.results import LookupFailure
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +144,9 @@ class SlackAlertNotifier:
         except SEND_FAILURES as error:  # an edit only refreshes what the thread already told
             log.warning("could not update alert %s: %s", thread.parent_ts, error)
 
-    async def outage(self, subscription: Subscription, detail: str) -> None:
+    async def outage(self, subscription: Subscription, failure: LookupFailure) -> None:
         message = alerts.cluster_outage(
-            subscription.algorithm, detail, subscription.notify, self._web_url
+            subscription.algorithm, failure, subscription.notify, self._web_url
         )
         await _in_channel(self._sender.post(subscription.channel_id, message))
         self._counted("notice")

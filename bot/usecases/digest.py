@@ -330,7 +330,7 @@ async def _run_one(
             ):
                 async with lease.held():  # a notice is a post like the others
                     await lease.renew(subscription.id)
-                    await notifier.outage(subscription, batch.detail or batch.kind.value)
+                    await notifier.outage(subscription, batch)
                 await store.set_outage_notified(subscription.id, True)
         else:
             if subscription.outage_notified:

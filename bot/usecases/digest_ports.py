@@ -10,6 +10,7 @@ from typing import Protocol
 from bot.digest.plan import DigestAction
 from bot.domain.alerts import AlertThread, FinishedRun, PostIntent, Subscription
 from bot.errors.grouping import ErrorGroup
+from bot.usecases.results import LookupFailure
 
 
 class AlertGone(Exception):
@@ -99,7 +100,9 @@ class AlertNotifier(Protocol):
         """Edit the alert to say its mute ran out (an edit notifies nobody)."""
         ...
 
-    async def outage(self, subscription: Subscription, detail: str) -> None: ...
+    async def outage(self, subscription: Subscription, failure: LookupFailure) -> None:
+        """Tell the channel its digests have failed some runs in a row, and why."""
+        ...
 
     async def recovered(self, subscription: Subscription) -> None: ...
 

@@ -33,6 +33,7 @@ from bot.errors.records import ErrorRecord, RecordBatch
 from bot.store.exceptions import StoreUnavailable
 from bot.usecases.digest import LeaseExpiring, _Lease, run_digests
 from bot.usecases.digest_ports import AlertGone, ChannelGone
+from bot.usecases.results import LookupFailure
 from bot.usecases.subscriptions import subscribe
 from tests.store_probe import ProbedStore as Store
 
@@ -104,8 +105,8 @@ class RecordingNotifier:
     async def mute_over(self, thread: AlertThread) -> None:
         self.said.append(("mute_over", thread.channel_id, thread.fingerprint))
 
-    async def outage(self, subscription: Subscription, detail: str) -> None:
-        self.said.append(("outage", subscription.channel_id, detail))
+    async def outage(self, subscription: Subscription, failure: LookupFailure) -> None:
+        self.said.append(("outage", subscription.channel_id, failure.detail or failure.kind))
 
     async def recovered(self, subscription: Subscription) -> None:
         self.said.append(("recovered", subscription.channel_id))
@@ -502,7 +503,7 @@ async def test_a_bug_is_never_counted_as_the_cluster_s_fault(store: Store) -> No
 
 async def test_an_outage_notice_slack_refuses_still_counts_the_outage(store: Store) -> None:
     class GoneAtTheNotice(RecordingNotifier):
-        async def outage(self, subscription: Subscription, detail: str) -> None:
+        async def outage(self, subscription: Subscription, failure: LookupFailure) -> None:
             raise ChannelGone("channel_not_found")
 
     cluster, notifier = FakeCluster(), GoneAtTheNotice()

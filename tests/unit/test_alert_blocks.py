@@ -18,7 +18,7 @@ from bot.errors.records import ErrorRecord
 from bot.slack.blocks import alerts as alert_blocks
 from bot.slack.blocks import base
 from bot.slack.blocks import query as query_blocks
-from bot.usecases.results import QueryResult
+from bot.usecases.results import FailureKind, LookupFailure, QueryResult
 from tests.unit.test_blocks import assert_cannot_ping, assert_fits_slack, untrusted
 
 CHANGED = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
@@ -142,7 +142,26 @@ def test_on_call_messages_snapshot(group: ErrorGroup, snapshot: SnapshotAssertio
     assert alert_blocks.recurrence_reply(group, regressed, regression=True, notify=("U1",)) == (
         snapshot
     )
-    assert alert_blocks.cluster_outage("acme/x", "503", ("U1", "S2")) == snapshot
+    down = LookupFailure(FailureKind.UNAVAILABLE, "acme/x", "503")
+    assert alert_blocks.cluster_outage("acme/x", down, ("U1", "S2")) == snapshot
+
+
+def test_an_outage_that_is_not_the_cluster_s_says_what_the_cluster_answered() -> None:
+    """Three runs in a row failed because the algorithm is gone or the key may no longer read
+    it: the notice says so, and what to do, as a query's failure would; not "unreachable"."""
+    for kind, said in [
+        (FailureKind.ALGORITHM_NOT_FOUND, "There is no algorithm *acme/x* on this cluster."),
+        (FailureKind.FORBIDDEN, "The bot's key may not read the errors of *acme/x*."),
+        (FailureKind.UNAUTHORIZED, "The cluster rejected the bot's credentials."),
+    ]:
+        notice = alert_blocks.cluster_outage("acme/x", LookupFailure(kind, "acme/x", "404"))
+        assert said in notice.text
+        assert "could not reach" not in notice.text
+        assert "says here when they work again" in notice.text
+    down = LookupFailure(FailureKind.UNAVAILABLE, "acme/x", "cluster answered 503")
+    assert "could not reach the Algorithmia cluster (cluster answered 503)" in (
+        alert_blocks.cluster_outage("acme/x", down).text
+    )
 
 
 SLACK_IDS = ("U0G9QF9C6", "W0G9QF9C6", "S0614TZR7")
@@ -175,7 +194,12 @@ def test_alerts_fit_and_cannot_ping(
         alert_blocks.alert_parent(thread, notify=notify),
         alert_blocks.recurrence_reply(group, thread, regression=True, notify=notify),
         alert_blocks.owner_changed(thread, by=user),
-        alert_blocks.cluster_outage(algorithm, headline, notify),
+        alert_blocks.cluster_outage(
+            algorithm, LookupFailure(FailureKind.UNAVAILABLE, algorithm, headline), notify
+        ),
+        alert_blocks.cluster_outage(
+            algorithm, LookupFailure(FailureKind.FORBIDDEN, algorithm, headline), notify
+        ),
     )
     for message in messages:
         assert_fits_slack(message)
@@ -216,7 +240,10 @@ def test_the_algorithm_links_to_its_console_page_only_when_it_is_a_valid_name(
     linked = alert_blocks.alert_parent(_thread(group), web_url=WEB)
     link = f"<{WEB}/algorithms/acme/image_tagger|acme/image_tagger>"
     assert f"*Algorithm*\\n{link}" in str(linked.blocks)
-    assert link in alert_blocks.cluster_outage("acme/image_tagger", "503", web_url=WEB).text
+    down = LookupFailure(FailureKind.UNAVAILABLE, "acme/image_tagger", "503")
+    assert link in alert_blocks.cluster_outage("acme/image_tagger", down, web_url=WEB).text
+    gone = LookupFailure(FailureKind.ALGORITHM_NOT_FOUND, "acme/image_tagger")
+    assert link in alert_blocks.cluster_outage("acme/image_tagger", gone, web_url=WEB).text
     assert link in alert_blocks.cluster_recovered("acme/image_tagger", WEB).text
     # Not a name (an id, or anything a row could hold): the text, escaped, never a link.
     for algorithm in ("id:3b8f6c2e-9d41-4a7e-b5c0-71e2d9a4f6b8", "acme/x|<!here>", "a b/c"):

@@ -29,6 +29,7 @@ from bot.slack.blocks.base import (
     plural,
     section,
 )
+from bot.usecases.results import FailureKind, LookupFailure, explain
 
 ACTION_PREFIX = "group_"
 """An alert action's `action_id` is this prefix and the `AlertAction` value."""
@@ -219,25 +220,40 @@ def recurrence_reply(
     )
 
 
+_UNREACHED = frozenset({FailureKind.UNAVAILABLE, FailureKind.BAD_RESPONSE})
+"""Failures of the cluster itself; the others are answers about the algorithm or the key."""
+
+
 def cluster_outage(
-    algorithm: str, detail: str, notify: Sequence[str] = (), web_url: str | None = None
+    algorithm: str,
+    failure: LookupFailure,
+    notify: Sequence[str] = (),
+    web_url: str | None = None,
 ) -> SlackMessage:
+    """The notice after the digests of a subscription failed `OUTAGE_NOTICE_AFTER` runs in a
+    row: the cluster could not be reached, or it answered why the errors cannot be read (the
+    algorithm gone, the key no longer allowed), with what to do, as a query's failure says."""
     told = mentions(notify)
+    link = f"*{algorithm_link(algorithm, web_url)}*"
+    if failure.kind in _UNREACHED:
+        cause = (
+            "could not reach the Algorithmia cluster "
+            f"({cut_escaped(failure.detail or failure.kind.value, 300)})."
+        )
+    else:
+        message, hint = explain(failure, lambda _: link)
+        cause = f"failed: {message} {hint}"
     text = (
-        f"{told + ' ' if told else ''}:warning: The last digests of "
-        f"*{algorithm_link(algorithm, web_url)}* "
-        "could not reach the Algorithmia "
-        f"cluster ({cut_escaped(detail, 300)}). The bot keeps trying and says here when it "
-        "answers again; new errors are not lost meanwhile."
+        f"{told + ' ' if told else ''}:warning: The last digests of {link} {cause} The bot keeps "
+        "trying and says here when they work again; new errors are not lost meanwhile."
     )
     return SlackMessage(text, [section(text)])
 
 
 def cluster_recovered(algorithm: str, web_url: str | None = None) -> SlackMessage:
     text = (
-        ":white_check_mark: The cluster answers again: digests of "
-        f"*{algorithm_link(algorithm, web_url)}* "
-        "are back, with everything that happened meanwhile."
+        f":white_check_mark: The digests of *{algorithm_link(algorithm, web_url)}* work "
+        "again, with everything that happened meanwhile."
     )
     return SlackMessage(text, [section(text)])
 
