@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -72,7 +73,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_reads("errors"), formatter_class=raw,
     )  # fmt: skip
     errors_parser.add_argument("target", help="owner/name or id:UUID")
-    errors_parser.add_argument("options", nargs="*", help="since:DURATION version:V type:T")
+    errors_parser.add_argument(
+        "options", nargs="*", default=[], help="since:DURATION version:V type:T"
+    )
     shown = errors_parser.add_mutually_exclusive_group()
     shown.add_argument("--json", action="store_true", help="print one JSON object")
     shown.add_argument("--traces", action="store_true", help="print each group's latest trace")
@@ -91,11 +94,9 @@ def _errors(settings: Settings, args: argparse.Namespace) -> int:
     try:
         command = parse_command(" ".join([target, *options]))
     except CommandSyntaxError as problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage_error(str(problem), as_json=as_json)
     if not isinstance(command, Query):
-        print("error: give an algorithm: owner/name or id:UUID", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage_error("give an algorithm: owner/name or id:UUID", as_json=as_json)
     try:
         result = asyncio.run(look_up(settings, command))
     except LookupFailure as failure:
@@ -127,8 +128,22 @@ def _digest(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_FAILED if report.failed or report.error else EXIT_OK
 
 
-def _print_problems(error: ConfigError) -> None:
-    for problem in error.problems:
+def _usage_error(problem: str, *, as_json: bool) -> int:
+    if as_json:
+        hint = "Give owner/name or id:UUID, then any of since:DURATION version:V type:T."
+        print(json.dumps({"error": {"kind": "usage", "message": problem, "hint": hint}}))
+    else:
+        print(f"error: {problem}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _print_problems(problems: Sequence[str], *, as_json: bool = False) -> None:
+    if as_json:  # `errors --json`: the one object on stdout, as for its other failures
+        hint = "Set the variables in the environment or in .env (see .env.example)."
+        failure = {"kind": "configuration", "message": "; ".join(problems), "hint": hint}
+        print(json.dumps({"error": failure}))
+        return
+    for problem in problems:
         print(f"configuration error: {problem}", file=sys.stderr)
 
 
@@ -137,7 +152,23 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, where a reader gone is caught, not at the interpreter's exit
+        return code
+    except BrokenPipeError:  # `errors … | head`: the reader left; nothing more to say
+        # The interpreter flushes stdout at exit, which would raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "errors" and not any(a.startswith("-") for a in extra):
+        args.options = [*args.options, *extra]  # options after a flag: `x/y --json since:1d`
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "demo":
         from bot.demo import run_demo
 
@@ -145,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(command=args.command)
     except ConfigError as error:
-        _print_problems(error)
+        _print_problems(error.problems, as_json=args.command == "errors" and args.json)
         return EXIT_USAGE
     _configure_logging(settings, args.command)
     if args.command == "errors":
@@ -160,10 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         port = args.port if args.port is not None else settings.port
         asyncio.run(serve(settings, args.host, port, scheduler=not args.no_scheduler))
     except ConfigError as error:
-        _print_problems(error)
+        _print_problems(error.problems)
         return EXIT_USAGE
-    except StartupError as error:
-        print(f"cannot start: {error}", file=sys.stderr)
+    except StartupError as error:  # a setting the database or Slack refused
+        _print_problems([str(error)])
         return EXIT_USAGE
     except (SlackUnreachable, DatabaseUnreachable) as error:  # `digest --once`: nothing ran
         print(f"failed: {error}", file=sys.stderr)

@@ -43,7 +43,14 @@ _PROBLEMS: dict[str, str] = {
     "log_format": "must be text or json",
     "slack_bot_token": "must be the app's bot token (xoxb-…), not a user or app-level token",
     "slack_app_token": "must be an app-level token (xapp-…)",
+    "database_url": "must be sqlite:///path/to/file.db or postgresql://user@host:5432/database",
 }
+_DATABASE_DRIVERS: dict[str, tuple[str, ...]] = {
+    "sqlite": ("", "aiosqlite"),
+    "postgresql": ("", "asyncpg"),
+    "postgres": ("", "asyncpg"),
+}
+"""The `DATABASE_URL` schemes the store opens: `backend` or `backend+driver`."""
 _NO_CREDENTIAL = "ALGORITHMIA_API_KEY: required (or set ALGORITHMIA_JWT instead)"
 _BOTH_CREDENTIALS = "ALGORITHMIA_API_KEY and ALGORITHMIA_JWT: set only one of them"
 # Error types raised by the validators whose problem is the same whatever the variable.
@@ -185,6 +192,17 @@ class Settings(BaseSettings):
         # one that is only blanks is as unset as an empty one.
         if isinstance(value, str):
             return value.strip() or None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str) -> str:
+        # The store checks the rest (an in-memory SQLite, a malformed PostgreSQL address) when
+        # it opens; a scheme it has no driver for is told here, with the other settings.
+        scheme, separator, _ = value.partition("://")
+        backend, _, driver = scheme.partition("+")
+        if not separator or driver not in _DATABASE_DRIVERS.get(backend, ()):
+            raise ValueError("unsupported database URL")
         return value
 
     @field_validator("slack_bot_token")
@@ -358,7 +376,10 @@ def _missing_for(command: str, given: Mapping[str, Any]) -> dict[str, str]:
     needed = ["SLACK_BOT_TOKEN"] if command in ("serve", "digest") else []
     if command == "serve" and not _given(given, "SLACK_APP_TOKEN"):
         needed.append("SLACK_SIGNING_SECRET")  # HTTP mode verifies every request with it
-    return {v: f"{v}: required by {command}" for v in needed if not _given(given, v)}
+    missing = {v: f"{v}: required by {command}" for v in needed if not _given(given, v)}
+    if "SLACK_SIGNING_SECRET" in missing:
+        missing["SLACK_SIGNING_SECRET"] += " over HTTP (or set SLACK_APP_TOKEN for Socket Mode)"
+    return missing
 
 
 def _problems(error: ValidationError) -> dict[str, str]:

@@ -131,6 +131,9 @@ async def test_bad_arguments_exit_2(
 
 
 _NO_KEY = "ALGORITHMIA_API_KEY: required (or set ALGORITHMIA_JWT instead)"
+_NO_SECRET = (
+    "SLACK_SIGNING_SECRET: required by serve over HTTP (or set SLACK_APP_TOKEN for Socket Mode)"
+)
 
 
 @pytest.mark.parametrize(
@@ -142,12 +145,12 @@ _NO_KEY = "ALGORITHMIA_API_KEY: required (or set ALGORITHMIA_JWT instead)"
         ({"ALGORITHMIA_API_URL": "http://x", "ALGORITHMIA_API_KEY": "k", "ALGORITHMIA_JWT": "j"},
          "errors", ["ALGORITHMIA_API_KEY and ALGORITHMIA_JWT: set only one of them"]),
         ({"ALGORITHMIA_API_URL": "http://x", "ALGORITHMIA_API_KEY": "k"}, "serve",
-         ["SLACK_BOT_TOKEN: required by serve", "SLACK_SIGNING_SECRET: required by serve"]),
+         ["SLACK_BOT_TOKEN: required by serve", _NO_SECRET]),
         ({"ALGORITHMIA_API_URL": "http://x", "ALGORITHMIA_API_KEY": "k",
-          "SLACK_BOT_TOKEN": "xoxb-1"}, "serve", ["SLACK_SIGNING_SECRET: required by serve"]),
+          "SLACK_BOT_TOKEN": "xoxb-1"}, "serve", [_NO_SECRET]),
         # Every problem at once, in the order of .env.example, one line each.
         ({"PORT": "abc", "LOG_LEVEL": "loud", "SHOW_INPUT": "maybe"}, "serve",
-         ["SLACK_BOT_TOKEN: required by serve", "SLACK_SIGNING_SECRET: required by serve",
+         ["SLACK_BOT_TOKEN: required by serve", _NO_SECRET,
           "ALGORITHMIA_API_URL: required", _NO_KEY, "SHOW_INPUT: must be true or false",
           "PORT: must be an integer from 0 to 65535",
           "LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"]),
@@ -174,9 +177,60 @@ async def test_errors_is_not_stopped_by_a_setting_only_serve_reads(
     assert err.splitlines() == [
         "configuration error: SLACK_BOT_TOKEN: must be the app's bot token (xoxb-…), not a user"
         " or app-level token",
-        "configuration error: SLACK_SIGNING_SECRET: required by serve",
+        f"configuration error: {_NO_SECRET}",
         "configuration error: PORT: must be an integer from 0 to 65535",
     ]
+
+
+async def test_errors_takes_its_options_before_or_after_a_flag(
+    cluster: SampleCluster, tmp_path: Path
+) -> None:
+    before = await run_cli(
+        tmp_path, _env(cluster), "errors", "acme/image_tagger", "since:3d", "--json"
+    )
+    after = await run_cli(
+        tmp_path, _env(cluster), "errors", "acme/image_tagger", "--json", "since:3d"
+    )
+    assert before[0] == after[0] == 0
+    assert json.loads(before[1])["groups"] == json.loads(after[1])["groups"]
+    code, _, err = await run_cli(tmp_path, _env(cluster), "errors", "acme/x", "--jsn")
+    assert code == 2
+    assert "unrecognized arguments: --jsn" in err
+
+
+async def test_errors_json_fails_in_json_too(cluster: SampleCluster, tmp_path: Path) -> None:
+    """A script reading `--json` gets the one object for every failure it can name: a bad
+    option, and settings that are missing (both exit 2, as without `--json`)."""
+    code, out, err = await run_cli(
+        tmp_path, _env(cluster), "errors", "acme/image_tagger", "since:3y", "--json"
+    )
+    assert (code, err) == (2, "")
+    failure = json.loads(out)["error"]
+    assert failure["kind"] == "usage"
+    assert "since:3y" in failure["message"]
+    code, out, err = await run_cli(tmp_path, {}, "errors", "acme/image_tagger", "--json")
+    assert (code, err) == (2, "")
+    failure = json.loads(out)["error"]
+    assert failure["kind"] == "configuration"
+    assert failure["message"] == f"ALGORITHMIA_API_URL: required; {_NO_KEY}"
+    assert cluster.requests == []
+
+
+async def test_output_cut_short_by_its_reader_is_no_traceback(tmp_path: Path) -> None:
+    """`algo-errors-bot demo | head -1`: the reader leaves early; the bot stops quietly."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "demo", cwd=tmp_path,
+        env={"PATH": os.environ.get("PATH", "")},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    assert process.stderr is not None
+    await process.stdout.readline()
+    process._transport.get_pipe_transport(1).close()  # type: ignore[attr-defined]
+    err = await asyncio.wait_for(process.stderr.read(), timeout=60)
+    assert await process.wait() == 0
+    assert b"Traceback" not in err
+    assert b"BrokenPipeError" not in err
 
 
 async def test_demo_prints_the_conversation(tmp_path: Path) -> None:

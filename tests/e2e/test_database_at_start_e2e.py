@@ -151,7 +151,7 @@ async def test_digest_once_without_its_database_exits_1_naming_it(tmp_path: Path
             tmp_path, _env(cluster, slack, "mysql://x"), "digest", "--once"
         )
         assert code == 2, err
-        assert err.startswith("cannot start: DATABASE_URL: unsupported database URL"), err
+        assert err.startswith("configuration error: DATABASE_URL: "), err
         code, _, err = await run_cli(
             tmp_path, _env(cluster, slack, "mysql://x"), "serve", "--port", "0"
         )

@@ -180,6 +180,14 @@ def test_values_are_normalised(variable: str, value: str, field: str, expected: 
             {**MINIMAL, "SLACK_API_URL": "https://proxy:pw-in-url@slack-proxy.example/api/"},
             "SLACK_API_URL: must not contain a user name or password",
         ),
+        (
+            {**MINIMAL, "DATABASE_URL": "mysql://bot@db/errors"},
+            "DATABASE_URL: must be sqlite:///path/to/file.db or postgresql://user@host:5432/database",
+        ),
+        (
+            {**MINIMAL, "DATABASE_URL": "algo-errors.db"},
+            "DATABASE_URL: must be sqlite:///path/to/file.db or postgresql://user@host:5432/database",
+        ),
         # Several problems: each, one line each, in `.env.example` order.
         (
             {"PORT": "x"},
@@ -469,3 +477,15 @@ def test_a_malformed_setting_a_command_does_not_read_is_left_at_its_default() ->
     ]
     with pytest.raises(ConfigError):
         load_settings(env)  # no command: every setting counts
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///algo-errors.db", "sqlite+aiosqlite:////data/bot.db",
+        "postgresql://bot@db:5432/errors", "postgres://bot@db/errors",
+        "postgresql+asyncpg://bot@db/errors",
+    ],
+)  # fmt: skip
+def test_the_database_urls_the_store_opens_are_settings(url: str) -> None:
+    assert load_settings({**MINIMAL, "DATABASE_URL": url}).database_url == url
