@@ -79,7 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     shown = errors_parser.add_mutually_exclusive_group()
     shown.add_argument("--json", action="store_true", help="print one JSON object")
     shown.add_argument("--traces", action="store_true", help="print each group's latest trace")
-    commands.add_parser("demo", help="run the bot against a sample cluster and a Slack stand-in")
+    demo_parser = commands.add_parser(
+        "demo", help="run the bot against a sample cluster and a Slack stand-in"
+    )
+    demo_parser.add_argument(
+        "--cluster", action="store_true",
+        help="serve only the sample cluster, to try `errors` against it (until Ctrl-C)",
+    )  # fmt: skip
     return parser
 
 
@@ -170,9 +176,15 @@ def _main(argv: Sequence[str] | None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "demo":
-        from bot.demo import run_demo
+        from bot.demo import run_demo, serve_sample_cluster
 
-        return asyncio.run(run_demo())
+        if not args.cluster:
+            return asyncio.run(run_demo())
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        try:
+            return asyncio.run(serve_sample_cluster())
+        except KeyboardInterrupt:
+            return EXIT_OK
     try:
         settings = load_settings(command=args.command)
     except ConfigError as error:

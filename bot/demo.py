@@ -3,10 +3,11 @@ Slack stand-in shipped in `bot.testing`; prints the conversation as a reader wou
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from bot.testing.harness import RunningBot, running_bot
-from bot.testing.sample_cluster import fresh_record
+from bot.testing.sample_cluster import SampleCluster, fresh_record
 from bot.testing.transcript import render_conversation
 
 DEMO_COMMANDS = ("acme/image_tagger since:2d", "acme/image_tager")
@@ -47,6 +48,27 @@ async def run_demo() -> int:
         await bot.settled()
         print()
         print(render_conversation(bot.slack))
+    return 0
+
+
+SAMPLE_KEY = "simSampleClusterKey"
+"""The API key the sample cluster of `demo --cluster` takes (it holds only the sample records)."""
+
+
+async def serve_sample_cluster() -> int:
+    """`demo --cluster`: the sample cluster alone, for trying `errors` (or a bot of one's own)
+    against it: prints the settings that reach it, serves until interrupted."""
+    async with SampleCluster(authorization=f"Simple {SAMPLE_KEY}") as cluster:
+        algorithm = cluster.load_sample()
+        print("The sample cluster serves acme/image_tagger (80 errors of 25 bugs) until Ctrl-C.")
+        print("In another terminal:")
+        print()
+        print(f"  export ALGORITHMIA_API_URL={cluster.base_url} ALGORITHMIA_API_KEY={SAMPLE_KEY}")
+        print("  algo-errors-bot errors acme/image_tagger since:2d")
+        print(f"  algo-errors-bot errors id:{algorithm} --traces")
+        print("  algo-errors-bot errors acme/image_tagger type:ValueError --json")
+        print(flush=True)
+        await asyncio.Event().wait()  # until the process is interrupted
     return 0
 
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -231,6 +232,31 @@ async def test_output_cut_short_by_its_reader_is_no_traceback(tmp_path: Path) ->
     assert await process.wait() == 0
     assert b"Traceback" not in err
     assert b"BrokenPipeError" not in err
+
+
+async def test_demo_cluster_serves_the_sample_for_errors_until_interrupted(tmp_path: Path) -> None:
+    """`demo --cluster` prints the settings that reach its sample cluster; `errors` with them
+    reads the sample; Ctrl-C ends it cleanly."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "demo", "--cluster", cwd=tmp_path,
+        env={"PATH": os.environ.get("PATH", "")},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        line = ""
+        while "export " not in line:
+            line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+            assert line, "demo --cluster ended before printing its settings"
+        settings = dict(pair.split("=", 1) for pair in line.split("export ", 1)[1].split())
+        code, out, err = await run_cli(tmp_path, settings, "errors", "acme/image_tagger")
+        assert (code, err) == (0, "")
+        assert out.startswith("acme/image_tagger: 80 errors in 25 groups")
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, err_bytes = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0
+    assert b"Traceback" not in err_bytes
 
 
 async def test_demo_prints_the_conversation(tmp_path: Path) -> None:
