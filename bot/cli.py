@@ -11,8 +11,9 @@ import signal
 import sys
 from collections.abc import Sequence
 from importlib import metadata
+from typing import NoReturn
 
-from bot.config import SETTINGS_READ, ConfigError, Settings, load_settings
+from bot.config import ConfigError, Settings, load_settings
 from bot.domain.commands import CommandSyntaxError, Query, parse_command
 from bot.logs import configure_logging
 from bot.terminal import failure_as_json, failure_as_text, result_as_json, result_as_text
@@ -23,6 +24,27 @@ from bot.wiring.run import digest_once, digest_worker, look_up, serve
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+
+
+_CLUSTER = ("ALGORITHMIA_API_URL", "ALGORITHMIA_API_KEY or ALGORITHMIA_JWT", "ALGORITHMIA_WEB_URL")
+_LOGS = ("LOG_LEVEL", "LOG_FORMAT")
+_COMMON = (
+    "DATABASE_URL",
+    "SHOW_INPUT",
+    "PORT",
+    *_LOGS,
+    "DIGEST_TICK_SECONDS",
+    "CLUSTER_CONCURRENCY",
+)
+SETTINGS_READ: dict[str, tuple[str, ...]] = {
+    "serve": (
+        "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)",
+        "SLACK_API_URL", *_CLUSTER, *_COMMON,
+    ),
+    "digest": ("SLACK_BOT_TOKEN", "SLACK_API_URL", *_CLUSTER, *_COMMON),
+    "errors": ("ALGORITHMIA_API_URL", "ALGORITHMIA_API_KEY or ALGORITHMIA_JWT", *_LOGS),
+}  # fmt: skip
+"""The settings each subcommand reads (from the environment or `.env`; see `.env.example`)."""
 
 
 def _reads(command: str) -> str:
@@ -39,7 +61,7 @@ def _version() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="algo-errors-bot",
         description="Slack bot for the recent errors of Algorithmia algorithms.",
     )
@@ -157,18 +179,42 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(EXIT_OK)
 
 
+_WRITERS = frozenset({"errors", "demo"})
+"""The commands whose output goes to stdout, which a reader may leave (`| head`)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    given = list(sys.argv[1:] if argv is None else argv)
+    _Parser.json_errors = "errors" in given and "--json" in given
+    code = EXIT_FAILED  # the output was cut short, unless the command had failed already
     try:
-        code = _main(argv)
-        sys.stdout.flush()  # here, where a reader gone is caught, not at the interpreter's exit
+        code = _main(given)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # here, where a reader gone is caught, not at the exit
         return code
-    except BrokenPipeError:  # `errors … | head`: the reader left; nothing more to say
-        # The interpreter flushes stdout at exit, which would raise again.
+    except BrokenPipeError:
+        if not _WRITERS.intersection(given[:1]):
+            raise  # not stdout's: a failure of its own
+        # `errors … | head`: the reader left. No traceback; the interpreter's own flush at
+        # exit would raise again, so what is left goes nowhere.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+        return code or EXIT_FAILED
 
 
-def _main(argv: Sequence[str] | None) -> int:
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors `errors --json` reads as JSON on stdout too."""
+
+    json_errors = False
+    """Set by `main` for the command line it parses: `errors` with `--json`."""
+
+    def error(self, message: str) -> NoReturn:
+        if _Parser.json_errors:
+            _usage_error(message, as_json=True)
+            self.exit(EXIT_USAGE)
+        super().error(message)
+
+
+def _main(argv: Sequence[str]) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command == "errors" and not any(a.startswith("-") for a in extra):

@@ -59,28 +59,6 @@ _PROBLEM_FOR_TYPE: dict[str, str] = {
 }
 
 
-_CLUSTER = ("ALGORITHMIA_API_URL", "ALGORITHMIA_API_KEY or ALGORITHMIA_JWT", "ALGORITHMIA_WEB_URL")
-_LOGS = ("LOG_LEVEL", "LOG_FORMAT")
-_COMMON = (
-    "DATABASE_URL",
-    "SHOW_INPUT",
-    "PORT",
-    *_LOGS,
-    "DIGEST_TICK_SECONDS",
-    "CLUSTER_CONCURRENCY",
-)
-SETTINGS_READ: dict[str, tuple[str, ...]] = {
-    "serve": (
-        "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)",
-        "SLACK_API_URL", *_CLUSTER, *_COMMON,
-    ),
-    "digest": ("SLACK_BOT_TOKEN", "SLACK_API_URL", *_CLUSTER, *_COMMON),
-    "errors": ("ALGORITHMIA_API_URL", "ALGORITHMIA_API_KEY or ALGORITHMIA_JWT", *_LOGS),
-}  # fmt: skip
-"""The settings each command reads (`--help` lists them); a problem in another one does not
-stop it (`load_settings(command=…)`)."""
-
-
 # The mapping `load_settings(env)` reads instead of `os.environ`, for the duration of that call.
 _given_environment: ContextVar[Mapping[str, str] | None] = ContextVar(
     "given_environment", default=None
@@ -294,9 +272,8 @@ def load_settings(
     directory; `None` for none) for what the environment does not set. With `env` (tests): that
     mapping instead of the process environment, and no `.env` unless `env_file` names one.
 
-    With `command` (`serve`, `digest`, `errors`): the settings it cannot do without are
-    required too, and a malformed setting it does not read (`SETTINGS_READ`) is left at its
-    default instead of stopping it.
+    With `command` (`serve`, `digest`): the Slack settings it cannot do without are required
+    too, and reported with the others.
     """
     if env_file is _Default.ENV_FILE:
         env_file = ".env" if env is None else None
@@ -313,12 +290,6 @@ def load_settings(
             if not any(v in problems for v in ("ALGORITHMIA_API_KEY", "ALGORITHMIA_JWT")):
                 problems.update(_credential_problems(given))  # its check ran after the fields'
         if command is not None:
-            unread = [v for v in problems if _defaulted(v) and v not in _variables(command)]
-            for variable in unread:
-                del problems[variable]
-            if settings is None and not problems:  # only settings this command does not read
-                defaults = {v.lower(): Settings.model_fields[v.lower()].default for v in unread}
-                settings = Settings(_env_file=env_file, **defaults)
             for variable, problem in _missing_for(command, given).items():
                 problems.setdefault(variable, problem)
         if problems:
@@ -345,17 +316,6 @@ def require(settings: Settings, command: str, *variables: str) -> None:
             missing.append(f"{variable}: required by {command}")
     if missing:
         raise ConfigError(*missing)
-
-
-def _variables(command: str) -> frozenset[str]:
-    """The variables `command` reads, from `SETTINGS_READ`."""
-    named = re.findall(r"[A-Z][A-Z0-9_]+", " ".join(SETTINGS_READ[command]))
-    return frozenset(v for v in named if v.lower() in Settings.model_fields)
-
-
-def _defaulted(variable: str) -> bool:
-    field = Settings.model_fields.get(variable.lower())
-    return field is not None and not field.is_required()
 
 
 def _given(values: Mapping[str, Any], variable: str) -> bool:

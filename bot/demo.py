@@ -61,7 +61,7 @@ async def serve_sample_cluster() -> int:
     async with SampleCluster(authorization=f"Simple {SAMPLE_KEY}") as cluster:
         algorithm = cluster.load_sample()
         print("The sample cluster serves acme/image_tagger (80 errors of 25 bugs) until Ctrl-C.")
-        print("In another terminal:")
+        print("In another terminal (where no .env sets ALGORITHMIA_JWT, which the key excludes):")
         print()
         print(f"  export ALGORITHMIA_API_URL={cluster.base_url} ALGORITHMIA_API_KEY={SAMPLE_KEY}")
         print("  algo-errors-bot errors acme/image_tagger since:2d")

@@ -110,7 +110,7 @@ class Metrics:
         )
         self.dependency_up = Gauge(
             "algo_errors_dependency_up",
-            "Whether a dependency answers (1) or not (0), as /readyz last found it",
+            "Whether a dependency answers (1) or not (0), checked at each scrape and /readyz",
             ["part"],
             registry=registry,
         )

@@ -1,4 +1,5 @@
-"""How the process's dependencies are doing, for `/readyz`: checked when asked, and each change
+"""How the process's dependencies are doing, for `/readyz` and each `/metrics` scrape (the
+gauge `algo_errors_dependency_up`): checked when asked, and each change
 logged once (a WARNING when a part goes down, an INFO when it is back), never a traceback."""
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import shlex
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -166,21 +167,20 @@ async def test_configuration_errors_exit_2_naming_each_variable(
     assert err.splitlines() == [f"configuration error: {problem}" for problem in problems]
 
 
-async def test_errors_is_not_stopped_by_a_setting_only_serve_reads(
+async def test_every_command_tells_every_malformed_setting_and_serve_what_it_needs(
     cluster: SampleCluster, tmp_path: Path
 ) -> None:
     env = _env(cluster) | {"SLACK_BOT_TOKEN": "xoxp-a-user-token", "PORT": "not-a-port"}
-    code, out, _ = await run_cli(tmp_path, env, "errors", "acme/image_tagger")
-    assert code == 0
-    assert "acme/image_tagger" in out
-    code, _, err = await run_cli(tmp_path, env, "serve", "--port", "0")
-    assert code == 2
-    assert err.splitlines() == [
+    token = (
         "configuration error: SLACK_BOT_TOKEN: must be the app's bot token (xoxb-…), not a user"
-        " or app-level token",
-        f"configuration error: {_NO_SECRET}",
-        "configuration error: PORT: must be an integer from 0 to 65535",
-    ]
+        " or app-level token"
+    )
+    port = "configuration error: PORT: must be an integer from 0 to 65535"
+    code, out, err = await run_cli(tmp_path, env, "errors", "acme/image_tagger")
+    assert (code, out, err.splitlines()) == (2, "", [token, port])
+    code, _, err = await run_cli(tmp_path, env, "serve", "--port", "0")
+    assert (code, err.splitlines()) == (2, [token, f"configuration error: {_NO_SECRET}", port])
+    assert cluster.requests == []
 
 
 async def test_errors_takes_its_options_before_or_after_a_flag(
@@ -217,21 +217,45 @@ async def test_errors_json_fails_in_json_too(cluster: SampleCluster, tmp_path: P
     assert cluster.requests == []
 
 
-async def test_output_cut_short_by_its_reader_is_no_traceback(tmp_path: Path) -> None:
-    """`algo-errors-bot demo | head -1`: the reader leaves early; the bot stops quietly."""
+async def _piped(cwd: Path, env: dict[str, str], reader: str, *args: str) -> tuple[int, str]:
+    """`python -m bot ARGS | READER` in bash: the bot's exit status and its stderr."""
+    line = " ".join([shlex.quote(sys.executable), "-m", "bot", *map(shlex.quote, args)])
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "demo", cwd=tmp_path,
-        env={"PATH": os.environ.get("PATH", "")},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        "bash", "-c", f"{line} | {reader} >/dev/null; exit ${{PIPESTATUS[0]}}", cwd=cwd,
+        env={"PATH": os.environ.get("PATH", ""), **env},
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    assert process.stdout is not None
-    assert process.stderr is not None
-    await process.stdout.readline()
-    process._transport.get_pipe_transport(1).close()  # type: ignore[attr-defined]
-    err = await asyncio.wait_for(process.stderr.read(), timeout=60)
-    assert await process.wait() == 0
-    assert b"Traceback" not in err
-    assert b"BrokenPipeError" not in err
+    _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, err.decode()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("errors", "--json"), ("errors", "acme/x", "--json", "--bogus"),
+     ("errors", "acme/x", "--json", "--traces")],
+)  # fmt: skip
+async def test_errors_json_tells_a_malformed_command_line_in_json(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    code, out, err = await run_cli(tmp_path, {}, *args)
+    assert (code, err) == (2, "")
+    assert json.loads(out)["error"]["kind"] == "usage"
+
+
+async def test_output_cut_short_by_its_reader_is_no_traceback(
+    cluster: SampleCluster, tmp_path: Path
+) -> None:
+    """`demo | head -1`: the reader leaves early; the bot stops quietly, exit 1 (its output
+    was cut short); a failure's own exit status is kept when no one reads it."""
+    code, err = await _piped(tmp_path, {}, "head -1", "demo")
+    assert (code, err) == (1, "")
+    code, err = await _piped(
+        tmp_path, _env(cluster), "true", "errors", "acme/image_tagge", "--json"
+    )
+    assert (code, err) == (1, "")  # no such algorithm: 1, as when read
+    code, err = await _piped(tmp_path, _env(cluster), "true", "errors", "acme/x", "since:3y")
+    assert code == 2  # a usage error: 2
 
 
 async def test_demo_cluster_serves_the_sample_for_errors_until_interrupted(tmp_path: Path) -> None:

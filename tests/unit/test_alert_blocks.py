@@ -154,10 +154,13 @@ def test_an_outage_that_is_not_the_cluster_s_says_what_the_cluster_answered() ->
         (FailureKind.FORBIDDEN, "The bot's key may not read the errors of *acme/x*."),
         (FailureKind.UNAUTHORIZED, "The cluster rejected the bot's credentials."),
     ]:
-        notice = alert_blocks.cluster_outage("acme/x", LookupFailure(kind, "acme/x", "404"))
+        notice = alert_blocks.cluster_outage("acme/x", LookupFailure(kind, "acme/x", "no such"))
         assert said in notice.text
+        assert notice.text.count("acme/x") == 2  # the cause names it, then how to unsubscribe
         assert "could not reach" not in notice.text
-        assert "says here when they work again" in notice.text
+        assert "not lost" not in notice.text  # an algorithm gone has no new errors to keep
+        assert "`/algo-errors unsubscribe acme/x` stops them." in notice.text
+        assert "Details: no such" in str(notice.blocks)  # the cluster's own words
     down = LookupFailure(FailureKind.UNAVAILABLE, "acme/x", "cluster answered 503")
     assert "could not reach the Algorithmia cluster (cluster answered 503)" in (
         alert_blocks.cluster_outage("acme/x", down).text

@@ -197,7 +197,9 @@ def test_values_are_normalised(variable: str, value: str, field: str, expected: 
         ),
     ],
 )
-def test_a_bad_setting_is_one_line_naming_the_variable(env: dict[str, str], message: str) -> None:
+def test_each_bad_setting_is_one_line_naming_its_variable(
+    env: dict[str, str], message: str
+) -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings(env)
 
@@ -465,18 +467,16 @@ def test_a_command_s_required_settings_are_checked_with_the_others() -> None:
     assert load_settings({**socket, "SLACK_BOT_TOKEN": "xoxb-1"}, command="serve").socket_mode
 
 
-def test_a_malformed_setting_a_command_does_not_read_is_left_at_its_default() -> None:
+def test_a_malformed_setting_stops_every_command_even_one_that_does_not_read_it() -> None:
+    """A typo is told at once, whichever command meets it first (`errors` before `serve`)."""
     env = {**MINIMAL, "SLACK_BOT_TOKEN": "xoxp-user", "CLUSTER_CONCURRENCY": "lots"}
-    settings = load_settings(env, command="errors")
-    assert (settings.slack_bot_token, settings.cluster_concurrency) == (None, 48)
-    with pytest.raises(ConfigError) as raised:
-        load_settings(env, command="digest")
-    assert [p.partition(":")[0] for p in raised.value.problems] == [
-        "SLACK_BOT_TOKEN",
-        "CLUSTER_CONCURRENCY",
-    ]
-    with pytest.raises(ConfigError):
-        load_settings(env)  # no command: every setting counts
+    for command in ("errors", "digest", None):
+        with pytest.raises(ConfigError) as raised:
+            load_settings(env, command=command)
+        assert [p.partition(":")[0] for p in raised.value.problems] == [
+            "SLACK_BOT_TOKEN",
+            "CLUSTER_CONCURRENCY",
+        ]
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.config import SETTINGS_READ, Settings
+from bot.cli import SETTINGS_READ
+from bot.config import Settings
 from bot.digest.ticker import ABANDON_WAIT_S
 from bot.wiring.run import AFTER_ACK_DRAIN_S, DIGEST_DRAIN_S, DRAIN_S, HTTP_DRAIN_S
 

@@ -200,15 +200,28 @@ async def test_a_run_longer_than_the_interval_skips_ticks_without_a_warning(
         finally:
             running -= 1
 
+    skips: list[logging.LogRecord] = []
+    two_skipped = asyncio.Event()
+
+    class Skips(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "skipped" in record.getMessage():
+                skips.append(record)
+                if len(skips) == 2:
+                    two_skipped.set()
+
     caplog.set_level(logging.DEBUG)
+    logging.getLogger("bot.digest.ticker").addHandler(handler := Skips())
     ticker = DigestTicker(tick, every_s=1)
     try:
-        await asyncio.sleep(2.3)  # two more ticks come while the first run goes
+        async with asyncio.timeout(20):
+            await two_skipped.wait()  # two more ticks came while the first run goes
+        assert (runs, most) == (1, 1)
         release.set()
         await asyncio.sleep(0.1)
     finally:
+        release.set()
         await ticker.stop(grace_s=1)
-    assert (runs, most) == (1, 1)
+        logging.getLogger("bot.digest.ticker").removeHandler(handler)
+    assert most == 1
     assert [r.levelname for r in caplog.records if r.levelno >= logging.WARNING] == []
-    skipped = [r for r in caplog.records if "skipped" in r.getMessage()]
-    assert len(skipped) == 2

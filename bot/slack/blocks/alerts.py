@@ -234,20 +234,26 @@ def cluster_outage(
     row: the cluster could not be reached, or it answered why the errors cannot be read (the
     algorithm gone, the key no longer allowed), with what to do, as a query's failure says."""
     told = mentions(notify)
+    told = f"{told} " if told else ""
     link = f"*{algorithm_link(algorithm, web_url)}*"
     if failure.kind in _UNREACHED:
-        cause = (
-            "could not reach the Algorithmia cluster "
-            f"({cut_escaped(failure.detail or failure.kind.value, 300)})."
+        text = (
+            f"{told}:warning: The last digests of {link} could not reach the Algorithmia "
+            f"cluster ({cut_escaped(failure.detail or failure.kind.value, 300)}). The bot keeps "
+            "trying and says here when they work again; new errors are not lost meanwhile."
         )
-    else:
-        message, hint = explain(failure, lambda _: link)
-        cause = f"failed: {message} {hint}"
+        return SlackMessage(text, [section(text)])
+    message, hint = explain(failure, lambda _: link)
+    named = link in message  # most causes name the algorithm: then once is enough
     text = (
-        f"{told + ' ' if told else ''}:warning: The last digests of {link} {cause} The bot keeps "
-        "trying and says here when they work again; new errors are not lost meanwhile."
+        f"{told}:warning: The last digests {'' if named else f'of {link} '}failed: {message} "
+        f"{hint} The bot keeps trying and says here when they work again; "
+        f"`/algo-errors unsubscribe {cut_escaped(algorithm, 200)}` stops them."
     )
-    return SlackMessage(text, [section(text)])
+    blocks = [section(text)]
+    if failure.detail:  # the cluster's own words, as a query's failure shows them
+        blocks.append(context(f"Details: {cut_escaped(failure.detail, 500)}"))
+    return SlackMessage(text, blocks)
 
 
 def cluster_recovered(algorithm: str, web_url: str | None = None) -> SlackMessage:
