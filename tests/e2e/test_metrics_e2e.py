@@ -100,6 +100,7 @@ async def test_every_metric_is_served_and_moves_with_what_happened() -> None:
         await bot.slack.wait_idle(quiet_s=0.2)
 
         after = await _scrape(bot)
+        answered = list(bot.slack.calls)
 
     for name, labels in CONTRACT.items():
         assert after.label_names(name) == labels, name
@@ -122,7 +123,11 @@ async def test_every_metric_is_served_and_moves_with_what_happened() -> None:
     assert after.value(cluster, outcome="ok") >= 4  # a query, a subscribe, two digests
     assert after.value("algo_errors_cluster_request_duration_seconds_count") == after.value(cluster)
     slack = "algo_errors_slack_calls_total"
-    assert after.value(slack, method="chat.postMessage", outcome="ratelimited") == 1
+    # The 429 asked for, and any the stand-in's own per-channel limit gave (Slack's pace, met
+    # on a loaded machine): the metric counts each answer Slack gave.
+    limited = [c for c in answered if c.method == "chat.postMessage" and c.status == 429]
+    assert len(limited) >= 1
+    assert after.value(slack, method="chat.postMessage", outcome="ratelimited") == len(limited)
     assert after.value(slack, method="chat.postMessage", outcome="ok") >= 4
     assert after.value(slack, method="views.publish", outcome="ok") >= 1
     assert after.value(slack, method="chat.update", outcome="ok") >= 1
