@@ -185,7 +185,7 @@ _WRITERS = frozenset({"errors", "demo"})
 
 def main(argv: Sequence[str] | None = None) -> int:
     given = list(sys.argv[1:] if argv is None else argv)
-    _Parser.json_errors = "errors" in given and "--json" in given
+    _Parser.json_errors = given[:1] == ["errors"] and "--json" in given
     code = EXIT_FAILED  # the output was cut short, unless the command had failed already
     try:
         code = _main(given)
