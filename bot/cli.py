@@ -16,7 +16,13 @@ from typing import NoReturn
 from bot.config import ConfigError, Settings, load_settings
 from bot.domain.commands import CommandSyntaxError, Query, parse_command
 from bot.logs import configure_logging
-from bot.terminal import failure_as_json, failure_as_text, result_as_json, result_as_text
+from bot.terminal import (
+    error_as_json,
+    failure_as_json,
+    failure_as_text,
+    result_as_json,
+    result_as_text,
+)
 from bot.usecases.results import LookupFailure
 from bot.wiring.build import DatabaseUnreachable, SlackUnreachable, StartupError
 from bot.wiring.run import digest_once, digest_worker, look_up, serve
@@ -159,7 +165,7 @@ def _digest(settings: Settings, args: argparse.Namespace) -> int:
 def _usage_error(problem: str, *, as_json: bool) -> int:
     if as_json:
         hint = "Give owner/name or id:UUID, then any of since:DURATION version:V type:T."
-        print(json.dumps({"error": {"kind": "usage", "message": problem, "hint": hint}}))
+        print(json.dumps(error_as_json("usage", problem, hint)))
     else:
         print(f"error: {problem}", file=sys.stderr)
     return EXIT_USAGE
@@ -168,8 +174,7 @@ def _usage_error(problem: str, *, as_json: bool) -> int:
 def _print_problems(problems: Sequence[str], *, as_json: bool = False) -> None:
     if as_json:  # `errors --json`: the one object on stdout, as for its other failures
         hint = "Set the variables in the environment or in .env (see .env.example)."
-        failure = {"kind": "configuration", "message": "; ".join(problems), "hint": hint}
-        print(json.dumps({"error": failure}))
+        print(json.dumps(error_as_json("configuration", "; ".join(problems), hint)))
         return
     for problem in problems:
         print(f"configuration error: {problem}", file=sys.stderr)

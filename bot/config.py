@@ -9,7 +9,6 @@ a message, a repr or a log line.
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from typing import Any, Literal
@@ -216,14 +215,6 @@ class Settings(BaseSettings):
             given.update(data)
         return data
 
-    @model_validator(mode="after")
-    def _one_algorithmia_credential(self) -> Settings:
-        if self.algorithmia_api_key is not None and self.algorithmia_jwt is not None:
-            raise PydanticCustomError("algorithmia_credentials", _BOTH_CREDENTIALS)
-        if self.algorithmia_api_key is None and self.algorithmia_jwt is None:
-            raise PydanticCustomError("algorithmia_credentials", _NO_CREDENTIAL)
-        return self
-
     @property
     def web_url(self) -> str:
         """The console the links point to: `ALGORITHMIA_WEB_URL`, else the API URL with a
@@ -287,16 +278,13 @@ def load_settings(
             # `from None` below: the ValidationError would carry the rejected input into
             # tracebacks.
             settings, problems = None, _problems(error)
-            if not any(v in problems for v in ("ALGORITHMIA_API_KEY", "ALGORITHMIA_JWT")):
-                problems.update(_credential_problems(given))  # its check ran after the fields'
+        # Checked on the values as given, so they are told beside malformed ones.
+        problems.update(_credential_problems(given))
         if command is not None:
-            for variable, problem in _missing_for(command, given).items():
-                problems.setdefault(variable, problem)
+            problems.update(missing_for(command, given))
         if problems:
             order = list(Settings.model_fields)
-            ordered = sorted(
-                problems, key=lambda v: order.index(v.lower()) if v.lower() in order else -1
-            )
+            ordered = sorted(problems, key=lambda v: order.index(v.lower()))
             raise ConfigError(*(problems[v] for v in ordered)) from None
         assert settings is not None
         return settings
@@ -331,8 +319,9 @@ def _credential_problems(given: Mapping[str, Any]) -> dict[str, str]:
     return {} if key or jwt else {"ALGORITHMIA_API_KEY": _NO_CREDENTIAL}
 
 
-def _missing_for(command: str, given: Mapping[str, Any]) -> dict[str, str]:
-    """The Slack settings `command` cannot do without, where unset."""
+def missing_for(command: str, given: Mapping[str, Any]) -> dict[str, str]:
+    """The Slack settings `command` cannot do without, where unset in `given` (fields by
+    name: the values as read, or a `Settings`' `model_dump()`)."""
     needed = ["SLACK_BOT_TOKEN"] if command in ("serve", "digest") else []
     if command == "serve" and not _given(given, "SLACK_APP_TOKEN"):
         needed.append("SLACK_SIGNING_SECRET")  # HTTP mode verifies every request with it
@@ -346,10 +335,6 @@ def _problems(error: ValidationError) -> dict[str, str]:
     """One line per variable, the first problem of each."""
     problems: dict[str, str] = {}
     for found in error.errors(include_url=False, include_input=False, include_context=False):
-        if not found["loc"]:  # a model-level check: its message names the variable
-            named = re.match(r"[A-Z][A-Z0-9_]*", found["msg"])
-            problems.setdefault(named.group() if named else "", found["msg"])
-            continue
         field = str(found["loc"][0])
         if found["type"] == "missing":
             problem = "required"

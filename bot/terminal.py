@@ -102,4 +102,9 @@ def failure_as_json(failure: LookupFailure) -> dict[str, Any]:
     message, hint = explain(failure)
     if failure.detail:
         message += f" ({' '.join(failure.detail.split())})"
-    return {"error": {"kind": failure.kind.value, "message": message, "hint": hint}}
+    return error_as_json(failure.kind.value, message, hint)
+
+
+def error_as_json(kind: str, message: str, hint: str) -> dict[str, Any]:
+    """What `errors --json` prints for any failure: `{"error": {"kind", "message", "hint"}}`."""
+    return {"error": {"kind": kind, "message": message, "hint": hint}}

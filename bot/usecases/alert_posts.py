@@ -55,9 +55,9 @@ class Posting:
     """Posts Slack did not take this run (left as open intents for the next ticks)."""
     told: set[str] = field(default_factory=set)
     """Request ids an earlier run's post told of, adopted from Slack in this run."""
-    turns: CpuTurns | None = None
+    turns: CpuTurns = field(default_factory=CpuTurns)
     """Reading records (an open intent's, the new ones) waits for one (the process's, see
-    `CpuTurns`)."""
+    `CpuTurns`; a run of its own has its own)."""
 
     # Recovery -----------------------------------------------------------------------------
 
@@ -65,8 +65,7 @@ class Posting:
         """Settle what an earlier run of this subscription left open, oldest first."""
         for intent in intents:
             await self.lease.renew()
-            if self.turns is not None:
-                await self.turns.take()
+            await self.turns.take()
             group = self._group_of(intent)
             if group is None:  # its records left the API's window: nothing left to tell
                 await self.store.settle_intent(intent.id)
@@ -127,8 +126,7 @@ class Posting:
         fresh = self.fresh - self.told
         if not fresh:
             return 0
-        if self.turns is not None:
-            await self.turns.take()
+        await self.turns.take()
         records = (r for r in self.batch.records if r.request_id in fresh)
         groups = group_occurrences(read_occurrences(records))
         channel, algorithm = self.subscription.channel_id, self.subscription.algorithm

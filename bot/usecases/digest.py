@@ -103,7 +103,7 @@ async def run_digests(
     the next run (of any worker) a minute later.
 
     Reading a subscription's new records waits for a turn (`turns`, the process's: a serving
-    process answers its requests between two).
+    process answers its requests between two; without, the run has its own).
 
     Each algorithm is fetched once, at most `concurrency` at a time, and its subscriptions run
     as soon as its records arrive, beside the fetches; one channel's subscriptions run one
@@ -116,6 +116,7 @@ async def run_digests(
     report = DigestReport()
     if not claimed:  # a tick with none due: that one statement
         return report
+    turns = turns or CpuTurns()
     finished: dict[int, FinishedRun] = {}
     running = [s.id for s in claimed]
     heartbeat = asyncio.create_task(  # from the claim on: the reads below may take a while
@@ -312,7 +313,7 @@ async def _run_one(
     lease: _Lease,
     intents: Sequence[PostIntent] = (),
     mutes_over: Sequence[AlertThread] = (),
-    turns: CpuTurns | None = None,
+    turns: CpuTurns,
 ) -> FinishedRun:
     """One subscription's run (`fresh`: the request ids it has not reported); whatever
     happens, it ends in a `FinishedRun` that releases its lease."""

@@ -97,8 +97,7 @@ async def run_query(
     source: ErrorSource, query: Query, now_ms: int, turns: CpuTurns | None = None
 ) -> QueryResult:
     """Fetch, filter and group; raises `LookupFailure` when the errors cannot be read.
-    Reading the records waits for a turn (`turns`) when given one."""
+    Reading the records waits for a turn (`turns`, the process's; without, one of its own)."""
     batch = await fetch_errors(source, query.target)
-    if turns is not None:
-        await turns.take()
+    await (turns or CpuTurns()).take()
     return summarize(query, batch, now_ms)

@@ -23,7 +23,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.algorithmia.client import AlgorithmiaClient, default_timeout
 from bot.algorithmia.pools import cluster_client
-from bot.config import CLUSTER_CONCURRENCY, Settings, require
+from bot.config import CLUSTER_CONCURRENCY, ConfigError, Settings, missing_for, require
 from bot.metrics import Metrics
 from bot.slack.app import Authorization, create_app
 from bot.slack.calls import CallCounter
@@ -204,10 +204,11 @@ def _new_sqlite_file(database_url: str) -> Path | None:
 
 
 def require_slack(settings: Settings, command: str) -> None:
-    """Before anything is opened: the Slack settings `command` cannot do without."""
-    require(settings, command, "SLACK_BOT_TOKEN")
-    if command == "serve" and not settings.socket_mode:
-        require(settings, command, "SLACK_SIGNING_SECRET")
+    """Before anything is opened: the Slack settings `command` cannot do without (the command
+    line checks them with the others; this is for settings loaded without a command)."""
+    missing = missing_for(command, settings.model_dump())
+    if missing:
+        raise ConfigError(*missing.values())
 
 
 @dataclass
