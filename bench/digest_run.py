@@ -193,14 +193,14 @@ async def run(
             store, source, SilentNotifier(), now=now + timedelta(seconds=1), worker="bench",
             concurrency=options.concurrency,
         )  # fmt: skip
-        bare = await bare_fetches(http, urls, algorithms, options.concurrency)
+        bare, bare_cpu = await bare_fetches(http, urls, algorithms, options.concurrency)
         if profile:
             pstats.Stats(profile).sort_stats("tottime").print_stats(30)
             pstats.Stats(profile).sort_stats("cumulative").print_stats("bot/", 40)
     assert source.first is not None
     return {
         "report": report, "idle": idle, "wall": end - start, "cpu": cpu,
-        "standins_cpu": standins_cpu, "bare": bare,
+        "standins_cpu": standins_cpu, "bare": bare, "bare_cpu": bare_cpu,
         "startup": source.first - start, "tail": end - source.last,
         "max_in_flight": source.max_in_flight, "statements": run_statements,
         "idle_statements": statements, "peak": peak, "rss_before": rss_before,
@@ -209,7 +209,7 @@ async def run(
 
 async def bare_fetches(
     http: httpx.AsyncClient, urls: dict[str, str], algorithms: int, concurrency: int
-) -> float:
+) -> tuple[float, float]:
     """The same requests by the bare HTTP client (the bot's, `concurrency` at a time), their
     answers read and nothing else done: what the HTTP stack alone takes on this machine."""
     turns = asyncio.Semaphore(concurrency)
@@ -220,9 +220,9 @@ async def bare_fetches(
             url = f"{urls['cluster']}/v1/algorithms/acme/algo_{number}/errors"
             (await http.get(url, headers=headers)).raise_for_status()
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     await asyncio.gather(*(fetch(number) for number in range(algorithms)))
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu_start
 
 
 def main() -> None:
@@ -295,8 +295,8 @@ def show(
     print(
         f"the same {algorithms} requests by the bare HTTP client, {c} at a time, nothing done "
         f"with the answers: {bare:.2f} s = {bare / bound:.2f}x the bound, effective concurrency "
-        f"{algorithms * LATENCY_S / bare:.1f}; the run after start-up takes {fetching / bare:.2f}x "
-        "that"
+        f"{algorithms * LATENCY_S / bare:.1f}, its CPU {figures['bare_cpu']:.2f} s; the run after "
+        f"start-up takes {fetching / bare:.2f}x that"
     )
     print(
         f"database statements: {figures['statements']} in the run "

@@ -8,6 +8,7 @@ becomes 03:30); a time that a fall-back repeats runs once, at its first occurren
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -77,8 +78,10 @@ def next_run(schedule: Schedule, timezone: str, after: datetime) -> datetime:
         day += timedelta(days=1)
 
 
+@functools.lru_cache(maxsize=256)
 def parse_schedule(text: str) -> Schedule:
-    """A schedule as `schedule_text` wrote it (the store keeps that text)."""
+    """A schedule as `schedule_text` wrote it (the store keeps that text). Remembered: a
+    digest run reads one per subscription, and a workspace uses few."""
     kind, _, value = text.partition(":")
     if kind == "every":
         seconds = duration_seconds(value)

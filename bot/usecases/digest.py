@@ -339,17 +339,18 @@ async def _run_one(
                     await lease.renew(subscription.id)
                     await notifier.recovered(subscription)
                 await store.set_outage_notified(subscription.id, False)
-            posting = Posting(
-                store, notifier, subscription, batch, now, lease.of(subscription.id), fresh,
-                turns=turns,
-            )  # fmt: skip
-            async with lease.held():
-                await posting.settle_open(intents)
-                await _end_mutes(store, notifier, subscription, mutes_over, lease, now)
-                posted = await posting.report_new()
-            if posting.unconfirmed:  # what Slack did not take is tried at the next ticks
-                next_run_at = min(next_run_at, retry_at(0, now))
-                counted = "slack_failed"
+            if fresh or intents or mutes_over:  # else nothing to post: no lease to hold
+                posting = Posting(
+                    store, notifier, subscription, batch, now, lease.of(subscription.id), fresh,
+                    turns=turns,
+                )  # fmt: skip
+                async with lease.held():
+                    await posting.settle_open(intents)
+                    await _end_mutes(store, notifier, subscription, mutes_over, lease, now)
+                    posted = await posting.report_new()
+                if posting.unconfirmed:  # what Slack did not take is tried at the next ticks
+                    next_run_at = min(next_run_at, retry_at(0, now))
+                    counted = "slack_failed"
     except (LeaseExpiring, DigestStopping) as cut:
         outcome, detail = RunOutcome.LEASE_LOST, str(cut)
         next_run_at = min(next_run_at, retry_at(0, now))  # whoever holds it next settles it
