@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from structlog.contextvars import bound_contextvars
+from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from bot.domain.alerts import (
     ALERT_STATE,
@@ -163,7 +163,7 @@ async def run_digests(
             try:
                 reported.read_ahead(algorithm)
                 try:
-                    with bound_contextvars(algorithm=algorithm):
+                    with _Bound(algorithm=algorithm):
                         batch: RecordBatch | LookupFailure = await fetch_errors(
                             source, parse_algorithm_ref(algorithm)
                         )
@@ -194,7 +194,7 @@ async def run_digests(
                 fresh = {sid: unreported & batch.request_ids for sid, unreported in fresh.items()}
             for subscription in subscriptions:
                 async with channel_turns[subscription.channel_id]:
-                    with bound_contextvars(
+                    with _Bound(
                         subscription=subscription.id, algorithm=algorithm,
                         channel=subscription.channel_id,
                     ):  # fmt: skip
@@ -247,6 +247,23 @@ async def run_digests(
     await store.prune_reported(int((now - REPORTED_KEPT).timestamp() * 1000))
     await store.prune_digest_runs(now - RUNS_KEPT)
     return report
+
+
+class _Bound:
+    """Values bound to the log lines of a block (structlog's `bound_contextvars`, without its
+    copy of the whole context: a run binds once per algorithm and per subscription), and what
+    they were before restored after it."""
+
+    __slots__ = ("_tokens", "_values")
+
+    def __init__(self, **values: object) -> None:
+        self._values = values
+
+    def __enter__(self) -> None:
+        self._tokens = bind_contextvars(**self._values)
+
+    def __exit__(self, *_: object) -> None:
+        reset_contextvars(**self._tokens)
 
 
 async def _stopped(task: asyncio.Task[None]) -> None:

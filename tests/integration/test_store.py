@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
@@ -43,6 +43,7 @@ from bot.store import engine as engine_module
 from bot.store.engine import MIGRATIONS
 from bot.store.exceptions import InvalidDatabaseUrl, StoreUnavailable
 from bot.store.schema import VERSION_TABLE, metadata
+from bot.store.subscriptions import SUBSCRIPTION_COLUMNS
 from tests.postgres import NO_POSTGRES, POSTGRES_URL
 from tests.store_probe import ProbedStore as Store
 
@@ -922,3 +923,11 @@ async def test_downgrading_the_on_call_columns_keeps_every_subscriptions_records
     async with await Store.open(url) as store:  # and up again
         (again,) = await store.channel_subscriptions(CHANNEL)
         assert (again.id, again.notify, again.min_count) == (made.id, (), 1)
+
+
+def test_subscription_rows_are_read_by_position_in_the_dataclass_field_order() -> None:
+    # `subscription_of` builds a Subscription from a row's values in order: a column added to
+    # one and not the other, or moved, must not shift every value into the wrong field.
+    assert [column.name for column in SUBSCRIPTION_COLUMNS] == [
+        field.name for field in fields(Subscription)
+    ]
