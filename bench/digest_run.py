@@ -52,6 +52,7 @@ from bot.algorithmia.client import AlgorithmiaClient
 from bot.config import CLUSTER_CONCURRENCY
 from bot.domain.algorithm_ref import AlgorithmRef, OwnerName
 from bot.errors.records import RecordBatch
+from bot.store.engine import share_the_gil_with_sqlite
 from bot.store.repository import Store
 from bot.store.schema import reported_records, subscriptions
 from bot.usecases.digest import run_digests
@@ -165,6 +166,7 @@ async def run(
         await Store.open(f"sqlite:///{database}") as store,
         cluster_http(options.concurrency) as http,
     ):
+        share_the_gil_with_sqlite(store.database)  # as the bot's processes do
         event.listen(store.database.engine.sync_engine, "before_cursor_execute", counted)
         source = MeasuredSource(
             AlgorithmiaClient(http, urls["cluster"], f"Simple {urls['api_key']}")

@@ -224,7 +224,6 @@ def _create_engine(url: str) -> AsyncEngine:
             )
         engine = create_async_engine(parsed.set(drivername="sqlite+aiosqlite"))
         event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
-        _hand_the_gil_over_sooner()
         return engine
     raise InvalidDatabaseUrl(f"unsupported database URL scheme {scheme!r}: {_USAGE}")
 
@@ -267,18 +266,20 @@ async def _probe_sqlite_file(url: URL) -> None:
 
 
 SQLITE_SWITCH_INTERVAL_S: Final = 0.0005
-"""How long the event loop's thread may keep the GIL while SQLite's thread waits for it."""
+"""After how long the event loop's thread is asked to hand the GIL to SQLite's thread."""
 
 
-def _hand_the_gil_over_sooner() -> None:
-    """With SQLite, statements run in aiosqlite's thread, and `sqlite3` lets go of the GIL at
-    every row it steps to, then waits for it back; while the event loop is busy (a digest run
-    reading answers), each such wait lasts Python's switch interval, 5 ms by default, so one
-    read of 500 rows took seconds, the answers waiting for it piled up, and the run's memory
-    with them. A shorter interval only matters while another thread waits for the GIL
-    (bench/README.md: 10,000 subscriptions, 1.29-1.36x the fetch bound and 148-151 MiB with
-    the default; 1.22-1.25x and 130-134 MiB with this). Never lengthened."""
-    if sys.getswitchinterval() > SQLITE_SWITCH_INTERVAL_S:
+def share_the_gil_with_sqlite(database: Database) -> None:
+    """For a process whose store is SQLite (its composition root calls this once): statements
+    run in aiosqlite's thread, and `sqlite3` lets go of the GIL at every row it steps to, then
+    waits for it back; while the event loop is busy (a digest run reading answers), the loop's
+    thread is asked to hand it over only after Python's switch interval, 5 ms by default, so
+    one read of 500 rows could take seconds, the answers waiting for it piled up, and the
+    run's memory with them. With this interval it is asked after 0.5 ms (and hands it over at
+    its next bytecode boundary). A shorter interval changes nothing while no other thread
+    waits for the GIL; PostgreSQL (asyncpg, in the event loop) needs none of it. Never
+    lengthened. Figures: bench/README.md, the eighth session."""
+    if database.dialect == "sqlite" and sys.getswitchinterval() > SQLITE_SWITCH_INTERVAL_S:
         sys.setswitchinterval(SQLITE_SWITCH_INTERVAL_S)
 
 

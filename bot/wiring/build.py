@@ -32,6 +32,7 @@ from bot.slack.notifier import SlackAlertNotifier
 from bot.slack.pacing import ChannelPacer, PacingRetryHandler
 from bot.slack.scopes import BOT_SCOPES
 from bot.slack.sender import SlackSender
+from bot.store.engine import share_the_gil_with_sqlite
 from bot.store.exceptions import InvalidDatabaseUrl, StoreUnavailable
 from bot.store.repository import Store
 from bot.usecases.turns import CpuTurns
@@ -150,6 +151,7 @@ async def open_store(settings: Settings, *, keep_trying: bool = False) -> AsyncI
         store = Store.connect_later(settings.database_url)
     except InvalidDatabaseUrl as error:
         raise StartupError(f"DATABASE_URL: {error}") from None
+    share_the_gil_with_sqlite(store.database)
     opening: asyncio.Task[None] | None = None
     try:
         try:

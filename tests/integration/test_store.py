@@ -931,3 +931,27 @@ def test_subscription_rows_are_read_by_position_in_the_dataclass_field_order() -
     assert [column.name for column in SUBSCRIPTION_COLUMNS] == [
         field.name for field in fields(Subscription)
     ]
+
+
+@pytest.mark.parametrize(
+    ("url", "before", "after"),
+    [
+        ("sqlite:///{tmp}/bot.db", 0.005, engine_module.SQLITE_SWITCH_INTERVAL_S),
+        ("sqlite:///{tmp}/bot.db", 0.0001, 0.0001),  # a shorter one set by someone: kept
+        ("postgresql://postgres@127.0.0.1:5432/test", 0.005, 0.005),  # asyncpg: no thread
+    ],
+)
+async def test_a_sqlite_process_asks_for_the_gil_back_sooner(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str, before: float, after: float
+) -> None:
+    # sqlite3 waits for the GIL at every row; the event loop's thread keeps it for the whole
+    # switch interval (5 ms by default) unless asked sooner.
+    interval = [before]
+    monkeypatch.setattr(engine_module.sys, "getswitchinterval", lambda: interval[0])
+    monkeypatch.setattr(engine_module.sys, "setswitchinterval", partial(interval.__setitem__, 0))
+    store = Store.connect_later(url.format(tmp=tmp_path))  # connects at first use: not here
+    try:
+        engine_module.share_the_gil_with_sqlite(store.database)
+    finally:
+        await store.close()
+    assert interval == [after]
