@@ -15,8 +15,8 @@ Each figure is printed beside its bound, measured in the same run:
   effective concurrency A x 50 ms / that time (at most C; target >= 40 at the bot's C);
 - the same A requests by the bare HTTP client (the bot's, C at a time, nothing done with the
   answers), after the run in the same process: what the HTTP stack alone reaches here, so the
-  run's own cost is the ratio to it (the stand-in cluster's CPU, on the other core, is shown
-  too);
+  run's own cost is the ratio to it, and the CPU each took (the stand-in cluster's CPU, on the
+  other core, is shown too);
 - database statements of the run (they grow with batches and posts, not with subscriptions),
   and of a scheduler tick with none due (target: one);
 - peak RSS (target < 150 MB at 10,000 subscriptions).
