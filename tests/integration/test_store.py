@@ -725,7 +725,7 @@ async def test_reported_by_subscription_reads_several_at_once(store: Store) -> N
 async def test_reported_ids_of_any_text_read_back_as_they_were_written(store: Store) -> None:
     one = await store.upsert_subscription("C1", "acme/x", "every:15m", "UTC", "U1", NOW, NOW)
     two = await store.upsert_subscription("C2", "acme/x", "every:15m", "UTC", "U1", NOW, NOW)
-    odd = ["req,1", 'req "2"', "req\\3", "réq-4 ✓", "req\n5", "[6]", ""]
+    odd = ["req,1", 'req "2"', "req\\3", "réq-4 ✓", "req\n5", "[6]", "", "7:8", "req\x1e9"]
     for subscription in (one, two):
         await store.mark_reported(subscription.id, [(rid, n) for n, rid in enumerate(odd)], NOW)
     reported = await store.reported_by_subscription([one.id, two.id])
