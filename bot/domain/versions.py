@@ -38,7 +38,7 @@ class SemVer:
         if match is None:
             return None
         major, minor, patch, pre = match.groups()
-        identifiers = tuple(int(p) if p.isdigit() else p for p in pre.split(".")) if pre else ()
+        identifiers = tuple(int(p) if p.isdecimal() else p for p in pre.split(".")) if pre else ()
         return cls((int(major), int(minor), int(patch or 0)), identifiers)
 
     def _key(self) -> tuple[tuple[int, int, int], int, tuple[tuple[int, int | str], ...]]:

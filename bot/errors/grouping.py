@@ -304,7 +304,7 @@ class ErrorGroup:
 
 
 def _version_key(version: str) -> tuple[tuple[int, str], ...]:
-    return tuple((int(p), "") if p.isdigit() else (-1, p) for p in re.split(r"[.\-+]", version))
+    return tuple((int(p), "") if p.isdecimal() else (-1, p) for p in re.split(r"[.\-+]", version))
 
 
 def read_occurrences(records: Iterable[ErrorRecord]) -> list[Occurrence]:

@@ -347,7 +347,7 @@ def _java_frame(func: str, loc: str, own_package_seen: bool) -> Frame:
     func = func.rpartition("/")[2]
     file, _, line = loc.partition(":")
     return Frame(
-        file, func, int(line) if line.isdigit() else None, _java_origin(func, own_package_seen)
+        file, func, int(line) if line.isdecimal() else None, _java_origin(func, own_package_seen)
     )
 
 
@@ -405,9 +405,9 @@ def _node_frame(text: str) -> Frame:
         function, _, location = text[:-1].rpartition(" (")
     path, line = location, None
     parts = location.rsplit(":", 2)
-    if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+    if len(parts) == 3 and parts[1].isdecimal() and parts[2].isdecimal():
         path, line = parts[0], int(parts[1])
-    elif len(parts) >= 2 and parts[-1].isdigit():
+    elif len(parts) >= 2 and parts[-1].isdecimal():
         path, line = location.rsplit(":", 1)[0], int(parts[-1])
     return Frame(path, function, line, _node_origin(path))
 

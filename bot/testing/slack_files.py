@@ -68,7 +68,7 @@ class FileUploads:
     def _files_get_upload_url(self, params: dict[str, Any]) -> dict[str, Any]:
         filename = text_param(params, "filename")
         length = text_param(params, "length")
-        if filename is None or length is None or not length.isdigit():
+        if filename is None or length is None or not length.isdecimal():
             raise Refusal("invalid_arguments")
         self._file_count += 1
         file_id = f"F{self._file_count:010d}"

@@ -243,6 +243,6 @@ def _cursor_ts(cursor: str) -> Decimal:
     except (binascii.Error, UnicodeDecodeError):
         raise Refusal("invalid_cursor") from None
     digits = decoded.removeprefix(_CURSOR_PREFIX)
-    if not decoded.startswith(_CURSOR_PREFIX) or not digits.isdigit():
+    if not decoded.startswith(_CURSOR_PREFIX) or not (digits.isascii() and digits.isdigit()):
         raise Refusal("invalid_cursor")
     return Decimal(digits) / 1_000_000

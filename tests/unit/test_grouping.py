@@ -212,3 +212,10 @@ def test_fingerprint_ignores_line_numbers(lines: list[int]) -> None:
         )
 
     assert _fp(trace(lines)) == _fp(trace([1, 2, 3]))
+
+
+def test_a_version_of_digits_int_refuses_is_sorted_as_text() -> None:
+    # `str.isdigit` is true of superscripts, which `int` refuses: such a version once raised.
+    records = [_record(request_id="a", algoversion="1.²"), _record(request_id="b")]
+    (group,) = group_records(records)
+    assert group.versions == ("1.²", "1.0.0")

@@ -235,3 +235,17 @@ def test_own_java_package_search_finds_what_the_backtracking_pattern_finds(
     backtracking = re.compile(r"at (?:[^\s/(]*/+)?algorithmia\.")
     found, expected = _OWN_JAVA_FRAME.search(text), backtracking.search(text)
     assert (found and found.span()) == (expected and expected.span())
+
+
+@pytest.mark.parametrize(
+    "trace",
+    [
+        "java.lang.RuntimeException: x\n\tat algorithmia.a.B.c(B.java:²)",
+        "TypeError: x\n    at f (/opt/algorithm/src/x.js:²:3)\n    at /opt/algorithm/src/y.js:5:¹",
+    ],
+)
+def test_a_line_number_of_digits_int_refuses_is_read_without_raising(trace: str) -> None:
+    # `str.isdigit` is true of superscripts, which `int` refuses: such a trace once raised.
+    parsed = parse_error(f"error:\nx\nstacktrace:\nSome({trace})", "AlgorithmError")
+    assert [frame.function for frame in parsed.frames][:1] in (["algorithmia.a.B.c"], ["f"])
+    assert parsed.frames[0].line in (None, 3)  # Node's column read as the line, as before
