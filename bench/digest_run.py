@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import math
 import os
@@ -172,6 +173,8 @@ async def run(
             AlgorithmiaClient(http, urls["cluster"], f"Simple {urls['api_key']}")
         )
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        gc.collect()  # as the bot's processes do once started (`wiring.run._freeze_start_up`):
+        gc.freeze()  # the run's full collections leave what start-up built alone
         if options.memory:
             tracemalloc.start()
         statements = 0
