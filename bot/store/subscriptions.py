@@ -185,10 +185,11 @@ class SubscriptionQueries:
     ) -> dict[int, frozenset[str]]:
         """Every request id each subscription has reported (pruning keeps this to about the
         API's window): a digest run reads them a window of subscriptions at a time, not one
-        algorithm at a time. One row per subscription, its ids as a JSON array (a row per id
-        cost a digest run more CPU than its requests); the channels of one algorithm mostly
-        reported the same records, and then share one set, decoded once when their arrays
-        are the same text (a window of 500 is read in 11-16 ms of CPU instead of 15-23)."""
+        algorithm at a time. Each subscription's ids as a JSON array (a row per id cost a
+        digest run more CPU than its requests), all of a window's in one row; the channels of
+        one algorithm mostly reported the same records, and then share one set, decoded once
+        when their arrays are the same text (a window of 500 is read in 11-16 ms of CPU
+        instead of 15-23)."""
         reported: dict[int, frozenset[str]] = dict.fromkeys(subscription_ids, frozenset())
         ids = list(reported)
         column = reported_records.c
