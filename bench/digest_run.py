@@ -173,7 +173,7 @@ async def run(
             AlgorithmiaClient(http, urls["cluster"], f"Simple {urls['api_key']}")
         )
         rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        gc.collect()  # as the bot's processes do once started (`wiring.run._freeze_start_up`):
+        gc.collect()  # as the bot's processes do once started (`wiring.run._start_up_frozen`):
         gc.freeze()  # the run's full collections leave what start-up built alone
         if options.memory:
             tracemalloc.start()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -42,14 +42,16 @@ _PROBLEMS: dict[str, str] = {
     "log_format": "must be text or json",
     "slack_bot_token": "must be the app's bot token (xoxb-…), not a user or app-level token",
     "slack_app_token": "must be an app-level token (xapp-…)",
-    "database_url": "must be sqlite:///path/to/file.db or postgresql://user@host:5432/database",
 }
-_DATABASE_DRIVERS: dict[str, tuple[str, ...]] = {
+DATABASE_URL_FORMS: Final = "sqlite:///path/to/file.db or postgresql://user@host:5432/database"
+DATABASE_DRIVERS: Final[dict[str, tuple[str, ...]]] = {
     "sqlite": ("", "aiosqlite"),
     "postgresql": ("", "asyncpg"),
     "postgres": ("", "asyncpg"),
 }
-"""The `DATABASE_URL` schemes the store opens: `backend` or `backend+driver`."""
+"""The `DATABASE_URL` schemes the store opens (`bot.store.engine` reads this table too):
+`backend` or `backend+driver`."""
+_PROBLEMS["database_url"] = f"must be {DATABASE_URL_FORMS}"
 _NO_CREDENTIAL = "ALGORITHMIA_API_KEY: required (or set ALGORITHMIA_JWT instead)"
 _BOTH_CREDENTIALS = "ALGORITHMIA_API_KEY and ALGORITHMIA_JWT: set only one of them"
 # Error types raised by the validators whose problem is the same whatever the variable.
@@ -178,7 +180,7 @@ class Settings(BaseSettings):
         # it opens; a scheme it has no driver for is told here, with the other settings.
         scheme, separator, _ = value.partition("://")
         backend, _, driver = scheme.partition("+")
-        if not separator or driver not in _DATABASE_DRIVERS.get(backend, ()):
+        if not separator or driver not in DATABASE_DRIVERS.get(backend, ()):
             raise ValueError("unsupported database URL")
         return value
 

@@ -39,6 +39,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from bot.config import DATABASE_DRIVERS, DATABASE_URL_FORMS
 from bot.store.exceptions import InvalidDatabaseUrl, SchemaMissing, StoreUnavailable
 
 MIGRATIONS: Final = Path(__file__).parent / "migrations"
@@ -50,7 +51,7 @@ SQLITE_BUSY_TIMEOUT_MS: Final = 5_000
 # Any fixed key: PostgreSQL processes opening the store at once migrate one after the other.
 _MIGRATION_LOCK_KEY: Final = 0x616C676F_6572  # "algoer" in ASCII
 
-_USAGE = "use sqlite:///path/to/file.db or postgresql://user@host:5432/database"
+_USAGE = f"use {DATABASE_URL_FORMS}"
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,9 @@ class Database:
 def _create_engine(url: str) -> AsyncEngine:
     scheme, separator, rest = url.partition("://")
     backend, _, driver = scheme.partition("+")
-    if separator and backend in {"postgresql", "postgres"} and driver in {"", "asyncpg"}:
+    if not separator or driver not in DATABASE_DRIVERS.get(backend, ()):
+        raise InvalidDatabaseUrl(f"unsupported database URL scheme {scheme!r}: {_USAGE}")
+    if backend != "sqlite":  # PostgreSQL
         # asyncpg parses the URL itself (libpq's syntax and options); SQLAlchemy only needs
         # to know the dialect.
         dsn = f"postgresql://{rest}"
@@ -211,21 +214,19 @@ def _create_engine(url: str) -> AsyncEngine:
             async_creator=partial(asyncpg.connect, dsn),
             pool_pre_ping=True,  # a server restart must not break the next run
         )
-    if separator and backend == "sqlite" and driver in {"", "aiosqlite"}:
-        try:
-            parsed = make_url(url)
-        except ArgumentError:
-            raise InvalidDatabaseUrl(f"not a database URL: {_USAGE}") from None
-        database = parsed.database or ""
-        if database in {"", ":memory:"} or parsed.query.get("mode") == "memory":
-            raise InvalidDatabaseUrl(
-                "an in-memory SQLite database cannot be shared between processes or survive a"
-                " restart: use a file, sqlite:///path/to/file.db"
-            )
-        engine = create_async_engine(parsed.set(drivername="sqlite+aiosqlite"))
-        event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
-        return engine
-    raise InvalidDatabaseUrl(f"unsupported database URL scheme {scheme!r}: {_USAGE}")
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise InvalidDatabaseUrl(f"not a database URL: {_USAGE}") from None
+    database = parsed.database or ""
+    if database in {"", ":memory:"} or parsed.query.get("mode") == "memory":
+        raise InvalidDatabaseUrl(
+            "an in-memory SQLite database cannot be shared between processes or survive a"
+            " restart: use a file, sqlite:///path/to/file.db"
+        )
+    engine = create_async_engine(parsed.set(drivername="sqlite+aiosqlite"))
+    event.listen(engine.sync_engine, "connect", _configure_sqlite_connection)
+    return engine
 
 
 _SSL_MODES: Final = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}

@@ -4,11 +4,12 @@ and one lookup for `errors`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -241,21 +242,24 @@ async def _serve_http(
 ) -> None:
     server = WebServer(web_app, host, port, graceful_s=HTTP_DRAIN_S, on_shutdown=on_stop)
     log.info("serving on %s:%s", host, server.port)
-    _freeze_start_up()
-    try:
+    with _start_up_frozen():
         await server.serve()
-    finally:
-        gc.unfreeze()  # collectable again once it stops serving (in-process tests serve often)
 
 
-def _freeze_start_up() -> None:
+@contextlib.contextmanager
+def _start_up_frozen() -> Iterator[None]:
     """What start-up built (modules, compiled patterns, schemas, the app: some 138,000
     objects) lives as long as the process: collected once, then left out of the collector's
-    full passes (`gc.freeze`), each of which holds the event loop while it scans the heap
-    (bench/README.md: the ack's p99; a digest run of 10,000 subscriptions, whose three full
-    passes took 240-330 ms instead of 25-30)."""
+    full passes (`gc.freeze`) while the block runs, each of which holds the event loop while
+    it scans the heap (bench/README.md: the ack's p99; a digest run of 10,000 subscriptions,
+    whose three full passes took 240-330 ms instead of 25-30). Collectable again after it
+    (in-process tests serve and run often)."""
     gc.collect()
     gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 async def digest_once(settings: Settings, *, everything: bool) -> DigestReport:
@@ -267,13 +271,10 @@ async def digest_once(settings: Settings, *, everything: bool) -> DigestReport:
         open_bot(settings, http, store) as bot,
     ):
         await check_slack_token(bot)
-        _freeze_start_up()  # as a serving process does: the run's full collections skip it all
-        try:
+        with _start_up_frozen():  # as a serving process does
             return await DigestRunner(settings, store, http, bot, worker_name())(
                 everything=everything
             )
-        finally:
-            gc.unfreeze()
 
 
 async def digest_worker(settings: Settings, host: str, port: int) -> None:
