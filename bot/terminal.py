@@ -6,18 +6,14 @@ headline, the rest of its message (up to `DETAIL_LINES` lines) and the algorithm
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from bot.errors.grouping import ErrorGroup
+from bot.errors.records import utc_minute
 from bot.errors.traces import DETAIL_LINES
 from bot.usecases.results import LookupFailure, QueryResult, explain
 
 _INDENT = "    "
-
-
-def _iso(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _plural(count: int, word: str) -> str:
@@ -78,8 +74,8 @@ def _group_lines(number: int, group: ErrorGroup) -> list[str]:
         lines.append(_INDENT + f"│ … {_plural(len(details) - DETAIL_LINES, 'more line')}")
     lines.append(
         f"{_INDENT}{group.count}× · {group.error_type} · versions "
-        f"{', '.join(group.versions) or '?'} · first {_iso(group.first_seen)} · "
-        f"last {_iso(group.last_seen)}"
+        f"{', '.join(group.versions) or '?'} · first {utc_minute(group.first_seen)} · "
+        f"last {utc_minute(group.last_seen)}"
     )
     locations = parsed.own_locations(5)
     if locations:

@@ -43,6 +43,7 @@ for faster than the patterns above, so most messages are spared them."""
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _DIGITS = re.compile(r"\d+")
 _QUALIFIER = re.compile(r"\.|::")
+_VERSION_PARTS = re.compile(r"[.\-+]")
 
 
 def mask_variable_parts(message: str) -> str:
@@ -104,6 +105,7 @@ def clear_caches() -> None:
     _location.cache_clear()
     _frame_location.cache_clear()
     _is_exhaustion_type.cache_clear()
+    _version_key.cache_clear()
     read_error.cache_clear()
 
 
@@ -291,7 +293,7 @@ class ErrorGroup:
 
     @property
     def versions(self) -> tuple[str, ...]:
-        found = {o.record.algoversion for o in self.occurrences if o.record.algoversion}
+        found = {version for o in self.occurrences if (version := o.record.algoversion)}
         return tuple(sorted(found, key=_version_key))
 
     @property
@@ -303,8 +305,12 @@ class ErrorGroup:
         return tuple(sorted(counts, key=lambda fp: -counts[fp]))
 
 
+@functools.lru_cache(maxsize=1024)
 def _version_key(version: str) -> tuple[tuple[int, str], ...]:
-    return tuple((int(p), "") if p.isdecimal() else (-1, p) for p in re.split(r"[.\-+]", version))
+    """Numeric parts by number (`1.10` after `1.9`); an algorithm's records carry few versions,
+    so each is split once."""
+    parts = _VERSION_PARTS.split(version)
+    return tuple((int(p), "") if p.isdecimal() else (-1, p) for p in parts)
 
 
 def read_occurrences(records: Iterable[ErrorRecord]) -> list[Occurrence]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,8 +34,9 @@ class ErrorRecord(BaseModel):
     # booleans, null types) go through `_tolerant` (see `validate_records`).
     model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True)
 
-    created_at: int = Field(strict=True)
-    """Epoch milliseconds, as the API gives them."""
+    created_at: int = Field(strict=True, ge=-(2**63), le=2**63 - 1)
+    """Epoch milliseconds, as the API gives them; within a signed 64-bit integer, as every
+    store keeps them (a record beyond is malformed: kept, it could never be marked reported)."""
     request_id: str = Field(strict=True)
     error: str = Field(strict=True)
     error_type: str = DEFAULT_ERROR_TYPE
@@ -53,6 +55,19 @@ class ErrorRecord(BaseModel):
 
 
 _RECORDS = TypeAdapter(list[ErrorRecord])
+
+
+def utc_minute(epoch_ms: int) -> str:
+    """`YYYY-MM-DD HH:MM UTC`: a record's time as every surface writes it. Any time a record
+    can carry is written, never refused: a cluster's clock years off, or milliseconds that
+    were microseconds, come out past 9999 (`datetime` cannot represent them, and would fail
+    the whole answer)."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch_ms // 1000))
+    except (OverflowError, OSError, ValueError):  # beyond the platform's `time_t`
+        return f"{epoch_ms:,} ms after 1970-01-01 UTC"
+
+
 _OPTIONAL_TEXT = ("username", "algoname", "algoversion", "input", "billable_to", "worker")
 
 

@@ -128,8 +128,16 @@ class ParsedError:
         """Where the algorithm's own code is in the trace, as readers see it: the innermost
         own frame first, then the others as printed, each place once, at most `limit`."""
         innermost = self.innermost_own_frame
-        ordered = [innermost, *self.own_frames] if innermost is not None else self.own_frames
-        return list(dict.fromkeys(frame.location() for frame in ordered))[:limit]
+        if innermost is None or limit <= 0:
+            return []
+        found = {innermost.location(): None}
+        for exc in self.chain:
+            for frame in exc.frames:
+                if frame.origin is Origin.OWN:
+                    if len(found) == limit:
+                        return list(found)
+                    found[frame.location()] = None
+        return list(found)
 
     @property
     def exception_types(self) -> tuple[str, ...]:

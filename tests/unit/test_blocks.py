@@ -330,3 +330,22 @@ def test_parent_and_answers_snapshot(sample: dict[str, Any], snapshot: SnapshotA
     assert answers.usage("`acme` is not an algorithm: write `owner/name` or `id:UUID`") == snapshot
     for kind in FailureKind:
         assert answers.lookup_failed(LookupFailure(kind, "acme/x", "server said no")) == snapshot
+
+
+def test_times_datetime_cannot_hold_are_written_not_refused() -> None:
+    """A cluster whose records carry microseconds where milliseconds belong (or a clock far
+    off): the answer, its thread and the `errors` output are still given, each time written
+    out, however far in the future or the past."""
+    from bot import terminal
+    from bot.digest.plan import sighting
+    from bot.domain.alerts import new_thread
+    from bot.slack.blocks import alerts as alert_blocks
+
+    for created_at, year in [(1_764_000_000_000_000, "57868-"), (-(10**15), "-29719-")]:
+        group = _group("boom", None, created_at=created_at)
+        answer = query_blocks.query_answer(_result([group]))
+        (reply,) = answer.replies
+        assert f"|{year}" in str(reply.message.blocks)
+        assert terminal.result_as_text(_result([group])).count(year) == 2  # first, last seen
+        thread = new_thread("C1", "acme/image_tagger", group.fingerprint, sighting(group))
+        assert f"|{year}" in str(alert_blocks.alert_parent(thread).blocks)

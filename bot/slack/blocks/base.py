@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from bot.domain.algorithm_ref import InvalidAlgorithmRef, OwnerName, parse_algorithm_ref
+from bot.errors.records import utc_minute
 
 Block = dict[str, Any]
 
@@ -62,9 +63,7 @@ def cut_escaped(text: str, limit: int) -> str:
 
 def date_token(epoch_ms: int) -> str:
     """A Slack date token: every reader sees the time in their own time zone."""
-    seconds = epoch_ms // 1000
-    fallback = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{seconds}^{{date_short_pretty}} at {{time}}|{fallback}>"
+    return f"<!date^{epoch_ms // 1000}^{{date_short_pretty}} at {{time}}|{utc_minute(epoch_ms)}>"
 
 
 def plain(text: str) -> dict[str, Any]:
