@@ -221,6 +221,9 @@ class AlgorithmiaClient:
             return response.status_code, found
         try:
             body = json.loads(response.content)
+        except RecursionError:
+            message = "the answer's JSON nests deeper than it can be read (1,000 levels)"
+            raise BadResponse(message, status=response.status_code) from None
         except ValueError:
             content_type = response.headers.get("Content-Type", "").partition(";")[0].strip()
             got = (
@@ -249,8 +252,12 @@ class AlgorithmiaClient:
                     response = await self._http.get(url, headers=self._headers)
             except _RETRIED_TRANSPORT_ERRORS as exc:
                 failure, cause = self._describe_transport_failure(exc, url), exc
-            except httpx.TransportError as exc:
-                # Anything else (a proxy error, an unsupported protocol, …) will not heal by itself.
+            except httpx.DecodingError as exc:  # a body its Content-Encoding does not fit
+                failure = f"the answer to {url} could not be decoded"
+                raise BadResponse(f"{failure}: {self._one_line(str(exc))}") from exc
+            except httpx.RequestError as exc:
+                # Anything else (a proxy error, an unsupported protocol, a redirect loop, …) will
+                # not heal by itself.
                 raise Unavailable(self._describe_transport_failure(exc, url)) from exc
             else:
                 if not response.is_server_error:
@@ -277,7 +284,7 @@ class AlgorithmiaClient:
         """The exception for a non-2xx response, carrying the server's message when it sent one."""
         try:
             server = _read_error_body(json.loads(response.content))
-        except ValueError:
+        except (ValueError, RecursionError):
             server = _ServerError(self._excerpt(response, fallback=False) or None, None)
         return self._server_error(response.status_code, server, response.reason_phrase)
 
@@ -308,7 +315,7 @@ class AlgorithmiaClient:
             message = f"cluster answered {status} {reason}"
         return cls(message.strip(), status=status, code=server.code)
 
-    def _describe_transport_failure(self, exc: httpx.TransportError, url: str) -> str:
+    def _describe_transport_failure(self, exc: httpx.RequestError, url: str) -> str:
         timeout = self._http.timeout
         detail = self._one_line(str(exc))
         match exc:

@@ -98,13 +98,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 ),
             ) as response:
                 content = await response.read()
+        extensions = {"http_version": b"HTTP/1.1"}
+        if response.reason:  # as the status line sent it: not always UTF-8 (Latin-1 is allowed)
+            extensions["reason_phrase"] = response.reason.encode("utf-8", "surrogateescape")
         return httpx.Response(
-            response.status,
-            headers=response.raw_headers,
-            content=content,
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason.encode()}
-            if response.reason
-            else {"http_version": b"HTTP/1.1"},
+            response.status, headers=response.raw_headers, content=content, extensions=extensions
         )
 
     async def aclose(self) -> None:

@@ -195,8 +195,8 @@ def read_lazily(content: bytes | str) -> RecordBatch | None:
             return None
     try:
         keys = _REQUEST_IDS.decode(content)
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        return None
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return None  # RecursionError: nested deeper than the long way reads either (it says so)
     return RecordBatch._unread(content, frozenset(key.request_id for key in keys))
 
 
@@ -206,9 +206,14 @@ def read_records(content: bytes | str) -> RecordBatch | None:
     float as time). None for anything else, which is read the long way (`json.loads`, then
     `validate_records`) to tell what is wrong or keep what can be kept, as before."""
     try:
-        return RecordBatch(tuple(_RECORDS.validate_json(content, strict=True)))
+        records = _RECORDS.validate_json(content, strict=True)
     except ValidationError:
         return None
+    # JSON writes NUL only as `\\u0000`: the rare response with one is made storable.
+    if (b"\\u0000" in content) if isinstance(content, bytes) else ("\\u0000" in content):
+        kept = _storable(records)
+        return RecordBatch(kept, len(records) - len(kept))
+    return RecordBatch(tuple(records))
 
 
 def validate_records(items: list[Any]) -> RecordBatch:
@@ -228,4 +233,28 @@ def validate_records(items: list[Any]) -> RecordBatch:
                     records.append(ErrorRecord.model_validate(_tolerant(item)))
                 except ValidationError:
                     continue
-    return RecordBatch(tuple(records), len(items) - len(records))
+    kept = _storable(records)
+    return RecordBatch(kept, len(items) - len(kept))
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+"""NUL, which PostgreSQL's text refuses, and lone surrogates (`json.loads` keeps `\\ud800`),
+which are no UTF-8: neither can be stored, fingerprinted or sent to Slack."""
+_TEXT_FIELDS = ("request_id", "error", "error_type", *_OPTIONAL_TEXT)
+
+
+def _storable(records: Iterable[ErrorRecord]) -> tuple[ErrorRecord, ...]:
+    """The records with U+FFFD in place of what no store or Slack takes (`_UNSTORABLE`); one
+    whose request id holds any is left out (malformed): its id could not be kept as sent, and
+    one made up could meet another record's."""
+    kept = []
+    for record in records:
+        fixed = {}
+        for name in _TEXT_FIELDS:
+            value = getattr(record, name)
+            if value is not None and _UNSTORABLE.search(value) is not None:
+                fixed[name] = _UNSTORABLE.sub("\ufffd", value)
+        if "request_id" in fixed:
+            continue
+        kept.append(record.model_copy(update=fixed) if fixed else record)
+    return tuple(kept)

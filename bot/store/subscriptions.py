@@ -322,9 +322,14 @@ def leasing(worker: str, now: datetime, lease_seconds: float, *, due_only: bool)
     ]
     if due_only:
         conditions.append(column.next_run_at <= now)
+    # On PostgreSQL the rows are picked, and locked, by a subquery that passes over rows
+    # another transaction holds (SKIP LOCKED: they are that one's, or the next tick's). A bare
+    # UPDATE locks rows in the order its plan visits them (the table's, or the index's): two
+    # claims visiting in opposite orders deadlocked, and one failed. SQLite has one writer.
+    picked = select(column.id).where(*conditions).with_for_update(skip_locked=True)
     return (
         update(subscriptions)
-        .where(*conditions)
+        .where(column.id.in_(picked.scalar_subquery()), *conditions)
         .values(lease_owner=worker, lease_until=now + timedelta(seconds=lease_seconds))
     )
 
@@ -363,11 +368,15 @@ RECORDING_RUNS: Final = digest_runs.insert().from_select(
     select(*(bindparam(name, type_=digest_runs.c[name].type) for name in _RUN_COLUMNS)).where(
         select(subscriptions.c.id)
         .where(subscriptions.c.id == bindparam("subscription_id", type_=Integer))
+        .with_for_update(read=True, key_share=True)
         .exists()
     ),
 )
 """The INSERT of a run (parameters: `run_row`) that keeps nothing of a subscription removed
-meanwhile: no read of which still exist first, no row per run crossing back."""
+meanwhile: no read of which still exist first, no row per run crossing back. On PostgreSQL
+the check locks the row (FOR KEY SHARE, as `record_intent`'s): a removal not yet committed is
+waited for and then seen, where the foreign key's own check failed the whole transaction
+(every run of the window left unended)."""
 
 
 def run_row(run: DigestRun) -> dict[str, Any]:

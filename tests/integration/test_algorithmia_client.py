@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -522,6 +523,59 @@ async def test_exhausted_retries_raise_unavailable_saying_why(
     assert str(caught.value) == message
     assert route.call_count == 3
     assert len(sleeps.delays) == 2
+
+
+DEEP = b"[" * 1100 + b"]" * 1100
+"""Valid JSON nested deeper than `json.loads` reads (a caller's input can be so)."""
+
+
+async def test_an_answer_nested_too_deeply_to_read_says_so(
+    cluster: respx.MockRouter, client: AlgorithmiaClient, sleeps: Sleeps
+) -> None:
+    record = json.dumps(RECORDS[0]).encode()[:-1] + b', "input": ' + DEEP + b"}"
+    cluster.get(ERRORS_PATH).respond(200, content=b"[" + record + b"]")
+    with pytest.raises(BadResponse, match="nests deeper than it can be read"):
+        await client.list_errors(ECHO)
+
+    cluster.get(ERRORS_PATH).respond(503, content=b'{"error": ' + DEEP + b"}")
+    with pytest.raises(Unavailable, match="cluster answered 503"):  # retried, as any 503
+        await client.list_errors(ECHO)
+    assert len(sleeps.delays) == 2
+
+
+@pytest.mark.parametrize(
+    ("failure", "error", "message"),
+    [
+        pytest.param(
+            httpx.TooManyRedirects("Exceeded maximum allowed redirects."),
+            Unavailable,
+            f"request to {BASE}{ERRORS_PATH} failed: Exceeded maximum allowed redirects.",
+            id="redirect-loop",  # a sign-in proxy sending the bot round in circles
+        ),
+        pytest.param(
+            httpx.DecodingError("Error -3 while decompressing data: incorrect header check"),
+            BadResponse,
+            f"the answer to {BASE}{ERRORS_PATH} could not be decoded: Error -3 while"
+            " decompressing data: incorrect header check",
+            id="corrupt-gzip",
+        ),
+    ],
+)
+async def test_a_request_that_cannot_end_well_is_told_not_retried(
+    cluster: respx.MockRouter,
+    client: AlgorithmiaClient,
+    sleeps: Sleeps,
+    failure: httpx.RequestError,
+    error: type[AlgorithmiaError],
+    message: str,
+) -> None:
+    route = cluster.get(ERRORS_PATH).mock(side_effect=[failure])
+
+    with pytest.raises(error) as caught:
+        await client.list_errors(ECHO)
+
+    assert str(caught.value) == message
+    assert (route.call_count, sleeps.delays) == (1, [])
 
 
 async def test_each_retry_is_logged_with_the_path(

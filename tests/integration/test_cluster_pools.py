@@ -172,3 +172,19 @@ async def test_no_proxy_alone_keeps_the_fast_transport(monkeypatch: pytest.Monke
     monkeypatch.setenv("FTP_PROXY", "http://ftp-proxy.invalid:3128")
     async with cluster_client(8, default_timeout()) as http:
         assert transport_of(http).busy == 0
+
+
+async def test_a_status_line_in_latin_1_is_read_as_any_other() -> None:
+    """HTTP allows a reason phrase in Latin-1 (a German proxy's `Dienst nicht verfügbar`): the
+    answer is told as the plain httpx client tells it, retried when it is a 503."""
+
+    async def latin_1(writer: asyncio.StreamWriter) -> None:
+        body = b'{"error": {"message": "upstream down"}}'
+        head = f"Content-Length: {len(body)}\r\nContent-Type: application/json\r\n\r\n"
+        writer.write(b"HTTP/1.1 503 Dienst nicht verf\xfcgbar\r\n" + head.encode() + body)
+        await writer.drain()
+
+    server = await _serve(latin_1)
+    assert await _failure(server, server.sockets[0].getsockname()[1]) == (
+        "cluster answered 503: upstream down (tried 3 times)"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -29,7 +30,7 @@ from bot.domain.algorithm_ref import AlgorithmRef, OwnerName
 from bot.domain.commands import Subscribe
 from bot.domain.schedule import Daily
 from bot.errors.grouping import ErrorGroup
-from bot.errors.records import ErrorRecord, RecordBatch
+from bot.errors.records import ErrorRecord, RecordBatch, read_records
 from bot.store.exceptions import StoreUnavailable
 from bot.usecases.digest import LeaseExpiring, _Lease, run_digests
 from bot.usecases.digest_ports import AlertGone, ChannelGone
@@ -874,3 +875,31 @@ async def test_a_renewal_landing_as_a_guard_expires_cuts_the_post_and_nothing_el
         await a_post_as_the_renewal_lands()
     async with lease.held():  # the renewal moved the deadline for the posts after it
         await asyncio.sleep(0.01)
+
+
+async def test_text_no_store_takes_is_told_once_and_blocks_nothing(database_url: str) -> None:
+    """A NUL (which PostgreSQL's text refuses) in a record's error and version, and in another
+    record's request id: the first is told (U+FFFD in its place) and counted reported, the
+    second is malformed, and the subscription's other news still go, once."""
+    body = json.dumps(
+        [
+            {"created_at": _record(1, BOOM).created_at, "request_id": "req-1",
+             "error": "error:\nbo\x00om\nstacktrace:\nNone", "algoversion": "1.\x00"},
+            {"created_at": _record(2, BANG).created_at, "request_id": "req-\x002",
+             "error": BANG},
+            {"created_at": _record(3, BANG).created_at, "request_id": "req-3", "error": BANG},
+        ]
+    ).encode()  # fmt: skip
+    batch = read_records(body)
+    assert batch is not None
+    async with await Store.open(database_url) as store:
+        cluster, notifier = FakeCluster(), RecordingNotifier()
+        cluster.records["acme/image_tagger"] = []
+        await _subscribe(store, cluster)
+        cluster.records["acme/image_tagger"] = list(batch.records)
+        report = await _run(store, cluster, notifier, T0 + timedelta(minutes=15))
+        assert report.failed == {}
+        assert notifier.kinds() == ["alert", "first_reply"] * 2
+        notifier.said.clear()
+        report = await _run(store, cluster, notifier, T0 + timedelta(minutes=30))
+        assert (report.failed, notifier.said) == ({}, [])

@@ -853,6 +853,89 @@ async def test_an_intent_waits_for_a_takeover_in_progress_and_then_is_refused(
         assert await store.open_intents([subscription.id]) == {subscription.id: []}
 
 
+async def test_claims_meeting_on_the_same_rows_in_opposite_orders_both_end_well(
+    database_url: str,
+) -> None:
+    """PostgreSQL: `digest --once --all` scans the table in its order, a worker's tick walks
+    the due-time index; each having locked a row the other wants (held here by a third
+    transaction until both wait), neither fails: one claims what the other has not, no row
+    twice. A bare UPDATE deadlocked, and one of them failed as "database unavailable"."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time: nothing runs in between")
+    async with (
+        await Store.open(database_url) as every,
+        await Store.open(database_url) as due,
+        raw_engine(database_url) as raw,
+    ):
+        order = [("CX", -1), ("CW1", 24 * 3600), ("CY", -3), ("CW2", -2)]  # due: CY, CW2, CX
+        made = {
+            channel: await subscribe(every, channel=channel, next_run_at=NOW + timedelta(seconds=s))
+            for channel, s in order
+        }
+        async with raw.begin() as filling:  # 2,000 not due: the tick's plan takes the index
+            await filling.execute(
+                text(
+                    "INSERT INTO subscriptions (channel_id, algorithm, schedule, timezone,"
+                    " created_by, created_at, next_run_at, consecutive_failures,"
+                    " outage_notified, notify, min_count)"
+                    " SELECT 'CF' || n, algorithm, schedule, timezone, created_by, created_at,"
+                    " next_run_at + interval '2 days', 0, false, notify, min_count"
+                    " FROM subscriptions, generate_series(1, 2000) AS n WHERE id = :id"
+                ),
+                {"id": made["CX"].id},
+            )
+            await filling.execute(text("ANALYZE subscriptions"))
+        async with raw.begin() as holding:
+            await holding.execute(
+                text("SELECT 1 FROM subscriptions WHERE id IN (:a, :b) FOR UPDATE"),
+                {"a": made["CW1"].id, "b": made["CW2"].id},
+            )
+            everything = asyncio.create_task(every.claim_due("w-all", NOW, 60, everything=True))
+            await asyncio.sleep(0.3)
+            ticking = asyncio.create_task(due.claim_due("w-tick", NOW, 60))
+            await asyncio.sleep(0.3)
+        claimed = [{s.id for s in await everything}, {s.id for s in await ticking}]
+        assert not claimed[0] & claimed[1]
+        assert claimed[0] | claimed[1] >= {made["CX"].id, made["CY"].id}
+        # A row held by another transaction then is the next tick's.
+        later = await due.claim_due("w-next", NOW + timedelta(seconds=61), 60)
+        assert made["CW2"].id in {s.id for s in later}
+
+
+async def test_runs_ending_as_one_subscription_is_removed_end_the_others(
+    database_url: str,
+) -> None:
+    """PostgreSQL: a run ends (lease lost) while its subscription is being removed, beside a
+    run whose lease is still held: nothing is recorded of the removed one, and the other ends
+    (its lease given back, its next run set). The foreign key's own check failed the whole
+    transaction once the removal committed."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time: nothing runs in between")
+    async with await Store.open(database_url) as store, raw_engine(database_url) as raw:
+        gone = await subscribe(store, channel="C-gone")
+        kept = await subscribe(store, channel="C-kept")
+        assert len(await store.claim_due("w1", NOW, 60)) == 2
+        later = NOW + timedelta(minutes=15)
+        runs = [
+            FinishedRun(DigestRun(gone.id, NOW, NOW, RunOutcome.LEASE_LOST, 0, None), later, False),
+            FinishedRun(DigestRun(kept.id, NOW, NOW, RunOutcome.OK, 1, None), later, True),
+        ]
+        async with raw.begin() as removing:
+            removal = text("DELETE FROM subscriptions WHERE id = :id")
+            await removing.execute(removal, {"id": gone.id})
+            finishing = asyncio.create_task(store.finish_runs("w1", runs))
+            await asyncio.sleep(0.3)
+            assert not finishing.done()  # waits for the removal in progress
+        await finishing
+        assert len(await store.recent_digest_runs(kept.id, 5)) == 1
+        async with raw.connect() as connection:
+            lease = await connection.execute(
+                text("SELECT lease_owner, next_run_at FROM subscriptions WHERE id = :id"),
+                {"id": kept.id},
+            )
+            assert lease.one() == (None, later)
+
+
 # The Home tab and the on-call fields ----------------------------------------------------
 
 

@@ -251,3 +251,39 @@ def test_a_lazily_read_response_the_long_way_refuses_counts_every_record_malform
     assert batch is not None
     assert batch.request_ids == {"req-1", "req-2"}
     assert (batch.records, batch.skipped) == ((), 2)
+
+
+def _read_as_the_client_does(content: bytes) -> list[Any]:
+    """Each way a response is read: at once (one pass, else the long way), and lazily."""
+    at_once = read_records(content) or validate_records(json.loads(content))
+    lazily = read_lazily(content) or at_once
+    return [(at_once.records, at_once.skipped), (lazily.records, lazily.skipped)]
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        pytest.param(b"\\u0000", id="nul"),  # PostgreSQL's text refuses it
+        pytest.param(b"\\ud800", id="escaped-lone-surrogate"),  # json.loads keeps it
+        pytest.param(b"\xed\xa0\x80", id="surrogate-bytes"),  # json.loads decodes them so
+    ],
+)
+def test_text_no_store_or_slack_takes_is_replaced_and_an_id_holding_it_is_malformed(
+    odd: bytes,
+) -> None:
+    kept = json.dumps([record(error="boXom", algoversion="1.0-X")]).encode()
+    dropped = json.dumps([record(request_id="req-X")]).encode()
+    content = kept[:-1].replace(b"X", odd) + b", " + dropped[1:].replace(b"X", odd)
+
+    for records, skipped in _read_as_the_client_does(content):
+        assert [r.request_id for r in records] == ["req-1"]
+        assert (records[0].error, records[0].algoversion) == ("bo\ufffdom", "1.0-\ufffd")
+        assert skipped == 1
+        for text in (records[0].error, records[0].algoversion):
+            text.encode("utf-8")  # storable, and Slack takes it
+
+
+def test_a_record_nested_deeper_than_json_loads_reads_is_not_read_lazily() -> None:
+    content = json.dumps([record()]).encode()[:-2] + b', "input": ' + b"[" * 1100 + b"]" * 1100
+    content += b"}]"
+    assert read_lazily(content) is None  # the client then says why (a BadResponse)
