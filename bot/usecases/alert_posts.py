@@ -12,7 +12,7 @@ by later runs until Slack takes it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -58,29 +58,59 @@ class Posting:
     turns: CpuTurns = field(default_factory=CpuTurns)
     """Reading records (an open intent's, the new ones) waits for one (the process's, see
     `CpuTurns`; a run of its own has its own)."""
+    clock: Callable[[], datetime] | None = None
+    """The run's clock (`now` plus the time the run has taken): when an intent is recorded,
+    which is when a later run looks for its post in Slack. A post can go late in a long run
+    (a busy channel's turn, pacing, 429s); `now` alone would have it looked for too early."""
 
     # Recovery -----------------------------------------------------------------------------
 
     async def settle_open(self, intents: Sequence[PostIntent]) -> None:
-        """Settle what an earlier run of this subscription left open, oldest first."""
+        """Settle what an earlier run of this subscription left open, oldest first.
+
+        An intent's own records may have left the API's window since (at most 200 records: a
+        bug that fired hundreds of times meanwhile pushes them out): an alert is still looked
+        for in Slack and adopted, and an alert's trace still posted, from the newer records of
+        its bug; only when none of its bug is left is there nothing to tell."""
         for intent in intents:
             await self.lease.renew()
             await self.turns.take()
             group = self._group_of(intent)
-            if group is None:  # its records left the API's window: nothing left to tell
-                await self.store.settle_intent(intent.id)
+            if intent.kind is PostKind.ALERT:
+                ts = await self.notifier.find_post(intent)
+                if group is not None or ts is None:
+                    await self._adopt_alert(intent, ts, group)
+                else:
+                    await self._adopt_alert(intent, ts, self._bug_of(intent), told=False)
             elif intent.kind is PostKind.TRACE:  # the reply and its file, each if missing
-                await self._post_trace(intent, group, None, again=True)
-            elif intent.kind is PostKind.ALERT:
-                await self._adopt_alert(intent, await self.notifier.find_post(intent), group)
+                group = group or self._bug_of(intent)
+                if group is None:
+                    await self.store.settle_intent(intent.id)
+                else:
+                    await self._post_trace(intent, group, None, again=True)
+            elif group is None:  # news of records since gone: newer ones are news of their own
+                await self.store.settle_intent(intent.id)
             else:
                 await self._adopt_news(intent, await self.notifier.find_post(intent), group)
 
-    async def _adopt_alert(self, intent: PostIntent, ts: str | None, group: ErrorGroup) -> None:
-        if ts is None:  # never posted: the records are unreported, the plan posts it again
+    async def _adopt_alert(
+        self, intent: PostIntent, ts: str | None, group: ErrorGroup | None, *, told: bool = True
+    ) -> None:
+        """The alert of `intent`, found in Slack at `ts` (or not: then planned again from its
+        records, which are unreported), adopted: its thread stored, its trace reply next.
+        `told`: `group` is the records the alert told of, now counted reported; else it is
+        newer records of its bug (the alert's own left the API's window), which the thread
+        does not count yet: they are this run's news in it."""
+        if ts is None or group is None:  # not posted; or posted, but nothing of it is left
             await self.store.settle_intent(intent.id)
             return
         seen = sighting(group)
+        if not told:  # what the alert said: its records' number, at about its time
+            at = int(intent.created_at.timestamp() * 1000)
+            seen = replace(
+                seen, count=len(intent.request_ids), versions=(), first_seen_ms=at,
+                last_seen_ms=at, latest_version=None,
+            )  # fmt: skip
         thread = replace(
             new_thread(intent.channel_id, intent.algorithm, intent.fingerprint, seen),
             parent_ts=ts,
@@ -88,8 +118,9 @@ class Posting:
         if not await self.store.create_alert_thread(thread):  # stored before the crash, or
             # an alert posted again for a deleted one: this message is the alert now
             await self.store.update_alert_thread(thread, fields=("parent_ts",))
-        await self.store.mark_reported(self.subscription.id, _reported(group), self.now)
-        self.told.update(group.request_ids)
+        if told:
+            await self.store.mark_reported(self.subscription.id, _reported(group), self.now)
+            self.told.update(group.request_ids)
         trace = self._intent(PostKind.TRACE, intent.fingerprint, group, thread_ts=ts)
         if not await self.store.settle_intent(intent.id, then=trace):
             raise LeaseLost
@@ -109,9 +140,15 @@ class Posting:
         await self.store.settle_intent(intent.id)
 
     def _group_of(self, intent: PostIntent) -> ErrorGroup | None:
+        """The intent's own records still in the API's window, as a group."""
         wanted = set(intent.request_ids)
         records = [r for r in self.batch.records if r.request_id in wanted]
         groups = group_occurrences(read_occurrences(records))
+        return next((g for g in groups if g.fingerprint == intent.fingerprint), None)
+
+    def _bug_of(self, intent: PostIntent) -> ErrorGroup | None:
+        """The records of the intent's bug in this run's batch (its own having left it)."""
+        groups = group_occurrences(read_occurrences(self.batch.records))
         return next((g for g in groups if g.fingerprint == intent.fingerprint), None)
 
     # This run's news ----------------------------------------------------------------------
@@ -254,7 +291,7 @@ class Posting:
             fingerprint=fingerprint,
             thread_ts=thread_ts,
             request_ids=group.request_ids,
-            created_at=self.now,
+            created_at=self.clock() if self.clock is not None else self.now,
         )
 
 

@@ -359,7 +359,7 @@ async def _run_one(
             if fresh or intents or mutes_over:  # else nothing to post: no lease to hold
                 posting = Posting(
                     store, notifier, subscription, batch, now, lease.of(subscription.id), fresh,
-                    turns=turns,
+                    turns=turns, clock=lease.clock,
                 )  # fmt: skip
                 async with lease.held():
                     await posting.settle_open(intents)
@@ -558,9 +558,12 @@ class _Lease:
                 ) from error
             raise
 
+    def clock(self) -> datetime:
+        """The run's own clock: `now` when it claimed, plus the time it has taken."""
+        return self._now + timedelta(seconds=time.monotonic() - self._started)
+
     def _until(self) -> datetime:
-        """On the run's own clock (`now` when it claimed, plus the time it has taken)."""
-        return self._now + timedelta(seconds=time.monotonic() - self._started) + self._length
+        return self.clock() + self._length
 
     def check(self) -> None:
         """Before each post, without a statement: raises `DigestStopping` once the process is

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -903,3 +904,112 @@ async def test_text_no_store_takes_is_told_once_and_blocks_nothing(database_url:
         notifier.said.clear()
         report = await _run(store, cluster, notifier, T0 + timedelta(minutes=30))
         assert (report.failed, notifier.said) == ({}, [])
+
+
+class _DiesAfterSlackTookTheAlert(RecordingNotifier):
+    async def new_alert(
+        self, channel_id: str, thread: AlertThread, intent_id: str, **_: object
+    ) -> str:
+        await super().new_alert(channel_id, thread, intent_id)  # Slack keeps it …
+        raise asyncio.CancelledError  # … and the process dies before its answer
+
+
+async def test_an_alert_whose_records_a_burst_pushed_out_is_adopted_not_posted_again(
+    store: Store,
+) -> None:
+    """Slack kept the alert, the process died before hearing so; before the next run, 200
+    more errors of the same bug pushed the alert's records out of the API's window. The
+    next run finds the alert in Slack and adopts it: its trace goes in its thread, the burst
+    is told there as news, and no second alert is posted."""
+    cluster = FakeCluster()
+    subscription = await _subscribe(store, cluster)
+    cluster.records["acme/image_tagger"] = [_record(i, BOOM, 2) for i in range(1, 4)]
+    dying = _DiesAfterSlackTookTheAlert()
+    with pytest.raises(asyncio.CancelledError):
+        await _run(store, cluster, dying, T0 + timedelta(minutes=15))
+    (intent,) = (await store.open_intents([subscription.id]))[subscription.id]
+    cluster.records["acme/image_tagger"] = [_record(i, BOOM, 0) for i in range(100, 300)]
+    notifier = RecordingNotifier()
+    notifier.posted, notifier._ts = dying.posted, dying._ts  # the same Slack
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=16), everything=True)
+    assert notifier.kinds() == ["first_reply", "recurrence"]
+    (thread,) = await store.alert_threads("C1", "acme/image_tagger", [intent.fingerprint])
+    assert (thread.parent_ts, thread.count) == (dying.posted[intent.id], 3 + 200)
+    assert (await store.open_intents([subscription.id]))[subscription.id] == []
+    notifier.said.clear()
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=30))
+    assert notifier.said == []
+
+
+class _RefusesTraces(RecordingNotifier):
+    refusing = True
+
+    async def first_reply(
+        self, channel_id: str, parent_ts: str, group: ErrorGroup,
+        split_from: AlertThread | None, intent_id: str, *, again: bool = False,
+    ) -> bool:  # fmt: skip
+        if self.refusing:  # 5xx three times, or a 429 not waited out: tried at the next ticks
+            return False
+        return await super().first_reply(
+            channel_id, parent_ts, group, split_from, intent_id, again=again
+        )
+
+
+async def test_a_refused_trace_reply_is_posted_later_though_a_burst_pushed_its_records_out(
+    store: Store,
+) -> None:
+    cluster, notifier = FakeCluster(), _RefusesTraces()
+    subscription = await _subscribe(store, cluster)
+    cluster.records["acme/image_tagger"] = [_record(i, BOOM, 2) for i in range(1, 4)]
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=15))
+    (intent,) = (await store.open_intents([subscription.id]))[subscription.id]
+    assert (intent.kind, notifier.kinds()) == (PostKind.TRACE, ["alert"])
+    notifier.refusing = False
+    cluster.records["acme/image_tagger"] = [_record(i, BOOM, 0) for i in range(100, 300)]
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=16), everything=True)
+    assert notifier.kinds() == ["alert", "first_reply", "recurrence"]
+    assert (await store.open_intents([subscription.id]))[subscription.id] == []
+
+
+async def test_an_alert_posted_late_in_a_long_run_is_found_after_a_crash(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that has gone on for 30 minutes (a busy channel's turn, pacing, 429s) posts an
+    alert; Slack keeps it, the process dies before the answer. The next run looks for it in
+    Slack around when its intent was recorded, not when the run began, finds it and adopts
+    it: one alert."""
+    from bot.slack.notifier import SlackAlertNotifier
+    from bot.slack.pacing import ChannelPacer
+    from bot.slack.sender import SlackSender
+    from bot.testing.slack_stand_in import SlackStandIn
+    from bot.usecases import digest
+    from bot.wiring.build import make_slack_client
+
+    calls = iter(range(1_000_000))
+
+    def monotonic() -> float:  # the run's clock: 30 minutes pass between its claim and post
+        return time.monotonic() + (1800 if next(calls) else 0)
+
+    monkeypatch.setattr(digest, "time", SimpleNamespace(monotonic=monotonic))
+    async with SlackStandIn(rate_limit=None) as slack:
+        pacer = ChannelPacer(0.001, burst=5)
+        sender = SlackSender(make_slack_client("xoxb-test", slack.base_url, pacer), pacer=pacer)
+        notifier = SlackAlertNotifier(sender)
+        cluster = FakeCluster()
+        await _subscribe(store, cluster, channel="C_GENERAL")
+        cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
+        held = slack.hold("chat.postMessage")
+        began = datetime.now(UTC) - timedelta(minutes=30)
+        running = asyncio.create_task(
+            run_digests(store, cluster, notifier, now=began, worker="w1", everything=True)
+        )
+        await held.arrived(timeout=10)
+        running.cancel()  # killed while Slack takes the alert
+        await asyncio.gather(running, return_exceptions=True)
+        held.release()
+        await run_digests(
+            store, cluster, notifier, now=datetime.now(UTC) + timedelta(minutes=1),
+            worker="w2", everything=True,
+        )  # fmt: skip
+        await slack.wait_idle()
+        assert len(slack.top_level("C_GENERAL")) == 1
