@@ -57,6 +57,7 @@ def configure_logging(
     )
     output = stream if stream is not None else sys.stderr
     handler = logging.StreamHandler(output)
+    handler.addFilter(_no_bodies)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _without_color_message],
@@ -80,6 +81,13 @@ def configure_logging(
         logging.getLogger(name).setLevel(logging.INFO if debug else chatty)
     # A library's `warnings.warn` becomes a record (one line), not text of its own on stderr.
     logging.captureWarnings(True)
+
+
+def _no_bodies(record: logging.LogRecord) -> bool:
+    """The handler's own check that `_BODIES` log nothing below INFO: the loggers' levels are
+    not enough, since Bolt gives its app's logger (which its Socket Mode client writes each
+    envelope to) the root's level when it builds the app."""
+    return record.levelno >= logging.INFO or not record.name.startswith(_BODIES)
 
 
 def _renderers(log_format: LogFormat, *, colors: bool) -> list[Processor]:

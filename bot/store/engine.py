@@ -240,7 +240,13 @@ def _check_postgresql_url(dsn: str) -> None:
         if "," not in parts.netloc:  # libpq's host1:port1,host2:port2 is asyncpg's to read
             parts.port  # noqa: B018  # parsing the port is the check
     except ValueError as error:
-        raise InvalidDatabaseUrl(f"not a database URL ({error}): {_USAGE}") from None
+        # urlsplit's message quotes the URL, whose password (`#`, `?` or `/` not encoded cut
+        # it short) would reach the logs: only what is wrong is said.
+        what = "its port is not a number" if "port" in str(error).lower() else "it cannot be read"
+        raise InvalidDatabaseUrl(
+            f"not a database URL: {what} (a `#`, `?`, `/` or `@` in the password must be"
+            f" percent-encoded, `%23` for `#`): {_USAGE}"
+        ) from None
     for mode in parse_qs(parts.query).get("sslmode", []):
         if mode not in _SSL_MODES:
             raise InvalidDatabaseUrl(

@@ -197,6 +197,23 @@ async def test_urls_the_store_cannot_use_are_refused_with_a_reason(url: str) -> 
     assert isinstance(raised.value, InvalidDatabaseUrl)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://bot:Zq7#Xv@127.0.0.1:5432/algo",  # `#` not encoded: the port is `Zq7`
+        "postgresql://bot:Zq7/Xv@127.0.0.1/algo",
+        "postgresql://bot:Zq7?Xv@[::1/algo",
+    ],
+)
+async def test_a_password_that_breaks_the_url_is_never_quoted_in_the_refusal(url: str) -> None:
+    with pytest.raises(InvalidDatabaseUrl) as raised:
+        await Store.open(url)
+    said = str(raised.value)
+    assert "percent-encoded" in said
+    assert "Zq7" not in said
+    assert "Xv" not in said
+
+
 async def test_in_memory_sqlite_is_refused_because_processes_cannot_share_it() -> None:
     with pytest.raises(InvalidDatabaseUrl, match=r"in-memory SQLite .* use a file"):
         await Store.open("sqlite:///:memory:")
