@@ -276,6 +276,11 @@ def _subscribe(target: AlgorithmRef, options: dict[str, str], mentioned: list[st
         seconds = parse_duration(options["every"], "every")
         if seconds < MIN_EVERY_SECONDS:
             raise CommandSyntaxError("`every:` is at least `1m`")
+        if seconds > API_WINDOW_SECONDS:
+            raise CommandSyntaxError(
+                "`every:` is at most `7d`: the API keeps only the last 7 days of errors, so a"
+                " longer interval would miss some"
+            )
         schedule = Every(seconds)
     for key in ("daily", "weekdays"):
         if key in options:

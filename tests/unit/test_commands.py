@@ -37,6 +37,7 @@ UUID = "3b8f6c2e-9d41-4a7e-b5c0-71e2d9a4f6b8"
         ("acme/x SINCE:1w", Query(OwnerName("acme", "x"), 7 * 86400)),
         ("subscribe acme/x", Subscribe(OwnerName("acme", "x"))),  # defaults, or kept
         ("subscribe acme/x every:1m", Subscribe(OwnerName("acme", "x"), Every(60))),
+        ("subscribe acme/x every:1w", Subscribe(OwnerName("acme", "x"), Every(7 * 24 * 3600))),
         (
             "subscribe acme/x daily:09:00 tz:Europe/Berlin",
             Subscribe(OwnerName("acme", "x"), Daily(9, 0), "Europe/Berlin"),
@@ -141,6 +142,8 @@ def test_mentions_and_thresholds_refused(text: str, problem: str) -> None:
         ("since:1h acme/x", "write `owner/name` or `id:UUID` first"),
         ("subscribe", "needs an algorithm"),
         ("subscribe acme/x every:30s", "is not a duration"),
+        ("subscribe acme/x every:8d", "is at most `7d`: the API keeps only the last 7 days"),
+        ("subscribe acme/x every:999999w", "is at most `7d`"),  # past what a date holds
         ("subscribe acme/x daily:25:00", "is not a time of day"),
         ("subscribe acme/x every:1h daily:09:00", "one schedule"),
         ("subscribe acme/x tz:Mars/Olympus", "is not a time zone"),
