@@ -25,6 +25,8 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import CursorResult, Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
@@ -41,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from bot.config import DATABASE_DRIVERS, DATABASE_URL_FORMS
 from bot.store.exceptions import InvalidDatabaseUrl, SchemaMissing, StoreUnavailable
+from bot.store.schema import VERSION_TABLE
 
 MIGRATIONS: Final = Path(__file__).parent / "migrations"
 
@@ -319,6 +322,19 @@ def _upgrade_to_head(connection: Connection) -> None:
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
     config.set_main_option("path_separator", "os")
     config.attributes["connection"] = connection
+    found = MigrationContext.configure(
+        connection, opts={"version_table": VERSION_TABLE}
+    ).get_current_revision()
+    scripts = ScriptDirectory.from_config(config)
+    if found is not None and found not in {script.revision for script in scripts.walk_revisions()}:
+        # A newer release migrated it (a rolling upgrade, a rollback, an old CronJob): each
+        # release's schema keeps the previous release working, so this one runs as it is.
+        log.warning(
+            "the database schema is at revision %s, newer than this release knows (up to"
+            " %s): a newer release migrated it; running on it unchanged",
+            found, scripts.get_current_head(),
+        )  # fmt: skip
+        return
     command.upgrade(config, "head")
 
 

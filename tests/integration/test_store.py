@@ -214,6 +214,21 @@ async def test_a_password_that_breaks_the_url_is_never_quoted_in_the_refusal(url
     assert "Xv" not in said
 
 
+async def test_a_schema_a_newer_release_migrated_is_used_as_it_is(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rolling upgrade's old pod restarting, a rollback, an old CronJob: the schema is at a
+    revision this release does not know. It runs on it (each release's schema keeps the
+    previous one working) and says so, instead of failing at start with Alembic's error."""
+    async with await Store.open(database_url) as store:
+        await subscribe(store)
+    async with raw_engine(database_url) as raw, raw.begin() as connection:
+        await connection.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = '0099'"))
+    async with await Store.open(database_url) as store:
+        assert [s.algorithm for s in await store.channel_subscriptions(CHANNEL)] == [ALGORITHM]
+    assert "schema is at revision 0099, newer than this release knows" in caplog.text
+
+
 async def test_in_memory_sqlite_is_refused_because_processes_cannot_share_it() -> None:
     with pytest.raises(InvalidDatabaseUrl, match=r"in-memory SQLite .* use a file"):
         await Store.open("sqlite:///:memory:")
