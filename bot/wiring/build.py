@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import aiohttp
 import httpx
@@ -306,19 +307,26 @@ def build_bot(
     )  # fmt: skip
 
 
+_SLACK_TROUBLE: Final = frozenset(
+    {"service_unavailable", "fatal_error", "internal_error", "request_timeout", "ratelimited"}
+)
+"""What Slack answers with 200 when it is in trouble, not the token: retried as Slack
+unreachable (a start that fails for it would need an operator to restart it)."""
+
+
 async def check_slack_token(bot: Bot) -> None:
     """Fail at start, not at the first command, when Slack refuses the token (`StartupError`);
     `SlackUnreachable` when Slack does not answer."""
     try:
         identity = await bot.authorization.client.auth_test()
     except SlackApiError as error:
-        if int(error.response.status_code) >= 500:
+        code = error.response.get("error")
+        if int(error.response.status_code) >= 500 or code in _SLACK_TROUBLE:
             raise SlackUnreachable(
                 f"SLACK_API_URL: Slack answered {error.response.status_code}"
+                + (f" ({code})" if code else "")
             ) from None
-        raise StartupError(
-            f"SLACK_BOT_TOKEN: Slack refused it ({error.response.get('error')})"
-        ) from None
+        raise StartupError(f"SLACK_BOT_TOKEN: Slack refused it ({code})") from None
     except (SlackClientError, aiohttp.ClientError, TimeoutError) as error:
         reason = str(error) or type(error).__name__
         raise SlackUnreachable(f"SLACK_API_URL: cannot reach Slack ({reason})") from None

@@ -341,3 +341,27 @@ async def test_version_help_and_traces(cluster: SampleCluster, tmp_path: Path) -
     code, out, _ = await run_cli(tmp_path, _env(cluster), "errors", "acme/image_tagger", "--traces")
     assert code == 0
     assert 'File "./src/faces.py", line 63, in _to_gray' in out  # a trace, under its group
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "said"),
+    [
+        ("service_unavailable", 1, "Slack answered 200 (service_unavailable)"),  # Slack's trouble
+        ("internal_error", 1, "Slack answered 200 (internal_error)"),
+        ("invalid_auth", 2, "SLACK_BOT_TOKEN: Slack refused it (invalid_auth)"),  # the token's
+    ],
+)
+async def test_only_a_refused_token_is_a_settings_error_at_start(
+    cluster: SampleCluster, tmp_path: Path, error: str, code: int, said: str
+) -> None:
+    """Slack in trouble answers 200 with an error too: that is Slack unreachable (`digest
+    --once` exits 1 naming it; `serve` would retry), not a setting for an operator to fix."""
+    async with SlackStandIn() as slack:
+        slack.fail_next("auth.test", error=error)
+        env = _env(cluster) | {
+            "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_API_URL": slack.base_url,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        }
+        exit_code, _, err = await run_cli(tmp_path, env, "digest", "--once")
+        assert (exit_code, said in err) == (code, True), err
