@@ -134,21 +134,26 @@ class AlertThreadQueries:
         return await self._db.changed(statement) == 1
 
     async def update_alert_thread(
-        self, thread: AlertThread, *, fields: Collection[str] | None = None
+        self,
+        thread: AlertThread,
+        *,
+        fields: Collection[str] | None = None,
+        expected: AlertThread | None = None,
     ) -> bool:
         """Write the thread's row (all but the key, or only `fields`); False when there is
-        none."""
+        none, or (`expected`: the thread as it was read) when those fields no longer hold what
+        was read: a click or a run changed them meanwhile, and nothing is written."""
         column = alert_threads.c
         values = alert_thread_values(thread)
         for key in _KEY:
             del values[key]
         if fields is not None:
             values = {name: value for name, value in values.items() if name in fields}
-        statement = (
-            update(alert_threads)
-            .where(*(column[key] == getattr(thread, key) for key in _KEY))
-            .values(**values)
-        )
+        conditions = [column[key] == getattr(thread, key) for key in _KEY]
+        if expected is not None:
+            read = alert_thread_values(expected)
+            conditions += [column[name] == read[name] for name in values]
+        statement = update(alert_threads).where(*conditions).values(**values)
         return await self._db.changed(statement) == 1
 
 

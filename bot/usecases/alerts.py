@@ -26,7 +26,11 @@ class AlertStore(Protocol):
     ) -> list[AlertThread]: ...
 
     async def update_alert_thread(
-        self, thread: AlertThread, *, fields: Collection[str] | None = None
+        self,
+        thread: AlertThread,
+        *,
+        fields: Collection[str] | None = None,
+        expected: AlertThread | None = None,
     ) -> bool: ...
 
 
@@ -68,5 +72,11 @@ async def change_alert(
     # Only what the action changes is written: a digest's counters (and, for an owner change,
     # a concurrent click's state) stay as they are.
     fields = ALERT_OWNER if action in OWNER_ACTIONS else ALERT_STATE
-    await store.update_alert_thread(changed, fields=fields)
+    if not await store.update_alert_thread(changed, fields=fields, expected=thread):
+        # Another click (or a run) changed it since it was read: one of them wins, the other
+        # is told, and the alert is redrawn as it is now.
+        return AlertChange(await find_alert(store, channel_id, ref), _CHANGED_MEANWHILE)
     return AlertChange(changed)
+
+
+_CHANGED_MEANWHILE = "someone else changed it at the same moment"

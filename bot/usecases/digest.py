@@ -636,5 +636,7 @@ async def _end_mutes(
     for thread in mutes_over:
         await lease.renew(subscription.id)
         opened = mute_expired(thread, now)
-        await notifier.mute_over(opened)
-        await store.update_alert_thread(opened, fields=ALERT_STATE)
+        # Written first, and only if no click changed its state since it was read (a resolve,
+        # a new mute): then that stands, and nothing is said.
+        if await store.update_alert_thread(opened, fields=ALERT_STATE, expected=thread):
+            await notifier.mute_over(opened)

@@ -158,5 +158,9 @@ class DigestStore(Protocol):
     async def expired_mutes(self, now: datetime) -> list[AlertThread]: ...
 
     async def update_alert_thread(
-        self, thread: AlertThread, *, fields: Collection[str] | None = None
+        self,
+        thread: AlertThread,
+        *,
+        fields: Collection[str] | None = None,
+        expected: AlertThread | None = None,
     ) -> bool: ...

@@ -3,7 +3,9 @@ them, the alert shows what is true, and Slack always gets its ack."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -70,3 +72,62 @@ async def test_a_bug_behind_a_click_is_logged_and_told_only_to_the_user(
     assert "Something went wrong on the bot's side" in told.text
     assert alert.blocks == before  # the alert itself is left as it was
     assert "RuntimeError: a bug in the bot" in caplog.text
+
+
+def _errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_take_on_the_home_tab_of_an_alert_deleted_in_slack_is_told_there(
+    alerted: tuple[RunningBot, PostedMessage], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Home tab lists the alert from the bot's records; its message was deleted in
+    Slack. A take still makes the user its owner, and the tab, published again, says that
+    the message could not show it: no failure, no traceback."""
+    bot, alert = alerted
+    await bot.open_home("U_ALICE")
+    await bot.slack.wait_for(lambda s: "U_ALICE" in s.home_views)
+    await bot.settled()
+    value = next(
+        element["value"]
+        for block in bot.slack.home_views["U_ALICE"]["blocks"]
+        for element in block.get("elements", [])
+        if element.get("action_id") == "group_take"
+    )
+    bot.slack.messages = [
+        m for m in bot.slack.messages if alert.ts not in (m.ts, m.thread_ts)
+    ]  # deleted, its thread with it
+    assert (await bot.click_home("U_ALICE", "group_take", value)).status_code == 200
+    await bot.slack.wait_for(
+        lambda s: "its message could not show it" in str(s.home_views["U_ALICE"]), timeout=10
+    )
+    assert "the alert message was deleted" in str(bot.slack.home_views["U_ALICE"])
+    assert _errors(caplog) == []
+
+
+async def test_a_take_whose_thread_reply_slack_refuses_is_done_and_said_so(
+    alerted: tuple[RunningBot, PostedMessage], caplog: pytest.LogCaptureFixture
+) -> None:
+    bot, alert = alerted
+    bot.slack.fail_next("chat.postMessage", error="thread_not_found")  # the thread was deleted
+    assert (await bot.click(alert, "group_take", user="U_ALICE")).status_code == 200
+    await bot.slack.wait_for(lambda s: len(s.ephemerals) == 1, timeout=10)
+    (told,) = bot.slack.ephemerals
+    assert "Done: the alert is changed, but its message could not show it" in told.text
+    assert "<@U_ALICE>" in str(alert.blocks)  # the parent shows its new owner
+    assert _errors(caplog) == []
+
+
+@pytest.mark.parametrize("action", ["group_take", "group_resolve"])
+async def test_a_double_click_acts_once(
+    alerted: tuple[RunningBot, PostedMessage], action: str
+) -> None:
+    bot, alert = alerted
+    replies = len(bot.slack.thread(alert.ts))
+    clicks = await asyncio.gather(bot.click(alert, action), bot.click(alert, action))
+    assert [r.status_code for r in clicks] == [200, 200]
+    await bot.settled()
+    await bot.slack.wait_idle(quiet_s=0.2)
+    told = [m.text for m in bot.slack.thread(alert.ts)[replies:]]
+    assert len(told) == (1 if action == "group_take" else 0)  # "… took this." once
+    assert len(bot.slack.ephemerals) == 1  # the other click is told nothing changed

@@ -30,6 +30,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.domain.alerts import (
+    ALERT_STATE,
+    AlertAction,
+    AlertRef,
     AlertState,
     AlertThread,
     DigestRun,
@@ -44,6 +47,7 @@ from bot.store.engine import MIGRATIONS
 from bot.store.exceptions import InvalidDatabaseUrl, StoreUnavailable
 from bot.store.schema import VERSION_TABLE, metadata
 from bot.store.subscriptions import SUBSCRIPTION_COLUMNS
+from bot.usecases.alerts import change_alert
 from tests.postgres import NO_POSTGRES, POSTGRES_URL
 from tests.store_probe import ProbedStore as Store
 
@@ -966,6 +970,43 @@ async def test_runs_ending_as_one_subscription_is_removed_end_the_others(
                 {"id": kept.id},
             )
             assert lease.one() == (None, later)
+
+
+@pytest.mark.parametrize("action", [AlertAction.TAKE, AlertAction.RESOLVE, AlertAction.MUTE])
+async def test_clicks_at_the_same_moment_change_an_alert_once(
+    store: Store, action: AlertAction
+) -> None:
+    """One person clicks five times at once (a slow connection): one click changes the
+    alert, the others are told it changed; none is written over another (nor told twice in
+    the thread)."""
+    thread = alert_thread()
+    await store.create_alert_thread(thread)
+    ref = AlertRef.of(thread)
+    changes = await asyncio.gather(
+        *(
+            change_alert(store, CHANNEL, ref, action=action, user="U1", now=NOW, mute="1h")
+            for _ in range(5)
+        )
+    )
+    won = [c for c in changes if c.refused is None]
+    assert len(won) == 1
+    assert all(c.refused for c in changes if c is not won[0])
+    (stored,) = await store.alert_threads(CHANNEL, ALGORITHM, [thread.fingerprint])
+    assert won[0].thread is not None
+    assert (stored.owner, stored.state) == (won[0].thread.owner, won[0].thread.state)
+
+
+async def test_a_mute_ending_does_not_undo_a_click_made_meanwhile(store: Store) -> None:
+    """A run read the alert muted and its mute over; a resolve landed before the run wrote:
+    the resolve stands."""
+    muted = alert_thread(state=AlertState.MUTED, muted_until=NOW - timedelta(minutes=1))
+    await store.create_alert_thread(muted)
+    resolved = replace(muted, state=AlertState.RESOLVED, muted_until=None, state_changed_by="U1")
+    assert await store.update_alert_thread(resolved, fields=ALERT_STATE, expected=muted)
+    reopened = replace(muted, state=AlertState.OPEN, muted_until=None)
+    assert not await store.update_alert_thread(reopened, fields=ALERT_STATE, expected=muted)
+    (stored,) = await store.alert_threads(CHANNEL, ALGORITHM, [muted.fingerprint])
+    assert (stored.state, stored.state_changed_by) == (AlertState.RESOLVED, "U1")
 
 
 # The Home tab and the on-call fields ----------------------------------------------------

@@ -128,9 +128,17 @@ class MemoryAlerts:
         return [thread] if thread is not None and thread.channel_id == channel_id else []
 
     async def update_alert_thread(
-        self, thread: AlertThread, *, fields: Collection[str] | None = None
+        self,
+        thread: AlertThread,
+        *,
+        fields: Collection[str] | None = None,
+        expected: AlertThread | None = None,
     ) -> bool:
         assert self.thread is not None
+        if expected is not None and any(
+            getattr(self.thread, f) != getattr(expected, f) for f in fields or ()
+        ):
+            return False
         changes = {f: getattr(thread, f) for f in fields} if fields else {}
         self.thread = replace(self.thread, **changes) if fields else thread
         self.fields = fields

@@ -287,3 +287,9 @@ def action_refused(reason: str) -> SlackMessage:
     """A click that does not apply to the alert as it is now (someone acted first)."""
     text = f"Nothing changed: {escape(reason)}. The alert now shows its current state."
     return SlackMessage(text, [section(text)])
+
+
+def change_not_shown(reason: str) -> SlackMessage:
+    """A click that changed the alert, which Slack would not redraw (or tell in its thread)."""
+    text = f"Done: the alert is changed, but its message could not show it ({escape(reason)})."
+    return SlackMessage(text, [section(text)])

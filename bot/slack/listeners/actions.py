@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
 
 from bot.domain.alerts import OWNER_ACTIONS, AlertAction, AlertRef
 from bot.metrics import Outcome
@@ -30,6 +31,8 @@ from bot.slack.listeners.services import (
     tell_user,
     unexpected,
 )
+from bot.slack.refusals import meaning
+from bot.slack.sender import SEND_FAILURES, CannotPost, error_code
 from bot.usecases.alerts import AlertChange, change_alert
 
 log = logging.getLogger(__name__)
@@ -97,11 +100,16 @@ async def _on_alert_action(
         mute = chosen if isinstance(chosen, str) else None
         selected = action.get("selected_user")
         assignee = selected if isinstance(selected, str) and is_user_id(selected) else None
-        change = await _apply(services, channel, ref, verb, user, mute=mute, assignee=assignee)
+        change, not_shown = await _apply(
+            services, channel, ref, verb, user, mute=mute, assignee=assignee
+        )
         if change.thread is None:
             await tell(alerts.alert_unknown())
         elif change.refused is not None:  # someone acted first: the alert shows what is true
             await tell(alerts.action_refused(change.refused))
+        elif not_shown is not None:  # done: the user hears so, since the alert cannot show it
+            said = alerts.change_not_shown(not_shown)
+            await tell_user(respond, services.sender, channel, user, said, replace_original=False)
 
 
 async def _apply(
@@ -113,21 +121,38 @@ async def _apply(
     *,
     mute: str | None = None,
     assignee: str | None = None,
-) -> AlertChange:
-    """Change the channel's alert, redraw its parent, and tell an owner change in its thread."""
+) -> tuple[AlertChange, str | None]:
+    """Change the channel's alert, redraw its parent, and tell an owner change in its thread;
+    with why Slack did not show the change, when it did not (the change stays made: the
+    alert's message or thread was deleted, the channel closed, Slack did not answer)."""
     change = await change_alert(
         services.store, channel, ref, action=verb, user=user, now=services.now(),
         mute=mute, assignee=assignee,
     )  # fmt: skip
     thread = change.thread
     if thread is None:
-        return change
-    parent = alerts.alert_parent(thread, web_url=services.web_url)
-    await services.sender.update(channel, thread.parent_ts, parent)
-    if verb in OWNER_ACTIONS and change.refused is None:
-        told = alerts.owner_changed(thread, by=user)
-        await services.sender.post(channel, told, thread_ts=thread.parent_ts)
-    return change
+        return change, None
+    try:
+        parent = alerts.alert_parent(thread, web_url=services.web_url)
+        await services.sender.update(channel, thread.parent_ts, parent)
+        if verb in OWNER_ACTIONS and change.refused is None:
+            told = alerts.owner_changed(thread, by=user)
+            await services.sender.post(channel, told, thread_ts=thread.parent_ts)
+    except (CannotPost, *SEND_FAILURES) as error:
+        reason = _not_shown(error)
+        log.warning("%s on alert %s made, not shown in Slack: %s", verb, thread.parent_ts, reason)
+        return change, reason
+    return change, None
+
+
+def _not_shown(error: Exception) -> str:
+    """Why Slack did not show an alert's change, in words its user understands."""
+    if isinstance(error, CannotPost):
+        return error.reason
+    if isinstance(error, SlackApiError):
+        known = meaning(error_code(error))
+        return known.reason if known is not None else f"Slack refused it ({error_code(error)})"
+    return "Slack did not answer"
 
 
 async def _from_home(
@@ -152,11 +177,13 @@ async def _from_home(
         log.warning("%s from the Home tab refused: %s is not in %s", verb, user, channel)
         notice = "You are not a member of that alert's channel, so it cannot be changed here."
     else:
-        change = await _apply(services, channel, ref, verb, user)
+        change, not_shown = await _apply(services, channel, ref, verb, user)
         if change.thread is None:
             notice = alerts.alert_unknown().text
         elif change.refused is not None:
             notice = f"Nothing changed: {change.refused}."
+        elif not_shown is not None:
+            notice = alerts.change_not_shown(not_shown).text
     if notice is not None:  # each notice tells of a refusal
         handled.outcome = Outcome.REFUSED
     # No `hash`: the tab is rebuilt from the store, so the newest publish is always right (a
