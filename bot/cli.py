@@ -66,6 +66,13 @@ def _version() -> str:
         return "algo-errors-bot (not installed)"
 
 
+def _port(text: str) -> int:
+    """A TCP port, 0 (any free one) to 65535, as `PORT` takes it."""
+    if not text.isascii() or not text.isdecimal() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: a number from 0 to 65535")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="algo-errors-bot",
@@ -80,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     serve_parser.add_argument(
         "--host", default="0.0.0.0", help="the address to listen on (default: all, 0.0.0.0)"
     )
-    serve_parser.add_argument("--port", type=int, default=None, help="default: $PORT or 3000")
+    serve_parser.add_argument("--port", type=_port, default=None, help="default: $PORT or 3000")
     serve_parser.add_argument(
         "--no-scheduler", action="store_true", help="the Slack listener alone, no digests"
     )
@@ -95,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     digest_parser.add_argument(
         "--host", default="0.0.0.0", help="the worker's /healthz, /readyz, /metrics listen here"
     )
-    digest_parser.add_argument("--port", type=int, default=None, help="default: $PORT or 3000")
+    digest_parser.add_argument("--port", type=_port, default=None, help="default: $PORT or 3000")
     errors_parser = commands.add_parser(
         "errors", help="print an algorithm's grouped errors in the terminal",
         epilog=_reads("errors"), formatter_class=raw,

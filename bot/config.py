@@ -276,6 +276,8 @@ def load_settings(
         try:
             settings: Settings | None = Settings(_env_file=env_file)
             problems: dict[str, str] = {}
+        except UnicodeDecodeError:
+            raise ConfigError(f"{env_file}: not UTF-8 text; save it as UTF-8") from None
         except ValidationError as error:
             # `from None` below: the ValidationError would carry the rejected input into
             # tracebacks.

@@ -240,8 +240,17 @@ def _check_postgresql_url(dsn: str) -> None:
     left open, an unknown `sslmode`): refused now, so a typo is not taken for an outage."""
     try:
         parts = urlsplit(dsn)
-        if "," not in parts.netloc:  # libpq's host1:port1,host2:port2 is asyncpg's to read
+        hosts = parts.netloc.rpartition("@")[2]
+        if "," not in hosts:
             parts.port  # noqa: B018  # parsing the port is the check
+        # libpq's host1:port1,host2:port2: each port a number (asyncpg raises on one that is
+        # not only when it connects, and its message quotes the URL).
+        elif not all(
+            port.isascii() and port.isdecimal()
+            for port in (h.rpartition("]")[2].partition(":")[2] for h in hosts.split(","))
+            if port
+        ):
+            raise ValueError("Port could not be cast to integer value")
     except ValueError as error:
         # urlsplit's message quotes the URL, whose password (`#`, `?` or `/` not encoded cut
         # it short) would reach the logs: only what is wrong is said.

@@ -32,6 +32,7 @@ from bot.usecases.results import QueryResult
 from bot.wiring.build import (
     Bot,
     SlackUnreachable,
+    StartupError,
     cancelled,
     check_slack_token,
     cluster_http,
@@ -240,7 +241,11 @@ async def _serve_slack(
 async def _serve_http(
     web_app: Starlette, host: str, port: int, on_stop: Callable[[], None] | None = None
 ) -> None:
-    server = WebServer(web_app, host, port, graceful_s=HTTP_DRAIN_S, on_shutdown=on_stop)
+    try:
+        server = WebServer(web_app, host, port, graceful_s=HTTP_DRAIN_S, on_shutdown=on_stop)
+    except OSError as error:  # in use, not an address of this host, no right to it
+        reason = error.strerror or str(error)
+        raise StartupError(f"PORT: cannot listen on {host}:{port} ({reason})") from None
     log.info("serving on %s:%s", host, server.port)
     with _start_up_frozen():
         await server.serve()

@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -121,6 +122,8 @@ async def test_errors_with_the_cluster_down_exits_1_with_one_line(
         (("errors", "acme/x", "since:soon"), "is not a duration"),
         (("errors", "list"), "give an algorithm"),
         (("errors",), "the following arguments are required: target"),
+        (("serve", "--port", "99999"), "'99999' is not a port: a number from 0 to 65535"),
+        (("digest", "--port", "-1"), "'-1' is not a port"),
     ],
 )
 async def test_bad_arguments_exit_2(
@@ -365,3 +368,40 @@ async def test_only_a_refused_token_is_a_settings_error_at_start(
         }
         exit_code, _, err = await run_cli(tmp_path, env, "digest", "--once")
         assert (exit_code, said in err) == (code, True), err
+
+
+async def test_a_start_that_cannot_read_its_settings_or_listen_says_so_in_one_line(
+    cluster: SampleCluster, tmp_path: Path
+) -> None:
+    """A `.env` saved in another encoding; a port another process holds; a multi-host
+    `DATABASE_URL` with a port that is no number: one line naming it, exit 2, no traceback."""
+    (tmp_path / ".env").write_bytes(b"LOG_LEVEL=caf\xe9\n")
+    code, _, err = await run_cli(tmp_path, _env(cluster), "errors", "acme/image_tagger")
+    assert (code, err) == (2, "configuration error: .env: not UTF-8 text; save it as UTF-8\n")
+    (tmp_path / ".env").unlink()
+
+    async with SlackStandIn() as slack:
+        env = _env(cluster) | {
+            "SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": slack.base_url,
+            "SLACK_SIGNING_SECRET": "s", "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        }  # fmt: skip
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = str(taken.getsockname()[1])
+            code, _, err = await run_cli(tmp_path, env, "serve", "--host", "127.0.0.1",
+                                         "--port", port)  # fmt: skip
+        assert code == 2
+        assert err.splitlines()[-1] == (
+            f"configuration error: PORT: cannot listen on 127.0.0.1:{port} (Address already in use)"
+        )
+        assert "Traceback" not in err
+
+    env = _env(cluster) | {
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "DATABASE_URL": "postgresql://bot:Zq7@127.0.0.1:5432,127.0.0.1:abc/algo",
+    }
+    code, _, err = await run_cli(tmp_path, env, "digest", "--once")
+    assert code == 2
+    assert err.startswith("configuration error: DATABASE_URL: not a database URL: its port")
+    assert "Zq7" not in err
