@@ -233,6 +233,7 @@ def _create_engine(url: str) -> AsyncEngine:
 
 
 _SSL_MODES: Final = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
+_SESSION_ATTRS: Final = {"any", "primary", "standby", "prefer-standby", "read-write", "read-only"}
 
 
 def _check_postgresql_url(dsn: str) -> None:
@@ -259,11 +260,21 @@ def _check_postgresql_url(dsn: str) -> None:
             f"not a database URL: {what} (a `#`, `?`, `/` or `@` in the password must be"
             f" percent-encoded, `%23` for `#`): {_USAGE}"
         ) from None
-    for mode in parse_qs(parts.query).get("sslmode", []):
+    query = parse_qs(parts.query)
+    for mode in query.get("sslmode", []):
         if mode not in _SSL_MODES:
             raise InvalidDatabaseUrl(
                 f"sslmode={mode} is none of {', '.join(sorted(_SSL_MODES))}: {_USAGE}"
             )
+    for attrs in query.get("target_session_attrs", []):
+        if attrs not in _SESSION_ATTRS:
+            raise InvalidDatabaseUrl(
+                f"target_session_attrs={attrs} is none of {', '.join(sorted(_SESSION_ATTRS))}"
+            )
+    for name in ("sslrootcert", "sslcert", "sslkey", "sslcrl"):
+        for path in query.get(name, []):
+            if path != "system" and not Path(path).expanduser().is_file():  # libpq's `system`
+                raise InvalidDatabaseUrl(f"{name}={path}: no such file")
 
 
 async def _probe_sqlite_file(url: URL) -> None:

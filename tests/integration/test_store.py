@@ -233,6 +233,22 @@ async def test_a_schema_a_newer_release_migrated_is_used_as_it_is(
     assert "schema is at revision 0099, newer than this release knows" in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        ("target_session_attrs=bogus", "target_session_attrs=bogus is none of any, "),
+        ("sslmode=verify-full&sslrootcert=/nonexistent/ca.pem", "/nonexistent/ca.pem: no such"),
+    ],
+)
+async def test_connection_options_asyncpg_would_refuse_only_at_connect_are_refused_now(
+    query: str, said: str
+) -> None:
+    """Refused at start as settings (exit 2), not taken for a database that does not answer
+    (which `serve` would retry for ever)."""
+    with pytest.raises(InvalidDatabaseUrl, match=said):
+        await Store.open(f"postgresql://bot@127.0.0.1:5432/algo?{query}")
+
+
 async def test_in_memory_sqlite_is_refused_because_processes_cannot_share_it() -> None:
     with pytest.raises(InvalidDatabaseUrl, match=r"in-memory SQLite .* use a file"):
         await Store.open("sqlite:///:memory:")
