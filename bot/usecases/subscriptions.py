@@ -8,13 +8,15 @@ threshold, notify list) and keeps the rest and what was seen.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from bot.algorithmia.exceptions import AlgorithmiaError
 from bot.domain.alerts import Subscription
-from bot.domain.algorithm_ref import AlgorithmRef
+from bot.domain.algorithm_ref import AlgorithmRef, OwnerName, parse_algorithm_ref
 from bot.domain.commands import DEFAULT_SCHEDULE, Subscribe
 from bot.domain.schedule import next_run, parse_schedule, schedule_text
 from bot.usecases.query import ErrorSource, fetch_errors
@@ -69,12 +71,13 @@ async def subscribe(
     algorithm's errors cannot be read."""
     batch = await fetch_errors(source, command.target)
     algorithm = str(command.target)
-    existing = next(
-        (s for s in await store.channel_subscriptions(channel_id) if s.algorithm == algorithm),
-        None,
-    )
+    channel = await store.channel_subscriptions(channel_id)
+    existing = next((s for s in channel if s.algorithm == algorithm), None)
     again = existing is not None
     if existing is None:
+        same = await subscribed_as(source, command.target, channel)
+        if same is not None:
+            raise SubscribedAs(same)
         schedule = command.schedule or DEFAULT_SCHEDULE
         timezone = command.timezone or user_timezone or DEFAULT_TIMEZONE
         next_run_at = next_run(schedule, timezone, now)
@@ -96,6 +99,52 @@ async def subscribe(
         await store.mark_reported(subscription.id, records, now)
         seen = len(records)
     return Subscribed(subscription, again, seen)
+
+
+class SubscribedAs(Exception):
+    """The channel already gets the digests of this algorithm under its other name."""
+
+    def __init__(self, existing: Subscription) -> None:
+        super().__init__(existing.algorithm)
+        self.existing = existing
+
+
+SAME_ALGORITHM_DEADLINE_S = 10.0
+"""Finding whether two names are one algorithm waits no longer: then they are taken as two."""
+
+
+async def subscribed_as(
+    source: ErrorSource, target: AlgorithmRef, subscriptions: Iterable[Subscription]
+) -> Subscription | None:
+    """The one of a channel's `subscriptions` to the algorithm `target` names, under its other
+    name (`owner/name` for an `id:UUID`, or the other way round): two subscriptions to one
+    algorithm would post each alert twice in the channel. None when there is none, or when
+    the cluster does not tell the algorithm's id (the names are then taken as two)."""
+    others = [s for s in subscriptions if s.algorithm != str(target)]
+    by_id = [s for s in others if s.algorithm[:3].lower() == "id:"]
+    try:
+        async with asyncio.timeout(SAME_ALGORITHM_DEADLINE_S):
+            if isinstance(target, OwnerName):
+                wanted = await _id_of(source, target) if by_id else None
+                return next((s for s in by_id if s.algorithm[3:].lower() == wanted), None)
+            named = [s for s in others if s not in by_id]
+            found = await asyncio.gather(
+                *(_id_of(source, parse_algorithm_ref(s.algorithm)) for s in named)
+            )
+    except TimeoutError:
+        return None
+    uuid = target.uuid.lower()
+    return next((s for s, named_id in zip(named, found, strict=True) if named_id == uuid), None)
+
+
+async def _id_of(source: ErrorSource, ref: AlgorithmRef) -> str | None:
+    if not isinstance(ref, OwnerName):
+        return None
+    try:
+        info = await source.get_algorithm(ref)
+    except AlgorithmiaError:
+        return None
+    return info.id.lower() if info.id else None
 
 
 async def unsubscribe(store: SubscriptionStore, target: AlgorithmRef, channel_id: str) -> bool:

@@ -267,3 +267,9 @@ def test_an_id_query_links_the_name_its_records_give(sample_record_by_bug: dict[
     forged = record.model_copy(update={"username": "ac|me>"})
     other = QueryResult(result.target, tuple(group_records([forged])), 1)
     assert WEB not in str(query_blocks.query_parent(other, web_url=WEB).blocks)
+    # A pipeline's errors come up into its caller's log named after the algorithm that failed:
+    # records that name two algorithms name none (the newest's would link the wrong one).
+    inner = record.model_copy(update={"algoname": "inner", "request_id": "req-inner",
+                                      "created_at": record.created_at + 1})  # fmt: skip
+    mixed = QueryResult(result.target, tuple(group_records([record, inner])), 2)
+    assert WEB not in str(query_blocks.query_parent(mixed, web_url=WEB).blocks)

@@ -180,13 +180,16 @@ def query_answer(
 
 def _named(result: QueryResult) -> str | None:
     """`owner/name` as the records of an `id:` query give it (their `username` is the
-    algorithm's owner), when they do."""
-    for group in result.groups:
-        record = group.latest.record
-        name = f"{record.username}/{record.algoname}"
-        if record.username and record.algoname and is_owner_name(name):
-            return name
-    return None
+    algorithm's owner), when they all give the same: a pipeline's errors are passed up into
+    the log of the algorithm that called it, named after the one that failed."""
+    names = {
+        f"{record.username}/{record.algoname}"
+        for group in result.groups
+        for record in (o.record for o in group.occurrences)
+        if record.username and record.algoname
+    }
+    name = names.pop() if len(names) == 1 else None
+    return name if name is not None and is_owner_name(name) else None
 
 
 def query_parent(

@@ -89,6 +89,16 @@ def not_subscribed(algorithm: str) -> SlackMessage:
     return SlackMessage(text, [section(text)])
 
 
+def subscribed_as(asked: str, existing: str) -> SlackMessage:
+    """The algorithm `asked` names is the one this channel is subscribed to as `existing`."""
+    text = (
+        f"*{escape(asked)}* is *{escape(existing)}*, which this channel is already subscribed"
+        f" to: name it *{escape(existing)}* to change or end that subscription (two would post"
+        " each alert twice)."
+    )
+    return SlackMessage(text, [section(text)])
+
+
 LIST_BUDGET = 10_000
 """Characters of `list`'s blocks, well under the ~12k Slack accepts across a message."""
 

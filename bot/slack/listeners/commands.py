@@ -41,7 +41,13 @@ from bot.slack.listeners.services import (
 from bot.slack.sender import SEND_FAILURES, CannotPost
 from bot.usecases.query import run_query
 from bot.usecases.results import LookupFailure
-from bot.usecases.subscriptions import list_subscriptions, subscribe, unsubscribe
+from bot.usecases.subscriptions import (
+    SubscribedAs,
+    list_subscriptions,
+    subscribe,
+    subscribed_as,
+    unsubscribe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +206,11 @@ async def _subscribe(invocation: Invocation, command: Subscribe, client: AsyncWe
         invocation.handling.outcome = lookup_outcome(failure)
         await invocation.tell(answers.lookup_failed(failure))
         return
+    except SubscribedAs as same:
+        invocation.handling.outcome = Outcome.REFUSED
+        asked = str(command.target)
+        await invocation.tell(subscriptions.subscribed_as(asked, same.existing.algorithm))
+        return
     confirmation = subscriptions.subscribed(
         done.subscription, again=done.again, seen=done.seen, by=invocation.user
     )
@@ -215,7 +226,12 @@ async def _unsubscribe(invocation: Invocation, command: Unsubscribe) -> None:
     services, target = invocation.services, str(command.target)
     if not await unsubscribe(services.store, command.target, invocation.channel):
         invocation.handling.outcome = Outcome.REFUSED
-        await invocation.tell(subscriptions.not_subscribed(target))
+        channel = await list_subscriptions(services.store, invocation.channel)
+        same = await subscribed_as(services.source, command.target, channel)
+        if same is not None:
+            await invocation.tell(subscriptions.subscribed_as(target, same.algorithm))
+        else:
+            await invocation.tell(subscriptions.not_subscribed(target))
         return
     goodbye = subscriptions.unsubscribed(target, by=invocation.user)
     try:
