@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Final
@@ -27,7 +28,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import CursorResult, Table, event, text
+from sqlalchemy import CursorResult, Table, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import (
@@ -42,7 +43,12 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from bot.config import DATABASE_DRIVERS, DATABASE_URL_FORMS
-from bot.store.exceptions import InvalidDatabaseUrl, SchemaMissing, StoreUnavailable
+from bot.store.exceptions import (
+    ClockSkewed,
+    InvalidDatabaseUrl,
+    SchemaMissing,
+    StoreUnavailable,
+)
 from bot.store.schema import VERSION_TABLE
 
 MIGRATIONS: Final = Path(__file__).parent / "migrations"
@@ -57,6 +63,21 @@ _MIGRATION_LOCK_KEY: Final = 0x616C676F_6572  # "algoer" in ASCII
 _USAGE = f"use {DATABASE_URL_FORMS}"
 
 log = logging.getLogger(__name__)
+
+
+MAX_CLOCK_SKEW_S: Final = 5.0
+"""How far this host's clock may be off the database's (PostgreSQL, replicas on several
+hosts) for a digest to run here. Leases are written and judged on each replica's own clock:
+a replica whose clock runs ahead takes a lease still held, one behind writes leases already
+run out, and an alert is posted twice. A run stops posting a quarter of a lease (11 s)
+before its lease ends, which covers a smaller skew."""
+CLOCK_CHECKED_EVERY_S: Final = 300.0
+"""A clock found right is checked again after this long (a tick costs its one statement)."""
+
+
+def wall_clock() -> datetime:
+    """This host's time (a function of its own: tests set it off)."""
+    return datetime.now(UTC)
 
 
 FAILED_RECENTLY_S: Final = 0.5
@@ -84,6 +105,7 @@ class Database:
         self._not_open: StoreUnavailable | None = None
         """Why the last `migrate()` failed, until one succeeds."""
         self._failed_at = 0.0
+        self._clock_right_until = 0.0
 
     @classmethod
     def connect_later(cls, url: str) -> Database:
@@ -190,6 +212,26 @@ class Database:
         await self.migrate()
         async with _translated_errors(), self._engine.begin() as connection:
             yield connection
+
+    async def check_clock(self) -> None:
+        """On PostgreSQL, raise `ClockSkewed` when this host's clock is more than
+        `MAX_CLOCK_SKEW_S` off the database's (see there); a clock found right is trusted for
+        `CLOCK_CHECKED_EVERY_S`. SQLite's processes share one host, and so one clock."""
+        if self.dialect != "postgresql" or time.monotonic() < self._clock_right_until:
+            return
+        before = wall_clock()
+        async with self.reading() as connection:
+            theirs = (await connection.execute(select(func.clock_timestamp()))).scalar_one()
+        after = wall_clock()
+        skew = (before + (after - before) / 2 - theirs).total_seconds()
+        if abs(skew) > MAX_CLOCK_SKEW_S:
+            way = "ahead of" if skew > 0 else "behind"
+            raise ClockSkewed(
+                f"this host's clock is {abs(skew):.0f} s {way} the database's (more than"
+                f" {MAX_CLOCK_SKEW_S:g} s: replicas would judge leases apart and post an alert"
+                " twice); no digest runs here until it is set right (NTP)"
+            )
+        self._clock_right_until = time.monotonic() + CLOCK_CHECKED_EVERY_S
 
     async def changed(self, statement: Any, parameters: Any = None) -> int:
         """Run one write statement in its own transaction; the number of rows it changed."""

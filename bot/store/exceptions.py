@@ -27,3 +27,8 @@ class StoreUnavailable(StoreError):
 class SchemaMissing(StoreUnavailable):
     """The database answers but the bot's tables are gone (a database recreated empty while
     the bot ran): `Database.ping` builds them again."""
+
+
+class ClockSkewed(StoreUnavailable):
+    """This host's clock is too far off the database's for leases to be judged alike by every
+    replica: no digest runs here until it is set right."""

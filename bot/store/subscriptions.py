@@ -115,6 +115,7 @@ class SubscriptionQueries:
         process) in one conditional UPDATE (see `leasing`) that returns the claimed rows, so a
         tick with none due costs that one statement (on the `next_run_at` index); returns what
         this worker got, earliest first."""
+        await self._db.check_clock()  # replicas on several hosts must agree on leases
         statement = leasing(worker, now, lease_seconds, due_only=not everything).returning(
             *SUBSCRIPTION_COLUMNS
         )

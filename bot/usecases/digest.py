@@ -346,13 +346,13 @@ async def _run_one(
                 subscription.consecutive_failures + 1 >= OUTAGE_NOTICE_AFTER
                 and not subscription.outage_notified
             ):
-                async with lease.held():  # a notice is a post like the others
+                async with lease.held(subscription.id):  # a notice is a post like the others
                     await lease.renew(subscription.id)
                     await notifier.outage(subscription, batch)
                 await store.set_outage_notified(subscription.id, True)
         else:
             if subscription.outage_notified:
-                async with lease.held():
+                async with lease.held(subscription.id):
                     await lease.renew(subscription.id)
                     await notifier.recovered(subscription)
                 await store.set_outage_notified(subscription.id, False)
@@ -361,7 +361,7 @@ async def _run_one(
                     store, notifier, subscription, batch, now, lease.of(subscription.id), fresh,
                     turns=turns, clock=lease.clock,
                 )  # fmt: skip
-                async with lease.held():
+                async with lease.held(subscription.id):
                     await posting.settle_open(intents)
                     await _end_mutes(store, notifier, subscription, mutes_over, lease, now)
                     posted = await posting.report_new()
@@ -519,7 +519,10 @@ class _Lease:
         self._store, self._length = store, length
         self._stopping = stopping
         self._now, self._started = now, time.monotonic()
-        self._guards: set[asyncio.Timeout] = set()
+        self._guards: dict[asyncio.Timeout, int] = {}
+        """Each `held()` block's guard, and whose lease it runs under."""
+        self._lost: set[int] = set()
+        """Subscriptions whose lease the heartbeat found gone (taken over, or removed)."""
         self._held_until = self._deadline(self._loop_time())
 
     @staticmethod
@@ -536,22 +539,39 @@ class _Lease:
         if deadline <= self._held_until:
             return
         self._held_until = deadline
-        for guard in self._guards:
-            if not guard.expired():  # one expiring now cannot be moved: its block is cut
+        for guard, subscription_id in self._guards.items():
+            # One expiring now cannot be moved: its block is cut (a lost one is cut anyway).
+            if not guard.expired() and subscription_id not in self._lost:
                 guard.reschedule(deadline)
 
+    def _lose(self, subscription_ids: set[int]) -> None:
+        """The heartbeat found these leases gone: what their runs post, or wait to post (a
+        429, the channel's pace), is cut now, not at the guard's deadline (a worker whose
+        clock is off may have taken a lease this one still counted as held)."""
+        self._lost |= subscription_ids
+        now = self._loop_time()
+        for guard, subscription_id in self._guards.items():
+            if subscription_id in subscription_ids and not guard.expired():
+                guard.reschedule(now)
+
     @contextlib.asynccontextmanager
-    async def held(self) -> AsyncIterator[None]:
-        """Run the block only while the leases are surely held (see the class)."""
+    async def held(self, subscription_id: int) -> AsyncIterator[None]:
+        """Run the block only while the subscription's lease is surely held (see the class):
+        `LeaseExpiring` when no renewal came in time, `LeaseLost` when the heartbeat found it
+        gone."""
+        if subscription_id in self._lost:
+            raise LeaseLost
         guard = asyncio.timeout_at(self._held_until)  # a time of the loop, not a delay
         try:
             async with guard:
-                self._guards.add(guard)
+                self._guards[guard] = subscription_id
                 try:
                     yield
                 finally:
-                    self._guards.discard(guard)
+                    del self._guards[guard]
         except TimeoutError as error:
+            if guard.expired() and subscription_id in self._lost:
+                raise LeaseLost from error
             if guard.expired():
                 raise LeaseExpiring(
                     "the digest leases could not be renewed; stopped before they ran out"
@@ -593,8 +613,9 @@ class _Lease:
         while True:
             await asyncio.sleep(wait)
             sent = self._loop_time()
+            running = still_running()
             try:
-                await self._store.renew_leases(self.worker, still_running(), self._until())
+                held = await self._store.renew_leases(self.worker, running, self._until())
             except StoreUnavailable as error:
                 log.warning("could not renew the digest leases: %s", error)
                 wait = beat / 5
@@ -602,6 +623,8 @@ class _Lease:
                 log.exception("renewing the digest leases failed")
                 wait = beat / 5
             else:
+                if lost := set(running) - held:
+                    self._lose(lost)
                 self._renewed(sent)
                 wait = beat
 

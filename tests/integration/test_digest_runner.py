@@ -34,7 +34,7 @@ from bot.errors.grouping import ErrorGroup
 from bot.errors.records import ErrorRecord, RecordBatch, read_records
 from bot.store.exceptions import StoreUnavailable
 from bot.usecases.digest import LeaseExpiring, _Lease, run_digests
-from bot.usecases.digest_ports import AlertGone, ChannelGone
+from bot.usecases.digest_ports import AlertGone, ChannelGone, LeaseLost
 from bot.usecases.results import LookupFailure
 from bot.usecases.subscriptions import subscribe
 from tests.store_probe import ProbedStore as Store
@@ -715,6 +715,7 @@ async def test_a_run_with_nothing_new_costs_as_many_statements_for_ten_times_the
         cluster, notifier = FakeCluster(), RecordingNotifier()
         counter = StatementCounter(store)
         await _subscribed_everywhere(store, cluster, 0, 12)
+        await store.database.check_clock()  # PostgreSQL's, every 5 minutes: not a run's own
         few = await counter.of(_run(store, cluster, notifier, T0 + timedelta(minutes=15)))
         fetched = len(cluster.fetches)
         await _subscribed_everywhere(store, cluster, 12, 120)
@@ -865,7 +866,7 @@ async def test_a_renewal_landing_as_a_guard_expires_cuts_the_post_and_nothing_el
     loop = asyncio.get_running_loop()
 
     async def a_post_as_the_renewal_lands() -> None:
-        async with lease.held():  # surely held for 0.3 s
+        async with lease.held(1):  # surely held for 0.3 s
             try:
                 await asyncio.sleep(1)
             except asyncio.CancelledError:  # the guard fired: a renewal lands now
@@ -874,8 +875,35 @@ async def test_a_renewal_landing_as_a_guard_expires_cuts_the_post_and_nothing_el
 
     with pytest.raises(LeaseExpiring):
         await a_post_as_the_renewal_lands()
-    async with lease.held():  # the renewal moved the deadline for the posts after it
+    async with lease.held(1):  # the renewal moved the deadline for the posts after it
         await asyncio.sleep(0.01)
+
+
+async def test_a_lease_the_heartbeat_finds_gone_cuts_its_posts_at_once() -> None:
+    """Another worker took subscription 1 over (a worker whose clock is off may take a lease
+    still held): its post waiting on Slack's pace is cut at the next beat, not at the guard's
+    deadline, and its run posts nothing more; subscription 2's posts go on."""
+
+    class Renewing:
+        async def renew_leases(self, worker: str, ids: Any, until: datetime) -> set[int]:
+            return set(ids) - {1}
+
+    lease = _Lease(Renewing(), "w1", timedelta(seconds=3), T0, lambda: False)  # type: ignore[arg-type]
+    beating = asyncio.create_task(lease.keep_alive(lambda: [1, 2]))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        with pytest.raises(LeaseLost):
+            async with lease.held(1):  # a 429's wait
+                await asyncio.sleep(10)
+        assert loop.time() - started < 1.5  # the beat (1 s), not the guard's 2.25 s
+        with pytest.raises(LeaseLost):
+            async with lease.held(1):
+                pass
+        async with lease.held(2):
+            await asyncio.sleep(0.01)
+    finally:
+        beating.cancel()
 
 
 async def test_text_no_store_takes_is_told_once_and_blocks_nothing(database_url: str) -> None:

@@ -44,7 +44,7 @@ from bot.domain.alerts import (
 )
 from bot.store import engine as engine_module
 from bot.store.engine import MIGRATIONS
-from bot.store.exceptions import InvalidDatabaseUrl, StoreUnavailable
+from bot.store.exceptions import ClockSkewed, InvalidDatabaseUrl, StoreUnavailable
 from bot.store.schema import VERSION_TABLE, metadata
 from bot.store.subscriptions import SUBSCRIPTION_COLUMNS
 from bot.usecases.alerts import change_alert
@@ -1023,6 +1023,26 @@ async def test_a_mute_ending_does_not_undo_a_click_made_meanwhile(store: Store) 
     assert not await store.update_alert_thread(reopened, fields=ALERT_STATE, expected=muted)
     (stored,) = await store.alert_threads(CHANNEL, ALGORITHM, [muted.fingerprint])
     assert (stored.state, stored.state_changed_by) == (AlertState.RESOLVED, "U1")
+
+
+@pytest.mark.parametrize("off_s", [60, -60])
+async def test_a_replica_whose_clock_is_off_claims_nothing(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, off_s: int
+) -> None:
+    """PostgreSQL (replicas on several hosts): leases are written and judged on each
+    replica's clock, so one whose clock is a minute off would take a lease still held (or
+    write ones already run out) and an alert would be posted twice. It claims nothing and
+    says why; once its clock is right it claims again."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite's processes share one host, and so one clock")
+    real = engine_module.wall_clock
+    async with await Store.open(database_url) as store:
+        await subscribe(store)
+        monkeypatch.setattr(engine_module, "wall_clock", lambda: real() + timedelta(seconds=off_s))
+        with pytest.raises(ClockSkewed, match=f"60 s {'ahead of' if off_s > 0 else 'behind'}"):
+            await store.claim_due("w1", NOW, 45)
+        monkeypatch.setattr(engine_module, "wall_clock", real)
+        assert len(await store.claim_due("w1", NOW, 45)) == 1
 
 
 # The Home tab and the on-call fields ----------------------------------------------------
