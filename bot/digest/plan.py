@@ -56,6 +56,8 @@ class DigestAction:
     """The older fingerprint under which the store keeps this thread until it is re-keyed."""
     split_from: AlertThread | None = None
     """For a new alert: the thread these errors were counted in by an older grouping."""
+    read: AlertThread | None = None
+    """For a known thread: as the plan read it (its state is written only if still so)."""
 
     @property
     def reported(self) -> list[tuple[str, int]]:
@@ -92,8 +94,9 @@ def known_action(
     after, telling = sighted(thread, sighting(group), now)
     mute_ended = thread.state is AlertState.MUTED and after.state is AlertState.OPEN
     return DigestAction(
-        _KIND_OF_TELLING[telling], group, after, mute_ended=mute_ended, adopted_from=adopted_from
-    )
+        _KIND_OF_TELLING[telling], group, after, mute_ended=mute_ended,
+        adopted_from=adopted_from, read=thread,
+    )  # fmt: skip
 
 
 def plan_digest(

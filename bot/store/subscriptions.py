@@ -375,9 +375,9 @@ RECORDING_RUNS: Final = digest_runs.insert().from_select(
 )
 """The INSERT of a run (parameters: `run_row`) that keeps nothing of a subscription removed
 meanwhile: no read of which still exist first, no row per run crossing back. On PostgreSQL
-the check locks the row (FOR KEY SHARE, as `record_intent`'s): a removal not yet committed is
-waited for and then seen, where the foreign key's own check failed the whole transaction
-(every run of the window left unended)."""
+the check locks the row (FOR KEY SHARE, as `record_intent`'s FOR SHARE does): a removal not
+yet committed is waited for and then seen, where the foreign key's own check failed the whole
+transaction (every run of the window left unended)."""
 
 
 def run_row(run: DigestRun) -> dict[str, Any]:

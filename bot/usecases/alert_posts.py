@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.digest.plan import DigestAction, Kind, known_action, plan_digest, sighting, thread_keys
 from bot.domain.alerts import (
@@ -25,6 +25,7 @@ from bot.domain.alerts import (
     Subscription,
     new_thread,
 )
+from bot.domain.commands import API_WINDOW_SECONDS
 from bot.errors.grouping import ErrorGroup, group_occurrences, read_occurrences
 from bot.errors.records import RecordBatch
 from bot.usecases.digest_ports import (
@@ -80,10 +81,17 @@ class Posting:
                 ts = await self.notifier.find_post(intent)
                 if group is not None or ts is None:
                     await self._adopt_alert(intent, ts, group)
-                else:
-                    await self._adopt_alert(intent, ts, self._bug_of(intent), told=False)
+                    continue
+                await self.turns.take()
+                bug = self._bug_of(intent)
+                if bug is not None:
+                    await self._adopt_alert(intent, ts, bug, told=False)
+                elif self.now - intent.created_at > API_WINDOW:
+                    await self.store.settle_intent(intent.id)  # its bug is gone for good
+                # else left open: nothing of its bug to store its thread with yet; adopted
+                # when its bug fires again, so that is told in this alert, not a second one
             elif intent.kind is PostKind.TRACE:  # the reply and its file, each if missing
-                group = group or self._bug_of(intent)
+                group = group or self._bug_of(intent)  # within the turn taken above
                 if group is None:
                     await self.store.settle_intent(intent.id)
                 else:
@@ -224,7 +232,11 @@ class Posting:
     async def _record_news(self, action: DigestAction) -> None:
         await self.store.update_alert_thread(action.thread, fields=ALERT_COUNTERS)
         if action.kind is Kind.REGRESSION or action.mute_ended:
-            await self.store.update_alert_thread(action.thread, fields=ALERT_STATE)
+            # Only if no click changed its state since the plan read it (the post may have
+            # waited minutes for its turn): the click stands.
+            await self.store.update_alert_thread(
+                action.thread, fields=ALERT_STATE, expected=action.read
+            )
         await self.store.mark_reported(self.subscription.id, action.reported, self.now)
 
     async def _new_alert(self, action: DigestAction, *, exists: bool) -> None:
@@ -293,6 +305,9 @@ class Posting:
             request_ids=group.request_ids,
             created_at=self.clock() if self.clock is not None else self.now,
         )
+
+
+API_WINDOW = timedelta(seconds=API_WINDOW_SECONDS)
 
 
 def _reported(group: ErrorGroup) -> list[tuple[str, int]]:

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from bot.algorithmia.exceptions import AlgorithmiaError
 from bot.domain.alerts import Subscription
-from bot.domain.algorithm_ref import AlgorithmRef, OwnerName, parse_algorithm_ref
+from bot.domain.algorithm_ref import AlgorithmId, AlgorithmRef, OwnerName, parse_algorithm_ref
 from bot.domain.commands import DEFAULT_SCHEDULE, Subscribe
 from bot.domain.schedule import next_run, parse_schedule, schedule_text
 from bot.usecases.query import ErrorSource, fetch_errors
@@ -122,6 +122,11 @@ async def subscribed_as(
     the cluster does not tell the algorithm's id (the names are then taken as two)."""
     others = [s for s in subscriptions if s.algorithm != str(target)]
     by_id = [s for s in others if s.algorithm[:3].lower() == "id:"]
+    if isinstance(target, AlgorithmId):  # the same id in another case is the same algorithm
+        uuid = target.uuid.lower()
+        same = next((s for s in by_id if s.algorithm[3:].lower() == uuid), None)
+        if same is not None:
+            return same
     try:
         async with asyncio.timeout(SAME_ALGORITHM_DEADLINE_S):
             if isinstance(target, OwnerName):

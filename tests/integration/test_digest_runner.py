@@ -1041,3 +1041,61 @@ async def test_an_alert_posted_late_in_a_long_run_is_found_after_a_crash(
         )  # fmt: skip
         await slack.wait_idle()
         assert len(slack.top_level("C_GENERAL")) == 1
+
+
+async def test_a_click_while_a_regression_is_posted_is_not_written_over(store: Store) -> None:
+    """The regression's reply waits its turn; meanwhile someone reopens the alert. The run
+    then writes the alert's state only if it is still what the plan read: the click stands."""
+
+    class ReopenedMeanwhile(RecordingNotifier):
+        async def thread_news(
+            self, action: DigestAction, intent_id: str | None, **_: object
+        ) -> None:
+            current = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
+            assert current is not None
+            reopened = replace(current, state=AlertState.OPEN, state_changed_by="U9")
+            await store.update_alert_thread(reopened, fields=ALERT_STATE)
+            await super().thread_news(action, intent_id)
+
+    cluster = FakeCluster()
+    await _subscribe(store, cluster)
+    cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
+    notifier = RecordingNotifier()
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=15))
+    fingerprint = notifier.said[0][2]
+    thread = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
+    assert thread is not None
+    await store.update_alert_thread(replace(thread, state=AlertState.RESOLVED), fields=ALERT_STATE)
+    cluster.records["acme/image_tagger"].append(_record(2, BOOM))
+    clicking = ReopenedMeanwhile()
+    await _run(store, cluster, clicking, T0 + timedelta(minutes=30))
+    assert clicking.kinds() == ["regression"]
+    after = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
+    assert after is not None
+    assert (after.state, after.state_changed_by, after.count) == (AlertState.OPEN, "U9", 2)
+
+
+async def test_an_alert_slack_took_whose_bug_left_the_window_is_adopted_when_it_returns(
+    store: Store,
+) -> None:
+    """Slack kept the alert, the process died before hearing so; before the next run, 200
+    errors of another bug pushed every record of this one out of the API's window. Nothing
+    to store its thread with: its intent stays open (no second alert) until the bug fires
+    again, which is then told in the alert's thread."""
+    cluster = FakeCluster()
+    subscription = await _subscribe(store, cluster)
+    cluster.records["acme/image_tagger"] = [_record(i, BOOM, 2) for i in range(1, 4)]
+    dying = _DiesAfterSlackTookTheAlert()
+    with pytest.raises(asyncio.CancelledError):
+        await _run(store, cluster, dying, T0 + timedelta(minutes=15))
+    cluster.records["acme/image_tagger"] = [_record(i, BANG, 1) for i in range(100, 300)]
+    notifier = RecordingNotifier()
+    notifier.posted, notifier._ts = dying.posted, dying._ts  # the same Slack
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=16), everything=True)
+    assert notifier.kinds() == ["alert", "first_reply"]  # BANG's alert; BOOM's waits
+    assert len((await store.open_intents([subscription.id]))[subscription.id]) == 1
+    cluster.records["acme/image_tagger"].insert(0, _record(500, BOOM, 0))
+    notifier.said.clear()
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=31))
+    assert notifier.kinds() == ["first_reply", "recurrence"]  # in BOOM's first alert
+    assert (await store.open_intents([subscription.id]))[subscription.id] == []

@@ -10,13 +10,13 @@ import pytest
 
 from bot.algorithmia.client import AlgorithmInfo
 from bot.algorithmia.exceptions import NotFound
-from bot.domain.algorithm_ref import AlgorithmRef, OwnerName
+from bot.domain.algorithm_ref import AlgorithmId, AlgorithmRef, OwnerName
 from bot.domain.commands import Subscribe
 from bot.domain.schedule import Daily, Every
 from bot.errors.records import ErrorRecord, RecordBatch
 from bot.slack.blocks import subscriptions as subscription_blocks
 from bot.usecases.results import FailureKind, LookupFailure
-from bot.usecases.subscriptions import list_subscriptions, subscribe, unsubscribe
+from bot.usecases.subscriptions import SubscribedAs, list_subscriptions, subscribe, unsubscribe
 from tests.store_probe import ProbedStore as Store
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)  # a Friday
@@ -135,3 +135,15 @@ async def test_list_shows_why_a_subscription_is_paused(store: Store) -> None:
     line = str(listed.blocks)
     assert "paused: the channel is archived" in line
     assert "next <!date^" not in line
+
+
+async def test_one_id_in_another_case_is_the_same_subscription(store: Store) -> None:
+    lower = "3b8f6c2e-9d41-4a7e-b5c0-71e2d9a4f6b8"
+    cluster = FakeCluster([_record("req-1")])
+    await subscribe(store, cluster, Subscribe(AlgorithmId(lower)), channel_id="C1",
+                    user_id="U1", user_timezone=None, now=NOW)  # fmt: skip
+    with pytest.raises(SubscribedAs) as same:
+        await subscribe(store, cluster, Subscribe(AlgorithmId(lower.upper())), channel_id="C1",
+                        user_id="U1", user_timezone=None, now=NOW)  # fmt: skip
+    assert same.value.existing.algorithm == f"id:{lower}"
+    assert len(await list_subscriptions(store, "C1")) == 1

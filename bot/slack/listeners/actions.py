@@ -171,6 +171,7 @@ async def _from_home(
         handled.outcome = Outcome.REFUSED
         return
     notice: str | None = None
+    done = False  # a change made that Slack could not show: told, and no refusal
     if verb not in (AlertAction.TAKE, AlertAction.RESOLVE):
         notice = "That action is made on the alert itself, in its channel."
     elif channel not in await tab.channels_of(user, fresh=True):  # authorizing: read it now
@@ -183,8 +184,8 @@ async def _from_home(
         elif change.refused is not None:
             notice = f"Nothing changed: {change.refused}."
         elif not_shown is not None:
-            notice = alerts.change_not_shown(not_shown).text
-    if notice is not None:  # each notice tells of a refusal
+            notice, done = alerts.change_not_shown(not_shown).text, True
+    if notice is not None and not done:  # the other notices tell of a refusal
         handled.outcome = Outcome.REFUSED
     # No `hash`: the tab is rebuilt from the store, so the newest publish is always right (a
     # publish that landed meanwhile must not make this one, and its notice, fail).
