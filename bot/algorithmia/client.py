@@ -33,7 +33,13 @@ from bot.algorithmia.exceptions import (
     Unavailable,
 )
 from bot.domain.algorithm_ref import AlgorithmId, AlgorithmRef, OwnerName
-from bot.errors.records import RecordBatch, read_lazily, validate_records
+from bot.errors.records import (
+    DEEPEST_JSON,
+    RecordBatch,
+    loads_deep,
+    read_lazily,
+    validate_records,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -220,9 +226,11 @@ class AlgorithmiaClient:
         if read is not None and (found := read(response.content)) is not None:
             return response.status_code, found
         try:
-            body = json.loads(response.content)
+            body = loads_deep(response.content)
         except RecursionError:
-            message = "the answer's JSON nests deeper than it can be read (1,000 levels)"
+            message = (
+                f"the answer's JSON nests deeper than it can be read ({DEEPEST_JSON:,} levels)"
+            )
             raise BadResponse(message, status=response.status_code) from None
         except ValueError:
             content_type = response.headers.get("Content-Type", "").partition(";")[0].strip()

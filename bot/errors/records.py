@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
@@ -106,8 +107,33 @@ def _as_text(value: object) -> object:
     if isinstance(value, bool | int | float):
         return str(value)
     if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        try:
+            return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        except RecursionError:  # read by `loads_deep`, deeper than Python writes back
+            return _TOO_DEEP
     return value
+
+
+_TOO_DEEP = "(a JSON value nested too deeply to show)"
+DEEPEST_JSON: Final = 10_000
+"""Levels of nesting `loads_deep` reads (Python's own limit is about 1,000, which a caller's
+input can pass); deeper is refused. Well within the C stack the decoder recurses on."""
+
+
+def loads_deep(content: bytes | str) -> Any:
+    """`json.loads`, also of a document nested past Python's recursion limit (up to
+    `DEEPEST_JSON` levels): one record with a deep input must not make a whole response
+    unreadable (every query and digest of its algorithm failing for the API's 7 days).
+    Raises what `json.loads` raises, and `RecursionError` past `DEEPEST_JSON`."""
+    try:
+        return json.loads(content)
+    except RecursionError:
+        limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, DEEPEST_JSON + 100))
+    try:
+        return json.loads(content)
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 class RecordBatch:
@@ -154,7 +180,7 @@ class RecordBatch:
     def _decode(self) -> None:
         assert self._content is not None
         try:
-            read = read_records(self._content) or validate_records(json.loads(self._content))
+            read = read_records(self._content) or validate_records(loads_deep(self._content))
         except (ValueError, RecursionError):
             # Parts the ids' reading skipped that `json.loads` refuses (a number of thousands
             # of digits): no record can be kept, and each is counted as malformed.

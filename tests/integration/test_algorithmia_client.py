@@ -526,18 +526,31 @@ async def test_exhausted_retries_raise_unavailable_saying_why(
 
 
 DEEP = b"[" * 1100 + b"]" * 1100
-"""Valid JSON nested deeper than `json.loads` reads (a caller's input can be so)."""
+"""Valid JSON nested deeper than `json.loads` reads by default (a caller's input can be)."""
+
+
+async def test_a_record_with_a_deeply_nested_input_is_read_and_its_input_said_too_deep(
+    cluster: respx.MockRouter, client: AlgorithmiaClient
+) -> None:
+    """One record whose input nests past Python's recursion limit: the response is read, the
+    record kept (its input shown as too deep), not the whole answer refused."""
+    record = json.dumps(RECORDS[0]).encode()[:-1] + b', "input": ' + DEEP + b"}"
+    cluster.get(ERRORS_PATH).respond(200, content=b"[" + record + b"]")
+    batch = await client.list_errors(ECHO)
+    assert [(r.request_id, r.input) for r in batch.records] == [
+        (RECORDS[0]["request_id"], "(a JSON value nested too deeply to show)")
+    ]
 
 
 async def test_an_answer_nested_too_deeply_to_read_says_so(
     cluster: respx.MockRouter, client: AlgorithmiaClient, sleeps: Sleeps
 ) -> None:
-    record = json.dumps(RECORDS[0]).encode()[:-1] + b', "input": ' + DEEP + b"}"
-    cluster.get(ERRORS_PATH).respond(200, content=b"[" + record + b"]")
+    deepest = b"[" * 20_000 + b"]" * 20_000
+    cluster.get(ERRORS_PATH).respond(200, content=b"[" + deepest + b"]")
     with pytest.raises(BadResponse, match="nests deeper than it can be read"):
         await client.list_errors(ECHO)
 
-    cluster.get(ERRORS_PATH).respond(503, content=b'{"error": ' + DEEP + b"}")
+    cluster.get(ERRORS_PATH).respond(503, content=b'{"error": ' + deepest + b"}")
     with pytest.raises(Unavailable, match="cluster answered 503"):  # retried, as any 503
         await client.list_errors(ECHO)
     assert len(sleeps.delays) == 2
