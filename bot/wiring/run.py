@@ -60,8 +60,8 @@ DIGEST_DRAIN_S = DRAIN_S - 5.0
 """a digest run in progress, which stops before its next post, may go on this long after the
 signal; then it is cut short, leaving the rest to close connections."""
 AFTER_ACK_DRAIN_S = DIGEST_DRAIN_S - HTTP_DRAIN_S
-"""and the work commands and clicks do after their acks, once the server has stopped, this
-long (beside the digest run's wind-down)."""
+"""and the work commands and clicks do after their acks, once the server has stopped, at least
+this long, and up to `DIGEST_DRAIN_S` after the signal (beside the digest run's wind-down)."""
 
 
 @dataclass(frozen=True)
@@ -155,15 +155,25 @@ async def serve(settings: Settings, host: str, port: int, *, scheduler: bool = T
         retrying = await _signing_in(bot)
         digest = DigestRunner(settings, store, http, bot, worker_name())
         ticker = DigestTicker(digest, settings.digest_tick_seconds) if scheduler else None
+        stop_taking_work = _stop_taking_work(digest, ticker)
+        stopped_at: list[float] = []
+
+        def on_stop() -> None:
+            stopped_at.append(time.monotonic())
+            stop_taking_work()
+
         try:
             await _serve_slack(
-                settings, bot, DatabaseWatch(store), host, port, retrying,
-                on_stop=_stop_taking_work(digest, ticker),
-            )  # fmt: skip
+                settings, bot, DatabaseWatch(store), host, port, retrying, on_stop=on_stop
+            )
         finally:
             await cancelled(retrying)
+            # The work after the acks has gone on since the signal: it may go on until the
+            # digest's own end (a server that stopped at once leaves it all that time, not
+            # `AFTER_ACK_DRAIN_S` more: a query's answer cannot be resumed by another run).
+            since = time.monotonic() - stopped_at[0] if stopped_at else HTTP_DRAIN_S
             await asyncio.gather(
-                bot.after_ack.drain(AFTER_ACK_DRAIN_S),
+                bot.after_ack.drain(max(AFTER_ACK_DRAIN_S, DIGEST_DRAIN_S - since)),
                 *([ticker.stop(DIGEST_DRAIN_S)] if ticker is not None else []),
             )
 
