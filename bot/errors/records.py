@@ -222,7 +222,7 @@ def read_lazily(content: bytes | str) -> RecordBatch | None:
     try:
         keys = _REQUEST_IDS.decode(content)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
-        return None  # RecursionError: nested deeper than the long way reads either (it says so)
+        return None  # RecursionError: past msgspec's depth; the long way reads deeper
     return RecordBatch._unread(content, frozenset(key.request_id for key in keys))
 
 
