@@ -288,22 +288,16 @@ def _check_postgresql_url(dsn: str) -> None:
         hosts = parts.netloc.rpartition("@")[2]
         if "," not in hosts:
             parts.port  # noqa: B018  # parsing the port is the check
-        # libpq's host1:port1,host2:port2: each port a number (asyncpg raises on one that is
-        # not only when it connects, and its message quotes the URL).
-        elif not all(
-            port.isascii() and port.isdecimal()
-            for port in (h.rpartition("]")[2].partition(":")[2] for h in hosts.split(","))
-            if port
-        ):
-            raise ValueError("Port could not be cast to integer value")
     except ValueError as error:
         # urlsplit's message quotes the URL, whose password (`#`, `?` or `/` not encoded cut
         # it short) would reach the logs: only what is wrong is said.
-        what = "its port is not a number" if "port" in str(error).lower() else "it cannot be read"
-        raise InvalidDatabaseUrl(
-            f"not a database URL: {what} (a `#`, `?`, `/` or `@` in the password must be"
-            f" percent-encoded, `%23` for `#`): {_USAGE}"
-        ) from None
+        port = "port" in str(error).lower()
+        raise _unreadable("its port is not a number" if port else "it cannot be read") from None
+    # libpq's host1:port1,host2:port2: each port a number (asyncpg refuses one that is not
+    # only when it connects, and its message quotes the URL).
+    ports = (host.rpartition("]")[2].partition(":")[2] for host in hosts.split(","))
+    if not all(port.isascii() and port.isdecimal() for port in ports if port):
+        raise _unreadable("its port is not a number")
     query = parse_qs(parts.query)
     for mode in query.get("sslmode", []):
         if mode not in _SSL_MODES:
@@ -319,6 +313,13 @@ def _check_postgresql_url(dsn: str) -> None:
         for path in query.get(name, []):
             if path != "system" and not Path(path).expanduser().is_file():  # libpq's `system`
                 raise InvalidDatabaseUrl(f"{name}={path}: no such file")
+
+
+def _unreadable(what: str) -> InvalidDatabaseUrl:
+    return InvalidDatabaseUrl(
+        f"not a database URL: {what} (a `#`, `?`, `/` or `@` in the password must be"
+        f" percent-encoded, `%23` for `#`): {_USAGE}"
+    )
 
 
 async def _probe_sqlite_file(url: URL) -> None:

@@ -50,6 +50,10 @@ class Posting:
     batch: RecordBatch
     now: datetime
     lease: PostingLease
+    clock: Callable[[], datetime]
+    """The run's clock (`now` plus the time the run has taken): when an intent is recorded,
+    which is when a later run looks for its post in Slack. A post can go late in a long run
+    (a busy channel's turn, pacing, 429s); `now` alone would have it looked for too early."""
     fresh: set[str] = field(default_factory=set)
     """The request ids this subscription has not reported (as read when the run began)."""
     unconfirmed: int = 0
@@ -59,10 +63,6 @@ class Posting:
     turns: CpuTurns = field(default_factory=CpuTurns)
     """Reading records (an open intent's, the new ones) waits for one (the process's, see
     `CpuTurns`; a run of its own has its own)."""
-    clock: Callable[[], datetime] | None = None
-    """The run's clock (`now` plus the time the run has taken): when an intent is recorded,
-    which is when a later run looks for its post in Slack. A post can go late in a long run
-    (a busy channel's turn, pacing, 429s); `now` alone would have it looked for too early."""
 
     # Recovery -----------------------------------------------------------------------------
 
@@ -303,7 +303,7 @@ class Posting:
             fingerprint=fingerprint,
             thread_ts=thread_ts,
             request_ids=group.request_ids,
-            created_at=self.clock() if self.clock is not None else self.now,
+            created_at=self.clock(),
         )
 
 

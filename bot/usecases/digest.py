@@ -358,8 +358,8 @@ async def _run_one(
                 await store.set_outage_notified(subscription.id, False)
             if fresh or intents or mutes_over:  # else nothing to post: no lease to hold
                 posting = Posting(
-                    store, notifier, subscription, batch, now, lease.of(subscription.id), fresh,
-                    turns=turns, clock=lease.clock,
+                    store, notifier, subscription, batch, now, lease.of(subscription.id),
+                    lease.clock, fresh, turns=turns,
                 )  # fmt: skip
                 async with lease.held(subscription.id):
                     await posting.settle_open(intents)
@@ -570,9 +570,9 @@ class _Lease:
                 finally:
                     del self._guards[guard]
         except TimeoutError as error:
-            if guard.expired() and subscription_id in self._lost:
-                raise LeaseLost from error
             if guard.expired():
+                if subscription_id in self._lost:
+                    raise LeaseLost from error
                 raise LeaseExpiring(
                     "the digest leases could not be renewed; stopped before they ran out"
                 ) from error

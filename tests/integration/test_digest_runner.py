@@ -300,20 +300,21 @@ async def test_a_failed_first_reply_is_posted_by_the_next_run_never_the_alert_ag
     assert notifier.kinds() == ["alert", "first_reply"]  # settled: said once
 
 
+class _DiesAfterSlackTookTheAlert(RecordingNotifier):
+    async def new_alert(
+        self, channel_id: str, thread: AlertThread, intent_id: str, **_: object
+    ) -> str:
+        await super().new_alert(channel_id, thread, intent_id)  # Slack keeps it …
+        raise asyncio.CancelledError  # … and the process dies before its answer
+
+
 async def test_a_post_slack_holds_is_adopted_after_a_crash_never_posted_again(
     store: Store,
 ) -> None:
-    class DiesAfterPosting(RecordingNotifier):
-        async def new_alert(
-            self, channel_id: str, thread: AlertThread, intent_id: str, **_: object
-        ) -> str:
-            await super().new_alert(channel_id, thread, intent_id)  # Slack keeps it …
-            raise asyncio.CancelledError  # … and the process dies before hearing back
-
     cluster, notifier = FakeCluster(), RecordingNotifier()
     subscription = await _subscribe(store, cluster)
     cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
-    dying = DiesAfterPosting()
+    dying = _DiesAfterSlackTookTheAlert()
     with pytest.raises(asyncio.CancelledError):
         await _run(store, cluster, dying, T0 + timedelta(minutes=15))
     assert dying.kinds() == ["alert"]
@@ -932,14 +933,6 @@ async def test_text_no_store_takes_is_told_once_and_blocks_nothing(database_url:
         notifier.said.clear()
         report = await _run(store, cluster, notifier, T0 + timedelta(minutes=30))
         assert (report.failed, notifier.said) == ({}, [])
-
-
-class _DiesAfterSlackTookTheAlert(RecordingNotifier):
-    async def new_alert(
-        self, channel_id: str, thread: AlertThread, intent_id: str, **_: object
-    ) -> str:
-        await super().new_alert(channel_id, thread, intent_id)  # Slack keeps it …
-        raise asyncio.CancelledError  # … and the process dies before its answer
 
 
 async def test_an_alert_whose_records_a_burst_pushed_out_is_adopted_not_posted_again(
