@@ -41,10 +41,37 @@ def cluster_client(connections: int, timeout: httpx.Timeout) -> httpx.AsyncClien
     honours `NO_PROXY` as httpx does)."""
     if _PROXIED.intersection(urllib.request.getproxies()):
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        return httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=True)
-    return httpx.AsyncClient(
+        return ClusterClient(timeout=timeout, limits=limits, follow_redirects=True)
+    return ClusterClient(
         timeout=timeout, transport=AiohttpTransport(connections), follow_redirects=True
     )
+
+
+class _NoCookies(httpx.Cookies):
+    """A jar that keeps nothing and sends nothing."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        pass
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        pass
+
+
+class ClusterClient(httpx.AsyncClient):
+    """httpx's client without cookies. The cluster's API is authenticated by the key every
+    request carries: a cookie one of its answers sets (a load balancer's) is neither needed nor
+    sent back, and reading each answer for one costs httpx about 50 µs, a sixteenth of a
+    request's CPU in a digest run."""
+
+    _jar = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._jar
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        raise TypeError("the cluster's client keeps no cookies")
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):

@@ -188,3 +188,30 @@ async def test_a_status_line_in_latin_1_is_read_as_any_other() -> None:
     assert await _failure(server, server.sockets[0].getsockname()[1]) == (
         "cluster answered 503: upstream down (tried 3 times)"
     )
+
+
+async def test_a_cookie_the_cluster_sets_is_never_sent_back() -> None:
+    """The key authenticates every request: a load balancer's cookie is not kept (nor is it
+    read, which cost a sixteenth of a request's CPU), so no request carries one."""
+    heads: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            heads.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+                b"Set-Cookie: AWSALB=sticky; Path=/\r\nConnection: close\r\n\r\n[]"
+            )
+            await writer.drain()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    async with cluster_client(2, SHORT) as http:
+        client = AlgorithmiaClient(http, base, f"Simple {KEY}")
+        for _ in range(2):
+            assert (await client.list_errors(TAGGER)).request_ids == frozenset()
+    server.close()
+    assert len(heads) == 2
+    assert all(b"cookie:" not in head.lower() for head in heads)
