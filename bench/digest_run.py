@@ -71,7 +71,7 @@ class SilentNotifier:
     async def new_alert(self, *args: Any) -> str:
         raise AssertionError("nothing is new")
 
-    first_reply = thread_news = outage = recovered = mute_over = find_post = new_alert
+    first_reply = thread_news = outage = recovered = mute_over = refresh = find_post = new_alert
 
 
 class MeasuredSource:

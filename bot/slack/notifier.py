@@ -137,6 +137,9 @@ class SlackAlertNotifier:
     async def mute_over(self, thread: AlertThread) -> None:
         await self._edit(thread, mute_ended=True)
 
+    async def refresh(self, thread: AlertThread) -> None:
+        await self._edit(thread, mute_ended=False)
+
     async def _edit(self, thread: AlertThread, *, mute_ended: bool) -> None:
         parent = alerts.alert_parent(thread, mute_ended=mute_ended, web_url=self._web_url)
         try:

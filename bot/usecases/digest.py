@@ -655,11 +655,20 @@ async def _end_mutes(
     lease: _Lease,
     now: datetime,
 ) -> None:
-    """A mute ends by itself: the alerts whose mute ran out are open again, and say so."""
+    """A mute ends by itself: the alerts whose mute ran out are open again, and say so.
+
+    Each is shown first, then written: a process killed between the two shows it again at the
+    next run (an edit notifies nobody), where one killed after the write would leave the alert
+    saying it is muted for good. Written only if no click changed its state since it was read
+    (a resolve, a new mute): then the click stands, and the alert is shown as it now is (the
+    click's own edit may have come before this one)."""
     for thread in mutes_over:
         await lease.renew(subscription.id)
         opened = mute_expired(thread, now)
-        # Written first, and only if no click changed its state since it was read (a resolve,
-        # a new mute): then that stands, and nothing is said.
-        if await store.update_alert_thread(opened, fields=ALERT_STATE, expected=thread):
-            await notifier.mute_over(opened)
+        await notifier.mute_over(opened)
+        if not await store.update_alert_thread(opened, fields=ALERT_STATE, expected=thread):
+            found = await store.alert_threads(thread.channel_id, thread.algorithm,
+                                              [thread.fingerprint])  # fmt: skip
+            for current in found:
+                if current.fingerprint == thread.fingerprint:  # not one adopted from its key
+                    await notifier.refresh(current)

@@ -100,6 +100,10 @@ class AlertNotifier(Protocol):
         """Edit the alert to say its mute ran out (an edit notifies nobody)."""
         ...
 
+    async def refresh(self, thread: AlertThread) -> None:
+        """Edit the alert to show the thread as it stands (an edit notifies nobody)."""
+        ...
+
     async def outage(self, subscription: Subscription, failure: LookupFailure) -> None:
         """Tell the channel its digests have failed some runs in a row, and why."""
         ...

@@ -107,6 +107,9 @@ class RecordingNotifier:
     async def mute_over(self, thread: AlertThread) -> None:
         self.said.append(("mute_over", thread.channel_id, thread.fingerprint))
 
+    async def refresh(self, thread: AlertThread) -> None:
+        self.said.append(("refresh", thread.channel_id, thread.fingerprint, thread.state.value))
+
     async def outage(self, subscription: Subscription, failure: LookupFailure) -> None:
         self.said.append(("outage", subscription.channel_id, failure.detail or failure.kind))
 
@@ -469,6 +472,65 @@ async def test_a_mute_ends_by_itself_and_the_next_run_shows_it(store: Store) -> 
     opened = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
     assert opened is not None
     assert (opened.state, opened.muted_until) == (AlertState.OPEN, None)
+
+
+async def _muted_until(store: Store, cluster: FakeCluster, notifier: RecordingNotifier,
+                      until: datetime) -> str:  # fmt: skip
+    """An alert of BOOM in C1, muted until `until`; its fingerprint."""
+    await _subscribe(store, cluster)
+    cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
+    await _run(store, cluster, notifier, T0 + timedelta(minutes=15))
+    fingerprint = notifier.said[0][2]
+    thread = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
+    assert thread is not None
+    await store.update_alert_thread(
+        replace(thread, state=AlertState.MUTED, muted_until=until), fields=ALERT_STATE
+    )
+    return fingerprint
+
+
+async def test_a_mute_end_the_process_was_killed_before_showing_is_shown_by_the_next_run(
+    store: Store,
+) -> None:
+    class DiesBeforeTheEdit(RecordingNotifier):
+        async def mute_over(self, thread: AlertThread) -> None:
+            raise asyncio.CancelledError  # killed before Slack got the edit
+
+    cluster, notifier = FakeCluster(), RecordingNotifier()
+    until = T0 + timedelta(hours=1)
+    fingerprint = await _muted_until(store, cluster, notifier, until)
+    with pytest.raises(asyncio.CancelledError):
+        await _run(store, cluster, DiesBeforeTheEdit(), until + timedelta(minutes=16))
+    await _run(store, cluster, notifier, until + timedelta(minutes=31), everything=True)
+    assert notifier.said[-1] == ("mute_over", "C1", fingerprint)  # the alert no longer says muted
+    opened = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
+    assert opened is not None
+    assert (opened.state, opened.muted_until) == (AlertState.OPEN, None)
+
+
+async def test_a_click_while_a_mute_end_is_shown_stands_and_the_alert_shows_it(
+    store: Store,
+) -> None:
+    class ResolvedMeanwhile(RecordingNotifier):
+        async def mute_over(self, thread: AlertThread) -> None:
+            await super().mute_over(thread)
+            found = await store.find_alert_thread("C1", "acme/image_tagger", thread.fingerprint)
+            assert found is not None  # someone resolves it while Slack takes the edit
+            await store.update_alert_thread(
+                replace(found, state=AlertState.RESOLVED, muted_until=None), fields=ALERT_STATE
+            )
+
+    cluster, notifier = FakeCluster(), ResolvedMeanwhile()
+    until = T0 + timedelta(hours=1)
+    fingerprint = await _muted_until(store, cluster, notifier, until)
+    await _run(store, cluster, notifier, until + timedelta(minutes=16))
+    assert notifier.said[-2:] == [
+        ("mute_over", "C1", fingerprint),
+        ("refresh", "C1", fingerprint, "resolved"),  # the last edit shows what the click did
+    ]
+    thread = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
+    assert thread is not None
+    assert thread.state is AlertState.RESOLVED
 
 
 async def test_a_run_that_cannot_reach_the_cluster_is_retried_before_its_next_time(
