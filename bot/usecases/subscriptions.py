@@ -157,5 +157,18 @@ async def unsubscribe(store: SubscriptionStore, target: AlgorithmRef, channel_id
     return await store.remove_subscription(channel_id, str(target))
 
 
+async def end_subscription(
+    store: SubscriptionStore, source: ErrorSource, target: AlgorithmRef, channel_id: str
+) -> str | None:
+    """End the channel's subscription to the algorithm `target` names, made under this name or
+    its other one (`subscribed_as`): the name it was made under, or None when there is none."""
+    if await unsubscribe(store, target, channel_id):
+        return str(target)
+    same = await subscribed_as(source, target, await list_subscriptions(store, channel_id))
+    if same is not None and await store.remove_subscription(channel_id, same.algorithm):
+        return same.algorithm
+    return None
+
+
 async def list_subscriptions(store: SubscriptionStore, channel_id: str) -> list[Subscription]:
     return await store.channel_subscriptions(channel_id)

@@ -301,22 +301,27 @@ async def test_serve_runs_digests_on_its_scheduler_unless_told_not_to(tmp_path: 
 
 async def test_one_algorithm_by_its_name_and_by_its_id_is_one_subscription() -> None:
     """`acme/image_tagger` and `id:<its uuid>` are one algorithm: a channel subscribed by one
-    name is told so when it names the other, and a new error is one alert, not two."""
+    name is told so when it subscribes by the other, a new error is one alert, not two, and
+    unsubscribing by either name ends the one subscription."""
     uuid = "3b8f6c2e-9d41-4a7e-b5c0-71e2d9a4f6b8"  # the sample algorithm's (fixtures README)
     async with running_bot() as bot:
         await bot.command("subscribe acme/image_tagger")
         await bot.slack.wait_for(lambda s: len(s.top_level(CHANNEL)) == 1)
-        for command in (f"unsubscribe id:{uuid}", f"subscribe id:{uuid}"):
-            told = len(bot.slack.ephemerals)
-            await bot.command(command)
-            await bot.slack.wait_for(lambda s, n=told: len(s.ephemerals) == n + 1)
-            assert (
-                f"*id:{uuid}* is *acme/image_tagger*, which this channel is already subscribed"
-                in bot.slack.ephemerals[-1].text
-            )
+        told = len(bot.slack.ephemerals)
+        await bot.command(f"subscribe id:{uuid}")
+        await bot.slack.wait_for(lambda s, n=told: len(s.ephemerals) == n + 1)
+        assert (
+            f"*id:{uuid}* is *acme/image_tagger*, which this channel is already subscribed"
+            in bot.slack.ephemerals[-1].text
+        )
         bot.cluster.append_records("acme", "image_tagger", [_fresh("py-notify-channel-id-int")])
         await bot.digest()
         await _settle(bot)
         assert len(_alerts(bot.slack)) == 1
-        await bot.command("unsubscribe acme/image_tagger")  # by its name it goes
+        await bot.command(f"unsubscribe id:{uuid}")  # by its other name it goes too
         await bot.slack.wait_for(lambda s: "unsubscribed" in s.top_level(CHANNEL)[-1].text)
+        assert "from *acme/image_tagger*" in bot.slack.top_level(CHANNEL)[-1].text
+        told = len(bot.slack.ephemerals)
+        await bot.command("list")
+        await bot.slack.wait_for(lambda s, n=told: len(s.ephemerals) == n + 1)
+        assert bot.slack.ephemerals[-1].text.startswith("This channel has no subscriptions")

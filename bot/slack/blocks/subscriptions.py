@@ -93,7 +93,7 @@ def subscribed_as(asked: str, existing: str) -> SlackMessage:
     """The algorithm `asked` names is the one this channel is subscribed to as `existing`."""
     text = (
         f"*{escape(asked)}* is *{escape(existing)}*, which this channel is already subscribed"
-        f" to: name it *{escape(existing)}* to change or end that subscription (two would post"
+        f" to: name it *{escape(existing)}* to change that subscription (two would post"
         " each alert twice)."
     )
     return SlackMessage(text, [section(text)])

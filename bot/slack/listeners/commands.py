@@ -43,9 +43,9 @@ from bot.usecases.query import run_query
 from bot.usecases.results import LookupFailure
 from bot.usecases.subscriptions import (
     SubscribedAs,
+    end_subscription,
     list_subscriptions,
     subscribe,
-    subscribed_as,
     unsubscribe,
 )
 
@@ -223,17 +223,15 @@ async def _subscribe(invocation: Invocation, command: Subscribe, client: AsyncWe
 
 
 async def _unsubscribe(invocation: Invocation, command: Unsubscribe) -> None:
-    services, target = invocation.services, str(command.target)
-    if not await unsubscribe(services.store, command.target, invocation.channel):
+    services = invocation.services
+    ended = await end_subscription(
+        services.store, services.source, command.target, invocation.channel
+    )
+    if ended is None:
         invocation.handling.outcome = Outcome.REFUSED
-        channel = await list_subscriptions(services.store, invocation.channel)
-        same = await subscribed_as(services.source, command.target, channel)
-        if same is not None:
-            await invocation.tell(subscriptions.subscribed_as(target, same.algorithm))
-        else:
-            await invocation.tell(subscriptions.not_subscribed(target))
+        await invocation.tell(subscriptions.not_subscribed(str(command.target)))
         return
-    goodbye = subscriptions.unsubscribed(target, by=invocation.user)
+    goodbye = subscriptions.unsubscribed(ended, by=invocation.user)
     try:
         await services.sender.post(invocation.channel, goodbye)
     except CannotPost:
