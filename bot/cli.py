@@ -22,6 +22,7 @@ from bot.terminal import (
     failure_as_text,
     result_as_json,
     result_as_text,
+    shown,
 )
 from bot.usecases.results import LookupFailure
 from bot.wiring.build import DatabaseUnreachable, SlackUnreachable, StartupError
@@ -164,7 +165,7 @@ def _digest(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_OK
     report = asyncio.run(digest_once(settings, everything=everything))
     for reason in [*report.failed.values(), *filter(None, [report.error])]:
-        print(f"failed: {reason}", file=sys.stderr)
+        print(shown(f"failed: {reason}"), file=sys.stderr)  # the cluster's words among them
     print(f"digest: {len(report.ran)} ran, {len(report.failed)} failed, {report.posted} posted")
     return EXIT_FAILED if report.failed or report.error else EXIT_OK
 

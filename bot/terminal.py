@@ -15,6 +15,27 @@ from bot.usecases.results import LookupFailure, QueryResult, explain
 
 _INDENT = "    "
 
+_CONTROLS = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in [
+        *range(0x20),
+        0x7F,
+        *range(0x80, 0xA0),
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    ]
+    if code not in (0x09, 0x0A)  # tab and newline
+}
+"""Characters a terminal acts on rather than shows (escape sequences that recolour, retitle
+or rewrite the screen, a carriage return that hides a line, bidirectional overrides that
+reorder it), as the text `\\x1b` a reader sees instead: the error text is the algorithm's,
+and its input's, not the bot's."""
+
+
+def shown(text: str) -> str:
+    """`text` safe to print: `_CONTROLS` written out."""
+    return text.translate(_CONTROLS)
+
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else "s")
@@ -61,8 +82,11 @@ def result_as_text(result: QueryResult, *, traces: bool = False) -> str:
         lines.extend(_group_lines(number, group))
         if traces:
             trace = group.latest.parsed.trace or group.latest.parsed.message
-            lines.extend(f"{_INDENT}  {line}" for line in (trace or "(no trace)").splitlines())
-    return "\n".join(lines)
+            # Split at newlines only (a lone carriage return is shown, not obeyed), a CRLF's
+            # carriage return dropped.
+            for line in (trace or "(no trace)").split("\n"):
+                lines.append(f"{_INDENT}  " + line.removesuffix("\r"))
+    return shown("\n".join(lines))
 
 
 def _group_lines(number: int, group: ErrorGroup) -> list[str]:
@@ -90,7 +114,7 @@ def failure_as_text(failure: LookupFailure) -> str:
     """One line: the cause, what to do, and the server's own words."""
     message, hint = explain(failure)
     detail = f" ({' '.join(failure.detail.split())})" if failure.detail else ""
-    return f"error: {message} {hint}{detail}"
+    return shown(f"error: {message} {hint}{detail}")
 
 
 def failure_as_json(failure: LookupFailure) -> dict[str, Any]:

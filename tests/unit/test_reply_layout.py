@@ -539,3 +539,23 @@ def test_a_long_message_before_the_first_frame_still_shows_the_own_frame_first(
     group = _one_group(error)
     assert_reads_first(group, headline=headline, own=own)
     assert group.latest.parsed.runtime is runtime
+
+
+def test_the_terminal_shows_control_characters_of_the_error_text_rather_than_obeying_them() -> None:
+    """Error text is the algorithm's and its input's: printed raw, an escape sequence would
+    recolour or retitle the reader's terminal, a carriage return hide what came before it."""
+    hostile = "ValueError: bad \x1b[31mRED\x1b[0m \x1b]0;pwned\x07 input\rhidden \u202eevil"
+    trace = (
+        'Traceback (most recent call last):\r\n  File "/opt/algorithm/src/app.py", line 3, in apply'
+        f"\r\n    run()\r\n{hostile}"
+    )
+    record = ErrorRecord(
+        created_at=1_700_000_000_000, request_id="req-1", error_type="AlgorithmError",
+        error=f"error:\n{hostile}\nstacktrace:\nSome({trace})",
+    )  # fmt: skip
+    (group,) = group_records([record])
+    text = result_as_text(QueryResult("acme/image_tagger", (group,), 1), traces=True)
+    assert not any(ord(c) < 0x20 and c not in "\n" for c in text)
+    assert "\u202e" not in text
+    assert r"bad \x1b[31mRED\x1b[0m \x1b]0;pwned\x07 input\x0dhidden \u202eevil" in text
+    assert '      File "/opt/algorithm/src/app.py", line 3, in apply\n' in text  # CRLF: a line
