@@ -153,6 +153,26 @@ class SlackSender:
                 break
         return channels
 
+    async def is_person(self, user: str) -> bool | None:
+        """Whether `user` is someone an alert can reach (users.info): not a bot, an app, Slackbot
+        or a deactivated account; None when Slack does not say."""
+        if user == "USLACKBOT":  # Slackbot: users.info calls it no bot
+            return False
+        try:
+            answer = await self._client.users_info(user=user)
+        except SlackApiError as error:
+            if error_code(error) in ("user_not_found", "user_not_visible"):
+                return False
+            log.warning("users.info for %s failed: %s", user, error_code(error))
+            return None
+        except SEND_FAILURES as error:
+            log.warning("users.info for %s failed: %s", user, error)
+            return None
+        found = answer.get("user")
+        if not isinstance(found, dict):
+            return None
+        return not (found.get("is_bot") or found.get("is_app_user") or found.get("deleted"))
+
     async def permalink(self, channel: str, ts: str) -> str | None:
         """A link to a message (chat.getPermalink); None when Slack has none (it was deleted)."""
         try:

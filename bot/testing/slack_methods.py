@@ -49,6 +49,7 @@ class WebApiMethods:
     private_channels: set[str]
     archived_channels: set[str]
     users: dict[str, str]
+    bots: set[str]
     messages: list[PostedMessage]
     ephemerals: list[Ephemeral]
     calls: list[SlackCall]
@@ -213,7 +214,7 @@ class WebApiMethods:
                 "team_id": TEAM_ID,
                 "name": user.lower(),
                 "real_name": user,
-                "is_bot": False,
+                "is_bot": user == BOT_USER_ID or user in self.bots,
                 "tz": tz,
                 "tz_label": label,
                 "tz_offset": offset,

@@ -101,6 +101,8 @@ class SlackStandIn(SocketMode, WebApiMethods, FileUploads, ConversationHistory, 
         self.private_channels: set[str] = set(private)
         self.archived_channels: set[str] = set(archived)
         self.users: dict[str, str] = dict(users or {})
+        self.bots: set[str] = set()
+        """Users that `users.info` says are bots (the bot itself always is)."""
         self.memberships = (
             {user: set(channels) for user, channels in memberships.items()}
             if memberships is not None

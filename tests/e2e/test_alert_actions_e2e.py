@@ -53,6 +53,23 @@ async def test_a_stale_resolve_changes_nothing_and_says_why(
     assert "*Resolved* by <@U_ALICE>" in str(alert.blocks)  # still Alice's, shown again
 
 
+async def test_a_click_sent_from_another_channel_changes_nothing_and_says_so(
+    alerted: tuple[RunningBot, PostedMessage],
+) -> None:
+    """Whatever the button's value says, only an alert of the channel the click came from is
+    changed (a forged payload, or a message shared elsewhere)."""
+    bot, alert = alerted
+    elsewhere = replace(alert, channel="C_OTHER", blocks=copy.deepcopy(alert.blocks))
+    assert (await bot.click(elsewhere, "group_resolve", user="U_ALICE")).status_code == 200
+    await bot.slack.wait_for(lambda s: len(s.ephemerals) == 1, timeout=10)
+    assert bot.slack.ephemerals[0].text == (
+        "The bot has no such alert in this channel, so nothing changed."
+    )
+    await bot.slack.wait_idle(quiet_s=0.2)
+    assert "Resolved" not in str(alert.blocks)
+    assert alert.updates == []
+
+
 async def test_a_bug_behind_a_click_is_logged_and_told_only_to_the_user(
     alerted: tuple[RunningBot, PostedMessage],
     monkeypatch: pytest.MonkeyPatch,

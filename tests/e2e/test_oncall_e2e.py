@@ -96,6 +96,28 @@ async def test_taking_an_alert_one_owns_changes_nothing_and_says_so(
     assert len(bot.slack.thread(alert.ts)) == replies  # no second "took this"
 
 
+async def test_an_alert_assigned_to_a_bot_is_refused_and_keeps_its_owner(
+    alerted: tuple[RunningBot, PostedMessage],
+) -> None:
+    """Slack's users select lists bots and apps too: an owner must be someone the alert's
+    mentions reach."""
+    bot, alert = alerted
+    await _clicked(bot, alert, "group_take", user="U_ALICE")
+    replies = len(bot.slack.thread(alert.ts))
+    bot.slack.bots.add("U_DEPLOYBOT")
+    for chosen in ("U_DEPLOYBOT", "USLACKBOT"):
+        told = len(bot.slack.ephemerals)
+        response = await bot.click(alert, "group_assign", user="U_ALICE", selected=chosen)
+        assert response.status_code == 200
+        await bot.slack.wait_for(lambda s, n=told: len(s.ephemerals) == n + 1)
+        assert bot.slack.ephemerals[-1].text.startswith(
+            f"Nothing changed: <@{chosen}> is not a person who can be told of this alert"
+        )
+    await bot.settled(quiet_s=0.1)
+    assert "Owner: <@U_ALICE>" in str(alert.blocks)
+    assert len(bot.slack.thread(alert.ts)) == replies  # nothing told in the thread
+
+
 async def test_the_notify_list_is_mentioned_once_the_threshold_is_crossed() -> None:
     async with running_bot() as bot:
         await _subscribed(bot, "<@U_CAROL|carol> <!subteam^S_ONCALL|@oncall> min:2")

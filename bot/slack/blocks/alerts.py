@@ -279,7 +279,17 @@ def owner_changed(thread: AlertThread, *, by: str) -> SlackMessage:
 
 
 def alert_unknown() -> SlackMessage:
-    text = "This alert is not in the bot's records any more, so it cannot be changed."
+    """A click on no alert of this channel the bot knows: one since removed, or a forged one."""
+    text = "The bot has no such alert in this channel, so nothing changed."
+    return SlackMessage(text, [section(text)])
+
+
+def not_a_person(user: str) -> SlackMessage:
+    """An alert assigned to a bot, an app or a deactivated account: no one its mentions reach."""
+    text = (
+        f"Nothing changed: {mention(user)} is not a person who can be told of this alert (a"
+        " bot, an app or a deactivated account). Assign it to someone on the team."
+    )
     return SlackMessage(text, [section(text)])
 
 

@@ -100,6 +100,9 @@ async def _on_alert_action(
         mute = chosen if isinstance(chosen, str) else None
         selected = action.get("selected_user")
         assignee = selected if isinstance(selected, str) and is_user_id(selected) else None
+        if assignee is not None and await services.sender.is_person(assignee) is False:
+            await tell(alerts.not_a_person(assignee))  # Slack's users select lists bots too
+            return
         change, not_shown = await _apply(
             services, channel, ref, verb, user, mute=mute, assignee=assignee
         )
