@@ -117,6 +117,13 @@ def test_subscription_messages_snapshot(snapshot: SnapshotAssertion) -> None:
     listed = subscriptions.subscription_list([subscription])
     assert listed == snapshot
     assert "notifies <@U2> <!subteam^S3>" in str(listed.blocks)
+    # Subscribing again, whatever it changed: what the subscription now is, all of it.
+    again = subscriptions.subscribed(subscription, again=True, seen=0, by="U1")
+    assert again.text == (
+        ":pushpin: <@U1> updated this channel's subscription to *acme/image_tagger*: digests"
+        " `every:15m` (Europe/Berlin)."
+    )
+    assert "notifies 2 people and groups · `min:3`" in str(again.blocks)
 
 
 def test_a_list_of_500_subscriptions_stays_within_slack_s_limits() -> None:

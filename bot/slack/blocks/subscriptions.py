@@ -39,7 +39,12 @@ def subscribed(subscription: Subscription, *, again: bool, seen: int, by: str) -
     target = escape(subscription.algorithm)
     when = f"`{escape(subscription.schedule)}` ({escape(subscription.timezone)})"
     if again:
-        text = f":pushpin: <@{escape(by)}> changed this channel's digest of *{target}* to {when}."
+        # What the subscription now is, whichever part the command changed (schedule, `tz`,
+        # `min`, who is notified): the notes below say the rest.
+        text = (
+            f":pushpin: <@{escape(by)}> updated this channel's subscription to *{target}*:"
+            f" digests {when}."
+        )
     else:
         text = (
             f":pushpin: <@{escape(by)}> subscribed this channel to *{target}*, {when}: each new "
