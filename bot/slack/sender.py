@@ -64,12 +64,32 @@ _POST_TRIES = 3
 _RETRY_BASE_S = 0.5
 
 
-def _transient(error: BaseException) -> bool:
-    """A failure a retry may cure: no connection, no answer in time, or Slack's 5xx (a 429 is
-    waited out by the client's rate-limit handler before it gets here)."""
+SLACK_TROUBLE = frozenset(
+    {"service_unavailable", "fatal_error", "internal_error", "request_timeout", "ratelimited"}
+)
+"""What Slack answers, with a 200 too, when it is in trouble rather than refusing the call."""
+
+
+def slack_trouble(error: BaseException) -> str | None:
+    """How Slack failed, when the failure is Slack's own and a retry later may cure it (no
+    connection, no answer in time, a 5xx, one of `SLACK_TROUBLE`; a 429 is waited out by the
+    client's rate-limit handler before it gets here); None for anything else (a refusal of
+    the call itself, a bug)."""
     if isinstance(error, SlackApiError):
-        return int(error.response.status_code) >= 500
-    return isinstance(error, aiohttp.ClientError | asyncio.TimeoutError)
+        status, code = int(error.response.status_code), error_code(error)
+        if status >= 500 or code in SLACK_TROUBLE:
+            return f"Slack answered {status} ({code})" if status >= 500 else f"Slack said {code}"
+        return None
+    if isinstance(error, asyncio.TimeoutError):
+        return "Slack did not answer in time"
+    if isinstance(error, aiohttp.ClientError):
+        return f"Slack could not be reached ({str(error) or type(error).__name__})"
+    return None
+
+
+def _transient(error: BaseException) -> bool:
+    """A failure a retry may cure (`slack_trouble`)."""
+    return slack_trouble(error) is not None
 
 
 def intent_metadata(intent_id: str) -> dict[str, Any]:

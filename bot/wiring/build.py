@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
 
 import aiohttp
 import httpx
@@ -32,7 +31,7 @@ from bot.slack.listeners.services import AfterAck, Services
 from bot.slack.notifier import SlackAlertNotifier
 from bot.slack.pacing import ChannelPacer, PacingRetryHandler
 from bot.slack.scopes import BOT_SCOPES
-from bot.slack.sender import SlackSender
+from bot.slack.sender import SLACK_TROUBLE, SlackSender
 from bot.store.engine import share_the_gil_with_sqlite
 from bot.store.exceptions import InvalidDatabaseUrl, StoreUnavailable
 from bot.store.repository import Store
@@ -307,13 +306,6 @@ def build_bot(
     )  # fmt: skip
 
 
-_SLACK_TROUBLE: Final = frozenset(
-    {"service_unavailable", "fatal_error", "internal_error", "request_timeout", "ratelimited"}
-)
-"""What Slack answers with 200 when it is in trouble, not the token: retried as Slack
-unreachable (a start that fails for it would need an operator to restart it)."""
-
-
 async def check_slack_token(bot: Bot) -> None:
     """Fail at start, not at the first command, when Slack refuses the token (`StartupError`);
     `SlackUnreachable` when Slack does not answer."""
@@ -321,7 +313,9 @@ async def check_slack_token(bot: Bot) -> None:
         identity = await bot.authorization.client.auth_test()
     except SlackApiError as error:
         code = error.response.get("error")
-        if int(error.response.status_code) >= 500 or code in _SLACK_TROUBLE:
+        # Slack in trouble, not refusing the token: retried as Slack unreachable (a start
+        # that failed for it would need an operator to restart it).
+        if int(error.response.status_code) >= 500 or code in SLACK_TROUBLE:
             raise SlackUnreachable(
                 f"SLACK_API_URL: Slack answered {error.response.status_code}"
                 + (f" ({code})" if code else "")

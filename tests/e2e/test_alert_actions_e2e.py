@@ -148,3 +148,27 @@ async def test_a_double_click_acts_once(
     told = [m.text for m in bot.slack.thread(alert.ts)[replies:]]
     assert len(told) == (1 if action == "group_take" else 0)  # "… took this." once
     assert len(bot.slack.ephemerals) == 1  # the other click is told nothing changed
+
+
+async def test_slack_failing_after_a_command_is_its_outage_told_in_one_line_not_a_bug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Slack answering 500 to every post (after the sender's own retries): the user hears
+    Slack is in trouble, the log has one warning line and no traceback; a subscription made
+    meanwhile is said to be made."""
+    async with running_bot() as bot:
+        bot.slack.fail_next("chat.postMessage", status=500, times=50)
+        await bot.command("acme/image_tagger since:1d")
+        await bot.slack.wait_for(lambda s: len(s.ephemerals) == 1, timeout=15)
+        assert bot.slack.ephemerals[0].text.startswith(
+            ":warning: Slack is having trouble (Slack answered 500 (fatal_error)), so this"
+        )
+        await bot.command("subscribe acme/image_tagger")
+        await bot.slack.wait_for(lambda s: len(s.ephemerals) == 2, timeout=15)
+        assert bot.slack.ephemerals[1].text.startswith(
+            ":warning: The subscription is made, but Slack did not take its confirmation"
+        )
+        await bot.settled(quiet_s=0.1)
+    assert _errors(caplog) == []
+    assert "Traceback" not in caplog.text
+    assert "handling /algo-errors needed Slack: Slack answered 500 (fatal_error)" in caplog.text

@@ -74,6 +74,24 @@ def storage_unavailable() -> SlackMessage:
     return SlackMessage(text, [section(text)])
 
 
+def slack_trouble(trouble: str) -> SlackMessage:
+    """The work after a command or a click needed Slack, which failed (`sender.slack_trouble`)."""
+    text = (
+        f":warning: Slack is having trouble ({escape(trouble)}), so this could not be done or"
+        " shown in full. Please try again in a few minutes."
+    )
+    return SlackMessage(text, [section(text)])
+
+
+def subscribed_untold(trouble: str) -> SlackMessage:
+    """A subscription made whose confirmation Slack did not take in the channel."""
+    text = (
+        f":warning: The subscription is made, but Slack did not take its confirmation in the"
+        f" channel ({escape(trouble)}). `{COMMAND} list` shows it."
+    )
+    return SlackMessage(text, [section(text)])
+
+
 def internal_error() -> SlackMessage:
     text = ":warning: Something went wrong on the bot's side; it is logged. Please try again."
     return SlackMessage(text, [section(text)])

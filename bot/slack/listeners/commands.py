@@ -38,7 +38,7 @@ from bot.slack.listeners.services import (
     tell_user,
     unexpected,
 )
-from bot.slack.sender import SEND_FAILURES, CannotPost
+from bot.slack.sender import SEND_FAILURES, CannotPost, slack_trouble
 from bot.usecases.query import run_query
 from bot.usecases.results import LookupFailure
 from bot.usecases.subscriptions import (
@@ -220,6 +220,13 @@ async def _subscribe(invocation: Invocation, command: Subscribe, client: AsyncWe
         if not done.again:  # a subscription that can never post is no subscription
             await unsubscribe(services.store, command.target, invocation.channel)
         await invocation.tell(invocation.cannot_post(cannot))
+    except SEND_FAILURES as error:
+        trouble = slack_trouble(error)
+        if trouble is None:  # a refusal of the post itself: a bug
+            raise
+        log.warning("the confirmation of a subscription was not posted: %s", trouble)
+        invocation.handling.outcome = Outcome.FAILED
+        await invocation.tell(answers.subscribed_untold(trouble))
 
 
 async def _unsubscribe(invocation: Invocation, command: Unsubscribe) -> None:
@@ -236,6 +243,12 @@ async def _unsubscribe(invocation: Invocation, command: Unsubscribe) -> None:
         await services.sender.post(invocation.channel, goodbye)
     except CannotPost:
         await invocation.tell(goodbye)
+    except SEND_FAILURES as error:
+        trouble = slack_trouble(error)
+        if trouble is None:
+            raise
+        log.warning("the confirmation of an unsubscribe was not posted: %s", trouble)
+        await invocation.tell(goodbye)  # done: the user at least hears so
 
 
 async def _user_timezone(client: AsyncWebClient, user: str) -> str | None:

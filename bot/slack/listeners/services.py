@@ -17,7 +17,7 @@ import structlog
 from bot.metrics import Metrics, Outcome
 from bot.slack.blocks import answers
 from bot.slack.blocks.base import SlackMessage
-from bot.slack.sender import SEND_FAILURES, SlackSender
+from bot.slack.sender import SEND_FAILURES, SlackSender, slack_trouble
 from bot.store.exceptions import StoreUnavailable
 from bot.usecases.alerts import AlertStore
 from bot.usecases.home import HomeStore
@@ -195,8 +195,8 @@ async def unexpected(
     services: Services, error: Exception, body: dict[str, Any], respond: Respond | None
 ) -> None:
     """Where what a listener did not expect ends (`app.error` for the acks, the work after
-    them for itself): a bug is logged with its traceback and the user told; a database outage is
-    one line in the log, and the user hears storage is unavailable."""
+    them for itself): a bug is logged with its traceback and the user told; a database or
+    Slack outage is one line in the log, and the user hears which it is."""
     actions = body.get("actions")
     first = actions[0] if isinstance(actions, list) and actions else None
     what = body.get("command") or (first.get("action_id") if isinstance(first, dict) else "")
@@ -207,6 +207,9 @@ async def unexpected(
         if isinstance(error, StoreUnavailable):
             log.warning("handling %s needed the database: %s", what, error)
             answer = answers.storage_unavailable()
+        elif (trouble := slack_trouble(error)) is not None:  # Slack's outage: no bug of ours
+            log.warning("handling %s needed Slack: %s", what, trouble)
+            answer = answers.slack_trouble(trouble)
         else:
             log.error("handling %s failed", what, exc_info=error)
             answer = answers.internal_error()
