@@ -246,6 +246,12 @@ class Database:
         return sqlite.insert(table) if self.dialect == "sqlite" else postgresql.insert(table)
 
 
+CONNECT_TIMEOUT_S = 10.0
+"""How long connecting to PostgreSQL may take (asyncpg's own default is 60 s): a database that
+takes connections and never answers (a dead host behind a proxy, a firewall dropping packets)
+holds a start, a command that needs the store and a readiness probe no longer than this."""
+
+
 def _create_engine(url: str) -> AsyncEngine:
     scheme, separator, rest = url.partition("://")
     backend, _, driver = scheme.partition("+")
@@ -258,7 +264,7 @@ def _create_engine(url: str) -> AsyncEngine:
         _check_postgresql_url(dsn)
         return create_async_engine(
             "postgresql+asyncpg://",
-            async_creator=partial(asyncpg.connect, dsn),
+            async_creator=partial(asyncpg.connect, dsn, timeout=CONNECT_TIMEOUT_S),
             pool_pre_ping=True,  # a server restart must not break the next run
         )
     try:
@@ -422,6 +428,9 @@ async def _translated_errors() -> AsyncIterator[None]:
         if type(error) is not DBAPIError and not error.connection_invalidated:
             raise
         raise StoreUnavailable(_one_line(f"database unavailable: {error.orig}")) from error
+    except TimeoutError as error:  # no answer while connecting (an OSError without words)
+        said = f"database unavailable: no answer within {CONNECT_TIMEOUT_S:g} s"
+        raise StoreUnavailable(said) from error
     except OSError as error:  # no connection at all (refused, unreachable, DNS)
         raise StoreUnavailable(_one_line(f"database unavailable: {error}")) from error
     except StatementError as error:

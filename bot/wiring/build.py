@@ -341,8 +341,9 @@ async def check_slack_token(bot: Bot) -> None:
 
 async def keep_signing_in(bot: Bot, first: SlackUnreachable) -> None:
     """Sign in to Slack once it answers: retried with a doubling wait (one WARNING each), for
-    a process that serves meanwhile (`/readyz` says `slack`). A refusal then is logged and
-    ends the retries: the token needs an operator."""
+    a process that serves meanwhile (`/readyz` says `slack`). A refusal then raises its
+    `StartupError`, as at start: the token needs an operator, and the process ends (exit 2)
+    rather than serve unready for good."""
     error = first
     for wait in _retry_waits():
         log.warning("%s; trying again in %.0f s", error, wait)
@@ -352,6 +353,3 @@ async def keep_signing_in(bot: Bot, first: SlackUnreachable) -> None:
             return
         except SlackUnreachable as again:
             error = again
-        except StartupError as refused:
-            log.error("%s; fix the setting and restart", refused)
-            return

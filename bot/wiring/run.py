@@ -9,7 +9,7 @@ import gc
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -122,12 +122,22 @@ def _log_run(report: DigestReport, seconds: float) -> None:
     log.log(level, "digest run", extra=fields)
 
 
+SIGN_IN_AT_START_S = 5.0
+"""How long the sign-in at start may wait for Slack before the process serves anyway (and
+goes on trying): a Slack that takes connections and never answers would otherwise hold
+`/healthz` for the client's whole 30 s timeout."""
+
+
 async def _signing_in(bot: Bot) -> asyncio.Task[None] | None:
     """Sign in to Slack now; when it does not answer, keep trying in the background (the
     task returned) while the process serves and `/readyz` says `slack`. A refused token is a
     `StartupError`."""
     try:
-        await check_slack_token(bot)
+        async with asyncio.timeout(SIGN_IN_AT_START_S):
+            await check_slack_token(bot)
+    except TimeoutError:
+        said = f"SLACK_API_URL: no answer from Slack within {SIGN_IN_AT_START_S:g} s"
+        return asyncio.create_task(keep_signing_in(bot, SlackUnreachable(said)))
     except SlackUnreachable as error:
         return asyncio.create_task(keep_signing_in(bot, error))
     return None
@@ -163,8 +173,11 @@ async def serve(settings: Settings, host: str, port: int, *, scheduler: bool = T
             stop_taking_work()
 
         try:
-            await _serve_slack(
-                settings, bot, DatabaseWatch(store), host, port, retrying, on_stop=on_stop
+            await _serving(
+                _serve_slack(
+                    settings, bot, DatabaseWatch(store), host, port, retrying, on_stop=on_stop
+                ),
+                retrying,
             )
         finally:
             await cancelled(retrying)
@@ -188,8 +201,8 @@ class _SocketMode:
 
     async def connect(self) -> None:
         if self._signing_in is not None:
-            await self._signing_in
-        if not self._bot.authorization.signed_in:  # refused: logged, the token needs fixing
+            await asyncio.wait([self._signing_in])  # a refusal ends the process (`_serving`)
+        if not self._bot.authorization.signed_in:
             return
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
@@ -207,6 +220,27 @@ class _SocketMode:
     async def close(self) -> None:
         if self._handler is not None:
             await self._handler.close_async()  # type: ignore[no-untyped-call]  # untyped in slack-bolt
+
+
+async def _serving(serve: Awaitable[None], signing_in: asyncio.Task[None] | None) -> None:
+    """Serve until stopped; but when Slack, unreachable at start, refuses the token once it
+    answers, stop and raise that `StartupError`: a settings problem, as it is at start."""
+    if signing_in is None:
+        await serve
+        return
+    serving = asyncio.ensure_future(serve)
+    try:
+        await asyncio.wait([serving, signing_in], return_when=asyncio.FIRST_COMPLETED)
+        if not serving.done() and not signing_in.cancelled():
+            refused = signing_in.exception()
+            if isinstance(refused, StartupError):
+                raise refused
+        await serving
+    finally:
+        if not serving.done():
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
 
 
 async def _serve_slack(
@@ -317,7 +351,9 @@ async def digest_worker(settings: Settings, host: str, port: int) -> None:
         )  # fmt: skip
         try:
             # Until a signal: then no new run, and the one going stops before its next post.
-            await _serve_http(web_app, host, port, _stop_taking_work(digest, ticker))
+            await _serving(
+                _serve_http(web_app, host, port, _stop_taking_work(digest, ticker)), retrying
+            )
         finally:
             await cancelled(retrying)
             await ticker.stop(DIGEST_DRAIN_S)

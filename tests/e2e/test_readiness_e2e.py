@@ -71,3 +71,77 @@ async def test_digest_once_without_slack_exits_1_naming_it(tmp_path: Path) -> No
         code, _, err = await run_cli(tmp_path, env, "digest", "--once")
     assert code == 1
     assert "failed: SLACK_API_URL: cannot reach Slack" in err
+
+
+async def _black_hole() -> asyncio.Server:
+    """A server that takes connections and never answers (a dead host behind a proxy)."""
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.read()  # until the client gives up
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(hold, "127.0.0.1", 0)
+
+
+async def test_a_slack_that_never_answers_holds_the_start_only_briefly(tmp_path: Path) -> None:
+    """`/healthz` answers within the sign-in's first few seconds, not after the Slack client's
+    whole 30 s timeout; `/readyz` says `slack` meanwhile."""
+    hole = await _black_hole()
+    async with SampleCluster(authorization=f"Simple {API_KEY}") as cluster, SlackStandIn() as slack:
+        env = _env(cluster, slack, tmp_path) | {
+            "SLACK_API_URL": f"http://127.0.0.1:{hole.sockets[0].getsockname()[1]}/api/"
+        }
+        port = free_port()
+        started = asyncio.get_running_loop().time()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port),
+            "--no-scheduler", env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            async with httpx.AsyncClient(timeout=2) as http:
+                url = f"http://127.0.0.1:{port}"
+                for _ in range(300):
+                    try:
+                        healthy = await http.get(f"{url}/healthz")
+                        break
+                    except httpx.TransportError:
+                        await asyncio.sleep(0.05)
+                waited = asyncio.get_running_loop().time() - started
+                assert healthy.status_code == 200
+                assert waited < 15  # the sign-in's 5 s, and the start of a Python process
+                ready = await http.get(f"{url}/readyz")
+                assert (ready.status_code, ready.json()["reasons"]) == (503, ["slack"])
+        finally:
+            process.terminate()
+            _, err = await process.communicate()
+            hole.close()
+            await asyncio.sleep(0.1)  # the held connections see the process gone, and close
+        assert process.returncode == 0, err.decode()
+        assert "no answer from Slack within 5 s" in err.decode()
+
+
+async def test_a_token_slack_refuses_once_it_answers_ends_serve_with_exit_2(
+    tmp_path: Path,
+) -> None:
+    """Slack down at start, then back refusing the token: a settings problem, as it is at
+    start, so the process ends (exit 2, naming the variable) rather than serve unready."""
+    async with SampleCluster(authorization=f"Simple {API_KEY}") as cluster, SlackStandIn() as slack:
+        slack.fail_next("auth.test", status=503)
+        slack.fail_next("auth.test", error="token_revoked")  # the first retry
+        port = free_port()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", str(port),
+            env=_env(cluster, slack, tmp_path), cwd=tmp_path,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            _, err = await asyncio.wait_for(process.communicate(), timeout=30)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert process.returncode == 2, err.decode()
+    assert "SLACK_BOT_TOKEN: Slack refused it (token_revoked)" in err.decode()

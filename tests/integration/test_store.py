@@ -1147,3 +1147,32 @@ async def test_a_sqlite_process_asks_for_the_gil_back_sooner(
     finally:
         await store.close()
     assert interval == [after]
+
+
+async def test_a_database_that_takes_the_connection_and_never_answers_is_unavailable_soon(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not after asyncpg's 60 s: a start, a command needing the store and the readiness probe
+    are held no longer than the connect timeout, and the cause is said."""
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.read()
+        finally:
+            writer.close()
+
+    hole = await asyncio.start_server(hold, "127.0.0.1", 0)
+    monkeypatch.setattr(engine_module, "CONNECT_TIMEOUT_S", 0.5)
+    port = hole.sockets[0].getsockname()[1]
+    store = Store.connect_later(f"postgresql://postgres@127.0.0.1:{port}/test")
+    started = time.monotonic()
+    try:
+        with pytest.raises(
+            StoreUnavailable, match=r"^database unavailable: no answer within 0.5 s$"
+        ):
+            await store.database.migrate()
+        assert time.monotonic() - started < 5
+    finally:
+        await store.close()
+        hole.close()
+        await asyncio.sleep(0.1)
