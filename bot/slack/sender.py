@@ -398,6 +398,8 @@ class SlackSender:
         try:
             await self._client.conversations_join(channel=channel)
         except SlackApiError as error:
+            if _transient(error):  # Slack's trouble, not the channel's: tried again later
+                raise
             code = error_code(error)
             known = meaning(code)
             if known is not None and known.refusal is Refusal.HIDDEN:

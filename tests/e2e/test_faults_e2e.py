@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -89,3 +90,29 @@ async def test_a_bug_behind_a_command_is_logged_and_told_only_to_the_user(
     (logged,) = [r for r in caplog.records if r.exc_info and r.levelname == "ERROR"]
     assert "RuntimeError: a bug in the bot" in caplog.text
     assert logged.name == "bot.slack.listeners.services"  # the listeners' one catch-all
+
+
+async def test_a_join_slack_fails_once_leaves_the_subscription_running_and_posts_later(
+    bot: RunningBot,
+) -> None:
+    """The bot was removed from the channel, and Slack answers its join with a 500 once: that
+    is Slack's trouble, not a channel gone for good, so the subscription is not paused and the
+    alert is posted by the next run."""
+    from bot.testing.sample_cluster import fresh_record
+    from tests.e2e.test_subscriptions_e2e import _alerts
+
+    await bot.command("subscribe acme/image_tagger")
+    await bot.slack.wait_for(lambda s: len(s.top_level("C_GENERAL")) == 1)
+    bot.slack.fail_next("chat.postMessage", error="not_in_channel")
+    bot.slack.fail_next("conversations.join", status=500)
+    record = fresh_record("py-notify-channel-id-int", int(time.time() * 1000))
+    bot.cluster.append_records("acme", "image_tagger", [record])
+    first = await bot.digest()
+    assert first.failed and first.posted == 0  # this run could not post
+    second = await bot.digest()  # what Slack did not take is tried at the next tick
+    assert second.failed == {}
+    await bot.settled(quiet_s=0.2)
+    assert len(_alerts(bot.slack)) == 1
+    await bot.command("list")
+    await bot.slack.wait_for(lambda s: len(s.ephemerals) == 1)
+    assert "paused" not in bot.slack.ephemerals[0].text
