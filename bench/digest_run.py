@@ -71,7 +71,8 @@ class SilentNotifier:
     async def new_alert(self, *args: Any) -> str:
         raise AssertionError("nothing is new")
 
-    first_reply = thread_news = outage = recovered = mute_over = refresh = find_post = new_alert
+    first_reply = thread_news = outage = recovered = mute_over = refresh = new_alert
+    find_post = find_notice = new_alert
 
 
 class MeasuredSource:

@@ -59,6 +59,27 @@ class Subscription:
     """Slack user and user-group ids mentioned in its new alerts, regressions and notices."""
     min_count: int = 1
     """A new kind of error is announced once this many of its records are unreported."""
+    pending_notice: PendingNotice | None = None
+    """A notice about to be posted and not yet confirmed (a crash came between)."""
+
+
+class NoticeKind(enum.StrEnum):
+    """What a subscription's channel is told of its cluster (§3.2: one notice each)."""
+
+    OUTAGE = "outage"
+    """The cluster could not be reached for several runs in a row."""
+    RECOVERED = "recovered"
+
+
+@dataclass(frozen=True, slots=True)
+class PendingNotice:
+    """An outage or recovery notice, stored before it is sent as a `PostIntent` is, its id in
+    the message's metadata: after a crash between the post and its confirmation, the next run
+    finds it in the channel and does not tell the channel twice."""
+
+    kind: NoticeKind
+    id: str
+    created_at: datetime
 
 
 class RunOutcome(enum.StrEnum):

@@ -14,7 +14,7 @@ from typing import TypeVar
 from slack_sdk.errors import SlackApiError
 
 from bot.digest.plan import DigestAction, Kind
-from bot.domain.alerts import AlertThread, PostIntent, Subscription
+from bot.domain.alerts import AlertThread, PendingNotice, PostIntent, Subscription
 from bot.errors.grouping import ErrorGroup
 from bot.metrics import Metrics
 from bot.slack.blocks import alerts, query
@@ -147,14 +147,26 @@ class SlackAlertNotifier:
         except SEND_FAILURES as error:  # an edit only refreshes what the thread already told
             log.warning("could not update alert %s: %s", thread.parent_ts, error)
 
-    async def outage(self, subscription: Subscription, failure: LookupFailure) -> None:
+    async def outage(
+        self, subscription: Subscription, failure: LookupFailure, notice_id: str
+    ) -> None:
         message = alerts.cluster_outage(
             subscription.algorithm, failure, subscription.notify, self._web_url
         )
-        await _in_channel(self._sender.post(subscription.channel_id, message))
+        tag = intent_metadata(notice_id)
+        await _in_channel(self._sender.post(subscription.channel_id, message, metadata=tag))
         self._counted("notice")
 
-    async def recovered(self, subscription: Subscription) -> None:
+    async def recovered(self, subscription: Subscription, notice_id: str) -> None:
         message = alerts.cluster_recovered(subscription.algorithm, self._web_url)
-        await _in_channel(self._sender.post(subscription.channel_id, message))
+        tag = intent_metadata(notice_id)
+        await _in_channel(self._sender.post(subscription.channel_id, message, metadata=tag))
         self._counted("notice")
+
+    async def find_notice(self, channel_id: str, notice: PendingNotice) -> bool:
+        found = await _in_channel(
+            self._sender.find_tagged(
+                channel_id, notice.id, thread_ts=None, since=notice.created_at.timestamp()
+            )
+        )
+        return found is not None

@@ -88,6 +88,8 @@ subscriptions = Table(
     Column("notify", JSON, nullable=False, server_default="[]"),
     # A new kind of error is announced once this many of its records are unreported.
     Column("min_count", Integer, nullable=False, server_default="1"),
+    # An outage or recovery notice posted and not yet confirmed: `kind:id:epoch seconds`.
+    Column("pending_notice", Text, nullable=True),
     # The worker running this subscription now, until when (see `Store.claim`).
     Column("lease_owner", Text, nullable=True),
     Column("lease_until", UTCDateTime, nullable=True),

@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import Integer, Row, Text, bindparam, case, cast, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Update
 
-from bot.domain.alerts import DigestRun, FinishedRun, Subscription
+from bot.domain.alerts import (
+    DigestRun,
+    FinishedRun,
+    NoticeKind,
+    PendingNotice,
+    Subscription,
+)
 from bot.store.engine import Database
 from bot.store.schema import digest_runs, reported_records, subscriptions
 
@@ -170,12 +176,26 @@ class SubscriptionQueries:
         )
         return await self._db.changed(statement) == 1
 
-    async def set_outage_notified(self, subscription_id: int, value: bool) -> bool:
-        """Record whether the channel was told its cluster is unreachable; False if gone."""
+    async def record_notice(self, subscription_id: int, notice: PendingNotice, worker: str) -> bool:
+        """Store the notice before it is sent, only while `worker` holds the subscription's
+        lease (one UPDATE checking it, as `record_intent`); False when it does not: do not
+        post then."""
+        column = subscriptions.c
+        statement = (
+            update(subscriptions)
+            .where(column.id == subscription_id, column.lease_owner == worker)
+            .values(pending_notice=_notice_text(notice))
+        )
+        return await self._db.changed(statement) == 1
+
+    async def settle_notice(self, subscription_id: int, *, outage_notified: bool) -> bool:
+        """The notice was confirmed (or found in the channel, or found never sent): forget it
+        and record whether the channel now knows of an outage, in one UPDATE; False if the
+        subscription is gone."""
         statement = (
             update(subscriptions)
             .where(subscriptions.c.id == subscription_id)
-            .values(outage_notified=value)
+            .values(pending_notice=None, outage_notified=outage_notified)
         )
         return await self._db.changed(statement) == 1
 
@@ -298,6 +318,7 @@ SUBSCRIPTION_COLUMNS: Final = tuple(
         "outage_notified",
         "notify",
         "min_count",
+        "pending_notice",
     )
 )
 
@@ -306,8 +327,25 @@ def subscription_of(row: Row[Any]) -> Subscription:
     """A row of `SUBSCRIPTION_COLUMNS`, which are `Subscription`'s fields in their order (read
     by position: a run claims thousands at once)."""
     values: list[Any] = list(row)
-    values[-2] = tuple(values[-2] or ())  # notify
+    values[-3] = tuple(values[-3] or ())  # notify
+    values[-1] = _notice_of(values[-1])
     return Subscription(*values)
+
+
+def _notice_text(notice: PendingNotice) -> str:
+    return f"{notice.kind.value}:{notice.id}:{notice.created_at.timestamp()!r}"
+
+
+def _notice_of(text: str | None) -> PendingNotice | None:
+    """`_notice_text` read back; None for none, or for text no release of the bot wrote."""
+    if not text:
+        return None
+    kind, _, rest = text.partition(":")
+    notice_id, _, epoch = rest.partition(":")
+    try:
+        return PendingNotice(NoticeKind(kind), notice_id, datetime.fromtimestamp(float(epoch), UTC))
+    except ValueError:
+        return None
 
 
 def leasing(worker: str, now: datetime, lease_seconds: float, *, due_only: bool) -> Update:

@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -24,6 +25,8 @@ from bot.domain.alerts import (
     AlertThread,
     DigestRun,
     FinishedRun,
+    NoticeKind,
+    PendingNotice,
     PostIntent,
     RunOutcome,
     Subscription,
@@ -339,23 +342,24 @@ async def _run_one(
     next_run_at = retry_at(subscription.consecutive_failures, now)
     try:
         next_run_at = next_run(parse_schedule(subscription.schedule), subscription.timezone, now)
+        told = subscription.outage_notified
+        if subscription.pending_notice is not None:  # an earlier run's, unconfirmed
+            told = await _settle_notice(store, notifier, subscription, lease)
         if isinstance(batch, LookupFailure):
             outcome, detail = RunOutcome.CLUSTER_FAILED, str(batch)
             next_run_at = min(next_run_at, retry_at(subscription.consecutive_failures, now))
-            if (
-                subscription.consecutive_failures + 1 >= OUTAGE_NOTICE_AFTER
-                and not subscription.outage_notified
-            ):
-                async with lease.held(subscription.id):  # a notice is a post like the others
-                    await lease.renew(subscription.id)
-                    await notifier.outage(subscription, batch)
-                await store.set_outage_notified(subscription.id, True)
+            if subscription.consecutive_failures + 1 >= OUTAGE_NOTICE_AFTER and not told:
+                failure = batch
+                await _notice(
+                    store, subscription, lease, NoticeKind.OUTAGE,
+                    lambda notice_id: notifier.outage(subscription, failure, notice_id),
+                )  # fmt: skip
         else:
-            if subscription.outage_notified:
-                async with lease.held(subscription.id):
-                    await lease.renew(subscription.id)
-                    await notifier.recovered(subscription)
-                await store.set_outage_notified(subscription.id, False)
+            if told:
+                await _notice(
+                    store, subscription, lease, NoticeKind.RECOVERED,
+                    lambda notice_id: notifier.recovered(subscription, notice_id),
+                )  # fmt: skip
             if fresh or intents or mutes_over:  # else nothing to post: no lease to hold
                 posting = Posting(
                     store, notifier, subscription, batch, now, lease.of(subscription.id),
@@ -404,6 +408,39 @@ async def _run_one(
     # Consecutive failures count cluster outages only (a Slack refusal or a bug is not one),
     # also when telling of the outage failed.
     return FinishedRun(run, next_run_at, succeeded=not isinstance(batch, LookupFailure))
+
+
+async def _notice(
+    store: DigestStore,
+    subscription: Subscription,
+    lease: _Lease,
+    kind: NoticeKind,
+    post: Callable[[str], Awaitable[None]],
+) -> None:
+    """Tell the channel of its cluster's outage or recovery once: the notice is stored before
+    it is sent (only while the lease is held: the statement checks it) and settled once Slack
+    confirmed it, so a crash between the two is found out by the next run (`_settle_notice`)."""
+    notice = PendingNotice(kind, uuid.uuid4().hex, lease.clock())
+    async with lease.held(subscription.id):  # a notice is a post like the others
+        if not await store.record_notice(subscription.id, notice, lease.worker):
+            raise LeaseLost
+        await post(notice.id)
+    await store.settle_notice(subscription.id, outage_notified=kind is NoticeKind.OUTAGE)
+
+
+async def _settle_notice(
+    store: DigestStore, notifier: AlertNotifier, subscription: Subscription, lease: _Lease
+) -> bool:
+    """A notice an earlier run stored and did not confirm (it died between): found in the
+    channel, it counts as told; else it was never sent, and this run tells it if it still
+    applies. Whether the channel now knows of an outage."""
+    notice = subscription.pending_notice
+    assert notice is not None
+    async with lease.held(subscription.id):
+        found = await notifier.find_notice(subscription.channel_id, notice)
+    told = (notice.kind is NoticeKind.OUTAGE) if found else subscription.outage_notified
+    await store.settle_notice(subscription.id, outage_notified=told)
+    return told
 
 
 POSTING_BACKLOG = 4

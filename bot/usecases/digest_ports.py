@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.digest.plan import DigestAction
-from bot.domain.alerts import AlertThread, FinishedRun, PostIntent, Subscription
+from bot.domain.alerts import AlertThread, FinishedRun, PendingNotice, PostIntent, Subscription
 from bot.errors.grouping import ErrorGroup
 from bot.usecases.results import LookupFailure
 
@@ -104,11 +104,19 @@ class AlertNotifier(Protocol):
         """Edit the alert to show the thread as it stands (an edit notifies nobody)."""
         ...
 
-    async def outage(self, subscription: Subscription, failure: LookupFailure) -> None:
-        """Tell the channel its digests have failed some runs in a row, and why."""
+    async def outage(
+        self, subscription: Subscription, failure: LookupFailure, notice_id: str
+    ) -> None:
+        """Tell the channel its digests have failed some runs in a row, and why; tagged with
+        the notice's id."""
         ...
 
-    async def recovered(self, subscription: Subscription) -> None: ...
+    async def recovered(self, subscription: Subscription, notice_id: str) -> None: ...
+
+    async def find_notice(self, channel_id: str, notice: PendingNotice) -> bool:
+        """Whether the channel holds the notice (a crash may have come between its post and
+        its confirmation)."""
+        ...
 
 
 class DigestStore(Protocol):
@@ -137,7 +145,11 @@ class DigestStore(Protocol):
 
     async def pause(self, subscription_id: int, reason: str) -> bool: ...
 
-    async def set_outage_notified(self, subscription_id: int, value: bool) -> bool: ...
+    async def record_notice(
+        self, subscription_id: int, notice: PendingNotice, worker: str
+    ) -> bool: ...
+
+    async def settle_notice(self, subscription_id: int, *, outage_notified: bool) -> bool: ...
 
     async def reported_by_subscription(
         self, subscription_ids: Collection[int]

@@ -86,3 +86,59 @@ async def test_a_digest_killed_while_slack_takes_a_post_tells_everything_once(
         code, out, err = await run_cli(tmp_path, env, "digest", "--once", "--all")
         assert (code, out.strip()) == (0, "digest: 1 ran, 0 failed, 0 posted"), err
         assert len(slack.messages) == 1 + 2 * KINDS  # the confirmation, alerts and replies
+
+
+async def test_a_digest_killed_while_slack_takes_a_notice_tells_it_once(tmp_path: Path) -> None:
+    """§3.2: one notice when the cluster has failed three runs in a row, one when it recovers;
+    the process killed while Slack takes each, the next run finds it and says nothing more."""
+    database = tmp_path / "bot.db"
+    async with (
+        SampleCluster(authorization=f"Simple {API_KEY}") as cluster,
+        SlackStandIn() as slack,
+    ):
+        cluster.load_sample()
+        async with running_bot(database=database, cluster=cluster, slack=slack) as bot:
+            await bot.command("subscribe acme/image_tagger")
+            await slack.wait_for(lambda s: len(s.messages) == 1)
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "ALGORITHMIA_API_URL": cluster.base_url,
+            "ALGORITHMIA_API_KEY": API_KEY,
+            "SLACK_BOT_TOKEN": "xoxb-crash",
+            "SLACK_API_URL": slack.base_url,
+            "DATABASE_URL": f"sqlite:///{database}",
+        }
+
+        async def killed_while_slack_takes_a_post() -> None:
+            hold = slack.hold("chat.postMessage")
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", "digest", "--once", "--all",
+                cwd=tmp_path, env=env,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            await hold.arrived(timeout=60)  # Slack has the notice; the answer is held …
+            process.send_signal(signal.SIGKILL)  # … and the process dies before reading it
+            await process.wait()
+            hold.release()
+            _expire_leases(database)
+
+        def notices(words: str) -> list[str]:
+            return [m.text for m in slack.top_level("C_GENERAL") if words in m.text]
+
+        cluster.down = True
+        for _ in range(2):
+            code, _, err = await run_cli(tmp_path, env, "digest", "--once", "--all")
+            assert code == 1, err
+        await killed_while_slack_takes_a_post()  # the third failure's notice
+        for _ in range(2):  # still down: the notice is found in the channel, not told again
+            await run_cli(tmp_path, env, "digest", "--once", "--all")
+        await slack.wait_idle()
+        assert len(notices("could not reach the Algorithmia")) == 1, slack.summary()
+        cluster.down = False
+        await killed_while_slack_takes_a_post()  # the recovery's notice
+        for _ in range(2):
+            code, _, err = await run_cli(tmp_path, env, "digest", "--once", "--all")
+            assert code == 0, err
+        await slack.wait_idle()
+        assert len(notices("work again, with everything")) == 1, slack.summary()
+        assert len(notices("could not reach the Algorithmia")) == 1

@@ -22,6 +22,7 @@ from bot.domain.alerts import (
     ALERT_STATE,
     AlertState,
     AlertThread,
+    PendingNotice,
     PostIntent,
     PostKind,
     RunOutcome,
@@ -110,11 +111,18 @@ class RecordingNotifier:
     async def refresh(self, thread: AlertThread) -> None:
         self.said.append(("refresh", thread.channel_id, thread.fingerprint, thread.state.value))
 
-    async def outage(self, subscription: Subscription, failure: LookupFailure) -> None:
+    async def outage(
+        self, subscription: Subscription, failure: LookupFailure, notice_id: str
+    ) -> None:
         self.said.append(("outage", subscription.channel_id, failure.detail or failure.kind))
+        self.posted[notice_id] = "notice"
 
-    async def recovered(self, subscription: Subscription) -> None:
+    async def recovered(self, subscription: Subscription, notice_id: str) -> None:
         self.said.append(("recovered", subscription.channel_id))
+        self.posted[notice_id] = "notice"
+
+    async def find_notice(self, channel_id: str, notice: PendingNotice) -> bool:
+        return notice.id in self.posted
 
     def kinds(self) -> list[str]:
         return [entry[0] for entry in self.said]
@@ -220,6 +228,78 @@ async def test_one_failing_algorithm_does_not_stop_another_and_outages_are_told_
     await _run(store, cluster, notifier, at, everything=True)
     await _run(store, cluster, notifier, at + timedelta(minutes=15), everything=True)
     assert notifier.kinds().count("recovered") == 1
+
+
+class _DiesAfterSlackTookTheNotice(RecordingNotifier):
+    """Slack keeps each notice, and the process dies before hearing so."""
+
+    async def outage(
+        self, subscription: Subscription, failure: LookupFailure, notice_id: str
+    ) -> None:
+        await super().outage(subscription, failure, notice_id)
+        raise asyncio.CancelledError
+
+    async def recovered(self, subscription: Subscription, notice_id: str) -> None:
+        await super().recovered(subscription, notice_id)
+        raise asyncio.CancelledError
+
+
+async def test_notices_slack_took_before_a_crash_are_not_told_twice(store: Store) -> None:
+    """§3.2: one notice of the outage and one of the recovery, also when the process dies
+    between each notice's post and its confirmation."""
+    cluster, notifier = FakeCluster(), RecordingNotifier()
+    subscription = await _subscribe(store, cluster)
+    cluster.down.add("acme/image_tagger")
+    at = T0 + timedelta(minutes=15)
+    for _ in range(2):
+        await _run(store, cluster, notifier, at, everything=True)
+        at += timedelta(minutes=15)
+    dying = _DiesAfterSlackTookTheNotice()
+    dying.posted = notifier.posted  # one Slack
+    with pytest.raises(asyncio.CancelledError):
+        await _run(store, cluster, dying, at, everything=True)  # the third failure: told
+    assert dying.kinds() == ["outage"]
+    for _ in range(2):  # the lease runs out; still down: the notice is found, not told again
+        at += timedelta(minutes=15)
+        await _run(store, cluster, notifier, at, everything=True)
+    assert notifier.kinds() == []
+    current = await store.get_subscription(subscription.id)
+    assert current is not None
+    assert (current.outage_notified, current.pending_notice) == (True, None)
+    cluster.down.clear()
+    at += timedelta(minutes=15)
+    with pytest.raises(asyncio.CancelledError):
+        await _run(store, cluster, dying, at, everything=True)
+    assert dying.kinds() == ["outage", "recovered"]
+    for _ in range(2):
+        at += timedelta(minutes=15)
+        await _run(store, cluster, notifier, at, everything=True)
+    assert notifier.kinds() == []  # the recovery was found too
+    current = await store.get_subscription(subscription.id)
+    assert current is not None
+    assert (current.outage_notified, current.pending_notice) == (False, None)
+
+
+async def test_a_notice_that_never_reached_slack_is_told_by_the_next_run(store: Store) -> None:
+    class DiesBeforeTheNotice(RecordingNotifier):
+        async def outage(
+            self, subscription: Subscription, failure: LookupFailure, notice_id: str
+        ) -> None:
+            raise asyncio.CancelledError  # killed with the notice recorded, nothing sent
+
+    cluster, notifier = FakeCluster(), RecordingNotifier()
+    await _subscribe(store, cluster)
+    cluster.down.add("acme/image_tagger")
+    at = T0 + timedelta(minutes=15)
+    for _ in range(2):
+        await _run(store, cluster, notifier, at, everything=True)
+        at += timedelta(minutes=15)
+    with pytest.raises(asyncio.CancelledError):
+        await _run(store, cluster, DiesBeforeTheNotice(), at, everything=True)
+    for _ in range(2):
+        at += timedelta(minutes=15)
+        await _run(store, cluster, notifier, at, everything=True)
+    assert notifier.kinds() == ["outage"]  # told once, by the run after the crash
 
 
 async def test_a_gone_channel_pauses_the_subscription(store: Store) -> None:
@@ -568,7 +648,9 @@ async def test_a_bug_is_never_counted_as_the_cluster_s_fault(store: Store) -> No
 
 async def test_an_outage_notice_slack_refuses_still_counts_the_outage(store: Store) -> None:
     class GoneAtTheNotice(RecordingNotifier):
-        async def outage(self, subscription: Subscription, failure: LookupFailure) -> None:
+        async def outage(
+            self, subscription: Subscription, failure: LookupFailure, notice_id: str
+        ) -> None:
             raise ChannelGone("channel_not_found")
 
     cluster, notifier = FakeCluster(), GoneAtTheNotice()

@@ -37,6 +37,8 @@ from bot.domain.alerts import (
     AlertThread,
     DigestRun,
     FinishedRun,
+    NoticeKind,
+    PendingNotice,
     PostIntent,
     PostKind,
     RunOutcome,
@@ -510,17 +512,29 @@ async def test_a_pause_lets_the_running_lease_finish_and_subscribing_again_resum
     assert await store.pause(subscription.id + 1000, "channel_not_found") is False
 
 
-async def test_outage_notified_is_kept(store: Store) -> None:
+async def test_a_notice_is_recorded_under_the_lease_and_its_settling_keeps_the_outage(
+    store: Store,
+) -> None:
     subscription = await subscribe(store)
-    assert await store.set_outage_notified(subscription.id, True) is True
-    assert await store.get_subscription(subscription.id) == replace(
-        subscription, outage_notified=True
-    )
+    notice = PendingNotice(NoticeKind.OUTAGE, "n1", NOW)
+    assert await store.record_notice(subscription.id, notice, "worker") is False  # no lease
+    assert await store.claim(subscription.id, "worker", NOW, 60) is True
+    assert await store.record_notice(subscription.id, notice, "other") is False
+    assert await store.record_notice(subscription.id, notice, "worker") is True
+    found = await store.get_subscription(subscription.id)
+    assert found is not None
+    assert found.pending_notice == notice  # read back as written, its time included
+    assert await store.settle_notice(subscription.id, outage_notified=True) is True
+    settled = await store.get_subscription(subscription.id)
+    assert settled is not None
+    assert (settled.pending_notice, settled.outage_notified) == (None, True)
     again = await subscribe(store)  # subscribing again does not forget the outage notice
     assert again.outage_notified is True
-    assert await store.set_outage_notified(subscription.id, False) is True
-    assert await store.get_subscription(subscription.id) == replace(again, outage_notified=False)
-    assert await store.set_outage_notified(subscription.id + 1000, True) is False
+    assert await store.settle_notice(subscription.id, outage_notified=False) is True
+    current = await store.get_subscription(subscription.id)
+    assert current is not None
+    assert current.outage_notified is False
+    assert await store.settle_notice(subscription.id + 1000, outage_notified=True) is False
 
 
 async def test_twenty_concurrent_claims_of_one_subscription_make_one_winner(
