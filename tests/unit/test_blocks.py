@@ -349,3 +349,14 @@ def test_times_datetime_cannot_hold_are_written_not_refused() -> None:
         assert terminal.result_as_text(_result([group])).count(year) == 2  # first, last seen
         thread = new_thread("C1", "acme/image_tagger", group.fingerprint, sighting(group))
         assert f"|{year}" in str(alert_blocks.alert_parent(thread).blocks)
+
+
+def test_options_echoed_in_inline_code_cannot_end_it_early() -> None:
+    """A backtick typed in an option would end the code span, and what follows would be read
+    as formatting: it is shown as its look-alike instead, the rest as typed."""
+    group = _group("ValueError: bad", None)
+    options = "type:`x`*bold"
+    parent = str(query_blocks.query_parent(_result([group], options=options), "U1").blocks)
+    assert "matching `type:\u02cbx\u02cb*bold`" in parent
+    empty = query_blocks.no_errors(_result([], options=options)).text
+    assert "matching `type:\u02cbx\u02cb*bold`." in empty

@@ -10,6 +10,7 @@ from bot.slack.blocks.base import (
     MAX_FALLBACK_TEXT,
     Block,
     SlackMessage,
+    code_span,
     context,
     cut,
     cut_escaped,
@@ -43,10 +44,10 @@ def lookup_failed(failure: LookupFailure) -> SlackMessage:
 def invite_me(bot_user_id: str | None, command_text: str) -> SlackMessage:
     """Answer in a private channel the bot cannot post in."""
     me = f"<@{escape(bot_user_id)}>" if bot_user_id else "the algo-errors app"
-    again = escape(f"{COMMAND} {command_text}".strip())
+    again = code_span(f"{COMMAND} {command_text}".strip())
     text = (
         f":lock: I can't post in this channel. Invite me with `/invite` and pick {me}, "
-        f"then run `{again}` again."
+        f"then run {again} again."
     )
     return SlackMessage(text, [section(text)])
 

@@ -44,6 +44,12 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def code_span(text: str) -> str:
+    """Text as inline code: escaped, its backticks (which would end the span early and let
+    the rest be read as formatting) shown as the look-alike `ˋ`."""
+    return "`" + escape(text).replace("`", "\u02cb") + "`"
+
+
 def cut(text: str, limit: int) -> str:
     """Shorten to `limit` characters with an ellipsis."""
     return text if len(text) <= limit else text[: limit - 1] + "…"

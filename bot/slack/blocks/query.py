@@ -24,6 +24,7 @@ from bot.slack.blocks.base import (
     Block,
     SlackMessage,
     algorithm_link,
+    code_span,
     context,
     cut,
     cut_escaped,
@@ -201,7 +202,7 @@ def query_parent(
     known = _named(result) if result.target.startswith("id:") and web_url else None
     if known is not None:  # an id: query whose records name the algorithm
         target = f"*{algorithm_link(known, web_url)}* ({escape(result.target)})"
-    window = f"matching `{escape(result.options)}`" if result.options else "in the last 7 days"
+    window = f"matching {code_span(result.options)}" if result.options else "in the last 7 days"
     headline = (
         f":rotating_light: {target}: {plural(result.errors, 'error')} in "
         f"{plural(len(result.groups), 'group')} {window}"
@@ -278,7 +279,7 @@ def group_reply(group: ErrorGroup, *, show_input: bool = False, lead: str | None
             )
     else:
         stage = parsed.stage
-        reason = f"the runner only named the stage `{escape(stage)}`" if stage else "none sent"
+        reason = f"the runner only named the stage {code_span(stage)}" if stage else "none sent"
         blocks.append(context(f"No stack trace ({reason}). Message:"))
         blocks.append(preformatted(cut(parsed.message or "(empty)", TRACE_BUDGET)))
     if show_input and record.input is not None:
@@ -317,7 +318,7 @@ def _trace_filename(request_id: str) -> str:
 
 
 def no_errors(result: QueryResult) -> SlackMessage:
-    scope = f"matching `{escape(result.options)}`" if result.options else "in the last 7 days"
+    scope = f"matching {code_span(result.options)}" if result.options else "in the last 7 days"
     text = f":white_check_mark: No errors for *{escape(result.target)}* {scope}."
     if result.beyond_window:
         text += " (The API keeps only the last 7 days.)"
