@@ -96,7 +96,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 auto_decompress=False,  # httpx decodes, as it would its own answers
-                cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps the cookies: one jar
+                cookie_jar=aiohttp.DummyCookieJar(),  # no cookies (`ClusterClient`)
                 skip_auto_headers=("User-Agent", "Accept-Encoding"),  # httpx's are sent
             )
         return self._session

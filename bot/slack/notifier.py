@@ -19,7 +19,14 @@ from bot.errors.grouping import ErrorGroup
 from bot.metrics import Metrics
 from bot.slack.blocks import alerts, query
 from bot.slack.refusals import Refusal, meaning
-from bot.slack.sender import SEND_FAILURES, CannotPost, SlackSender, error_code, intent_metadata
+from bot.slack.sender import (
+    SEND_FAILURES,
+    CannotPost,
+    SlackSender,
+    error_code,
+    intent_metadata,
+    slack_trouble,
+)
 from bot.usecases.digest_ports import AlertGone, ChannelGone, PostFailed
 from bot.usecases.results import LookupFailure
 
@@ -134,18 +141,22 @@ class SlackAlertNotifier:
         except AlertGone:  # the thread was deleted: nothing of it is there
             return None
 
-    async def mute_over(self, thread: AlertThread) -> None:
-        await self._edit(thread, mute_ended=True)
+    async def mute_over(self, thread: AlertThread) -> bool:
+        return await self._edit(thread, mute_ended=True)
 
     async def refresh(self, thread: AlertThread) -> None:
         await self._edit(thread, mute_ended=False)
 
-    async def _edit(self, thread: AlertThread, *, mute_ended: bool) -> None:
+    async def _edit(self, thread: AlertThread, *, mute_ended: bool) -> bool:
+        """Redraw the alert; False when Slack failed for its own trouble (a later edit can
+        still land), True when done or refused for good (a deleted message: nothing to show)."""
         parent = alerts.alert_parent(thread, mute_ended=mute_ended, web_url=self._web_url)
         try:
             await self._sender.update(thread.channel_id, thread.parent_ts, parent)
         except SEND_FAILURES as error:  # an edit only refreshes what the thread already told
             log.warning("could not update alert %s: %s", thread.parent_ts, error)
+            return slack_trouble(error) is None
+        return True
 
     async def outage(
         self, subscription: Subscription, failure: LookupFailure, notice_id: str

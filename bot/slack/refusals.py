@@ -1,8 +1,9 @@
 """Slack's error codes that no retry can fix, in one table: what each means for the bot.
 
 The sender turns them into `CannotPost` (answers and notices) and the digest notifier into
-`ChannelGone` / `AlertGone`; everything else (rate limits, 5xx, timeouts) is retried by the
-Web API client's retry handlers.
+`ChannelGone` / `AlertGone`. Slack's own trouble (no answer, a 5xx, `fatal_error` and the
+like: `sender.slack_trouble`) is retried, by the Web API client's retry handlers (429s), the
+sender's post retries and the digest's next ticks; any other code is a refusal of the call.
 """
 
 from __future__ import annotations

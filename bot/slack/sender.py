@@ -174,8 +174,8 @@ class SlackSender:
         return channels
 
     async def is_person(self, user: str) -> bool | None:
-        """Whether `user` is someone an alert can reach (users.info): not a bot, an app, Slackbot
-        or a deactivated account; None when Slack does not say."""
+        """Whether `user` is someone an alert can reach (users.info): not a bot (an app's,
+        a workflow's, Slackbot) nor a deactivated account; None when Slack does not say."""
         if user == "USLACKBOT":  # Slackbot: users.info calls it no bot
             return False
         try:
@@ -191,7 +191,8 @@ class SlackSender:
         found = answer.get("user")
         if not isinstance(found, dict):
             return None
-        return not (found.get("is_bot") or found.get("is_app_user") or found.get("deleted"))
+        # Not `is_app_user`: that is a person who authorized this app (often who installed it).
+        return not (found.get("is_bot") or found.get("is_workflow_bot") or found.get("deleted"))
 
     async def permalink(self, channel: str, ts: str) -> str | None:
         """A link to a message (chat.getPermalink); None when Slack has none (it was deleted)."""

@@ -50,6 +50,7 @@ class WebApiMethods:
     archived_channels: set[str]
     users: dict[str, str]
     bots: set[str]
+    app_users: set[str]
     messages: list[PostedMessage]
     ephemerals: list[Ephemeral]
     calls: list[SlackCall]
@@ -215,6 +216,7 @@ class WebApiMethods:
                 "name": user.lower(),
                 "real_name": user,
                 "is_bot": user == BOT_USER_ID or user in self.bots,
+                "is_app_user": user in self.app_users,
                 "tz": tz,
                 "tz_label": label,
                 "tz_offset": offset,

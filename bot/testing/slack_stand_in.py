@@ -103,6 +103,8 @@ class SlackStandIn(SocketMode, WebApiMethods, FileUploads, ConversationHistory, 
         self.users: dict[str, str] = dict(users or {})
         self.bots: set[str] = set()
         """Users that `users.info` says are bots (the bot itself always is)."""
+        self.app_users: set[str] = set()
+        """People who authorized the app (`is_app_user`: who installed it, say)."""
         self.memberships = (
             {user: set(channels) for user, channels in memberships.items()}
             if memberships is not None

@@ -420,8 +420,9 @@ async def _notice(
     """Tell the channel of its cluster's outage or recovery once: the notice is stored before
     it is sent (only while the lease is held: the statement checks it) and settled once Slack
     confirmed it, so a crash between the two is found out by the next run (`_settle_notice`)."""
+    lease.check()  # a notice is a post like the others: none once the process is stopping
     notice = PendingNotice(kind, uuid.uuid4().hex, lease.clock())
-    async with lease.held(subscription.id):  # a notice is a post like the others
+    async with lease.held(subscription.id):
         if not await store.record_notice(subscription.id, notice, lease.worker):
             raise LeaseLost
         await post(notice.id)
@@ -433,9 +434,13 @@ async def _settle_notice(
 ) -> bool:
     """A notice an earlier run stored and did not confirm (it died between): found in the
     channel, it counts as told; else it was never sent, and this run tells it if it still
-    applies. Whether the channel now knows of an outage."""
+    applies. Whether the channel now knows of an outage.
+
+    (While a previous release, which does not read pending notices, runs beside this one in a
+    rolling upgrade, it may tell the channel again what such a notice told.)"""
     notice = subscription.pending_notice
     assert notice is not None
+    lease.check()
     async with lease.held(subscription.id):
         found = await notifier.find_notice(subscription.channel_id, notice)
     told = (notice.kind is NoticeKind.OUTAGE) if found else subscription.outage_notified
@@ -694,15 +699,17 @@ async def _end_mutes(
 ) -> None:
     """A mute ends by itself: the alerts whose mute ran out are open again, and say so.
 
-    Each is shown first, then written: a process killed between the two shows it again at the
-    next run (an edit notifies nobody), where one killed after the write would leave the alert
-    saying it is muted for good. Written only if no click changed its state since it was read
-    (a resolve, a new mute): then the click stands, and the alert is shown as it now is (the
-    click's own edit may have come before this one)."""
+    Each is shown first, then written: a process killed between the two, or a Slack that
+    failed the edit for its own trouble, shows it again at a later run (an edit notifies
+    nobody), where one written first would leave the alert saying it is muted for good.
+    Written only if no click changed its state since it was read (a resolve, a new mute): then
+    the click stands, and the alert is shown as it now is (the click's own edit may have come
+    before this one)."""
     for thread in mutes_over:
         await lease.renew(subscription.id)
         opened = mute_expired(thread, now)
-        await notifier.mute_over(opened)
+        if not await notifier.mute_over(opened):
+            continue  # still muted, its mute over: the next run ends it
         if not await store.update_alert_thread(opened, fields=ALERT_STATE, expected=thread):
             found = await store.alert_threads(thread.channel_id, thread.algorithm,
                                               [thread.fingerprint])  # fmt: skip

@@ -96,8 +96,9 @@ class AlertNotifier(Protocol):
         the post and its confirmation), or None when it was never posted."""
         ...
 
-    async def mute_over(self, thread: AlertThread) -> None:
-        """Edit the alert to say its mute ran out (an edit notifies nobody)."""
+    async def mute_over(self, thread: AlertThread) -> bool:
+        """Edit the alert to say its mute ran out (an edit notifies nobody); False when Slack
+        did not take the edit for its own trouble (a later run tries again)."""
         ...
 
     async def refresh(self, thread: AlertThread) -> None:

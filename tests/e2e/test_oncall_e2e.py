@@ -116,6 +116,9 @@ async def test_an_alert_assigned_to_a_bot_is_refused_and_keeps_its_owner(
     await bot.settled(quiet_s=0.1)
     assert "Owner: <@U_ALICE>" in str(alert.blocks)
     assert len(bot.slack.thread(alert.ts)) == replies  # nothing told in the thread
+    bot.slack.app_users.add("U_CAROL")  # who installed the app is a person all the same
+    await _clicked(bot, alert, "group_assign", user="U_ALICE", selected="U_CAROL")
+    assert "Owner: <@U_CAROL>" in str(alert.blocks)
 
 
 async def test_the_notify_list_is_mentioned_once_the_threshold_is_crossed() -> None:

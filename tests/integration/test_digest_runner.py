@@ -105,8 +105,9 @@ class RecordingNotifier:
     async def find_post(self, intent: PostIntent) -> str | None:
         return self.posted.get(intent.id)
 
-    async def mute_over(self, thread: AlertThread) -> None:
+    async def mute_over(self, thread: AlertThread) -> bool:
         self.said.append(("mute_over", thread.channel_id, thread.fingerprint))
+        return True
 
     async def refresh(self, thread: AlertThread) -> None:
         self.said.append(("refresh", thread.channel_id, thread.fingerprint, thread.state.value))
@@ -278,6 +279,32 @@ async def test_notices_slack_took_before_a_crash_are_not_told_twice(store: Store
     current = await store.get_subscription(subscription.id)
     assert current is not None
     assert (current.outage_notified, current.pending_notice) == (False, None)
+
+
+async def test_no_notice_is_posted_once_the_process_is_stopping(store: Store) -> None:
+    """SIGTERM while the third failing run waits on the cluster: its notice is left to the
+    next run (of any worker), like any post."""
+    stop = False
+
+    class StoppedDuringTheFetch(FakeCluster):
+        async def list_errors(self, ref: AlgorithmRef) -> RecordBatch:
+            nonlocal stop
+            if len(self.fetches) == 2:  # the third run's fetch
+                stop = True
+            return await super().list_errors(ref)
+
+    cluster, notifier = StoppedDuringTheFetch(), RecordingNotifier()
+    await _subscribe(store, cluster)
+    cluster.fetches.clear()  # subscribing fetched once
+    cluster.down.add("acme/image_tagger")
+    at = T0 + timedelta(minutes=15)
+    for _ in range(3):
+        await _run(store, cluster, notifier, at, everything=True, stopping=lambda: stop)
+        at += timedelta(minutes=15)
+    assert notifier.kinds() == []
+    stop = False
+    await _run(store, cluster, notifier, at, everything=True)
+    assert notifier.kinds() == ["outage"]  # told by the next run
 
 
 async def test_a_notice_that_never_reached_slack_is_told_by_the_next_run(store: Store) -> None:
@@ -573,7 +600,7 @@ async def test_a_mute_end_the_process_was_killed_before_showing_is_shown_by_the_
     store: Store,
 ) -> None:
     class DiesBeforeTheEdit(RecordingNotifier):
-        async def mute_over(self, thread: AlertThread) -> None:
+        async def mute_over(self, thread: AlertThread) -> bool:
             raise asyncio.CancelledError  # killed before Slack got the edit
 
     cluster, notifier = FakeCluster(), RecordingNotifier()
@@ -588,17 +615,42 @@ async def test_a_mute_end_the_process_was_killed_before_showing_is_shown_by_the_
     assert (opened.state, opened.muted_until) == (AlertState.OPEN, None)
 
 
+async def test_a_mute_end_slack_failed_to_show_is_shown_by_a_later_run(store: Store) -> None:
+    class SlackInTroubleOnce(RecordingNotifier):
+        failed = False
+
+        async def mute_over(self, thread: AlertThread) -> bool:
+            if not self.failed:
+                self.failed = True
+                return False  # a 5xx on chat.update: the alert still says muted
+            return await super().mute_over(thread)
+
+    cluster, notifier = FakeCluster(), SlackInTroubleOnce()
+    until = T0 + timedelta(hours=1)
+    fingerprint = await _muted_until(store, cluster, notifier, until)
+    await _run(store, cluster, notifier, until + timedelta(minutes=16))
+    thread = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
+    assert thread is not None
+    assert thread.state is AlertState.MUTED  # not written: the alert would contradict it
+    await _run(store, cluster, notifier, until + timedelta(minutes=31))
+    assert notifier.said[-1] == ("mute_over", "C1", fingerprint)
+    opened = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
+    assert opened is not None
+    assert opened.state is AlertState.OPEN
+
+
 async def test_a_click_while_a_mute_end_is_shown_stands_and_the_alert_shows_it(
     store: Store,
 ) -> None:
     class ResolvedMeanwhile(RecordingNotifier):
-        async def mute_over(self, thread: AlertThread) -> None:
+        async def mute_over(self, thread: AlertThread) -> bool:
             await super().mute_over(thread)
             found = await store.find_alert_thread("C1", "acme/image_tagger", thread.fingerprint)
             assert found is not None  # someone resolves it while Slack takes the edit
             await store.update_alert_thread(
                 replace(found, state=AlertState.RESOLVED, muted_until=None), fields=ALERT_STATE
             )
+            return True
 
     cluster, notifier = FakeCluster(), ResolvedMeanwhile()
     until = T0 + timedelta(hours=1)
