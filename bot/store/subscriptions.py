@@ -188,13 +188,22 @@ class SubscriptionQueries:
         )
         return await self._db.changed(statement) == 1
 
-    async def settle_notice(self, subscription_id: int, *, outage_notified: bool) -> bool:
+    async def settle_notice(
+        self, subscription_id: int, notice: PendingNotice, *, outage_notified: bool
+    ) -> bool:
         """The notice was confirmed (or found in the channel, or found never sent): forget it
-        and record whether the channel now knows of an outage, in one UPDATE; False if the
-        subscription is gone."""
+        and record whether the channel now knows of an outage, in one UPDATE, only while it is
+        the notice stored (a run whose lease ran out meanwhile does not settle the next
+        holder's); False when it is not, or the subscription is gone."""
+        column = subscriptions.c
         statement = (
             update(subscriptions)
-            .where(subscriptions.c.id == subscription_id)
+            .where(
+                column.id == subscription_id,
+                column.pending_notice.startswith(
+                    f"{notice.kind.value}:{notice.id}:", autoescape=True
+                ),
+            )
             .values(pending_notice=None, outage_notified=outage_notified)
         )
         return await self._db.changed(statement) == 1

@@ -426,7 +426,7 @@ async def _notice(
         if not await store.record_notice(subscription.id, notice, lease.worker):
             raise LeaseLost
         await post(notice.id)
-    await store.settle_notice(subscription.id, outage_notified=kind is NoticeKind.OUTAGE)
+    await store.settle_notice(subscription.id, notice, outage_notified=kind is NoticeKind.OUTAGE)
 
 
 async def _settle_notice(
@@ -444,7 +444,7 @@ async def _settle_notice(
     async with lease.held(subscription.id):
         found = await notifier.find_notice(subscription.channel_id, notice)
     told = (notice.kind is NoticeKind.OUTAGE) if found else subscription.outage_notified
-    await store.settle_notice(subscription.id, outage_notified=told)
+    await store.settle_notice(subscription.id, notice, outage_notified=told)
     return told
 
 

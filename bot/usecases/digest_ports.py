@@ -150,7 +150,9 @@ class DigestStore(Protocol):
         self, subscription_id: int, notice: PendingNotice, worker: str
     ) -> bool: ...
 
-    async def settle_notice(self, subscription_id: int, *, outage_notified: bool) -> bool: ...
+    async def settle_notice(
+        self, subscription_id: int, notice: PendingNotice, *, outage_notified: bool
+    ) -> bool: ...
 
     async def reported_by_subscription(
         self, subscription_ids: Collection[int]

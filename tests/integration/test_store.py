@@ -512,7 +512,7 @@ async def test_a_pause_lets_the_running_lease_finish_and_subscribing_again_resum
     assert await store.pause(subscription.id + 1000, "channel_not_found") is False
 
 
-async def test_a_notice_is_recorded_under_the_lease_and_its_settling_keeps_the_outage(
+async def test_a_notice_is_recorded_under_the_lease_and_settled_only_while_it_is_stored(
     store: Store,
 ) -> None:
     subscription = await subscribe(store)
@@ -524,17 +524,25 @@ async def test_a_notice_is_recorded_under_the_lease_and_its_settling_keeps_the_o
     found = await store.get_subscription(subscription.id)
     assert found is not None
     assert found.pending_notice == notice  # read back as written, its time included
-    assert await store.settle_notice(subscription.id, outage_notified=True) is True
+    # A run whose lease ran out does not settle the notice the next holder stored.
+    later = PendingNotice(NoticeKind.OUTAGE, "n2", NOW + timedelta(minutes=2))
+    assert await store.record_notice(subscription.id, later, "worker") is True
+    assert await store.settle_notice(subscription.id, notice, outage_notified=True) is False
+    assert await store.settle_notice(subscription.id, later, outage_notified=True) is True
     settled = await store.get_subscription(subscription.id)
     assert settled is not None
     assert (settled.pending_notice, settled.outage_notified) == (None, True)
     again = await subscribe(store)  # subscribing again does not forget the outage notice
     assert again.outage_notified is True
-    assert await store.settle_notice(subscription.id, outage_notified=False) is True
+    recovered = PendingNotice(NoticeKind.RECOVERED, "n3", NOW + timedelta(minutes=5))
+    assert await store.record_notice(subscription.id, recovered, "worker") is True
+    assert await store.settle_notice(subscription.id, recovered, outage_notified=False) is True
     current = await store.get_subscription(subscription.id)
     assert current is not None
     assert current.outage_notified is False
-    assert await store.settle_notice(subscription.id + 1000, outage_notified=True) is False
+    assert (
+        await store.settle_notice(subscription.id + 1000, recovered, outage_notified=True) is False
+    )
 
 
 async def test_twenty_concurrent_claims_of_one_subscription_make_one_winner(
