@@ -48,12 +48,9 @@ def cluster_client(connections: int, timeout: httpx.Timeout) -> httpx.AsyncClien
 
 
 class _NoCookies(httpx.Cookies):
-    """A jar that keeps nothing and sends nothing."""
+    """A jar that keeps nothing (so, empty, it sends nothing)."""
 
     def extract_cookies(self, response: httpx.Response) -> None:
-        pass
-
-    def set_cookie_header(self, request: httpx.Request) -> None:
         pass
 
 

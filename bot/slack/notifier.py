@@ -18,6 +18,7 @@ from bot.domain.alerts import AlertThread, PendingNotice, PostIntent, Subscripti
 from bot.errors.grouping import ErrorGroup
 from bot.metrics import Metrics
 from bot.slack.blocks import alerts, query
+from bot.slack.blocks.base import SlackMessage
 from bot.slack.refusals import Refusal, meaning
 from bot.slack.sender import (
     SEND_FAILURES,
@@ -164,14 +165,15 @@ class SlackAlertNotifier:
         message = alerts.cluster_outage(
             subscription.algorithm, failure, subscription.notify, self._web_url
         )
-        tag = intent_metadata(notice_id)
-        await _in_channel(self._sender.post(subscription.channel_id, message, metadata=tag))
-        self._counted("notice")
+        await self._notice(subscription.channel_id, message, notice_id)
 
     async def recovered(self, subscription: Subscription, notice_id: str) -> None:
         message = alerts.cluster_recovered(subscription.algorithm, self._web_url)
+        await self._notice(subscription.channel_id, message, notice_id)
+
+    async def _notice(self, channel_id: str, message: SlackMessage, notice_id: str) -> None:
         tag = intent_metadata(notice_id)
-        await _in_channel(self._sender.post(subscription.channel_id, message, metadata=tag))
+        await _in_channel(self._sender.post(channel_id, message, metadata=tag))
         self._counted("notice")
 
     async def find_notice(self, channel_id: str, notice: PendingNotice) -> bool:

@@ -64,7 +64,7 @@ _POST_TRIES = 3
 _RETRY_BASE_S = 0.5
 
 
-SLACK_TROUBLE = frozenset(
+_SLACK_TROUBLE = frozenset(
     {"service_unavailable", "fatal_error", "internal_error", "request_timeout", "ratelimited"}
 )
 """What Slack answers, with a 200 too, when it is in trouble rather than refusing the call."""
@@ -72,12 +72,12 @@ SLACK_TROUBLE = frozenset(
 
 def slack_trouble(error: BaseException) -> str | None:
     """How Slack failed, when the failure is Slack's own and a retry later may cure it (no
-    connection, no answer in time, a 5xx, one of `SLACK_TROUBLE`; a 429 is waited out by the
+    connection, no answer in time, a 5xx, one of `_SLACK_TROUBLE`; a 429 is waited out by the
     client's rate-limit handler before it gets here); None for anything else (a refusal of
     the call itself, a bug)."""
     if isinstance(error, SlackApiError):
         status, code = int(error.response.status_code), error_code(error)
-        if status >= 500 or code in SLACK_TROUBLE:
+        if status >= 500 or code in _SLACK_TROUBLE:
             return f"Slack answered {status} ({code})" if status >= 500 else f"Slack said {code}"
         return None
     if isinstance(error, asyncio.TimeoutError):
@@ -85,11 +85,6 @@ def slack_trouble(error: BaseException) -> str | None:
     if isinstance(error, aiohttp.ClientError):
         return f"Slack could not be reached ({str(error) or type(error).__name__})"
     return None
-
-
-def _transient(error: BaseException) -> bool:
-    """A failure a retry may cure (`slack_trouble`)."""
-    return slack_trouble(error) is not None
 
 
 def intent_metadata(intent_id: str) -> dict[str, Any]:
@@ -365,7 +360,7 @@ class SlackSender:
                     )  # fmt: skip
                 return str(response["ts"])
             except SEND_FAILURES as error:
-                if not _transient(error) or attempt == _POST_TRIES - 1:
+                if slack_trouble(error) is None or attempt == _POST_TRIES - 1:
                     raise
                 reason = str(error) or type(error).__name__
                 log.warning("posting in %s failed (%s); trying again", channel, reason)
@@ -399,7 +394,7 @@ class SlackSender:
         try:
             await self._client.conversations_join(channel=channel)
         except SlackApiError as error:
-            if _transient(error):  # Slack's trouble, not the channel's: tried again later
+            if slack_trouble(error) is not None:  # not the channel's fault: tried again later
                 raise
             code = error_code(error)
             known = meaning(code)

@@ -344,7 +344,9 @@ async def _run_one(
         next_run_at = next_run(parse_schedule(subscription.schedule), subscription.timezone, now)
         told = subscription.outage_notified
         if subscription.pending_notice is not None:  # an earlier run's, unconfirmed
-            told = await _settle_notice(store, notifier, subscription, lease)
+            told = await _settle_notice(
+                store, notifier, subscription, subscription.pending_notice, lease
+            )
         if isinstance(batch, LookupFailure):
             outcome, detail = RunOutcome.CLUSTER_FAILED, str(batch)
             next_run_at = min(next_run_at, retry_at(subscription.consecutive_failures, now))
@@ -430,7 +432,11 @@ async def _notice(
 
 
 async def _settle_notice(
-    store: DigestStore, notifier: AlertNotifier, subscription: Subscription, lease: _Lease
+    store: DigestStore,
+    notifier: AlertNotifier,
+    subscription: Subscription,
+    notice: PendingNotice,
+    lease: _Lease,
 ) -> bool:
     """A notice an earlier run stored and did not confirm (it died between): found in the
     channel, it counts as told; else it was never sent, and this run tells it if it still
@@ -438,8 +444,6 @@ async def _settle_notice(
 
     (While a previous release, which does not read pending notices, runs beside this one in a
     rolling upgrade, it may tell the channel again what such a notice told.)"""
-    notice = subscription.pending_notice
-    assert notice is not None
     lease.check()
     async with lease.held(subscription.id):
         found = await notifier.find_notice(subscription.channel_id, notice)

@@ -31,7 +31,7 @@ from bot.slack.listeners.services import AfterAck, Services
 from bot.slack.notifier import SlackAlertNotifier
 from bot.slack.pacing import ChannelPacer, PacingRetryHandler
 from bot.slack.scopes import BOT_SCOPES
-from bot.slack.sender import SLACK_TROUBLE, SlackSender
+from bot.slack.sender import SlackSender, slack_trouble
 from bot.store.engine import share_the_gil_with_sqlite
 from bot.store.exceptions import InvalidDatabaseUrl, StoreUnavailable
 from bot.store.repository import Store
@@ -315,7 +315,7 @@ async def check_slack_token(bot: Bot) -> None:
         code = error.response.get("error")
         # Slack in trouble, not refusing the token: retried as Slack unreachable (a start
         # that failed for it would need an operator to restart it).
-        if int(error.response.status_code) >= 500 or code in SLACK_TROUBLE:
+        if slack_trouble(error) is not None:
             raise SlackUnreachable(
                 f"SLACK_API_URL: Slack answered {error.response.status_code}"
                 + (f" ({code})" if code else "")

@@ -5,7 +5,6 @@ ends with exactly one alert and one trace reply."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.testing.harness import API_KEY, running_bot
+from bot.testing.harness import API_KEY, process_env, running_bot
 from bot.testing.sample_cluster import SampleCluster
 from bot.testing.slack_stand_in import SlackStandIn
 from tests.e2e.test_cli_e2e import run_cli
@@ -51,14 +50,7 @@ async def test_a_digest_killed_while_slack_takes_a_post_tells_everything_once(
             await bot.command("subscribe acme/image_tagger")
             await slack.wait_for(lambda s: len(s.messages) == 1)
         cluster.append_records("acme", "image_tagger", _kinds(KINDS))
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "ALGORITHMIA_API_URL": cluster.base_url,
-            "ALGORITHMIA_API_KEY": API_KEY,
-            "SLACK_BOT_TOKEN": "xoxb-crash",
-            "SLACK_API_URL": slack.base_url,
-            "DATABASE_URL": f"sqlite:///{database}",
-        }
+        env = process_env(cluster, slack, f"sqlite:///{database}")
         holds = [slack.hold("chat.postMessage") for _ in range(post)]
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "digest", "--once", "--all",
@@ -100,14 +92,7 @@ async def test_a_digest_killed_while_slack_takes_a_notice_tells_it_once(tmp_path
         async with running_bot(database=database, cluster=cluster, slack=slack) as bot:
             await bot.command("subscribe acme/image_tagger")
             await slack.wait_for(lambda s: len(s.messages) == 1)
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "ALGORITHMIA_API_URL": cluster.base_url,
-            "ALGORITHMIA_API_KEY": API_KEY,
-            "SLACK_BOT_TOKEN": "xoxb-crash",
-            "SLACK_API_URL": slack.base_url,
-            "DATABASE_URL": f"sqlite:///{database}",
-        }
+        env = process_env(cluster, slack, f"sqlite:///{database}")
 
         async def killed_while_slack_takes_a_post() -> None:
             hold = slack.hold("chat.postMessage")

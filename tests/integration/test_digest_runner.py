@@ -156,6 +156,26 @@ async def _run(store: Store, cluster: FakeCluster, notifier: RecordingNotifier,
     return await run_digests(store, cluster, notifier, now=at, worker="w1", **kwargs)
 
 
+async def _failing_runs(
+    store: Store, cluster: FakeCluster, notifier: RecordingNotifier, runs: int = 2
+) -> datetime:
+    """The sample algorithm's cluster down for `runs` runs a quarter of an hour apart, from
+    T0 + 15 minutes (two: the next failure is the one told); the time of the run after."""
+    cluster.down.add("acme/image_tagger")
+    at = T0 + timedelta(minutes=15)
+    for _ in range(runs):
+        await _run(store, cluster, notifier, at, everything=True)
+        at += timedelta(minutes=15)
+    return at
+
+
+async def _thread(store: Store, fingerprint: str) -> AlertThread:
+    """C1's alert thread of the sample algorithm under `fingerprint`, which must exist."""
+    found = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
+    assert found is not None
+    return found
+
+
 async def test_first_digest_posts_only_errors_newer_than_the_subscription(store: Store) -> None:
     cluster, notifier = FakeCluster(), RecordingNotifier()
     cluster.records["acme/image_tagger"] = [_record(1, BOOM, 30)]
@@ -250,11 +270,7 @@ async def test_notices_slack_took_before_a_crash_are_not_told_twice(store: Store
     between each notice's post and its confirmation."""
     cluster, notifier = FakeCluster(), RecordingNotifier()
     subscription = await _subscribe(store, cluster)
-    cluster.down.add("acme/image_tagger")
-    at = T0 + timedelta(minutes=15)
-    for _ in range(2):
-        await _run(store, cluster, notifier, at, everything=True)
-        at += timedelta(minutes=15)
+    at = await _failing_runs(store, cluster, notifier)
     dying = _DiesAfterSlackTookTheNotice()
     dying.posted = notifier.posted  # one Slack
     with pytest.raises(asyncio.CancelledError):
@@ -316,11 +332,7 @@ async def test_a_notice_that_never_reached_slack_is_told_by_the_next_run(store: 
 
     cluster, notifier = FakeCluster(), RecordingNotifier()
     await _subscribe(store, cluster)
-    cluster.down.add("acme/image_tagger")
-    at = T0 + timedelta(minutes=15)
-    for _ in range(2):
-        await _run(store, cluster, notifier, at, everything=True)
-        at += timedelta(minutes=15)
+    at = await _failing_runs(store, cluster, notifier)
     with pytest.raises(asyncio.CancelledError):
         await _run(store, cluster, DiesBeforeTheNotice(), at, everything=True)
     for _ in range(2):
@@ -588,8 +600,7 @@ async def _muted_until(store: Store, cluster: FakeCluster, notifier: RecordingNo
     cluster.records["acme/image_tagger"] = [_record(1, BOOM)]
     await _run(store, cluster, notifier, T0 + timedelta(minutes=15))
     fingerprint = notifier.said[0][2]
-    thread = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
-    assert thread is not None
+    thread = await _thread(store, fingerprint)
     await store.update_alert_thread(
         replace(thread, state=AlertState.MUTED, muted_until=until), fields=ALERT_STATE
     )
@@ -610,8 +621,7 @@ async def test_a_mute_end_the_process_was_killed_before_showing_is_shown_by_the_
         await _run(store, cluster, DiesBeforeTheEdit(), until + timedelta(minutes=16))
     await _run(store, cluster, notifier, until + timedelta(minutes=31), everything=True)
     assert notifier.said[-1] == ("mute_over", "C1", fingerprint)  # the alert no longer says muted
-    opened = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
-    assert opened is not None
+    opened = await _thread(store, fingerprint)
     assert (opened.state, opened.muted_until) == (AlertState.OPEN, None)
 
 
@@ -629,13 +639,11 @@ async def test_a_mute_end_slack_failed_to_show_is_shown_by_a_later_run(store: St
     until = T0 + timedelta(hours=1)
     fingerprint = await _muted_until(store, cluster, notifier, until)
     await _run(store, cluster, notifier, until + timedelta(minutes=16))
-    thread = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
-    assert thread is not None
+    thread = await _thread(store, fingerprint)
     assert thread.state is AlertState.MUTED  # not written: the alert would contradict it
     await _run(store, cluster, notifier, until + timedelta(minutes=31))
     assert notifier.said[-1] == ("mute_over", "C1", fingerprint)
-    opened = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
-    assert opened is not None
+    opened = await _thread(store, fingerprint)
     assert opened.state is AlertState.OPEN
 
 
@@ -645,8 +653,7 @@ async def test_a_click_while_a_mute_end_is_shown_stands_and_the_alert_shows_it(
     class ResolvedMeanwhile(RecordingNotifier):
         async def mute_over(self, thread: AlertThread) -> bool:
             await super().mute_over(thread)
-            found = await store.find_alert_thread("C1", "acme/image_tagger", thread.fingerprint)
-            assert found is not None  # someone resolves it while Slack takes the edit
+            found = await _thread(store, thread.fingerprint)  # resolved while Slack edits
             await store.update_alert_thread(
                 replace(found, state=AlertState.RESOLVED, muted_until=None), fields=ALERT_STATE
             )
@@ -660,8 +667,7 @@ async def test_a_click_while_a_mute_end_is_shown_stands_and_the_alert_shows_it(
         ("mute_over", "C1", fingerprint),
         ("refresh", "C1", fingerprint, "resolved"),  # the last edit shows what the click did
     ]
-    thread = await store.find_alert_thread("C1", "acme/image_tagger", fingerprint)
-    assert thread is not None
+    thread = await _thread(store, fingerprint)
     assert thread.state is AlertState.RESOLVED
 
 
@@ -707,11 +713,7 @@ async def test_an_outage_notice_slack_refuses_still_counts_the_outage(store: Sto
 
     cluster, notifier = FakeCluster(), GoneAtTheNotice()
     subscription = await _subscribe(store, cluster)
-    cluster.down.add("acme/image_tagger")
-    at = T0 + timedelta(minutes=15)
-    for _ in range(2):
-        await _run(store, cluster, notifier, at, everything=True)
-        at += timedelta(minutes=15)
+    at = await _failing_runs(store, cluster, notifier)
     # The third failure's notice finds the channel gone.
     report = await _run(store, cluster, notifier, at, everything=True)
     assert "channel_not_found" in report.failed[subscription.id]
